@@ -1,0 +1,20 @@
+//! Domain types and pure rules of platform-proxy.
+//!
+//! Nothing in this crate does I/O: routes, adapters and the rules that decide
+//! how a request maps onto an upstream (route matching, path normalization,
+//! response header rewriting) live here so that the data plane, the control
+//! plane and the store agree on one definition and can test it without
+//! sockets.
+
+pub mod adapter;
+pub mod path;
+pub mod rewrite;
+pub mod route;
+pub mod table;
+
+pub use adapter::{Adapter, AdapterOverrides, BaseUrlStrategy};
+pub use route::{
+    NewRoute, OwnerType, Route, RouteLimits, RouteMode, RoutePatch, RouteStatus, Upstream,
+    UpstreamScheme, ValidationError,
+};
+pub use table::{ResolvedRoute, RouteTable};

@@ -1,0 +1,188 @@
+//! The route table: an immutable snapshot built off the hot path and
+//! swapped whole; lookups are one hash probe for host routes and one probe
+//! per path segment for path routes (longest prefix first).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::adapter::Adapter;
+use crate::route::{Route, RouteMode};
+
+/// A route prepared for serving: everything derivable is derived once here.
+#[derive(Debug, Clone)]
+pub struct CompiledRoute {
+    pub route: Route,
+    pub adapter: Adapter,
+    /// Public path prefix without the trailing slash; empty on host routes.
+    pub public_prefix: String,
+    /// Prefix the upstream serves under, without trailing slash; empty when
+    /// the upstream believes it lives at `/`.
+    pub upstream_prefix: String,
+    /// Full host of a subdomain route (`{route_host}.{apps_domain}`).
+    pub host: Option<String>,
+}
+
+/// The outcome of matching a request against the table.
+#[derive(Debug, Clone)]
+pub struct ResolvedRoute {
+    pub route: Arc<CompiledRoute>,
+    /// The path to send upstream (normalized, mapped per `base_url_strategy`).
+    pub upstream_path: String,
+    /// The request addressed the bare prefix without its trailing slash.
+    pub bare_prefix: bool,
+}
+
+/// A route that could not be placed because another one owns its address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflict {
+    pub kept: uuid::Uuid,
+    pub dropped: uuid::Uuid,
+    pub address: String,
+}
+
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    apps_domain: String,
+    hosts: HashMap<String, Arc<CompiledRoute>>,
+    paths: HashMap<String, Arc<CompiledRoute>>,
+    max_depth: usize,
+}
+
+impl RouteTable {
+    /// Builds a table from stored routes. Routes that are deleted or not in
+    /// a served state are left out; of two routes claiming one address the
+    /// older wins and the other is reported.
+    #[must_use]
+    pub fn build(apps_domain: &str, mut routes: Vec<Route>) -> (Self, Vec<Conflict>) {
+        let apps_domain = apps_domain.to_ascii_lowercase();
+        routes.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
+        let mut table = Self {
+            apps_domain: apps_domain.clone(),
+            ..Self::default()
+        };
+        let mut conflicts = Vec::new();
+        for route in routes {
+            if route.deleted_at.is_some() || !route.status.is_served() {
+                continue;
+            }
+            let adapter = route.effective_adapter();
+            let upstream_prefix = if adapter.base_url_strategy.keeps_prefix() {
+                route.runtime_prefix()
+            } else {
+                String::new()
+            };
+            let (key, map) = match route.route_mode {
+                RouteMode::Subdomain => {
+                    let label = route.route_host.clone().unwrap_or_default();
+                    (format!("{label}.{apps_domain}"), &mut table.hosts)
+                }
+                RouteMode::PathPrefix => {
+                    let prefix = route.public_path.trim_end_matches('/').to_owned();
+                    (prefix, &mut table.paths)
+                }
+            };
+            let compiled = CompiledRoute {
+                public_prefix: match route.route_mode {
+                    RouteMode::Subdomain => String::new(),
+                    RouteMode::PathPrefix => key.clone(),
+                },
+                host: (route.route_mode == RouteMode::Subdomain).then(|| key.clone()),
+                upstream_prefix,
+                adapter,
+                route,
+            };
+            if let Some(existing) = map.get(&key) {
+                conflicts.push(Conflict {
+                    kept: existing.route.id,
+                    dropped: compiled.route.id,
+                    address: key,
+                });
+                continue;
+            }
+            if compiled.route.route_mode == RouteMode::PathPrefix {
+                table.max_depth = table.max_depth.max(key.matches('/').count());
+            }
+            map.insert(key, Arc::new(compiled));
+        }
+        (table, conflicts)
+    }
+
+    #[must_use]
+    pub fn apps_domain(&self) -> &str {
+        &self.apps_domain
+    }
+
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.hosts.len() + self.paths.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether `host` (lower-case, without port) belongs to the apps domain.
+    #[must_use]
+    pub fn is_apps_host(&self, host: &str) -> bool {
+        host == self.apps_domain
+            || host
+                .strip_suffix(&self.apps_domain)
+                .is_some_and(|l| l.len() > 1 && l.ends_with('.'))
+    }
+
+    /// Matches a request. `host` is lower-case without port; `path` must
+    /// already be normalized by [`crate::path::normalize`].
+    #[must_use]
+    pub fn resolve(&self, host: &str, path: &str) -> Option<ResolvedRoute> {
+        if host == self.apps_domain {
+            return self.resolve_path(path);
+        }
+        let route = self.hosts.get(host)?;
+        let upstream_path = if route.upstream_prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{}{path}", route.upstream_prefix)
+        };
+        Some(ResolvedRoute {
+            route: Arc::clone(route),
+            upstream_path,
+            bare_prefix: false,
+        })
+    }
+
+    fn resolve_path(&self, path: &str) -> Option<ResolvedRoute> {
+        // Byte offsets of each segment end: "/w/a/web/x" -> [2, 4, 8, 10].
+        let mut ends: Vec<usize> = path
+            .char_indices()
+            .skip(1)
+            .filter(|(_, c)| *c == '/')
+            .map(|(i, _)| i)
+            .collect();
+        if !path.ends_with('/') {
+            ends.push(path.len());
+        }
+        ends.truncate(self.max_depth);
+        for &end in ends.iter().rev() {
+            let prefix = &path[..end];
+            if let Some(route) = self.paths.get(prefix) {
+                let rest = &path[end..];
+                let bare_prefix = rest.is_empty();
+                let upstream_path = if route.upstream_prefix.is_empty() {
+                    if rest.is_empty() { "/".to_owned() } else { rest.to_owned() }
+                } else {
+                    format!("{}{rest}", route.upstream_prefix)
+                };
+                return Some(ResolvedRoute {
+                    route: Arc::clone(route),
+                    upstream_path,
+                    bare_prefix,
+                });
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+use super::*;
+use crate::adapter::{AdapterOverrides, BaseUrlStrategy};
+use crate::route::{NewRoute, OwnerType, RouteLimits, RouteStatus, Upstream, UpstreamScheme};
+use time::OffsetDateTime;
+
+fn route(owner: &str, mode: RouteMode, host: Option<&str>, adapter: &str) -> Route {
+    NewRoute {
+        owner_type: OwnerType::AppInstance,
+        owner_id: owner.into(),
+        endpoint_name: Some("web".into()),
+        org_id: None,
+        project_id: None,
+        proxy_pool_id: None,
+        route_mode: mode,
+        route_host: host.map(Into::into),
+        upstream: Upstream {
+            targets: vec!["127.0.0.1:1".into()],
+            scheme: UpstreamScheme::Http,
+        },
+        adapter: Some(adapter.into()),
+        adapter_overrides: AdapterOverrides::default(),
+        limits: RouteLimits::default(),
+        policy: None,
+        status: None,
+    }
+    .into_route(OffsetDateTime::now_utc())
+    .expect("valid")
+}
+
+fn platform(slug: &str) -> Route {
+    let mut r = route(slug, RouteMode::PathPrefix, None, "generic");
+    r.owner_type = OwnerType::PlatformService;
+    r.public_path = format!("/p/{slug}/");
+    r
+}
+
+fn table() -> RouteTable {
+    RouteTable::build(
+        "apps.example.com",
+        vec![
+            route("a1", RouteMode::PathPrefix, None, "generic"),
+            route("j1", RouteMode::PathPrefix, None, "jupyterlab"),
+            route("h1", RouteMode::Subdomain, Some("demo"), "generic"),
+            route("h2", RouteMode::Subdomain, Some("jup"), "jupyterlab"),
+            platform("grafana"),
+        ],
+    )
+    .0
+}
+
+#[test]
+fn resolves_host_and_path_routes() {
+    let t = table();
+    let cases = [
+        ("apps.example.com", "/w/a1/web/x/y", Some(("a1", "/x/y", false))),
+        ("apps.example.com", "/w/a1/web/", Some(("a1", "/", false))),
+        ("apps.example.com", "/w/a1/web", Some(("a1", "/", true))),
+        ("apps.example.com", "/w/j1/web/lab", Some(("j1", "/w/j1/web/lab", false))),
+        ("apps.example.com", "/p/grafana/d/1", Some(("grafana", "/d/1", false))),
+        ("apps.example.com", "/w/a1/webx", None),
+        ("apps.example.com", "/w/a1", None),
+        ("apps.example.com", "/", None),
+        ("demo.apps.example.com", "/x?", Some(("h1", "/x?", false))),
+        ("jup.apps.example.com", "/lab", Some(("h2", "/w/h2/web/lab", false))),
+        ("nope.apps.example.com", "/", None),
+        ("other.com", "/w/a1/web/", None),
+    ];
+    for (host, path, want) in cases {
+        let got = t
+            .resolve(host, path)
+            .map(|r| (r.route.route.owner_id.clone(), r.upstream_path, r.bare_prefix));
+        let want = want.map(|(o, p, b)| (o.to_owned(), p.to_owned(), b));
+        assert_eq!(got, want, "{host}{path}");
+    }
+}
+
+#[test]
+fn apps_host_recognition() {
+    let t = table();
+    assert!(t.is_apps_host("apps.example.com"));
+    assert!(t.is_apps_host("x.apps.example.com"));
+    assert!(!t.is_apps_host("xapps.example.com"));
+    assert!(!t.is_apps_host("example.com"));
+}
+
+#[test]
+fn older_route_keeps_a_contested_address() {
+    let first = route("c1", RouteMode::Subdomain, Some("same"), "generic");
+    let second = route("c2", RouteMode::Subdomain, Some("same"), "generic");
+    let (t, conflicts) = RouteTable::build("apps.example.com", vec![second, first.clone()]);
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(conflicts[0].kept, first.id);
+    let r = t.resolve("same.apps.example.com", "/").expect("found");
+    assert_eq!(r.route.route.owner_id, "c1");
+}
+
+#[test]
+fn unserved_routes_are_left_out() {
+    let mut disabled = route("d1", RouteMode::PathPrefix, None, "generic");
+    disabled.status = RouteStatus::Disabled;
+    let mut deleted = route("d2", RouteMode::PathPrefix, None, "generic");
+    deleted.deleted_at = Some(OffsetDateTime::now_utc());
+    let (t, _) = RouteTable::build("apps.example.com", vec![disabled, deleted]);
+    assert!(t.is_empty());
+    assert!(t.resolve("apps.example.com", "/w/d1/web/").is_none());
+}
+
+#[test]
+fn strategy_decides_upstream_prefix() {
+    let t = table();
+    let j = t.resolve("apps.example.com", "/w/j1/web/").expect("found");
+    assert_eq!(j.route.adapter.base_url_strategy, BaseUrlStrategy::PlatformPath);
+    assert_eq!(j.route.upstream_prefix, "/w/j1/web");
+    assert_eq!(j.route.public_prefix, "/w/j1/web");
+}
