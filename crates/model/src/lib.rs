@@ -7,12 +7,16 @@
 //! sockets.
 
 pub mod adapter;
+pub mod envelope;
 pub mod path;
+pub mod public;
 pub mod rewrite;
 pub mod route;
 pub mod table;
 
 pub use adapter::{Adapter, AdapterOverrides, BaseUrlStrategy};
+pub use envelope::{CorrelationId, ErrorEnvelope, CORRELATION_HEADER};
+pub use public::PublicBase;
 pub use route::{
     NewRoute, OwnerType, Route, RouteLimits, RouteMode, RoutePatch, RouteStatus, Upstream,
     UpstreamScheme, ValidationError,

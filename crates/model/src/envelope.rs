@@ -1,0 +1,128 @@
+//! The error envelope every plane answers with (DESIGN.md, "Errors"), and
+//! the correlation id that ties a response to its log lines and audit rows.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Header carrying the correlation id on every response the proxy produces.
+pub const CORRELATION_HEADER: &str = "x-correlation-id";
+
+/// The id of one request, generated at the listener and carried in request
+/// extensions to every step, the upstream, the response and the logs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CorrelationId(pub String);
+
+impl CorrelationId {
+    #[must_use]
+    pub fn new() -> Self {
+        Self(uuid::Uuid::new_v4().simple().to_string())
+    }
+}
+
+impl Default for CorrelationId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for CorrelationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `{"error": {...}}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code, e.g. `route_not_found`.
+    pub code: String,
+    /// Human-readable explanation; never contains secrets.
+    pub message: String,
+    pub correlation_id: String,
+    /// The request field at fault, for validation errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ErrorEnvelope {
+    #[must_use]
+    pub fn new(code: &str, message: impl Into<String>, correlation_id: &CorrelationId) -> Self {
+        Self {
+            error: ErrorBody {
+                code: code.to_owned(),
+                message: message.into(),
+                correlation_id: correlation_id.0.clone(),
+                field: None,
+            },
+        }
+    }
+
+    #[must_use]
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        self.error.field = Some(field.into());
+        self
+    }
+
+    /// The small HTML page a browser navigation gets instead of JSON: the
+    /// same facts, escaped.
+    #[must_use]
+    pub fn to_html(&self, status: u16) -> String {
+        let e = &self.error;
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"><title>{status} {code}</title>\
+             <style>body{{font:16px system-ui,sans-serif;margin:3em auto;max-width:40em;color:#222}}\
+             code{{background:#eee;padding:.1em .3em}}</style></head><body>\
+             <h1>{status}</h1><p>{message}</p><p>Error <code>{code}</code>, \
+             correlation id <code>{cid}</code>.</p></body></html>",
+            code = escape_html(&e.code),
+            message = escape_html(&e.message),
+            cid = escape_html(&e.correlation_id),
+        )
+    }
+}
+
+/// Escapes text for an HTML element body or a quoted attribute.
+#[must_use]
+pub fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_shape_is_the_public_contract() {
+        let cid = CorrelationId("abc".into());
+        let v = serde_json::to_value(ErrorEnvelope::new("route_not_found", "no", &cid))
+            .expect("json");
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"code": "route_not_found", "message": "no", "correlation_id": "abc"}})
+        );
+    }
+
+    #[test]
+    fn html_page_escapes() {
+        let cid = CorrelationId("c".into());
+        let html = ErrorEnvelope::new("x", "<script>", &cid).to_html(404);
+        assert!(html.contains("&lt;script&gt;"));
+        assert!(!html.contains("<script>"));
+    }
+}
