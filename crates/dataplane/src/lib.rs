@@ -1,1 +1,31 @@
+//! The data plane of platform-proxy: listeners, the request pipeline, and
+//! everything on the path of a proxied byte.
+//!
+//! Modules follow the request: [`listener`] accepts (TLS via [`tls`]),
+//! [`pipeline`] dispatches by host and runs resolve → limit → forward →
+//! rewrite, [`forward`] talks to the upstream, [`tunnel`] carries WebSocket
+//! frames, [`respond`] rewrites the upstream's response headers, and
+//! [`account`] writes the access log. The data plane never touches the store:
+//! the binary feeds it route tables through [`RouteTableHandle`].
 
+pub mod account;
+pub mod body;
+pub mod error;
+pub mod forward;
+pub mod headers;
+pub mod host;
+pub mod limit;
+pub mod listener;
+pub mod pipeline;
+pub mod respond;
+pub mod routes;
+pub mod settings;
+pub mod tls;
+pub mod tunnel;
+
+pub use body::ProxyBody;
+pub use error::ProxyError;
+pub use listener::{serve, Listener};
+pub use pipeline::{ApiHandler, ConnInfo, Proxy};
+pub use routes::RouteTableHandle;
+pub use settings::Settings;

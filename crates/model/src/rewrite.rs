@@ -67,7 +67,7 @@ pub fn rewrite_location(value: &str, ctx: &RewriteContext<'_>) -> Option<String>
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(split);
         let authority = authority.to_ascii_lowercase();
-        if !ctx.own_authorities.iter().any(|a| *a == authority) {
+        if !ctx.own_authorities.contains(&authority) {
             return None;
         }
         let path = if tail.starts_with('/') {

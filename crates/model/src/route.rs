@@ -167,7 +167,7 @@ impl Route {
         Adapter::preset(&self.adapter)
             .or_else(|| Adapter::preset("generic"))
             .map(|a| a.with_overrides(&self.adapter_overrides))
-            .unwrap_or_else(|| unreachable_generic())
+            .unwrap_or_else(unreachable_generic)
     }
 
     /// The prefix the upstream serves under (no trailing slash; empty for

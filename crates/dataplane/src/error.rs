@@ -1,0 +1,186 @@
+//! The one data-plane error type. It knows its HTTP status, its public code,
+//! where it came from and whether retrying is safe, and becomes a response in
+//! exactly one place ([`ProxyError::into_response`]).
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::BodyExt;
+use pp_model::{CorrelationId, ErrorEnvelope};
+
+use crate::body::{full, ProxyBody};
+
+/// Who caused an error: decides log level and whether operators are paged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Client,
+    Proxy,
+    Upstream,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("no app is served at this host")]
+    UnknownHost,
+    #[error("no route matches this address")]
+    RouteNotFound,
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("request headers exceed {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("request body exceeds the route's limit of {limit} bytes")]
+    PayloadTooLarge { limit: u64 },
+    #[error("the route allows at most {limit} concurrent connections")]
+    RouteBusy { limit: u32 },
+    #[error("the upstream app could not be reached")]
+    UpstreamUnreachable,
+    #[error("the upstream app did not answer in time")]
+    UpstreamTimeout,
+    #[error("the upstream app sent an invalid response")]
+    UpstreamProtocol,
+}
+
+impl ProxyError {
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::UnknownHost | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RouteBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::UpstreamUnreachable | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::UnknownHost => "unknown_host",
+            Self::RouteNotFound => "route_not_found",
+            Self::BadRequest(_) => "bad_request",
+            Self::HeadersTooLarge { .. } => "headers_too_large",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::RouteBusy { .. } => "route_busy",
+            Self::UpstreamUnreachable => "upstream_unreachable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::UpstreamProtocol => "upstream_bad_response",
+        }
+    }
+
+    #[must_use]
+    pub fn source(&self) -> Source {
+        match self {
+            Self::UnknownHost
+            | Self::RouteNotFound
+            | Self::BadRequest(_)
+            | Self::HeadersTooLarge { .. }
+            | Self::PayloadTooLarge { .. } => Source::Client,
+            Self::RouteBusy { .. } => Source::Proxy,
+            Self::UpstreamUnreachable | Self::UpstreamTimeout | Self::UpstreamProtocol => {
+                Source::Upstream
+            }
+        }
+    }
+
+    /// Whether the same request may be sent again without side effects
+    /// having happened upstream.
+    #[must_use]
+    pub fn retry_safe(&self) -> bool {
+        matches!(self, Self::UpstreamUnreachable | Self::RouteBusy { .. })
+    }
+
+    /// The response the client sees: the JSON envelope, or a small HTML page
+    /// with the same facts for a browser navigation.
+    #[must_use]
+    pub fn into_response(self, cid: &CorrelationId, html: bool) -> Response<ProxyBody> {
+        let status = self.status();
+        let envelope = ErrorEnvelope::new(self.code(), self.to_string(), cid);
+        let (ctype, body) = if html {
+            ("text/html; charset=utf-8", Bytes::from(envelope.to_html(status.as_u16())))
+        } else {
+            (
+                "application/json",
+                Bytes::from(serde_json::to_vec(&envelope).unwrap_or_default()),
+            )
+        };
+        let mut resp = Response::new(full(body));
+        *resp.status_mut() = status;
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        );
+        if let Ok(v) = HeaderValue::from_str(&cid.0) {
+            h.insert(pp_model::CORRELATION_HEADER, v);
+        }
+        if matches!(self, Self::RouteBusy { .. }) {
+            h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+/// Whether the client is a browser navigating (it gets HTML errors).
+#[must_use]
+pub fn wants_html(headers: &http::HeaderMap) -> bool {
+    if headers
+        .get("sec-fetch-mode")
+        .is_some_and(|m| m.as_bytes() == b"navigate")
+    {
+        return true;
+    }
+    headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"))
+}
+
+/// Drains an error response body into a string (tests and logs).
+pub async fn body_text(resp: Response<ProxyBody>) -> String {
+    match resp.into_body().collect().await {
+        Ok(b) => String::from_utf8_lossy(&b.to_bytes()).into_owned(),
+        Err(_) => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_error_has_a_distinct_status_and_code_in_the_envelope() {
+        let cid = CorrelationId("cid1".into());
+        let cases = [
+            (ProxyError::UnknownHost, 404, "unknown_host"),
+            (ProxyError::RouteNotFound, 404, "route_not_found"),
+            (ProxyError::BadRequest("x".into()), 400, "bad_request"),
+            (ProxyError::HeadersTooLarge { limit: 1 }, 431, "headers_too_large"),
+            (ProxyError::PayloadTooLarge { limit: 1 }, 413, "payload_too_large"),
+            (ProxyError::RouteBusy { limit: 1 }, 429, "route_busy"),
+            (ProxyError::UpstreamUnreachable, 502, "upstream_unreachable"),
+            (ProxyError::UpstreamTimeout, 504, "upstream_timeout"),
+            (ProxyError::UpstreamProtocol, 502, "upstream_bad_response"),
+        ];
+        for (err, status, code) in cases {
+            let resp = err.into_response(&cid, false);
+            assert_eq!(resp.status().as_u16(), status);
+            assert_eq!(resp.headers()["x-correlation-id"], "cid1");
+            let v: serde_json::Value =
+                serde_json::from_str(&body_text(resp).await).expect("json");
+            assert_eq!(v["error"]["code"], code);
+            assert_eq!(v["error"]["correlation_id"], "cid1");
+        }
+    }
+
+    #[tokio::test]
+    async fn navigations_get_html_with_the_same_facts() {
+        let cid = CorrelationId("cid2".into());
+        let resp = ProxyError::RouteNotFound.into_response(&cid, true);
+        assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
+        let text = body_text(resp).await;
+        assert!(text.contains("route_not_found") && text.contains("cid2"));
+    }
+}

@@ -1,0 +1,179 @@
+//! Listeners: accept loops for plain TCP (HTTP/1.1 and h2c prior knowledge)
+//! and TLS (ALPN h2 / http/1.1), and the graceful shutdown that stops
+//! accepting, lets in-flight requests and open tunnels finish up to the
+//! grace deadline, then closes what is left.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::pipeline::{ConnInfo, Proxy};
+
+/// One bound socket and, for HTTPS, its TLS acceptor.
+pub struct Listener {
+    pub tcp: TcpListener,
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("addr", &self.tcp.local_addr().ok())
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// Time the tunnels get after the drain signal to exchange Close frames.
+const TUNNEL_CLOSE_WAIT: Duration = Duration::from_secs(6);
+
+/// Serves every listener until `shutdown` fires, then drains and returns.
+pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, shutdown: CancellationToken) {
+    let conns = TaskTracker::new();
+    let builder = Arc::new(builder(&proxy));
+    let mut accept_loops = Vec::new();
+    for l in listeners {
+        accept_loops.push(tokio::spawn(accept_loop(
+            l,
+            Arc::clone(&proxy),
+            Arc::clone(&builder),
+            conns.clone(),
+            shutdown.clone(),
+        )));
+    }
+    shutdown.cancelled().await;
+    for a in accept_loops {
+        let _ = a.await;
+    }
+    let grace = proxy.settings().shutdown_grace;
+    tracing::info!(
+        connections = conns.len(),
+        tunnels = proxy.open_tunnels(),
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: no longer accepting, draining"
+    );
+    conns.close();
+    proxy.tunnels().close();
+    let drained = tokio::time::timeout(grace, async {
+        conns.wait().await;
+        proxy.tunnels().wait().await;
+    })
+    .await;
+    if drained.is_err() {
+        tracing::info!(
+            connections = conns.len(),
+            tunnels = proxy.open_tunnels(),
+            "grace period over: closing what is left"
+        );
+        proxy.drain_tunnels();
+        let _ = tokio::time::timeout(TUNNEL_CLOSE_WAIT, proxy.tunnels().wait()).await;
+    }
+    tracing::info!("drained");
+}
+
+fn builder(proxy: &Proxy) -> auto::Builder<TokioExecutor> {
+    let s = proxy.settings();
+    let mut b = auto::Builder::new(TokioExecutor::new());
+    // hyper refuses heads above its buffer on its own with a bare 431; keep
+    // its buffer above our limit so the pipeline answers with the envelope.
+    b.http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(s.header_read_timeout)
+        .max_buf_size((s.max_header_bytes * 2).max(16 * 1024))
+        .keep_alive(true);
+    b.http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(s.max_header_bytes * 2).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(Some(256));
+    b
+}
+
+async fn accept_loop(
+    listener: Listener,
+    proxy: Arc<Proxy>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    conns: TaskTracker,
+    shutdown: CancellationToken,
+) {
+    let tls = listener.tls.is_some();
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => return,
+            a = listener.tcp.accept() => a,
+        };
+        let (stream, remote) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let info = ConnInfo { remote, tls };
+        let proxy = Arc::clone(&proxy);
+        let builder = Arc::clone(&builder);
+        let shutdown = shutdown.clone();
+        let acceptor = listener.tls.clone();
+        conns.spawn(async move {
+            let svc = {
+                let proxy = Arc::clone(&proxy);
+                service_fn(move |req| {
+                    let proxy = Arc::clone(&proxy);
+                    async move { Ok::<_, Infallible>(proxy.handle(req, info).await) }
+                })
+            };
+            match acceptor {
+                None => serve_conn(&builder, TokioIo::new(stream), svc, &shutdown).await,
+                Some(acc) => {
+                    let timeout = proxy.settings().header_read_timeout;
+                    match tokio::time::timeout(timeout, acc.accept(stream)).await {
+                        Ok(Ok(tls_stream)) => {
+                            serve_conn(&builder, TokioIo::new(tls_stream), svc, &shutdown).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
+                        Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn serve_conn<I, S>(builder: &auto::Builder<TokioExecutor>, io: I, svc: S, shutdown: &CancellationToken)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::ProxyBody>,
+            Error = Infallible,
+        > + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        }
+        () = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error while draining");
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Response head rewriting (pipeline step 8, headers part): hop-by-hop
+//! headers dropped, `Location` / `Content-Location` / `Set-Cookie` mapped
+//! onto the public origin and prefix by the rules in `pp_model::rewrite`.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use pp_model::rewrite::{rewrite_location, rewrite_set_cookie, RewriteContext};
+use pp_model::table::CompiledRoute;
+
+use crate::headers::hop;
+
+/// Rewrites the upstream's response headers in place.
+pub fn rewrite_headers(
+    headers: &mut HeaderMap,
+    route: &CompiledRoute,
+    public_origin: &str,
+    public_authority: &str,
+) {
+    hop::strip(headers, false);
+    let mut own: Vec<String> = route
+        .route
+        .upstream
+        .targets
+        .iter()
+        .map(|t| t.to_ascii_lowercase())
+        .collect();
+    own.push(public_authority.to_ascii_lowercase());
+    let ctx = RewriteContext {
+        public_origin,
+        public_prefix: &route.public_prefix,
+        upstream_prefix: &route.upstream_prefix,
+        strategy: route.adapter.base_url_strategy,
+        own_authorities: &own,
+    };
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let new = headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| rewrite_location(v, &ctx));
+        if let Some(v) = new.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(name, v);
+        }
+    }
+    if headers.contains_key(header::SET_COOKIE) {
+        let cookies: Vec<HeaderValue> = headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| {
+                v.to_str()
+                    .ok()
+                    .and_then(|s| rewrite_set_cookie(s, &ctx))
+                    .and_then(|s| HeaderValue::from_str(&s).ok())
+                    .unwrap_or_else(|| v.clone())
+            })
+            .collect();
+        headers.remove(header::SET_COOKIE);
+        for c in cookies {
+            headers.append(header::SET_COOKIE, c);
+        }
+    }
+}
