@@ -125,18 +125,31 @@ pub struct Adapter {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope_strategy: Option<ScopeStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint_strategy: Option<EntrypointStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub default_open_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stable_deep_link_template: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub auth_strategy: Option<AuthStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub base_url_strategy: Option<BaseUrlStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite_strategy: Option<RewriteStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub response_rewrite_strategy: Option<ResponseRewriteStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cookie_scope_strategy: Option<CookieScopeStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub verify_strategy: Option<VerifyStrategy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub websocket_required: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub root_requires_trailing_slash: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream_host_header: Option<UpstreamHostHeader>,
 }
 
@@ -300,7 +313,9 @@ mod tests {
             root_requires_trailing_slash: Some(true),
             ..AdapterOverrides::default()
         };
-        let a = Adapter::preset("jupyterlab").expect("preset").with_overrides(&o);
+        let a = Adapter::preset("jupyterlab")
+            .expect("preset")
+            .with_overrides(&o);
         assert_eq!(a.default_open_path, "/tree");
         assert!(a.root_requires_trailing_slash);
         assert_eq!(a.base_url_strategy, BaseUrlStrategy::PlatformPath);

@@ -110,8 +110,8 @@ mod tests {
     #[test]
     fn envelope_shape_is_the_public_contract() {
         let cid = CorrelationId("abc".into());
-        let v = serde_json::to_value(ErrorEnvelope::new("route_not_found", "no", &cid))
-            .expect("json");
+        let v =
+            serde_json::to_value(ErrorEnvelope::new("route_not_found", "no", &cid)).expect("json");
         assert_eq!(
             v,
             serde_json::json!({"error": {"code": "route_not_found", "message": "no", "correlation_id": "abc"}})

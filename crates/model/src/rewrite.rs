@@ -28,7 +28,10 @@ pub struct RewriteContext<'a> {
 fn under(path: &str, prefix: &str) -> bool {
     !prefix.is_empty()
         && path.starts_with(prefix)
-        && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/' | b'?' | b'#'))
+        && matches!(
+            path.as_bytes().get(prefix.len()),
+            None | Some(b'/' | b'?' | b'#')
+        )
 }
 
 /// Maps a root-relative path (may carry query and fragment) emitted by the

@@ -368,7 +368,10 @@ impl RoutePatch {
         }
         if let Some(reason) = self.failure_reason {
             if reason.len() > 1024 {
-                return Err(ValidationError::new("failure_reason", "longer than 1024 bytes"));
+                return Err(ValidationError::new(
+                    "failure_reason",
+                    "longer than 1024 bytes",
+                ));
             }
             route.failure_reason = Some(reason);
         }
@@ -428,7 +431,10 @@ fn check_host_label(h: &str) -> Result<(), ValidationError> {
         if label.is_empty() || label.len() > 63 {
             return bad("each DNS label must be 1 to 63 characters");
         }
-        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return bad("may contain only letters, digits, '-' and '.'");
         }
         if label.starts_with('-') || label.ends_with('-') {
@@ -440,7 +446,10 @@ fn check_host_label(h: &str) -> Result<(), ValidationError> {
 
 fn check_upstream(u: &Upstream) -> Result<(), ValidationError> {
     if u.targets.is_empty() {
-        return Err(ValidationError::new("upstream.targets", "needs at least one target"));
+        return Err(ValidationError::new(
+            "upstream.targets",
+            "needs at least one target",
+        ));
     }
     if u.targets.len() > MAX_TARGETS {
         return Err(ValidationError::new(
@@ -458,11 +467,14 @@ fn check_upstream(u: &Upstream) -> Result<(), ValidationError> {
         }
         let host_ok = !host.is_empty()
             && host.len() <= 253
-            && host
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']'));
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
+            });
         if !host_ok {
-            return Err(ValidationError::new(field, "host is not a DNS name or IP address"));
+            return Err(ValidationError::new(
+                field,
+                "host is not a DNS name or IP address",
+            ));
         }
     }
     Ok(())
@@ -501,7 +513,10 @@ fn check_adapter(name: &str, overrides: &AdapterOverrides) -> Result<(), Validat
 
 fn check_limits(l: &RouteLimits) -> Result<(), ValidationError> {
     if l.max_connections == Some(0) {
-        return Err(ValidationError::new("limits.max_connections", "must be at least 1"));
+        return Err(ValidationError::new(
+            "limits.max_connections",
+            "must be at least 1",
+        ));
     }
     if l.websocket_idle_timeout_secs == Some(0) {
         return Err(ValidationError::new(

@@ -169,7 +169,11 @@ impl RouteTable {
                 let rest = &path[end..];
                 let bare_prefix = rest.is_empty();
                 let upstream_path = if route.upstream_prefix.is_empty() {
-                    if rest.is_empty() { "/".to_owned() } else { rest.to_owned() }
+                    if rest.is_empty() {
+                        "/".to_owned()
+                    } else {
+                        rest.to_owned()
+                    }
                 } else {
                     format!("{}{rest}", route.upstream_prefix)
                 };

@@ -37,12 +37,32 @@ fn location_table() {
         // base-path-aware app redirecting outside its base: left alone
         (&based_app, "/other", None),
         // absolute to the upstream: public origin, mapped path
-        (&root_app, "http://10.0.3.7:8888/tree", Some("https://apps.example.com/w/a/web/tree")),
-        (&based_app, "http://10.0.3.7:8888/w/a/web/lab", Some("https://apps.example.com/w/a/web/lab")),
-        (&root_app, "http://10.0.3.7:8888", Some("https://apps.example.com/w/a/web/")),
-        (&root_app, "//10.0.3.7:8888/x", Some("https://apps.example.com/w/a/web/x")),
+        (
+            &root_app,
+            "http://10.0.3.7:8888/tree",
+            Some("https://apps.example.com/w/a/web/tree"),
+        ),
+        (
+            &based_app,
+            "http://10.0.3.7:8888/w/a/web/lab",
+            Some("https://apps.example.com/w/a/web/lab"),
+        ),
+        (
+            &root_app,
+            "http://10.0.3.7:8888",
+            Some("https://apps.example.com/w/a/web/"),
+        ),
+        (
+            &root_app,
+            "//10.0.3.7:8888/x",
+            Some("https://apps.example.com/w/a/web/x"),
+        ),
         // absolute to the public host with the wrong scheme: fixed
-        (&based_app, "http://apps.example.com/w/a/web/lab", Some("https://apps.example.com/w/a/web/lab")),
+        (
+            &based_app,
+            "http://apps.example.com/w/a/web/lab",
+            Some("https://apps.example.com/w/a/web/lab"),
+        ),
         // foreign absolute URL: untouched (no open redirect rewriting)
         (&root_app, "https://idp.example.org/auth", None),
         // relative: already relative to the public URL
@@ -55,7 +75,12 @@ fn location_table() {
         (&host_root, "/lab", None),
     ];
     for (c, input, want) in cases {
-        assert_eq!(rewrite_location(input, c).as_deref(), *want, "{input} via {:?}", c.strategy);
+        assert_eq!(
+            rewrite_location(input, c).as_deref(),
+            *want,
+            "{input} via {:?}",
+            c.strategy
+        );
     }
 }
 
@@ -63,7 +88,10 @@ fn location_table() {
 fn prefix_match_is_segment_aware() {
     let own = own();
     let c = ctx("/w/a/web", "", BaseUrlStrategy::None, &own);
-    assert_eq!(rewrite_location("/w/a/website", &c).as_deref(), Some("/w/a/web/w/a/website"));
+    assert_eq!(
+        rewrite_location("/w/a/website", &c).as_deref(),
+        Some("/w/a/web/w/a/website")
+    );
 }
 
 #[test]
@@ -74,17 +102,41 @@ fn set_cookie_table() {
     let host_based = ctx("", "/w/a/web", BaseUrlStrategy::PlatformPath, &own);
     let host_root = ctx("", "", BaseUrlStrategy::None, &own);
     let cases: &[(&RewriteContext<'_>, &str, Option<&str>)] = &[
-        (&root_app, "sid=1; Path=/; HttpOnly", Some("sid=1; Path=/w/a/web/; HttpOnly")),
-        (&root_app, "sid=1; path=/api", Some("sid=1; Path=/w/a/web/api")),
+        (
+            &root_app,
+            "sid=1; Path=/; HttpOnly",
+            Some("sid=1; Path=/w/a/web/; HttpOnly"),
+        ),
+        (
+            &root_app,
+            "sid=1; path=/api",
+            Some("sid=1; Path=/w/a/web/api"),
+        ),
         (&root_app, "sid=1; Path=/w/a/web/", None),
-        (&root_app, "sid=1; Domain=10.0.3.7; Path=/", Some("sid=1; Path=/w/a/web/")),
+        (
+            &root_app,
+            "sid=1; Domain=10.0.3.7; Path=/",
+            Some("sid=1; Path=/w/a/web/"),
+        ),
         (&root_app, "sid=1; HttpOnly", None),
         (&based_app, "_xsrf=2; Path=/w/a/web/", None),
-        (&host_based, "_xsrf=2; Path=/w/a/web/", Some("_xsrf=2; Path=/")),
-        (&host_root, "a=b; Path=/; Domain=.apps.example.com; Secure", Some("a=b; Path=/; Secure")),
+        (
+            &host_based,
+            "_xsrf=2; Path=/w/a/web/",
+            Some("_xsrf=2; Path=/"),
+        ),
+        (
+            &host_root,
+            "a=b; Path=/; Domain=.apps.example.com; Secure",
+            Some("a=b; Path=/; Secure"),
+        ),
         (&host_root, "a=b; Path=/", None),
         // value bytes kept exactly, including '=' inside the value
-        (&root_app, "t=a=b==; Path=/", Some("t=a=b==; Path=/w/a/web/")),
+        (
+            &root_app,
+            "t=a=b==; Path=/",
+            Some("t=a=b==; Path=/w/a/web/"),
+        ),
     ];
     for (c, input, want) in cases {
         assert_eq!(rewrite_set_cookie(input, c).as_deref(), *want, "{input}");

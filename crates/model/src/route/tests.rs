@@ -30,7 +30,9 @@ fn err_field(n: NewRoute) -> String {
 
 #[test]
 fn path_prefix_route_derives_public_path() {
-    let r = base().into_route(OffsetDateTime::UNIX_EPOCH).expect("valid");
+    let r = base()
+        .into_route(OffsetDateTime::UNIX_EPOCH)
+        .expect("valid");
     assert_eq!(r.public_path, "/w/a7f9c2/web/");
     assert_eq!(r.runtime_prefix(), "/w/a7f9c2/web");
     assert_eq!(r.status, RouteStatus::Pending);
@@ -65,17 +67,38 @@ fn each_bad_field_is_named() {
         ("owner_id", Box::new(|n| n.owner_id = "..".into())),
         ("owner_id", Box::new(|n| n.owner_id = String::new())),
         ("endpoint_name", Box::new(|n| n.endpoint_name = None)),
-        ("endpoint_name", Box::new(|n| n.endpoint_name = Some("%2e".into()))),
+        (
+            "endpoint_name",
+            Box::new(|n| n.endpoint_name = Some("%2e".into())),
+        ),
         ("org_id", Box::new(|n| n.org_id = Some("a b".into()))),
         ("route_host", Box::new(|n| n.route_host = Some("x".into()))),
         ("upstream.targets", Box::new(|n| n.upstream.targets.clear())),
-        ("upstream.targets[0]", Box::new(|n| n.upstream.targets[0] = "nohost".into())),
-        ("upstream.targets[0]", Box::new(|n| n.upstream.targets[0] = "h:0".into())),
-        ("upstream.targets[0]", Box::new(|n| n.upstream.targets[0] = "h:99999".into())),
-        ("upstream.targets[0]", Box::new(|n| n.upstream.targets[0] = "a/b:80".into())),
+        (
+            "upstream.targets[0]",
+            Box::new(|n| n.upstream.targets[0] = "nohost".into()),
+        ),
+        (
+            "upstream.targets[0]",
+            Box::new(|n| n.upstream.targets[0] = "h:0".into()),
+        ),
+        (
+            "upstream.targets[0]",
+            Box::new(|n| n.upstream.targets[0] = "h:99999".into()),
+        ),
+        (
+            "upstream.targets[0]",
+            Box::new(|n| n.upstream.targets[0] = "a/b:80".into()),
+        ),
         ("adapter", Box::new(|n| n.adapter = Some("nope".into()))),
-        ("limits.max_connections", Box::new(|n| n.limits.max_connections = Some(0))),
-        ("policy", Box::new(|n| n.policy = Some(serde_json::json!([1])))),
+        (
+            "limits.max_connections",
+            Box::new(|n| n.limits.max_connections = Some(0)),
+        ),
+        (
+            "policy",
+            Box::new(|n| n.policy = Some(serde_json::json!([1]))),
+        ),
         (
             "adapter_overrides.default_open_path",
             Box::new(|n| n.adapter_overrides.default_open_path = Some("//evil".into())),
@@ -100,7 +123,9 @@ fn subdomain_host_labels_follow_dns_rules() {
 
 #[test]
 fn patch_keeps_identity_and_validates_changes() {
-    let mut r = base().into_route(OffsetDateTime::UNIX_EPOCH).expect("valid");
+    let mut r = base()
+        .into_route(OffsetDateTime::UNIX_EPOCH)
+        .expect("valid");
     let p = RoutePatch {
         upstream: Some(Upstream {
             targets: vec![],
@@ -109,7 +134,9 @@ fn patch_keeps_identity_and_validates_changes() {
         ..RoutePatch::default()
     };
     assert_eq!(
-        p.apply(&mut r, OffsetDateTime::UNIX_EPOCH).expect_err("bad").field,
+        p.apply(&mut r, OffsetDateTime::UNIX_EPOCH)
+            .expect_err("bad")
+            .field,
         "upstream.targets"
     );
     let p = RoutePatch {

@@ -52,23 +52,43 @@ fn table() -> RouteTable {
 fn resolves_host_and_path_routes() {
     let t = table();
     let cases = [
-        ("apps.example.com", "/w/a1/web/x/y", Some(("a1", "/x/y", false))),
+        (
+            "apps.example.com",
+            "/w/a1/web/x/y",
+            Some(("a1", "/x/y", false)),
+        ),
         ("apps.example.com", "/w/a1/web/", Some(("a1", "/", false))),
         ("apps.example.com", "/w/a1/web", Some(("a1", "/", true))),
-        ("apps.example.com", "/w/j1/web/lab", Some(("j1", "/w/j1/web/lab", false))),
-        ("apps.example.com", "/p/grafana/d/1", Some(("grafana", "/d/1", false))),
+        (
+            "apps.example.com",
+            "/w/j1/web/lab",
+            Some(("j1", "/w/j1/web/lab", false)),
+        ),
+        (
+            "apps.example.com",
+            "/p/grafana/d/1",
+            Some(("grafana", "/d/1", false)),
+        ),
         ("apps.example.com", "/w/a1/webx", None),
         ("apps.example.com", "/w/a1", None),
         ("apps.example.com", "/", None),
         ("demo.apps.example.com", "/x?", Some(("h1", "/x?", false))),
-        ("jup.apps.example.com", "/lab", Some(("h2", "/w/h2/web/lab", false))),
+        (
+            "jup.apps.example.com",
+            "/lab",
+            Some(("h2", "/w/h2/web/lab", false)),
+        ),
         ("nope.apps.example.com", "/", None),
         ("other.com", "/w/a1/web/", None),
     ];
     for (host, path, want) in cases {
-        let got = t
-            .resolve(host, path)
-            .map(|r| (r.route.route.owner_id.clone(), r.upstream_path, r.bare_prefix));
+        let got = t.resolve(host, path).map(|r| {
+            (
+                r.route.route.owner_id.clone(),
+                r.upstream_path,
+                r.bare_prefix,
+            )
+        });
         let want = want.map(|(o, p, b)| (o.to_owned(), p.to_owned(), b));
         assert_eq!(got, want, "{host}{path}");
     }
@@ -109,7 +129,10 @@ fn unserved_routes_are_left_out() {
 fn strategy_decides_upstream_prefix() {
     let t = table();
     let j = t.resolve("apps.example.com", "/w/j1/web/").expect("found");
-    assert_eq!(j.route.adapter.base_url_strategy, BaseUrlStrategy::PlatformPath);
+    assert_eq!(
+        j.route.adapter.base_url_strategy,
+        BaseUrlStrategy::PlatformPath
+    );
     assert_eq!(j.route.upstream_prefix, "/w/j1/web");
     assert_eq!(j.route.public_prefix, "/w/j1/web");
 }

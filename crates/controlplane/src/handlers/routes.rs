@@ -1,0 +1,359 @@
+//! `/api/v1/routes`: create, read, list, patch and delete routes.
+//!
+//! Validation is the model's (`NewRoute::into_route`, `RoutePatch::apply`);
+//! uniqueness of public addresses is the store's (`StoreError::Conflict`).
+//! This module only maps requests onto those and their results onto HTTP.
+
+use axum::extract::State;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use pp_model::{ErrorEnvelope, NewRoute, OwnerType, Route, RoutePatch, RouteStatus};
+use pp_store::RouteFilter;
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::correlation::Cid;
+use crate::error::ApiError;
+use crate::extract::{parse_bool, unknown_param, JsonBody, QueryPairs, RouteId};
+use crate::AppState;
+
+/// Page size when the client names none.
+const DEFAULT_PAGE: u32 = 50;
+/// Largest page: bounds the work and the response of one list call. The
+/// store clamps to the same bound; the API refuses instead of clamping so a
+/// client learns its request was not honoured.
+const MAX_PAGE: u32 = pp_store::MAX_PAGE_LIMIT;
+
+/// A route as the API returns it: the stored route plus the URL a browser
+/// opens.
+// Write-only fields (secrets, DESIGN.md) must never be added to this type:
+// it is what every read returns.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteView {
+    #[serde(flatten)]
+    pub route: Route,
+    /// Where a browser reaches the route, e.g.
+    /// `https://jupyter-a7f9.apps.example.com/`.
+    pub public_url: String,
+}
+
+/// One page of `GET /api/v1/routes`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteList {
+    pub items: Vec<RouteView>,
+    /// Pass as `after` to get the next page; `null` on the last page.
+    pub next_cursor: Option<Uuid>,
+}
+
+/// Query of `GET /api/v1/routes`. Decoded by hand from the raw pairs (see
+/// [`QueryPairs`]) so each error names its parameter.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListRoutesQuery {
+    /// Only routes owned by this kind of owner.
+    owner_type: Option<OwnerType>,
+    /// Only routes of this owner (app instance or platform service id).
+    owner_id: Option<String>,
+    /// Only routes of this organization.
+    org_id: Option<String>,
+    /// Only routes of this project.
+    project_id: Option<String>,
+    /// Only routes in this state.
+    status: Option<RouteStatus>,
+    /// Also list soft-deleted routes (default `false`).
+    include_deleted: Option<bool>,
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 500)]
+    limit: Option<u32>,
+    /// The `next_cursor` of the previous page.
+    after: Option<Uuid>,
+}
+
+impl ListRoutesQuery {
+    fn parse(QueryPairs(pairs): QueryPairs) -> Result<Self, ApiError> {
+        let mut q = Self::default();
+        for (name, value) in pairs {
+            match name.as_str() {
+                "owner_type" => {
+                    let found = [OwnerType::AppInstance, OwnerType::PlatformService]
+                        .into_iter()
+                        .find(|t| t.as_str() == value);
+                    q.owner_type = Some(found.ok_or_else(|| {
+                        ApiError::bad_request(
+                            "owner_type",
+                            format!(
+                                "owner_type: expected app_instance or platform_service, got {value:?}"
+                            ),
+                        )
+                    })?);
+                }
+                "owner_id" => q.owner_id = Some(value),
+                "org_id" => q.org_id = Some(value),
+                "project_id" => q.project_id = Some(value),
+                "status" => {
+                    q.status = Some(RouteStatus::parse(&value).ok_or_else(|| {
+                        ApiError::bad_request(
+                            "status",
+                            format!(
+                                "status: expected pending, active, failed or disabled, got {value:?}"
+                            ),
+                        )
+                    })?);
+                }
+                "include_deleted" => q.include_deleted = Some(parse_bool(&name, &value)?),
+                "limit" => {
+                    let limit = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|l| (1..=MAX_PAGE).contains(l))
+                        .ok_or_else(|| {
+                            ApiError::bad_request(
+                                "limit",
+                                format!("limit: expected an integer from 1 to {MAX_PAGE}, got {value:?}"),
+                            )
+                        })?;
+                    q.limit = Some(limit);
+                }
+                "after" => {
+                    let after = Uuid::parse_str(&value).map_err(|_| {
+                        ApiError::bad_request(
+                            "after",
+                            format!("after: expected a route id (UUID), got {value:?}"),
+                        )
+                    })?;
+                    q.after = Some(after);
+                }
+                _ => return Err(unknown_param(&name)),
+            }
+        }
+        Ok(q)
+    }
+
+    fn into_filter(self) -> RouteFilter {
+        RouteFilter {
+            owner_type: self.owner_type,
+            owner_id: self.owner_id,
+            org_id: self.org_id,
+            project_id: self.project_id,
+            status: self.status,
+            include_deleted: self.include_deleted.unwrap_or(false),
+            after: self.after,
+            limit: self.limit.unwrap_or(DEFAULT_PAGE),
+        }
+    }
+}
+
+/// Query of `GET /api/v1/routes/{id}`.
+#[derive(Debug, Default, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct GetRouteQuery {
+    /// Also return the route if it was deleted (default `false`).
+    include_deleted: Option<bool>,
+}
+
+impl GetRouteQuery {
+    fn parse(QueryPairs(pairs): QueryPairs) -> Result<Self, ApiError> {
+        let mut q = Self::default();
+        for (name, value) in pairs {
+            match name.as_str() {
+                "include_deleted" => q.include_deleted = Some(parse_bool(&name, &value)?),
+                _ => return Err(unknown_param(&name)),
+            }
+        }
+        Ok(q)
+    }
+}
+
+fn view(state: &AppState, route: Route) -> RouteView {
+    RouteView {
+        public_url: state.public.public_url(&route),
+        route,
+    }
+}
+
+/// Records a change to a route; the audit trail until audit records exist.
+fn log_mutation(cid: &Cid, route_id: Uuid, action: &'static str, outcome: &'static str) {
+    tracing::info!(
+        correlation_id = %cid.0,
+        route_id = %route_id,
+        action,
+        outcome,
+        "route mutation"
+    );
+}
+
+/// List routes in creation order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/routes",
+    tag = "routes",
+    operation_id = "list_routes",
+    params(ListRoutesQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page of routes", body = RouteList),
+        (status = 400, description = "`bad_request`: a query parameter is malformed", body = ErrorEnvelope),
+        (status = 401, description = "`unauthorized`", body = ErrorEnvelope),
+        (status = 500, description = "`internal`", body = ErrorEnvelope),
+    ),
+)]
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> Result<Json<RouteList>, ApiError> {
+    let filter = ListRoutesQuery::parse(query)?.into_filter();
+    let page = state.store.list_routes(&filter).await?;
+    Ok(Json(RouteList {
+        items: page.items.into_iter().map(|r| view(&state, r)).collect(),
+        next_cursor: page.next,
+    }))
+}
+
+/// Create a route. Its `public_url` is in the answer, its address in
+/// `Location`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/routes",
+    tag = "routes",
+    operation_id = "create_route",
+    request_body(content = NewRoute, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 201, description = "Created", body = RouteView,
+            headers(("Location" = String, description = "/api/v1/routes/{id}"))),
+        (status = 400, description = "`bad_request`: malformed JSON, unknown field or wrong type", body = ErrorEnvelope),
+        (status = 401, description = "`unauthorized`", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the public address is taken", body = ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`", body = ErrorEnvelope),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorEnvelope),
+        (status = 422, description = "`validation_failed`: `field` names the bad field", body = ErrorEnvelope),
+        (status = 500, description = "`internal`", body = ErrorEnvelope),
+    ),
+)]
+pub(crate) async fn create(
+    State(state): State<AppState>,
+    cid: Cid,
+    JsonBody(new): JsonBody<NewRoute>,
+) -> Result<impl IntoResponse, ApiError> {
+    let route = new.into_route(OffsetDateTime::now_utc())?;
+    state.store.create_route(&route).await?;
+    log_mutation(&cid, route.id, "create", "created");
+    let location = HeaderValue::try_from(format!("/api/v1/routes/{}", route.id))
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(view(&state, route)),
+    ))
+}
+
+/// Read one route.
+#[utoipa::path(
+    get,
+    path = "/api/v1/routes/{id}",
+    tag = "routes",
+    operation_id = "get_route",
+    params(("id" = Uuid, Path, description = "Route id"), GetRouteQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The route", body = RouteView),
+        (status = 400, description = "`bad_request`: a query parameter is malformed", body = ErrorEnvelope),
+        (status = 401, description = "`unauthorized`", body = ErrorEnvelope),
+        (status = 404, description = "`route_not_found`, also for a deleted route without `include_deleted=true` and for an id that is not a UUID", body = ErrorEnvelope),
+        (status = 500, description = "`internal`", body = ErrorEnvelope),
+    ),
+)]
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    RouteId(id): RouteId,
+    query: QueryPairs,
+) -> Result<Json<RouteView>, ApiError> {
+    let include_deleted = GetRouteQuery::parse(query)?
+        .include_deleted
+        .unwrap_or(false);
+    let route = state
+        .store
+        .get_route(id)
+        .await?
+        .filter(|r| include_deleted || r.deleted_at.is_none())
+        .ok_or(ApiError::RouteNotFound)?;
+    Ok(Json(view(&state, route)))
+}
+
+/// Change a live route's mutable fields; absent fields are left as they are.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/routes/{id}",
+    tag = "routes",
+    operation_id = "update_route",
+    params(("id" = Uuid, Path, description = "Route id")),
+    request_body(content = RoutePatch, content_type = "application/json"),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The updated route", body = RouteView),
+        (status = 400, description = "`bad_request`: malformed JSON, unknown field or wrong type", body = ErrorEnvelope),
+        (status = 401, description = "`unauthorized`", body = ErrorEnvelope),
+        (status = 404, description = "`route_not_found`: no live route has this id", body = ErrorEnvelope),
+        (status = 409, description = "`conflict`: the new public address is taken", body = ErrorEnvelope),
+        (status = 413, description = "`payload_too_large`", body = ErrorEnvelope),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorEnvelope),
+        (status = 422, description = "`validation_failed`: `field` names the bad field", body = ErrorEnvelope),
+        (status = 500, description = "`internal`", body = ErrorEnvelope),
+    ),
+)]
+pub(crate) async fn update(
+    State(state): State<AppState>,
+    cid: Cid,
+    RouteId(id): RouteId,
+    JsonBody(patch): JsonBody<RoutePatch>,
+) -> Result<Json<RouteView>, ApiError> {
+    let Some(mut route) = state
+        .store
+        .get_route(id)
+        .await?
+        .filter(|r| r.deleted_at.is_none())
+    else {
+        log_mutation(&cid, id, "update", "not_found");
+        return Err(ApiError::RouteNotFound);
+    };
+    patch.apply(&mut route, OffsetDateTime::now_utc())?;
+    // The route can be deleted between the read and the write.
+    if !state.store.update_route(&route).await? {
+        log_mutation(&cid, id, "update", "not_found");
+        return Err(ApiError::RouteNotFound);
+    }
+    log_mutation(&cid, id, "update", "updated");
+    Ok(Json(view(&state, route)))
+}
+
+/// Delete a route. It stops being served at once; the row stays (soft
+/// delete) for audit and `include_deleted` reads.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/routes/{id}",
+    tag = "routes",
+    operation_id = "delete_route",
+    params(("id" = Uuid, Path, description = "Route id")),
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "`unauthorized`", body = ErrorEnvelope),
+        (status = 404, description = "`route_not_found`: no live route has this id", body = ErrorEnvelope),
+        (status = 500, description = "`internal`", body = ErrorEnvelope),
+    ),
+)]
+pub(crate) async fn delete(
+    State(state): State<AppState>,
+    cid: Cid,
+    RouteId(id): RouteId,
+) -> Result<StatusCode, ApiError> {
+    if !state.store.delete_route(id).await? {
+        log_mutation(&cid, id, "delete", "not_found");
+        return Err(ApiError::RouteNotFound);
+    }
+    log_mutation(&cid, id, "delete", "deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,7 @@
+//! The `platform-proxy` binary's library half: config loading, wiring and
+//! the demo, so integration tests can start a real proxy in-process.
+
+pub mod app;
+pub mod config;
+pub mod demo;
+pub mod demo_app;
