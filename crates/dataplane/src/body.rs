@@ -76,7 +76,9 @@ where
                 if let Some(data) = frame.data_ref() {
                     let n = data.len() as u64;
                     if n > this.remaining {
-                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge { limit: this.limit }))));
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
+                            limit: this.limit,
+                        }))));
                     }
                     this.remaining -= n;
                 }
@@ -116,7 +118,9 @@ mod tests {
     use futures_util::stream;
     use http_body_util::StreamBody;
 
-    fn chunks(sizes: &[usize]) -> StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>> {
+    fn chunks(
+        sizes: &[usize],
+    ) -> StreamBody<stream::Iter<std::vec::IntoIter<Result<Frame<Bytes>, std::io::Error>>>> {
         let frames: Vec<_> = sizes
             .iter()
             .map(|n| Ok(Frame::data(Bytes::from(vec![b'x'; *n]))))

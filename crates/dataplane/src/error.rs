@@ -97,7 +97,10 @@ impl ProxyError {
         let status = self.status();
         let envelope = ErrorEnvelope::new(self.code(), self.to_string(), cid);
         let (ctype, body) = if html {
-            ("text/html; charset=utf-8", Bytes::from(envelope.to_html(status.as_u16())))
+            (
+                "text/html; charset=utf-8",
+                Bytes::from(envelope.to_html(status.as_u16())),
+            )
         } else {
             (
                 "application/json",
@@ -157,8 +160,16 @@ mod tests {
             (ProxyError::UnknownHost, 404, "unknown_host"),
             (ProxyError::RouteNotFound, 404, "route_not_found"),
             (ProxyError::BadRequest("x".into()), 400, "bad_request"),
-            (ProxyError::HeadersTooLarge { limit: 1 }, 431, "headers_too_large"),
-            (ProxyError::PayloadTooLarge { limit: 1 }, 413, "payload_too_large"),
+            (
+                ProxyError::HeadersTooLarge { limit: 1 },
+                431,
+                "headers_too_large",
+            ),
+            (
+                ProxyError::PayloadTooLarge { limit: 1 },
+                413,
+                "payload_too_large",
+            ),
             (ProxyError::RouteBusy { limit: 1 }, 429, "route_busy"),
             (ProxyError::UpstreamUnreachable, 502, "upstream_unreachable"),
             (ProxyError::UpstreamTimeout, 504, "upstream_timeout"),
@@ -168,8 +179,7 @@ mod tests {
             let resp = err.into_response(&cid, false);
             assert_eq!(resp.status().as_u16(), status);
             assert_eq!(resp.headers()["x-correlation-id"], "cid1");
-            let v: serde_json::Value =
-                serde_json::from_str(&body_text(resp).await).expect("json");
+            let v: serde_json::Value = serde_json::from_str(&body_text(resp).await).expect("json");
             assert_eq!(v["error"]["code"], code);
             assert_eq!(v["error"]["correlation_id"], "cid1");
         }

@@ -53,7 +53,11 @@ impl RouteCounters {
                 return Err(ProxyError::RouteBusy { limit });
             }
             match counter.compare_exchange_weak(cur, cur + 1, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(Permit { counter: Some(counter) }),
+                Ok(_) => {
+                    return Ok(Permit {
+                        counter: Some(counter),
+                    })
+                }
                 Err(now) => cur = now,
             }
         }
@@ -80,7 +84,10 @@ mod tests {
         let id = Uuid::new_v4();
         let a = c.acquire(id, Some(2)).expect("1st");
         let b = c.acquire(id, Some(2)).expect("2nd");
-        assert!(matches!(c.acquire(id, Some(2)), Err(ProxyError::RouteBusy { limit: 2 })));
+        assert!(matches!(
+            c.acquire(id, Some(2)),
+            Err(ProxyError::RouteBusy { limit: 2 })
+        ));
         drop(a);
         assert_eq!(c.in_use(id), 1);
         let _c = c.acquire(id, Some(2)).expect("slot freed");

@@ -150,8 +150,12 @@ async fn accept_loop(
     }
 }
 
-async fn serve_conn<I, S>(builder: &auto::Builder<TokioExecutor>, io: I, svc: S, shutdown: &CancellationToken)
-where
+async fn serve_conn<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    svc: S,
+    shutdown: &CancellationToken,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<
             http::Request<hyper::body::Incoming>,

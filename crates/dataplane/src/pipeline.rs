@@ -42,7 +42,10 @@ pub const RESERVED_PREFIX: &str = "/.platform-proxy";
 /// The control plane, as the data plane sees it: something that answers
 /// requests for the API host. Keeps this crate free of the API framework.
 pub trait ApiHandler: Send + Sync + 'static {
-    fn call(&self, req: Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>;
+    fn call(
+        &self,
+        req: Request<Incoming>,
+    ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>;
 }
 
 /// Facts about the connection a request arrived on.
@@ -68,13 +71,19 @@ pub struct Proxy {
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Proxy").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("Proxy")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
 impl Proxy {
     #[must_use]
-    pub fn new(settings: Settings, routes: Arc<RouteTableHandle>, api: Arc<dyn ApiHandler>) -> Self {
+    pub fn new(
+        settings: Settings,
+        routes: Arc<RouteTableHandle>,
+        api: Arc<dyn ApiHandler>,
+    ) -> Self {
         let upstreams = Upstreams::new(
             settings.upstream_connect_timeout,
             settings.upstream_response_timeout,
@@ -117,7 +126,11 @@ impl Proxy {
     }
 
     /// Answers one request; never fails: errors become envelopes here.
-    pub async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: ConnInfo) -> Response<ProxyBody> {
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        conn: ConnInfo,
+    ) -> Response<ProxyBody> {
         let cid = CorrelationId::new();
         let span = tracing::info_span!("request", correlation_id = %cid);
         async move {
@@ -131,14 +144,18 @@ impl Proxy {
                 Ok(r) => r,
                 Err(e) => {
                     match e.source() {
-                        crate::error::Source::Upstream => tracing::warn!(error = %e, code = e.code(), "upstream failure"),
+                        crate::error::Source::Upstream => {
+                            tracing::warn!(error = %e, code = e.code(), "upstream failure")
+                        }
                         _ => tracing::debug!(error = %e, code = e.code(), "request refused"),
                     }
                     e.into_response(&cid, html)
                 }
             };
             if let Ok(v) = HeaderValue::from_str(&cid.0) {
-                resp.headers_mut().entry(pp_model::CORRELATION_HEADER).or_insert(v);
+                resp.headers_mut()
+                    .entry(pp_model::CORRELATION_HEADER)
+                    .or_insert(v);
             }
             account::log(&AccessRecord {
                 correlation_id: &cid.0,
@@ -174,7 +191,8 @@ impl Proxy {
                 limit: self.settings.max_header_bytes,
             });
         }
-        let auth = authority(&req).ok_or_else(|| ProxyError::BadRequest("the request has no Host".into()))?;
+        let auth = authority(&req)
+            .ok_or_else(|| ProxyError::BadRequest("the request has no Host".into()))?;
         let (host, _) = split_authority(&auth)
             .ok_or_else(|| ProxyError::BadRequest("the Host header is malformed".into()))?;
         if host == self.settings.api_host {
@@ -185,7 +203,8 @@ impl Proxy {
         if !table.is_apps_host(&host) {
             return Err(ProxyError::UnknownHost);
         }
-        self.app_request(req, conn, cid, &table, &host, &auth, note).await
+        self.app_request(req, conn, cid, &table, &host, &auth, note)
+            .await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -203,17 +222,23 @@ impl Proxy {
         if req.method() == Method::CONNECT {
             return Err(ProxyError::BadRequest("CONNECT is not supported".into()));
         }
-        let path = normalize(req.uri().path()).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+        let path =
+            normalize(req.uri().path()).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         // 2. reserved paths: nothing is served there yet, and nothing there
         //    may ever reach an app.
         if path == RESERVED_PREFIX || path.starts_with("/.platform-proxy/") {
             return Err(ProxyError::RouteNotFound);
         }
-        let resolved = table.resolve(host, &path).ok_or(ProxyError::RouteNotFound)?;
+        let resolved = table
+            .resolve(host, &path)
+            .ok_or(ProxyError::RouteNotFound)?;
         let route = Arc::clone(&resolved.route);
         note.route_id = Some(route.route.id);
         if resolved.bare_prefix && route.adapter.root_requires_trailing_slash {
-            return Ok(trailing_slash_redirect(&route.public_prefix, req.uri().query()));
+            return Ok(trailing_slash_redirect(
+                &route.public_prefix,
+                req.uri().query(),
+            ));
         }
         // 5. limit
         let permit = self
@@ -253,16 +278,30 @@ impl Proxy {
         let mut resp = self.upstreams.send(up_req).await?;
         // 8. rewrite
         let public_origin = format!("{proto}://{auth}");
-        if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, resp.status()) {
+        if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
+            (client_upgrade, resp.status())
+        {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            self.spawn_tunnel(&resolved, client_upgrade, upstream_upgrade, permit, cid.clone());
+            self.spawn_tunnel(
+                &resolved,
+                client_upgrade,
+                upstream_upgrade,
+                permit,
+                cid.clone(),
+            );
             let (mut parts, _) = resp.into_parts();
             hop::strip(&mut parts.headers, true);
             return Ok(Response::from_parts(parts, empty()));
         }
         let (mut parts, body) = resp.into_parts();
         rewrite_headers(&mut parts.headers, &route, &public_origin, auth);
-        Ok(Response::from_parts(parts, boxed(Held { inner: body, _permit: permit })))
+        Ok(Response::from_parts(
+            parts,
+            boxed(Held {
+                inner: body,
+                _permit: permit,
+            }),
+        ))
     }
 
     fn spawn_tunnel(
@@ -275,12 +314,14 @@ impl Proxy {
     ) {
         let limits = &resolved.route.route.limits;
         let limits = TunnelLimits {
-            idle: limits
-                .websocket_idle_timeout_secs
-                .map_or(self.settings.websocket_idle_timeout, std::time::Duration::from_secs),
-            max_lifetime: limits
-                .websocket_max_lifetime_secs
-                .map_or(self.settings.websocket_max_lifetime, std::time::Duration::from_secs),
+            idle: limits.websocket_idle_timeout_secs.map_or(
+                self.settings.websocket_idle_timeout,
+                std::time::Duration::from_secs,
+            ),
+            max_lifetime: limits.websocket_max_lifetime_secs.map_or(
+                self.settings.websocket_max_lifetime,
+                std::time::Duration::from_secs,
+            ),
         };
         let drain = self.drain.clone();
         let route_id = resolved.route.route.id;
@@ -328,7 +369,10 @@ fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
             .headers()
             .get(header::UPGRADE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case("websocket")))
+            .is_some_and(|v| {
+                v.split(',')
+                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
+            })
 }
 
 /// `root_requires_trailing_slash`: `/p/grafana` → `/p/grafana/` (308 keeps
@@ -360,7 +404,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
     }
 

@@ -36,7 +36,10 @@ pub enum TlsError {
         source: rustls_pki_types::pem::Error,
     },
     #[error("private key {path} is of an unsupported type: {source}")]
-    KeyType { path: PathBuf, source: rustls::Error },
+    KeyType {
+        path: PathBuf,
+        source: rustls::Error,
+    },
     #[error("no certificate configured")]
     NoCertificates,
     #[error("building the TLS configuration: {0}")]
@@ -59,9 +62,11 @@ fn load(spec: &CertSpec) -> Result<Arc<CertifiedKey>, TlsError> {
         path: spec.key.clone(),
         source,
     })?;
-    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|source| TlsError::KeyType {
-        path: spec.key.clone(),
-        source,
+    let signing = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|source| {
+        TlsError::KeyType {
+            path: spec.key.clone(),
+            source,
+        }
     })?;
     Ok(Arc::new(CertifiedKey::new(chain, signing)))
 }
@@ -123,10 +128,11 @@ pub fn server_config(specs: &[CertSpec]) -> Result<Arc<ServerConfig>, TlsError> 
         wildcard,
         default,
     };
-    let mut cfg = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(resolver));
+    let mut cfg =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(resolver));
     cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(cfg))
 }

@@ -189,7 +189,10 @@ enum ReadHead {
     Frame,
 }
 
-async fn read_head<R: AsyncRead + Unpin>(r: &mut R, head: &mut FrameHead) -> std::io::Result<ReadHead> {
+async fn read_head<R: AsyncRead + Unpin>(
+    r: &mut R,
+    head: &mut FrameHead,
+) -> std::io::Result<ReadHead> {
     let mut b = [0u8; 2];
     // EOF before the first byte is a clean end at a frame boundary.
     if r.read(&mut b[..1]).await? == 0 {
@@ -248,7 +251,12 @@ fn close_frame(dir: Dir, code: u16, reason: &str) -> Vec<u8> {
         Dir::ToUpstream => {
             frame.push(0x80 | len);
             let id = uuid::Uuid::new_v4();
-            let mask: [u8; 4] = [id.as_bytes()[0], id.as_bytes()[5], id.as_bytes()[10], id.as_bytes()[15]];
+            let mask: [u8; 4] = [
+                id.as_bytes()[0],
+                id.as_bytes()[5],
+                id.as_bytes()[10],
+                id.as_bytes()[15],
+            ];
             frame.extend_from_slice(&mask);
             frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
         }

@@ -79,13 +79,65 @@ mod tests {
     #[test]
     fn table() {
         let cases: &[(&[(&str, &str)], bool, &[&str])] = &[
-            (&[("connection", "keep-alive"), ("keep-alive", "timeout=5"), ("x-a", "1")], false, &["x-a"]),
-            (&[("connection", "close, X-Secret"), ("x-secret", "s"), ("x-a", "1")], false, &["x-a"]),
-            (&[("te", "trailers"), ("trailer", "x"), ("transfer-encoding", "chunked")], false, &[]),
-            (&[("proxy-authorization", "Basic x"), ("proxy-connection", "keep-alive")], false, &[]),
-            (&[("upgrade", "websocket"), ("connection", "Upgrade")], false, &[]),
-            (&[("upgrade", "websocket"), ("connection", "keep-alive, Upgrade")], true, &["connection", "upgrade"]),
-            (&[("connection", "x-a"), ("connection", "x-b"), ("x-a", "1"), ("x-b", "2"), ("x-c", "3")], false, &["x-c"]),
+            (
+                &[
+                    ("connection", "keep-alive"),
+                    ("keep-alive", "timeout=5"),
+                    ("x-a", "1"),
+                ],
+                false,
+                &["x-a"],
+            ),
+            (
+                &[
+                    ("connection", "close, X-Secret"),
+                    ("x-secret", "s"),
+                    ("x-a", "1"),
+                ],
+                false,
+                &["x-a"],
+            ),
+            (
+                &[
+                    ("te", "trailers"),
+                    ("trailer", "x"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                false,
+                &[],
+            ),
+            (
+                &[
+                    ("proxy-authorization", "Basic x"),
+                    ("proxy-connection", "keep-alive"),
+                ],
+                false,
+                &[],
+            ),
+            (
+                &[("upgrade", "websocket"), ("connection", "Upgrade")],
+                false,
+                &[],
+            ),
+            (
+                &[
+                    ("upgrade", "websocket"),
+                    ("connection", "keep-alive, Upgrade"),
+                ],
+                true,
+                &["connection", "upgrade"],
+            ),
+            (
+                &[
+                    ("connection", "x-a"),
+                    ("connection", "x-b"),
+                    ("x-a", "1"),
+                    ("x-b", "2"),
+                    ("x-c", "3"),
+                ],
+                false,
+                &["x-c"],
+            ),
         ];
         for (input, keep, want) in cases {
             let mut h = map(input);
@@ -96,7 +148,10 @@ mod tests {
 
     #[test]
     fn upgrade_detection_needs_both_headers() {
-        assert!(is_upgrade(&map(&[("upgrade", "websocket"), ("connection", "keep-alive, Upgrade")])));
+        assert!(is_upgrade(&map(&[
+            ("upgrade", "websocket"),
+            ("connection", "keep-alive, Upgrade")
+        ])));
         assert!(!is_upgrade(&map(&[("upgrade", "websocket")])));
         assert!(!is_upgrade(&map(&[("connection", "upgrade")])));
     }

@@ -28,7 +28,12 @@ fn server_binary(n: usize) -> Vec<u8> {
 async fn frames_pass_byte_for_byte_both_ways() {
     let (client, mut browser) = duplex(1 << 20);
     let (upstream, mut app) = duplex(1 << 20);
-    let task = tokio::spawn(relay(client, upstream, limits(5000, 60_000), CancellationToken::new()));
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(5000, 60_000),
+        CancellationToken::new(),
+    ));
     let hello = client_text("hello");
     browser.write_all(&hello).await.expect("write");
     let mut got = vec![0u8; hello.len()];
@@ -64,16 +69,30 @@ async fn read_close(r: &mut (impl AsyncRead + Unpin), masked: bool) -> (u16, Str
             *b ^= mask[i % 4];
         }
     }
-    (u16::from_be_bytes([p[0], p[1]]), String::from_utf8_lossy(&p[2..]).into_owned())
+    (
+        u16::from_be_bytes([p[0], p[1]]),
+        String::from_utf8_lossy(&p[2..]).into_owned(),
+    )
 }
 
 #[tokio::test]
 async fn idle_tunnel_is_closed_with_1001_on_both_sides() {
     let (client, mut browser) = duplex(4096);
     let (upstream, mut app) = duplex(4096);
-    let task = tokio::spawn(relay(client, upstream, limits(200, 60_000), CancellationToken::new()));
-    assert_eq!(read_close(&mut browser, false).await, (1001, "idle timeout".into()));
-    assert_eq!(read_close(&mut app, true).await, (1001, "idle timeout".into()));
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(200, 60_000),
+        CancellationToken::new(),
+    ));
+    assert_eq!(
+        read_close(&mut browser, false).await,
+        (1001, "idle timeout".into())
+    );
+    assert_eq!(
+        read_close(&mut app, true).await,
+        (1001, "idle timeout".into())
+    );
     drop(browser);
     drop(app);
     let stats = task.await.expect("join");
@@ -84,7 +103,12 @@ async fn idle_tunnel_is_closed_with_1001_on_both_sides() {
 async fn busy_tunnel_still_ends_at_its_lifetime() {
     let (client, mut browser) = duplex(1 << 16);
     let (upstream, mut app) = duplex(1 << 16);
-    let task = tokio::spawn(relay(client, upstream, limits(10_000, 400), CancellationToken::new()));
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(10_000, 400),
+        CancellationToken::new(),
+    ));
     let sender = tokio::spawn(async move {
         for _ in 0..40 {
             if browser.write_all(&client_text("x")).await.is_err() {
@@ -107,7 +131,10 @@ async fn busy_tunnel_still_ends_at_its_lifetime() {
     let browser = sender.await.expect("join");
     drop(browser);
     drop(app);
-    assert_eq!(task.await.expect("join").closed_by_proxy, Some(CloseReason::Lifetime));
+    assert_eq!(
+        task.await.expect("join").closed_by_proxy,
+        Some(CloseReason::Lifetime)
+    );
 }
 
 #[tokio::test]
@@ -115,19 +142,35 @@ async fn drain_closes_with_shutdown_reason() {
     let (client, mut browser) = duplex(4096);
     let (upstream, _app) = duplex(4096);
     let drain = CancellationToken::new();
-    let task = tokio::spawn(relay(client, upstream, limits(10_000, 60_000), drain.clone()));
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(10_000, 60_000),
+        drain.clone(),
+    ));
     drain.cancel();
-    assert_eq!(read_close(&mut browser, false).await, (1001, "proxy shutting down".into()));
+    assert_eq!(
+        read_close(&mut browser, false).await,
+        (1001, "proxy shutting down".into())
+    );
     drop(browser);
     drop(_app);
-    assert_eq!(task.await.expect("join").closed_by_proxy, Some(CloseReason::Shutdown));
+    assert_eq!(
+        task.await.expect("join").closed_by_proxy,
+        Some(CloseReason::Shutdown)
+    );
 }
 
 #[tokio::test]
 async fn upstream_vanishing_gives_the_browser_1014() {
     let (client, mut browser) = duplex(4096);
     let (upstream, app) = duplex(4096);
-    let task = tokio::spawn(relay(client, upstream, limits(10_000, 60_000), CancellationToken::new()));
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(10_000, 60_000),
+        CancellationToken::new(),
+    ));
     drop(app);
     assert_eq!(read_close(&mut browser, false).await.0, 1014);
     drop(browser);
@@ -140,6 +183,10 @@ fn masked_close_frame_round_trips() {
     assert_eq!(f[0], 0x88);
     assert_eq!(f[1], 0x80 | 5);
     let mask = &f[2..6];
-    let p: Vec<u8> = f[6..].iter().enumerate().map(|(i, b)| b ^ mask[i % 4]).collect();
+    let p: Vec<u8> = f[6..]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ mask[i % 4])
+        .collect();
     assert_eq!(p, [0x03, 0xe9, b'b', b'y', b'e']);
 }
