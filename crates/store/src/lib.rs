@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 mod migrate;
 mod sqlite;
+mod timestamp;
 
 pub use sqlite::SqliteStore;
 
@@ -24,8 +25,15 @@ pub enum StoreError {
     Conflict { field: &'static str, existing: Uuid },
     #[error("unsupported store url {0:?}: expected sqlite://PATH or sqlite::memory:")]
     UnsupportedUrl(String),
+    /// A stored row the model cannot represent (names the route and
+    /// column). Reported rather than panicking: one bad row must not take the
+    /// route table down.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database's recorded schema history disagrees with this build's
+    /// embedded migrations; continuing would guess at the schema.
+    #[error("schema migration: {0}")]
+    Migration(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -40,12 +48,18 @@ pub struct RouteFilter {
     pub status: Option<RouteStatus>,
     /// Include soft-deleted routes.
     pub include_deleted: bool,
-    /// Return routes whose id sorts after this one (keyset paging on
-    /// `(created_at, id)` is done through this cursor).
+    /// Return routes after this one in `(created_at, id)` order: pass the
+    /// previous page's `next`. Keyset paging, so writes between pages cause
+    /// no duplicates or gaps among the other rows (unlike offsets); an id
+    /// naming no route gives an empty page.
     pub after: Option<Uuid>,
-    /// Page size, 1..=500.
+    /// Page size, clamped to `1..=MAX_PAGE_LIMIT`.
     pub limit: u32,
 }
+
+/// Largest page [`Store::list_routes`] returns, whatever the caller asks:
+/// one request must not make the store read every route.
+pub const MAX_PAGE_LIMIT: u32 = 500;
 
 #[derive(Debug, Clone)]
 pub struct Page<T> {
