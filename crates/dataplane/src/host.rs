@@ -38,7 +38,10 @@ pub fn split_authority(auth: &str) -> Option<(String, Option<u16>)> {
 /// The authority string the client addressed, as sent.
 #[must_use]
 pub fn authority<B>(req: &Request<B>) -> Option<String> {
-    if let Some(a) = req.uri().authority() {
+    // Only the absolute form (scheme present; always so for HTTP/2) names
+    // the authority; a bare `x` target is authority-form, valid only for
+    // CONNECT, and must not steer routing.
+    if let (Some(_), Some(a)) = (req.uri().scheme(), req.uri().authority()) {
         return Some(a.as_str().to_owned());
     }
     req.headers()

@@ -27,6 +27,8 @@ pub struct Running {
     pub store: Arc<dyn Store>,
     pub proxy: Arc<Proxy>,
     pub shutdown: CancellationToken,
+    /// Store revision the served route table reflects.
+    applied: tokio::sync::watch::Receiver<u64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -40,6 +42,15 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
+    /// Waits until every write the store has committed so far is reflected
+    /// in the route table the data plane serves (read-your-writes for the
+    /// API caller in one process; bounded by the change feed's latency).
+    pub async fn routes_applied(&self) {
+        let wanted = *self.store.subscribe().borrow();
+        let mut applied = self.applied.clone();
+        let _ = applied.wait_for(|rev| *rev >= wanted).await;
+    }
+
     /// Waits until the proxy has shut down and drained.
     pub async fn wait(self) {
         let _ = self.task.await;
@@ -86,9 +97,11 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         build_table(&*store, &apps_domain).await?,
     ));
     let shutdown = CancellationToken::new();
+    let (applied_tx, applied) = tokio::sync::watch::channel(0);
     tokio::spawn(follow(
         Arc::clone(&store),
         Arc::clone(&table),
+        applied_tx,
         apps_domain,
         config.route_resync,
         shutdown.clone(),
@@ -145,6 +158,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         store,
         proxy,
         shutdown,
+        applied,
         task,
     })
 }
@@ -164,13 +178,24 @@ async fn build_table(store: &dyn Store, apps_domain: &str) -> anyhow::Result<Rou
 async fn follow(
     store: Arc<dyn Store>,
     table: Arc<RouteTableHandle>,
+    applied: tokio::sync::watch::Sender<u64>,
     apps_domain: String,
     resync: Duration,
     shutdown: CancellationToken,
 ) {
     let mut changes = store.subscribe();
-    changes.mark_unchanged();
     loop {
+        // Read the revision before the routes: the table is then at least
+        // as new as the revision it is published under.
+        let revision = *changes.borrow_and_update();
+        match build_table(&*store, &apps_domain).await {
+            Ok(t) => {
+                tracing::debug!(routes = t.len(), revision, "route table rebuilt");
+                table.replace(t);
+                applied.send_replace(revision);
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "route table rebuild failed; serving the previous table"),
+        }
         tokio::select! {
             () = shutdown.cancelled() => return,
             r = changes.changed() => {
@@ -181,15 +206,6 @@ async fn follow(
                 }
             }
             () = tokio::time::sleep(resync) => {}
-        }
-        match build_table(&*store, &apps_domain).await {
-            Ok(t) => {
-                tracing::debug!(routes = t.len(), "route table rebuilt");
-                table.replace(t);
-            }
-            Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "route table rebuild failed; serving the previous table")
-            }
         }
     }
 }

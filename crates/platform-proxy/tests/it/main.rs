@@ -1,1 +1,12 @@
-//! Integration tests: one binary, real servers on loopback.
+//! Integration tests: one binary, real servers on loopback, a real SQLite
+//! file per proxy.
+
+#![allow(unreachable_pub)]
+
+mod support;
+
+mod api;
+mod errors;
+mod forwarding;
+mod rewriting;
+mod routing;

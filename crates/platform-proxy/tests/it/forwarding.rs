@@ -1,0 +1,199 @@
+//! Forwarding: what the upstream sees (hop-by-hop headers gone, forwarding
+//! headers the proxy's own), pooled keep-alive connections, and upstream
+//! failures mapped to 502/504 envelopes.
+
+use std::time::Duration;
+
+use http::Response;
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::support::upstream::{dead_addr, echo, full, serve};
+use crate::support::*;
+
+async fn error_code(resp: reqwest::Response) -> (u16, String, String) {
+    let status = resp.status().as_u16();
+    let header_cid = resp
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let v: Value = resp.json().await.expect("envelope");
+    assert_eq!(v["error"]["correlation_id"], header_cid, "body and header agree");
+    (status, v["error"]["code"].as_str().unwrap_or_default().to_owned(), header_cid)
+}
+
+#[tokio::test]
+async fn upstream_sees_no_hop_by_hop_or_spoofed_forwarding_headers() {
+    let p = TestProxy::start().await;
+    let up = echo().await;
+    p.path_route("a", up.addr, json!({})).await;
+    let (status, _, body) = raw(
+        p.addr,
+        "GET /w/a/web/x HTTP/1.1\r\nHost: apps.test\r\nConnection: close, X-Secret\r\n\
+         X-Secret: hop\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eDp5\r\n\
+         Proxy-Connection: keep-alive\r\nTE: trailers\r\nUpgrade: h2c\r\n\
+         X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil.example\r\n\
+         X-Forwarded-Proto: https\r\nX-Forwarded-Prefix: /admin\r\nForwarded: for=6.6.6.6\r\n\
+         X-Real-IP: 6.6.6.6\r\nX-Kept: yes\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    let h = &v["headers"];
+    for gone in [
+        "x-secret",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "upgrade",
+        "forwarded",
+        "x-real-ip",
+    ] {
+        assert!(h.get(gone).is_none(), "{gone} reached the upstream: {h}");
+    }
+    assert_eq!(h["x-kept"], "yes");
+    assert_eq!(h["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(h["x-forwarded-host"], "apps.test");
+    assert_eq!(h["x-forwarded-proto"], "http");
+    assert_eq!(h["x-forwarded-prefix"], "/w/a/web");
+    assert_eq!(h["host"], "apps.test", "the browser's host is preserved by default");
+    assert_eq!(h["x-correlation-id"].as_str().map(str::len), Some(32));
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn target_host_header_mode_sends_the_upstream_authority() {
+    let p = TestProxy::start().await;
+    let up = echo().await;
+    p.host_route("t", up.addr, json!({"adapter_overrides": {"upstream_host_header": "target"}}))
+        .await;
+    let v: Value = p.get("t.apps.test", "/").send().await.expect("send").json().await.expect("json");
+    assert_eq!(v["headers"]["host"], up.addr.to_string());
+    assert_eq!(v["headers"]["x-forwarded-host"], "t.apps.test");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_connections_are_pooled_and_kept_alive() {
+    let p = TestProxy::start().await;
+    let up = echo().await;
+    p.host_route("demo", up.addr, json!({})).await;
+    for _ in 0..20 {
+        let r = p.get("demo.apps.test", "/").send().await.expect("send");
+        assert_eq!(r.status(), 200);
+        r.bytes().await.expect("body");
+    }
+    assert!(up.connections() <= 2, "20 sequential requests used {} upstream connections", up.connections());
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn requests_round_robin_over_targets() {
+    let p = TestProxy::start().await;
+    let a = echo().await;
+    let b = echo().await;
+    p.create_route(json!({
+        "owner_type": "app_instance", "owner_id": "rr", "endpoint_name": "web",
+        "route_mode": "subdomain", "route_host": "rr",
+        "upstream": {"targets": [a.addr.to_string(), b.addr.to_string()]},
+    }))
+    .await;
+    for _ in 0..4 {
+        let r = p.get("rr.apps.test", "/").send().await.expect("send");
+        assert_eq!(r.status(), 200);
+        r.bytes().await.expect("body");
+    }
+    assert!(a.connections() >= 1 && b.connections() >= 1, "both targets used");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn unreachable_upstream_is_502() {
+    let p = TestProxy::start().await;
+    p.host_route("dead", dead_addr().await, json!({})).await;
+    let (status, code, _) = error_code(p.get("dead.apps.test", "/").send().await.expect("send")).await;
+    assert_eq!((status, code.as_str()), (502, "upstream_unreachable"));
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_that_answers_too_late_is_504() {
+    let p = TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nresponse_timeout_secs = 1\n").await;
+    let slow = serve(|_req| async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        Response::new(full("late"))
+    })
+    .await;
+    p.host_route("slow", slow.addr, json!({})).await;
+    let started = std::time::Instant::now();
+    let (status, code, _) = error_code(p.get("slow.apps.test", "/").send().await.expect("send")).await;
+    assert_eq!((status, code.as_str()), (504, "upstream_timeout"));
+    assert!(started.elapsed() < Duration::from_millis(2500), "took {:?}", started.elapsed());
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_dying_before_answering_is_502() {
+    let p = TestProxy::start().await;
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        for _ in 0..4 {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Le").await;
+            drop(s);
+        }
+    });
+    p.host_route("dying", addr, json!({})).await;
+    let (status, code, _) = error_code(p.get("dying.apps.test", "/").send().await.expect("send")).await;
+    assert_eq!(status, 502);
+    assert!(code == "upstream_unreachable" || code == "upstream_bad_response", "{code}");
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_speaking_garbage_is_502_bad_response() {
+    let p = TestProxy::start().await;
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    tokio::spawn(async move {
+        for _ in 0..2 {
+            let Ok((mut s, _)) = l.accept().await else { return };
+            let _ = s.write_all(b"SSH-2.0-OpenSSH_9.0\r\n\r\n").await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    p.host_route("garbage", addr, json!({})).await;
+    let (status, code, _) = error_code(p.get("garbage.apps.test", "/").send().await.expect("send")).await;
+    assert_eq!((status, code.as_str()), (502, "upstream_bad_response"));
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn route_connection_limit_refuses_with_429_and_frees_on_completion() {
+    let p = TestProxy::start().await;
+    let slow = serve(|_req| async {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        Response::new(full("done"))
+    })
+    .await;
+    p.host_route("lim", slow.addr, json!({"limits": {"max_connections": 1}})).await;
+    let first = tokio::spawn(p.get("lim.apps.test", "/").send());
+    // The permit is taken before the upstream is dialled.
+    eventually(Duration::from_secs(2), || async { slow.connections() >= 1 }).await;
+    let resp = p.get("lim.apps.test", "/").send().await.expect("send");
+    assert_eq!(resp.status(), 429, "{:?}", resp.headers());
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let (status, code, _) = error_code(resp).await;
+    assert_eq!((status, code.as_str()), (429, "route_busy"));
+    let first = first.await.expect("join").expect("first");
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.text().await.expect("body"), "done");
+    let again = p.get("lim.apps.test", "/").send().await.expect("send");
+    assert_eq!(again.status(), 200, "the slot is free once the body is done");
+    p.stop().await;
+}

@@ -1,0 +1,157 @@
+//! Upstream servers for tests, each on 127.0.0.1:0.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type Handler = Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+
+pub fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).map_err(|e| match e {}).boxed()
+}
+
+pub struct Upstream {
+    pub addr: SocketAddr,
+    /// TCP connections accepted so far.
+    pub connections: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves HTTP/1.1 with `handler`.
+pub async fn serve<F, Fut>(handler: F) -> Upstream
+where
+    F: Fn(Request<Incoming>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
+    let handler: Handler = Arc::new(move |r| Box::pin(handler(r)));
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&connections);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            let handler = Arc::clone(&handler);
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let handler = Arc::clone(&handler);
+                    async move { Ok::<_, Infallible>(handler(req).await) }
+                });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection_with_upgrades(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Upstream { addr, connections }
+}
+
+/// Answers every request with a JSON description of what it received:
+/// method, path (as sent), headers, and the body's length.
+pub async fn echo() -> Upstream {
+    serve(|req: Request<Incoming>| async move {
+        let method = req.method().to_string();
+        let target = req.uri().to_string();
+        let headers: serde_json::Map<String, serde_json::Value> = req
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
+            .collect();
+        let mut body = req.into_body();
+        let mut len = 0usize;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Some(d) = frame.data_ref() {
+                len += d.len();
+            }
+        }
+        let v = serde_json::json!({"method": method, "target": target, "headers": headers, "body_len": len});
+        Response::builder()
+            .header("content-type", "application/json")
+            .body(full(v.to_string()))
+            .expect("response")
+    })
+    .await
+}
+
+/// A WebSocket upstream: echoes every message; `"close:CODE"` makes it close
+/// with that code; it selects the first subprotocol offered and records it.
+pub async fn ws_echo() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let cb = |req: &WsRequest, mut resp: WsResponse| {
+                    if let Some(p) = req
+                        .headers()
+                        .get("sec-websocket-protocol")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split(',').next())
+                    {
+                        resp.headers_mut()
+                            .insert("sec-websocket-protocol", p.trim().parse().expect("header"));
+                    }
+                    Ok(resp)
+                };
+                let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, cb).await else {
+                    return;
+                };
+                while let Some(Ok(msg)) = ws.next().await {
+                    match msg {
+                        Message::Text(t) if t.starts_with("close:") => {
+                            let code: u16 = t[6..].parse().unwrap_or(1000);
+                            let _ = ws
+                                .close(Some(CloseFrame {
+                                    code: CloseCode::from(code),
+                                    reason: "asked to".into(),
+                                }))
+                                .await;
+                        }
+                        Message::Text(_) | Message::Binary(_) => {
+                            if ws.send(msg).await.is_err() {
+                                return;
+                            }
+                        }
+                        Message::Close(_) => return,
+                        _ => {}
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// An address where nothing listens.
+pub async fn dead_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let a = l.local_addr().expect("addr");
+    drop(l);
+    a
+}
