@@ -445,6 +445,14 @@ fn check_host_label(h: &str) -> Result<(), ValidationError> {
 }
 
 fn check_upstream(u: &Upstream) -> Result<(), ValidationError> {
+    // Refused rather than accepted and failed at request time: the data
+    // plane's upstream client speaks plain HTTP only so far.
+    if u.scheme == UpstreamScheme::Https {
+        return Err(ValidationError::new(
+            "upstream.scheme",
+            "https upstreams are not supported yet; use http",
+        ));
+    }
     if u.targets.is_empty() {
         return Err(ValidationError::new(
             "upstream.targets",

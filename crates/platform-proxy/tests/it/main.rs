@@ -6,6 +6,7 @@
 mod support;
 
 mod api;
+mod demo;
 mod errors;
 mod forwarding;
 mod rewriting;
