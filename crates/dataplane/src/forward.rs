@@ -15,7 +15,7 @@ use pp_model::adapter::UpstreamHostHeader;
 use pp_model::table::CompiledRoute;
 use pp_model::CorrelationId;
 
-use crate::body::{is_body_too_large, ProxyBody};
+use crate::body::{boxed, is_body_too_large, ProxyBody};
 use crate::error::ProxyError;
 use crate::headers::{forwarded, hop};
 
@@ -53,11 +53,77 @@ impl Upstreams {
     /// # Errors
     /// The upstream failure as a [`ProxyError`].
     pub async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, ProxyError> {
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+        // The response timeout starts once the request body is sent: an
+        // upload of gigabytes over a slow link may take far longer than
+        // the upstream needs to answer it.
+        let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
+        let req = if http_body::Body::is_end_stream(req.body()) {
+            // Nothing to send: the client may never poll an empty body.
+            let _ = sent_tx.send(());
+            req
+        } else {
+            req.map(|b| {
+                boxed(SentSignal {
+                    inner: b,
+                    tx: Some(sent_tx),
+                })
+            })
+        };
+        let fut = self.client.request(req);
+        tokio::pin!(fut);
+        tokio::select! {
+            r = &mut fut => return r.map_err(|e| classify(&e)),
+            _ = sent_rx => {}
+        }
+        match tokio::time::timeout(self.response_timeout, fut).await {
             Err(_) => Err(ProxyError::UpstreamTimeout),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(classify(&e)),
         }
+    }
+}
+
+/// A request body that reports when it has been sent whole (or dropped).
+struct SentSignal {
+    inner: ProxyBody,
+    tx: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl SentSignal {
+    fn signal(&mut self) {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl Drop for SentSignal {
+    fn drop(&mut self) {
+        self.signal();
+    }
+}
+
+impl http_body::Body for SentSignal {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_)))) {
+            self.signal();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

@@ -38,7 +38,7 @@ const TUNNEL_CLOSE_WAIT: Duration = Duration::from_secs(6);
 /// Serves every listener until `shutdown` fires, then drains and returns.
 pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, shutdown: CancellationToken) {
     let conns = TaskTracker::new();
-    let builder = Arc::new(builder(&proxy));
+    let builder = Arc::new(Builders::new(&proxy));
     let mut accept_loops = Vec::new();
     for l in listeners {
         accept_loops.push(tokio::spawn(accept_loop(
@@ -79,6 +79,52 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, shutdown: Cancel
     tracing::info!("drained");
 }
 
+/// Connection builders: protocol detection for plain TCP, and one builder a
+/// protocol for TLS, where ALPN already decided (which also keeps hyper's
+/// HTTP/1 header-read timer armed from the first byte on).
+struct Builders {
+    detect: auto::Builder<TokioExecutor>,
+    h1: auto::Builder<TokioExecutor>,
+    h2: auto::Builder<TokioExecutor>,
+}
+
+impl Builders {
+    fn new(proxy: &Proxy) -> Self {
+        Self {
+            detect: builder(proxy),
+            h1: builder(proxy).http1_only(),
+            h2: builder(proxy).http2_only(),
+        }
+    }
+}
+
+/// The HTTP/2 connection preface (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Waits until a plain connection has shown which protocol it speaks: the
+/// first bytes either diverge from the HTTP/2 preface or complete it. A
+/// client that sends nothing (or stops mid-preface) within the header-read
+/// timeout is dropped; protocol detection itself has no timer.
+async fn protocol_shown(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut buf = [0u8; 24];
+    loop {
+        match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) | Err(_) => return false,
+            Ok(Ok(n)) => {
+                if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
+                    return true;
+                }
+            }
+        }
+        // A partial preface: wait for more bytes without spinning.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+    }
+}
+
 fn builder(proxy: &Proxy) -> auto::Builder<TokioExecutor> {
     let s = proxy.settings();
     let mut b = auto::Builder::new(TokioExecutor::new());
@@ -100,7 +146,7 @@ fn builder(proxy: &Proxy) -> auto::Builder<TokioExecutor> {
 async fn accept_loop(
     listener: Listener,
     proxy: Arc<Proxy>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
+    builder: Arc<Builders>,
     conns: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -133,18 +179,24 @@ async fn accept_loop(
                     async move { Ok::<_, Infallible>(proxy.handle(req, info).await) }
                 })
             };
+            let timeout = proxy.settings().header_read_timeout;
             match acceptor {
-                None => serve_conn(&builder, TokioIo::new(stream), svc, &shutdown).await,
-                Some(acc) => {
-                    let timeout = proxy.settings().header_read_timeout;
-                    match tokio::time::timeout(timeout, acc.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => {
-                            serve_conn(&builder, TokioIo::new(tls_stream), svc, &shutdown).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
-                        Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
+                None => {
+                    if protocol_shown(&stream, timeout).await {
+                        serve_conn(&builder.detect, TokioIo::new(stream), svc, &shutdown).await;
+                    } else {
+                        tracing::debug!(%remote, "no request within the header-read timeout");
                     }
                 }
+                Some(acc) => match tokio::time::timeout(timeout, acc.accept(stream)).await {
+                    Ok(Ok(tls_stream)) => {
+                        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
+                        let b = if h2 { &builder.h2 } else { &builder.h1 };
+                        serve_conn(b, TokioIo::new(tls_stream), svc, &shutdown).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
+                    Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
+                },
             }
         });
     }

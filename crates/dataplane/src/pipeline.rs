@@ -152,10 +152,10 @@ impl Proxy {
                     e.into_response(&cid, html)
                 }
             };
+            // The proxy's id wins over one the upstream sent: it is the one
+            // in the proxy's logs.
             if let Ok(v) = HeaderValue::from_str(&cid.0) {
-                resp.headers_mut()
-                    .entry(pp_model::CORRELATION_HEADER)
-                    .or_insert(v);
+                resp.headers_mut().insert(pp_model::CORRELATION_HEADER, v);
             }
             account::log(&AccessRecord {
                 correlation_id: &cid.0,

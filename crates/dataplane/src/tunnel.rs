@@ -124,41 +124,52 @@ where
     });
     let (cr, cw) = tokio::io::split(client);
     let (ur, uw) = tokio::io::split(upstream);
-    let pumps = async {
-        tokio::join!(
-            pump(cr, uw, Dir::ToUpstream, &shared),
-            pump(ur, cw, Dir::ToClient, &shared)
-        )
-    };
-    tokio::pin!(pumps);
+    let up = pump(cr, uw, Dir::ToUpstream, &shared);
+    let down = pump(ur, cw, Dir::ToClient, &shared);
+    tokio::pin!(up, down);
+    let mut up_done: Option<(u64, u64)> = None;
+    let mut down_done: Option<(u64, u64)> = None;
     let deadline = Instant::now() + limits.max_lifetime;
     let tick = (limits.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut idle_check = tokio::time::interval(tick);
     let mut grace_end: Option<Instant> = None;
-    let ((up_frames, up_bytes), (down_frames, down_bytes)) = loop {
+    // Nothing may follow a Close (RFC 6455 §5.5.1) and the server closes
+    // TCP after the handshake (§7.1.1): once one direction is finished the
+    // other gets a bounded time to finish too, so a peer that keeps its
+    // socket open cannot hold the tunnel (and its route slot) forever.
+    while up_done.is_none() || down_done.is_none() {
         tokio::select! {
-            res = &mut pumps => break res,
-            () = drain.cancelled(), if grace_end.is_none() => {
+            r = &mut up, if up_done.is_none() => {
+                up_done = Some(r);
+                grace_end.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
+            }
+            r = &mut down, if down_done.is_none() => {
+                down_done = Some(r);
+                grace_end.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
+            }
+            () = drain.cancelled(), if !shared.stop.is_cancelled() => {
                 shared.stop_with(CloseReason::Shutdown);
                 grace_end = Some(Instant::now() + CLOSE_GRACE);
             }
-            () = tokio::time::sleep_until(deadline), if grace_end.is_none() => {
+            () = tokio::time::sleep_until(deadline), if !shared.stop.is_cancelled() => {
                 shared.stop_with(CloseReason::Lifetime);
                 grace_end = Some(Instant::now() + CLOSE_GRACE);
             }
-            _ = idle_check.tick(), if grace_end.is_none() => {
+            _ = idle_check.tick(), if !shared.stop.is_cancelled() => {
                 if shared.idle_for() >= limits.idle {
                     shared.stop_with(CloseReason::Idle);
                     grace_end = Some(Instant::now() + CLOSE_GRACE);
                 }
             }
             () = sleep_until_opt(grace_end) => {
-                // A side that does not read its Close frame in time loses
-                // the connection; dropping the pumps closes both sockets.
-                break ((0, 0), (0, 0));
+                // A side that does not finish in time loses the connection;
+                // dropping the pumps closes both sockets.
+                break;
             }
         }
-    };
+    }
+    let (up_frames, up_bytes) = up_done.unwrap_or_default();
+    let (down_frames, down_bytes) = down_done.unwrap_or_default();
     TunnelStats {
         frames_to_upstream: up_frames,
         frames_to_client: down_frames,

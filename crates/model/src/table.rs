@@ -139,10 +139,16 @@ impl RouteTable {
             return self.resolve_path(path);
         }
         let route = self.hosts.get(host)?;
-        let upstream_path = if route.upstream_prefix.is_empty() {
+        let p = &route.upstream_prefix;
+        // A base-path app emits absolute links under its runtime prefix; a
+        // browser following one must not get the prefix twice.
+        let already = !p.is_empty()
+            && path.starts_with(p.as_str())
+            && matches!(path.as_bytes().get(p.len()), None | Some(b'/'));
+        let upstream_path = if p.is_empty() || already {
             path.to_owned()
         } else {
-            format!("{}{path}", route.upstream_prefix)
+            format!("{p}{path}")
         };
         Some(ResolvedRoute {
             route: Arc::clone(route),

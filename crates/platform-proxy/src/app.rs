@@ -194,7 +194,9 @@ async fn follow(
                 table.replace(t);
                 applied.send_replace(revision);
             }
-            Err(e) => tracing::warn!(error = %format!("{e:#}"), "route table rebuild failed; serving the previous table"),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "route table rebuild failed; serving the previous table")
+            }
         }
         tokio::select! {
             () = shutdown.cancelled() => return,

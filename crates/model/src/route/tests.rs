@@ -91,7 +91,10 @@ fn each_bad_field_is_named() {
             Box::new(|n| n.upstream.targets[0] = "a/b:80".into()),
         ),
         ("adapter", Box::new(|n| n.adapter = Some("nope".into()))),
-        ("upstream.scheme", Box::new(|n| n.upstream.scheme = UpstreamScheme::Https)),
+        (
+            "upstream.scheme",
+            Box::new(|n| n.upstream.scheme = UpstreamScheme::Https),
+        ),
         (
             "limits.max_connections",
             Box::new(|n| n.limits.max_connections = Some(0)),

@@ -11,17 +11,36 @@ use crate::support::*;
 #[tokio::test]
 async fn api_needs_the_bootstrap_token() {
     let p = TestProxy::start().await;
-    let r = p.get(API_HOST, "/api/v1/routes").send().await.expect("send");
+    let r = p
+        .get(API_HOST, "/api/v1/routes")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "unauthorized");
-    let r = p.get(API_HOST, "/api/v1/routes").bearer_auth("wrong-token-0123456789").send().await.expect("send");
+    let r = p
+        .get(API_HOST, "/api/v1/routes")
+        .bearer_auth("wrong-token-0123456789")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401);
-    let r = p.api(reqwest::Method::GET, "/api/v1/routes").send().await.expect("send");
+    let r = p
+        .api(reqwest::Method::GET, "/api/v1/routes")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
-    let r = p.get(API_HOST, "/api/v1/openapi.json").send().await.expect("send");
+    let r = p
+        .get(API_HOST, "/api/v1/openapi.json")
+        .send()
+        .await
+        .expect("send");
     let doc: Value = r.json().await.expect("json");
-    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.1")));
+    assert!(doc["openapi"]
+        .as_str()
+        .is_some_and(|v| v.starts_with("3.1")));
     p.stop().await;
 }
 
@@ -61,7 +80,10 @@ async fn a_route_created_through_the_api_is_served_within_100ms() {
             if r.status() == 200 {
                 break;
             }
-            assert!(started.elapsed() < Duration::from_secs(2), "route never served");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "route never served"
+            );
         }
         worst = worst.max(started.elapsed());
     }

@@ -6,12 +6,17 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use platform_proxy::demo::{self, DemoArgs, Demo};
+use platform_proxy::demo::{self, Demo, DemoArgs};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn start() -> Demo {
-    demo::start(DemoArgs { port: 0, data_dir: None }).await.expect("demo starts")
+    demo::start(DemoArgs {
+        port: 0,
+        data_dir: None,
+    })
+    .await
+    .expect("demo starts")
 }
 
 /// `http://h:port/path` → (`h`, `/path`).
@@ -35,7 +40,11 @@ async fn check_route(demo: &Demo, url: &str) {
         .await
         .expect("page");
     assert_eq!(page.status(), 200, "{url}");
-    assert!(page.text().await.expect("text").contains("platform-proxy demo"));
+    assert!(page
+        .text()
+        .await
+        .expect("text")
+        .contains("platform-proxy demo"));
 
     let redirect = client
         .get(format!("http://{addr}{path}redirect"))
@@ -44,7 +53,11 @@ async fn check_route(demo: &Demo, url: &str) {
         .await
         .expect("redirect");
     assert_eq!(redirect.status(), 302);
-    assert_eq!(redirect.headers()["location"], path.as_str(), "redirect stays under the route");
+    assert_eq!(
+        redirect.headers()["location"],
+        path.as_str(),
+        "redirect stays under the route"
+    );
 
     let mut sse = client
         .get(format!("http://{addr}{path}events"))
@@ -61,8 +74,12 @@ async fn check_route(demo: &Demo, url: &str) {
     assert!(String::from_utf8_lossy(&first).contains("data:"));
 
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("ws://{auth}{path}ws").into_client_request().expect("ws request");
-    let (mut ws, _) = tokio_tungstenite::client_async(req, stream).await.expect("ws handshake");
+    let req = format!("ws://{auth}{path}ws")
+        .into_client_request()
+        .expect("ws request");
+    let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
+        .await
+        .expect("ws handshake");
     ws.send(Message::text("hello demo")).await.expect("send");
     let echo = tokio::time::timeout(Duration::from_secs(3), ws.next())
         .await
@@ -90,7 +107,10 @@ async fn chromium_sees_websocket_and_sse_through_both_routes() {
     let script = root.join("tests/browser/demo.mjs");
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
-        std::path::Path::new(&chromium).exists() && root.join("tests/browser/node_modules/playwright-core").exists(),
+        std::path::Path::new(&chromium).exists()
+            && root
+                .join("tests/browser/node_modules/playwright-core")
+                .exists(),
         "headless Chromium and playwright-core are needed: run scripts/install-test-deps.sh"
     );
     let demo = start().await;
@@ -111,5 +131,12 @@ async fn chromium_sees_websocket_and_sse_through_both_routes() {
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     demo.stop().await;
     assert!(out.status.success(), "browser check failed");
-    assert_eq!(stdout.lines().filter(|l| l.contains("\"wsEchoes\"")).count(), 2, "one report per route");
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.contains("\"wsEchoes\""))
+            .count(),
+        2,
+        "one report per route"
+    );
 }

@@ -10,14 +10,23 @@ use crate::support::*;
 #[tokio::test]
 async fn api_clients_get_the_json_envelope_with_matching_correlation_id() {
     let p = TestProxy::start().await;
-    let r = p.get("apps.test", "/w/none/web/").send().await.expect("send");
+    let r = p
+        .get("apps.test", "/w/none/web/")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "application/json");
-    let cid = r.headers()["x-correlation-id"].to_str().expect("ascii").to_owned();
+    let cid = r.headers()["x-correlation-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "route_not_found");
     assert_eq!(v["error"]["correlation_id"], cid.as_str());
-    assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+    assert!(v["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
     p.stop().await;
 }
 
@@ -33,9 +42,15 @@ async fn browser_navigations_get_an_html_page_with_the_same_facts() {
         .expect("send");
     assert_eq!(r.status(), 404);
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
-    let cid = r.headers()["x-correlation-id"].to_str().expect("ascii").to_owned();
+    let cid = r.headers()["x-correlation-id"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
     let html = r.text().await.expect("text");
-    assert!(html.contains("route_not_found") && html.contains(&cid), "{html}");
+    assert!(
+        html.contains("route_not_found") && html.contains(&cid),
+        "{html}"
+    );
     p.stop().await;
 }
 
@@ -46,7 +61,10 @@ async fn every_response_carries_a_distinct_correlation_id() {
     p.host_route("demo", up.addr, json!({})).await;
     let a = p.get("demo.apps.test", "/").send().await.expect("send");
     let b = p.get("demo.apps.test", "/").send().await.expect("send");
-    let (a, b) = (&a.headers()["x-correlation-id"], &b.headers()["x-correlation-id"]);
+    let (a, b) = (
+        &a.headers()["x-correlation-id"],
+        &b.headers()["x-correlation-id"],
+    );
     assert_ne!(a, b);
     p.stop().await;
 }

@@ -21,8 +21,15 @@ async fn error_code(resp: reqwest::Response) -> (u16, String, String) {
         .unwrap_or_default()
         .to_owned();
     let v: Value = resp.json().await.expect("envelope");
-    assert_eq!(v["error"]["correlation_id"], header_cid, "body and header agree");
-    (status, v["error"]["code"].as_str().unwrap_or_default().to_owned(), header_cid)
+    assert_eq!(
+        v["error"]["correlation_id"], header_cid,
+        "body and header agree"
+    );
+    (
+        status,
+        v["error"]["code"].as_str().unwrap_or_default().to_owned(),
+        header_cid,
+    )
 }
 
 #[tokio::test]
@@ -60,7 +67,10 @@ async fn upstream_sees_no_hop_by_hop_or_spoofed_forwarding_headers() {
     assert_eq!(h["x-forwarded-host"], "apps.test");
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-prefix"], "/w/a/web");
-    assert_eq!(h["host"], "apps.test", "the browser's host is preserved by default");
+    assert_eq!(
+        h["host"], "apps.test",
+        "the browser's host is preserved by default"
+    );
     assert_eq!(h["x-correlation-id"].as_str().map(str::len), Some(32));
     p.stop().await;
 }
@@ -69,9 +79,20 @@ async fn upstream_sees_no_hop_by_hop_or_spoofed_forwarding_headers() {
 async fn target_host_header_mode_sends_the_upstream_authority() {
     let p = TestProxy::start().await;
     let up = echo().await;
-    p.host_route("t", up.addr, json!({"adapter_overrides": {"upstream_host_header": "target"}}))
-        .await;
-    let v: Value = p.get("t.apps.test", "/").send().await.expect("send").json().await.expect("json");
+    p.host_route(
+        "t",
+        up.addr,
+        json!({"adapter_overrides": {"upstream_host_header": "target"}}),
+    )
+    .await;
+    let v: Value = p
+        .get("t.apps.test", "/")
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["headers"]["host"], up.addr.to_string());
     assert_eq!(v["headers"]["x-forwarded-host"], "t.apps.test");
     p.stop().await;
@@ -87,7 +108,11 @@ async fn upstream_connections_are_pooled_and_kept_alive() {
         assert_eq!(r.status(), 200);
         r.bytes().await.expect("body");
     }
-    assert!(up.connections() <= 2, "20 sequential requests used {} upstream connections", up.connections());
+    assert!(
+        up.connections() <= 2,
+        "20 sequential requests used {} upstream connections",
+        up.connections()
+    );
     p.stop().await;
 }
 
@@ -107,7 +132,10 @@ async fn requests_round_robin_over_targets() {
         assert_eq!(r.status(), 200);
         r.bytes().await.expect("body");
     }
-    assert!(a.connections() >= 1 && b.connections() >= 1, "both targets used");
+    assert!(
+        a.connections() >= 1 && b.connections() >= 1,
+        "both targets used"
+    );
     p.stop().await;
 }
 
@@ -115,14 +143,18 @@ async fn requests_round_robin_over_targets() {
 async fn unreachable_upstream_is_502() {
     let p = TestProxy::start().await;
     p.host_route("dead", dead_addr().await, json!({})).await;
-    let (status, code, _) = error_code(p.get("dead.apps.test", "/").send().await.expect("send")).await;
+    let (status, code, _) =
+        error_code(p.get("dead.apps.test", "/").send().await.expect("send")).await;
     assert_eq!((status, code.as_str()), (502, "upstream_unreachable"));
     p.stop().await;
 }
 
 #[tokio::test]
 async fn upstream_that_answers_too_late_is_504() {
-    let p = TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nresponse_timeout_secs = 1\n").await;
+    let p = TestProxy::start_with(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nresponse_timeout_secs = 1\n",
+    )
+    .await;
     let slow = serve(|_req| async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         Response::new(full("late"))
@@ -130,9 +162,42 @@ async fn upstream_that_answers_too_late_is_504() {
     .await;
     p.host_route("slow", slow.addr, json!({})).await;
     let started = std::time::Instant::now();
-    let (status, code, _) = error_code(p.get("slow.apps.test", "/").send().await.expect("send")).await;
+    let (status, code, _) =
+        error_code(p.get("slow.apps.test", "/").send().await.expect("send")).await;
     assert_eq!((status, code.as_str()), (504, "upstream_timeout"));
-    assert!(started.elapsed() < Duration::from_millis(2500), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(2500),
+        "took {:?}",
+        started.elapsed()
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn slow_upload_is_not_cut_by_the_response_timeout() {
+    let p = TestProxy::start_with(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[upstream]\nresponse_timeout_secs = 1\n",
+    )
+    .await;
+    let up = echo().await;
+    p.host_route("up", up.addr, json!({})).await;
+    // Five chunks 500 ms apart: the upload alone outlasts the timeout.
+    let chunks = futures_util::stream::unfold(0u8, |i| async move {
+        if i == 5 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some((Ok::<_, std::io::Error>(vec![b'u'; 1000]), i + 1))
+    });
+    let r = p
+        .req(reqwest::Method::POST, "up.apps.test", "/upload")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["body_len"], 5000);
     p.stop().await;
 }
 
@@ -143,15 +208,21 @@ async fn upstream_dying_before_answering_is_502() {
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
         for _ in 0..4 {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             let _ = s.write_all(b"HTTP/1.1 200 OK\r\nContent-Le").await;
             drop(s);
         }
     });
     p.host_route("dying", addr, json!({})).await;
-    let (status, code, _) = error_code(p.get("dying.apps.test", "/").send().await.expect("send")).await;
+    let (status, code, _) =
+        error_code(p.get("dying.apps.test", "/").send().await.expect("send")).await;
     assert_eq!(status, 502);
-    assert!(code == "upstream_unreachable" || code == "upstream_bad_response", "{code}");
+    assert!(
+        code == "upstream_unreachable" || code == "upstream_bad_response",
+        "{code}"
+    );
     p.stop().await;
 }
 
@@ -162,13 +233,16 @@ async fn upstream_speaking_garbage_is_502_bad_response() {
     let addr = l.local_addr().expect("addr");
     tokio::spawn(async move {
         for _ in 0..2 {
-            let Ok((mut s, _)) = l.accept().await else { return };
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
             let _ = s.write_all(b"SSH-2.0-OpenSSH_9.0\r\n\r\n").await;
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     });
     p.host_route("garbage", addr, json!({})).await;
-    let (status, code, _) = error_code(p.get("garbage.apps.test", "/").send().await.expect("send")).await;
+    let (status, code, _) =
+        error_code(p.get("garbage.apps.test", "/").send().await.expect("send")).await;
     assert_eq!((status, code.as_str()), (502, "upstream_bad_response"));
     p.stop().await;
 }
@@ -181,7 +255,8 @@ async fn route_connection_limit_refuses_with_429_and_frees_on_completion() {
         Response::new(full("done"))
     })
     .await;
-    p.host_route("lim", slow.addr, json!({"limits": {"max_connections": 1}})).await;
+    p.host_route("lim", slow.addr, json!({"limits": {"max_connections": 1}}))
+        .await;
     let first = tokio::spawn(p.get("lim.apps.test", "/").send());
     // The permit is taken before the upstream is dialled.
     eventually(Duration::from_secs(2), || async { slow.connections() >= 1 }).await;
@@ -194,6 +269,10 @@ async fn route_connection_limit_refuses_with_429_and_frees_on_completion() {
     assert_eq!(first.status(), 200);
     assert_eq!(first.text().await.expect("body"), "done");
     let again = p.get("lim.apps.test", "/").send().await.expect("send");
-    assert_eq!(again.status(), 200, "the slot is free once the body is done");
+    assert_eq!(
+        again.status(),
+        200,
+        "the slot is free once the body is done"
+    );
     p.stop().await;
 }

@@ -18,14 +18,35 @@ async fn host_and_path_routes_reach_their_upstream_with_mapped_paths() {
     let up = echo().await;
     p.host_route("demo", up.addr, json!({})).await;
     p.path_route("a1", up.addr, json!({})).await;
-    let v = seen(p.get("demo.apps.test", "/x/y?q=1").send().await.expect("send")).await;
+    let v = seen(
+        p.get("demo.apps.test", "/x/y?q=1")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(v["target"], "/x/y?q=1");
-    let v = seen(p.get("apps.test", "/w/a1/web/x/y?q=1").send().await.expect("send")).await;
-    assert_eq!(v["target"], "/x/y?q=1", "generic adapter strips the public prefix");
+    let v = seen(
+        p.get("apps.test", "/w/a1/web/x/y?q=1")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        v["target"], "/x/y?q=1",
+        "generic adapter strips the public prefix"
+    );
     let v = seen(p.get("apps.test", "/w/a1/web").send().await.expect("send")).await;
     assert_eq!(v["target"], "/");
     // Host names are case-insensitive and may carry the port.
-    let v = seen(p.get("DEMO.Apps.Test:8080", "/").send().await.expect("send")).await;
+    let v = seen(
+        p.get("DEMO.Apps.Test:8080", "/")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(v["target"], "/");
     p.stop().await;
 }
@@ -34,9 +55,17 @@ async fn host_and_path_routes_reach_their_upstream_with_mapped_paths() {
 async fn base_path_aware_apps_keep_the_runtime_prefix() {
     let p = TestProxy::start().await;
     let up = echo().await;
-    p.path_route("j1", up.addr, json!({"adapter": "jupyterlab"})).await;
-    p.host_route("jup", up.addr, json!({"adapter": "jupyterlab"})).await;
-    let v = seen(p.get("apps.test", "/w/j1/web/lab?x").send().await.expect("send")).await;
+    p.path_route("j1", up.addr, json!({"adapter": "jupyterlab"}))
+        .await;
+    p.host_route("jup", up.addr, json!({"adapter": "jupyterlab"}))
+        .await;
+    let v = seen(
+        p.get("apps.test", "/w/j1/web/lab?x")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!(v["target"], "/w/j1/web/lab?x");
     // A host route in front of a base-path app: the app still runs under
     // /w/{owner}/{endpoint}/, the browser sees its own origin's root.
@@ -55,8 +84,17 @@ async fn platform_service_routes_live_under_p() {
         "upstream": {"targets": [up.addr.to_string()]}, "adapter": "grafana",
     }))
     .await;
-    let v = seen(p.get("apps.test", "/p/grafana/d/abc").send().await.expect("send")).await;
-    assert_eq!(v["target"], "/p/grafana/d/abc", "grafana serves from its sub path natively");
+    let v = seen(
+        p.get("apps.test", "/p/grafana/d/abc")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        v["target"], "/p/grafana/d/abc",
+        "grafana serves from its sub path natively"
+    );
     p.stop().await;
 }
 
@@ -74,7 +112,12 @@ async fn hosts_are_dispatched_to_api_apps_or_refused() {
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "route_not_found");
     // The API host never serves app content, and app hosts never serve the API.
-    let r = p.get("apps.test", "/api/v1/routes").bearer_auth(TOKEN).send().await.expect("send");
+    let r = p
+        .get("apps.test", "/api/v1/routes")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 404);
     p.stop().await;
 }
@@ -84,7 +127,11 @@ async fn reserved_paths_never_reach_the_app() {
     let p = TestProxy::start().await;
     let up = echo().await;
     p.host_route("demo", up.addr, json!({})).await;
-    for path in ["/.platform-proxy", "/.platform-proxy/launch", "/x/../.platform-proxy/logout"] {
+    for path in [
+        "/.platform-proxy",
+        "/.platform-proxy/launch",
+        "/x/../.platform-proxy/logout",
+    ] {
         let (status, _, _) = raw_get(p.addr, "demo.apps.test", path).await;
         assert_eq!(status, 404, "{path}");
     }
@@ -98,7 +145,14 @@ async fn disabled_and_deleted_routes_stop_being_served() {
     let up = echo().await;
     let r = p.host_route("demo", up.addr, json!({})).await;
     let id = r["id"].as_str().expect("id").to_owned();
-    assert_eq!(p.get("demo.apps.test", "/").send().await.expect("send").status(), 200);
+    assert_eq!(
+        p.get("demo.apps.test", "/")
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
     let resp = p
         .api(reqwest::Method::PATCH, &format!("/api/v1/routes/{id}"))
         .json(&json!({"status": "disabled"}))
@@ -107,7 +161,12 @@ async fn disabled_and_deleted_routes_stop_being_served() {
         .expect("patch");
     assert_eq!(resp.status(), 200);
     eventually(std::time::Duration::from_secs(2), || async {
-        p.get("demo.apps.test", "/").send().await.expect("send").status() == 404
+        p.get("demo.apps.test", "/")
+            .send()
+            .await
+            .expect("send")
+            .status()
+            == 404
     })
     .await;
     p.api(reqwest::Method::PATCH, &format!("/api/v1/routes/{id}"))
@@ -116,13 +175,27 @@ async fn disabled_and_deleted_routes_stop_being_served() {
         .await
         .expect("patch");
     eventually(std::time::Duration::from_secs(2), || async {
-        p.get("demo.apps.test", "/").send().await.expect("send").status() == 200
+        p.get("demo.apps.test", "/")
+            .send()
+            .await
+            .expect("send")
+            .status()
+            == 200
     })
     .await;
-    let resp = p.api(reqwest::Method::DELETE, &format!("/api/v1/routes/{id}")).send().await.expect("delete");
+    let resp = p
+        .api(reqwest::Method::DELETE, &format!("/api/v1/routes/{id}"))
+        .send()
+        .await
+        .expect("delete");
     assert_eq!(resp.status(), 204);
     eventually(std::time::Duration::from_secs(2), || async {
-        p.get("demo.apps.test", "/").send().await.expect("send").status() == 404
+        p.get("demo.apps.test", "/")
+            .send()
+            .await
+            .expect("send")
+            .status()
+            == 404
     })
     .await;
     p.stop().await;
@@ -148,14 +221,26 @@ async fn traversal(target: &str, expect: Expect) {
     match expect {
         Expect::BadRequest => {
             assert_eq!(status, 400, "{target}: {body}");
-            assert_eq!(up_a.connections() + up_b.connections(), 0, "{target} reached an upstream");
+            assert_eq!(
+                up_a.connections() + up_b.connections(),
+                0,
+                "{target} reached an upstream"
+            );
         }
         Expect::Routed(owner, want) => {
             assert_eq!(status, 200, "{target}: {body}");
             let v: Value = serde_json::from_str(&body).expect("echo json");
-            assert_eq!(v["headers"]["x-forwarded-prefix"], format!("/w/{owner}/web"), "{target}");
+            assert_eq!(
+                v["headers"]["x-forwarded-prefix"],
+                format!("/w/{owner}/web"),
+                "{target}"
+            );
             assert_eq!(v["target"], want, "{target}");
-            let (hit, miss) = if owner == "a" { (&up_a, &up_b) } else { (&up_b, &up_a) };
+            let (hit, miss) = if owner == "a" {
+                (&up_a, &up_b)
+            } else {
+                (&up_b, &up_a)
+            };
             assert_eq!(hit.connections(), 1);
             assert_eq!(miss.connections(), 0);
         }
@@ -175,20 +260,72 @@ macro_rules! trick {
 // Dot segments are resolved before matching, like a browser would: the
 // request is then matched (and later authorized) as the route it names,
 // and the upstream sees a clean path.
-trick!(dot_dot_resolves_before_matching, "/w/a/web/../../b/web/secret", Expect::Routed("b", "/secret"));
-trick!(encoded_dot_dot_resolves_like_plain, "/w/a/web/%2e%2e/%2e%2e/b/web/secret", Expect::Routed("b", "/secret"));
-trick!(mixed_case_and_half_encoded_dots, "/w/a/web/%2E./.%2e/b/web/s", Expect::Routed("b", "/s"));
-trick!(single_dots_vanish, "/w/a/./web/./x", Expect::Routed("a", "/x"));
-trick!(double_slashes_merge, "//w//a//web//x", Expect::Routed("a", "/x"));
-trick!(tomcat_dot_dot_semicolon, "/w/a/web/..;/..;/b/web/x", Expect::Routed("b", "/x"));
-trick!(encoded_unreserved_letters_match, "/w/%61/web/x", Expect::Routed("a", "/x"));
-trick!(double_encoding_stays_opaque, "/w/a/web/%252e%252e/%252e%252e/b", Expect::Routed("a", "/%252e%252e/%252e%252e/b"));
-trick!(encoded_slash_name_passes_inside_route, "/w/a/web/dir%2Ffile", Expect::Routed("a", "/dir%2Ffile"));
+trick!(
+    dot_dot_resolves_before_matching,
+    "/w/a/web/../../b/web/secret",
+    Expect::Routed("b", "/secret")
+);
+trick!(
+    encoded_dot_dot_resolves_like_plain,
+    "/w/a/web/%2e%2e/%2e%2e/b/web/secret",
+    Expect::Routed("b", "/secret")
+);
+trick!(
+    mixed_case_and_half_encoded_dots,
+    "/w/a/web/%2E./.%2e/b/web/s",
+    Expect::Routed("b", "/s")
+);
+trick!(
+    single_dots_vanish,
+    "/w/a/./web/./x",
+    Expect::Routed("a", "/x")
+);
+trick!(
+    double_slashes_merge,
+    "//w//a//web//x",
+    Expect::Routed("a", "/x")
+);
+trick!(
+    tomcat_dot_dot_semicolon,
+    "/w/a/web/..;/..;/b/web/x",
+    Expect::Routed("b", "/x")
+);
+trick!(
+    encoded_unreserved_letters_match,
+    "/w/%61/web/x",
+    Expect::Routed("a", "/x")
+);
+trick!(
+    double_encoding_stays_opaque,
+    "/w/a/web/%252e%252e/%252e%252e/b",
+    Expect::Routed("a", "/%252e%252e/%252e%252e/b")
+);
+trick!(
+    encoded_slash_name_passes_inside_route,
+    "/w/a/web/dir%2Ffile",
+    Expect::Routed("a", "/dir%2Ffile")
+);
 // Refused outright.
-trick!(climbing_above_root, "/w/a/web/../../../../etc/passwd", Expect::BadRequest);
-trick!(encoded_slash_hiding_dot_dot, "/w/a/web/..%2f..%2fb%2fweb%2fsecret", Expect::BadRequest);
-trick!(encoded_uppercase_slash_hiding_dot_dot, "/w/a/web/%2e%2e%2F%2e%2e%2Fb", Expect::BadRequest);
-trick!(encoded_backslash_hiding_dot_dot, "/w/a/web/..%5c..%5cb%5cweb", Expect::BadRequest);
+trick!(
+    climbing_above_root,
+    "/w/a/web/../../../../etc/passwd",
+    Expect::BadRequest
+);
+trick!(
+    encoded_slash_hiding_dot_dot,
+    "/w/a/web/..%2f..%2fb%2fweb%2fsecret",
+    Expect::BadRequest
+);
+trick!(
+    encoded_uppercase_slash_hiding_dot_dot,
+    "/w/a/web/%2e%2e%2F%2e%2e%2Fb",
+    Expect::BadRequest
+);
+trick!(
+    encoded_backslash_hiding_dot_dot,
+    "/w/a/web/..%5c..%5cb%5cweb",
+    Expect::BadRequest
+);
 trick!(nul_byte, "/w/a/web/x%00.html", Expect::BadRequest);
 trick!(malformed_escape, "/w/a/web/%zz", Expect::BadRequest);
 

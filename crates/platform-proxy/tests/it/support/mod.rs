@@ -4,11 +4,11 @@
 
 #![allow(dead_code)]
 
-pub mod process;
-pub mod tls;
 pub mod child;
+pub mod process;
 pub mod ready;
 pub mod streams;
+pub mod tls;
 pub mod upstream;
 pub mod ws;
 
@@ -165,7 +165,10 @@ where
         if cond().await {
             return;
         }
-        assert!(tokio::time::Instant::now() < end, "condition not met within {within:?}");
+        assert!(
+            tokio::time::Instant::now() < end,
+            "condition not met within {within:?}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
@@ -189,5 +192,9 @@ pub async fn raw(addr: SocketAddr, request: &str) -> (u16, String, String) {
 
 /// A GET with a raw (unnormalized) target.
 pub async fn raw_get(addr: SocketAddr, host: &str, target: &str) -> (u16, String, String) {
-    raw(addr, &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")).await
+    raw(
+        addr,
+        &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"),
+    )
+    .await
 }

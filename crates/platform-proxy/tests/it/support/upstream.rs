@@ -17,13 +17,17 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
-use tokio_tungstenite::tungstenite::handshake::server::{Request as WsRequest, Response as WsResponse};
+use tokio_tungstenite::tungstenite::handshake::server::{
+    Request as WsRequest, Response as WsResponse,
+};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
 pub type Body = BoxBody<Bytes, std::io::Error>;
-pub type Handler = Arc<dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync>;
+pub type Handler = Arc<
+    dyn Fn(Request<Incoming>) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> + Send + Sync,
+>;
 
 pub fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|e| match e {}).boxed()
@@ -54,7 +58,9 @@ where
     let count = Arc::clone(&connections);
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             count.fetch_add(1, Ordering::SeqCst);
             let handler = Arc::clone(&handler);
             tokio::spawn(async move {
@@ -98,6 +104,7 @@ pub async fn echo() -> Upstream {
     .await
 }
 
+#[allow(clippy::result_large_err)] // the handshake callback's error is an HTTP response
 /// A WebSocket upstream: echoes every message; `"close:CODE"` makes it close
 /// with that code; it selects the first subprotocol offered and records it.
 pub async fn ws_echo() -> SocketAddr {
@@ -105,7 +112,9 @@ pub async fn ws_echo() -> SocketAddr {
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let cb = |req: &WsRequest, mut resp: WsResponse| {
                     if let Some(p) = req
@@ -134,11 +143,13 @@ pub async fn ws_echo() -> SocketAddr {
                                 .await;
                         }
                         Message::Text(_) | Message::Binary(_) => {
-                            if ws.send(msg).await.is_err() {
+                            let sent = ws.send(msg).await;
+                            if sent.is_err() {
                                 return;
                             }
                         }
-                        Message::Close(_) => return,
+                        // Keep reading: tungstenite answers the Close and the
+                        // stream then ends by itself.
                         _ => {}
                     }
                 }
