@@ -8,6 +8,7 @@
 //! relative: the same page works at `http://demo.apps.localhost:PORT/` and at
 //! `http://apps.localhost:PORT/w/demo/web/`.
 
+use pp_model::envelope::escape_html;
 use std::convert::Infallible;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -339,21 +340,6 @@ fn header_has_token(headers: &HeaderMap, name: &HeaderName, token: &str) -> bool
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case(token))
-}
-
-fn escape_html(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// `2024-02-29T12:34:56.789Z` (RFC 3339, UTC), without a date crate.
