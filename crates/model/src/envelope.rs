@@ -13,9 +13,16 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 pub struct CorrelationId(pub String);
 
 impl CorrelationId {
+    /// A fresh id: 32 hex digits, a per-process random half and a counter
+    /// half. Ids need to be unique, not unguessable, so the hot path costs
+    /// one atomic increment instead of a trip to the OS random source.
     #[must_use]
     pub fn new() -> Self {
-        Self(uuid::Uuid::new_v4().simple().to_string())
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let seed = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self(format!("{seed:016x}{n:016x}"))
     }
 }
 
@@ -116,6 +123,15 @@ mod tests {
             v,
             serde_json::json!({"error": {"code": "route_not_found", "message": "no", "correlation_id": "abc"}})
         );
+    }
+
+    #[test]
+    fn ids_are_distinct_and_32_hex_digits() {
+        let a = CorrelationId::new();
+        let b = CorrelationId::new();
+        assert_ne!(a, b);
+        assert_eq!(a.0.len(), 32);
+        assert!(a.0.bytes().all(|c| c.is_ascii_hexdigit()));
     }
 
     #[test]
