@@ -99,6 +99,64 @@ where
     }
 }
 
+/// A body that runs `done` exactly once: when the stream ends, fails, or
+/// is dropped unfinished. Used to release a route permit as soon as a
+/// response has streamed, and to tell the forwarder an upload is complete.
+pub struct OnDone<B, F: FnOnce()> {
+    inner: B,
+    done: Option<F>,
+}
+
+impl<B, F: FnOnce()> OnDone<B, F> {
+    pub fn new(inner: B, done: F) -> Self {
+        Self {
+            inner,
+            done: Some(done),
+        }
+    }
+
+    fn fire(&mut self) {
+        if let Some(f) = self.done.take() {
+            f();
+        }
+    }
+}
+
+impl<B, F: FnOnce()> Drop for OnDone<B, F> {
+    fn drop(&mut self) {
+        self.fire();
+    }
+}
+
+impl<B, F> Body for OnDone<B, F>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+    F: FnOnce() + Unpin,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            self.fire();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Whether `err` (or anything in its source chain) is a [`BodyTooLarge`].
 #[must_use]
 pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> Option<u64> {
@@ -132,6 +190,22 @@ mod tests {
     async fn limit_exactly_reached_passes() {
         let b = Limited::new(chunks(&[4, 6]), 10);
         assert_eq!(b.collect().await.expect("ok").to_bytes().len(), 10);
+    }
+
+    #[tokio::test]
+    async fn on_done_fires_once_at_the_end_or_on_drop() {
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = std::sync::Arc::clone(&hits);
+        let b = OnDone::new(chunks(&[3, 3]), move || {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        });
+        assert_eq!(b.collect().await.expect("ok").to_bytes().len(), 6);
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let h = std::sync::Arc::clone(&hits);
+        drop(OnDone::new(chunks(&[3]), move || {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }));
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[tokio::test]

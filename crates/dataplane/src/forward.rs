@@ -15,7 +15,7 @@ use pp_model::adapter::UpstreamHostHeader;
 use pp_model::table::CompiledRoute;
 use pp_model::CorrelationId;
 
-use crate::body::{boxed, is_body_too_large, ProxyBody};
+use crate::body::{boxed, is_body_too_large, OnDone, ProxyBody};
 use crate::error::ProxyError;
 use crate::headers::{forwarded, hop};
 
@@ -63,10 +63,9 @@ impl Upstreams {
             req
         } else {
             req.map(|b| {
-                boxed(SentSignal {
-                    inner: b,
-                    tx: Some(sent_tx),
-                })
+                boxed(OnDone::new(b, move || {
+                    let _ = sent_tx.send(());
+                }))
             })
         };
         let fut = self.client.request(req);
@@ -80,50 +79,6 @@ impl Upstreams {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(classify(&e)),
         }
-    }
-}
-
-/// A request body that reports when it has been sent whole (or dropped).
-struct SentSignal {
-    inner: ProxyBody,
-    tx: Option<tokio::sync::oneshot::Sender<()>>,
-}
-
-impl SentSignal {
-    fn signal(&mut self) {
-        if let Some(tx) = self.tx.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
-impl Drop for SentSignal {
-    fn drop(&mut self) {
-        self.signal();
-    }
-}
-
-impl http_body::Body for SentSignal {
-    type Data = bytes::Bytes;
-    type Error = crate::body::BoxError;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if matches!(polled, std::task::Poll::Ready(None | Some(Err(_)))) {
-            self.signal();
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
     }
 }
 

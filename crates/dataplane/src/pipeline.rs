@@ -8,13 +8,10 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use pp_model::path::normalize;
@@ -24,7 +21,7 @@ use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
 use crate::account::{self, AccessRecord};
-use crate::body::{boxed, empty, BoxError, Limited, ProxyBody};
+use crate::body::{boxed, empty, Limited, OnDone, ProxyBody};
 use crate::error::{wants_html, ProxyError};
 use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
 use crate::headers::hop;
@@ -277,7 +274,6 @@ impl Proxy {
         let up_req = upstream_request(req, &route, &target, &resolved.upstream_path, &facts)?;
         let mut resp = self.upstreams.send(up_req).await?;
         // 8. rewrite
-        let public_origin = format!("{proto}://{auth}");
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())
         {
@@ -294,13 +290,11 @@ impl Proxy {
             return Ok(Response::from_parts(parts, empty()));
         }
         let (mut parts, body) = resp.into_parts();
-        rewrite_headers(&mut parts.headers, &route, &public_origin, auth);
+        rewrite_headers(&mut parts.headers, &route, proto, auth);
         Ok(Response::from_parts(
             parts,
-            boxed(Held {
-                inner: body,
-                _permit: permit,
-            }),
+            // The route slot is released once the body has streamed.
+            boxed(OnDone::new(body, move || drop(permit))),
         ))
     }
 
@@ -388,34 +382,4 @@ fn trailing_slash_redirect(prefix: &str, query: Option<&str>) -> Response<ProxyB
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
-}
-
-/// A response body that holds a route permit until it is done streaming.
-struct Held<B> {
-    inner: B,
-    _permit: Permit,
-}
-
-impl<B> Body for Held<B>
-where
-    B: Body<Data = Bytes> + Unpin,
-    B::Error: Into<BoxError>,
-{
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.inner).poll_frame(cx).map_err(Into::into)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
 }

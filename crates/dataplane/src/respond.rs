@@ -12,24 +12,17 @@ use crate::headers::hop;
 pub fn rewrite_headers(
     headers: &mut HeaderMap,
     route: &CompiledRoute,
-    public_origin: &str,
+    public_scheme: &str,
     public_authority: &str,
 ) {
     hop::strip(headers, false);
-    let mut own: Vec<String> = route
-        .route
-        .upstream
-        .targets
-        .iter()
-        .map(|t| t.to_ascii_lowercase())
-        .collect();
-    own.push(public_authority.to_ascii_lowercase());
     let ctx = RewriteContext {
-        public_origin,
+        public_scheme,
+        public_authority,
         public_prefix: &route.public_prefix,
         upstream_prefix: &route.upstream_prefix,
         strategy: route.adapter.base_url_strategy,
-        own_authorities: &own,
+        upstream_authorities: &route.upstream_authorities,
     };
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         let new = headers

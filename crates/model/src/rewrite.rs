@@ -13,16 +13,19 @@ use crate::adapter::BaseUrlStrategy;
 /// What the rewriter needs to know about one response.
 #[derive(Debug, Clone, Copy)]
 pub struct RewriteContext<'a> {
-    /// `scheme://host[:port]` the browser used.
-    pub public_origin: &'a str,
+    /// `http` or `https`, as the browser connected.
+    pub public_scheme: &'a str,
+    /// `host[:port]` the browser addressed.
+    pub public_authority: &'a str,
     /// Public path prefix without trailing slash (empty on host routes).
     pub public_prefix: &'a str,
     /// Upstream runtime prefix without trailing slash (empty for root apps).
     pub upstream_prefix: &'a str,
     pub strategy: BaseUrlStrategy,
-    /// Authorities (`host:port`, lower-case) that name the upstream or the
-    /// public host; absolute URLs on these are brought onto the public origin.
-    pub own_authorities: &'a [String],
+    /// The route's upstream targets (`host:port`, lower-case). Absolute URLs
+    /// on these or on the public authority are brought onto the public
+    /// origin.
+    pub upstream_authorities: &'a [String],
 }
 
 fn under(path: &str, prefix: &str) -> bool {
@@ -69,8 +72,12 @@ pub fn rewrite_location(value: &str, ctx: &RewriteContext<'_>) -> Option<String>
     if let Some(rest) = after_scheme {
         let split = rest.find(['/', '?', '#']).unwrap_or(rest.len());
         let (authority, tail) = rest.split_at(split);
-        let authority = authority.to_ascii_lowercase();
-        if !ctx.own_authorities.contains(&authority) {
+        let own = authority.eq_ignore_ascii_case(ctx.public_authority)
+            || ctx
+                .upstream_authorities
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(authority));
+        if !own {
             return None;
         }
         let path = if tail.starts_with('/') {
@@ -78,7 +85,7 @@ pub fn rewrite_location(value: &str, ctx: &RewriteContext<'_>) -> Option<String>
         } else {
             map_path(&format!("/{tail}"), ctx)
         };
-        let out = format!("{}{path}", ctx.public_origin);
+        let out = format!("{}://{}{path}", ctx.public_scheme, ctx.public_authority);
         return (out != v).then_some(out);
     }
     if v.starts_with('/') {

@@ -20,6 +20,9 @@ pub struct CompiledRoute {
     pub upstream_prefix: String,
     /// Full host of a subdomain route (`{route_host}.{apps_domain}`).
     pub host: Option<String>,
+    /// The upstream targets, lower-case, for recognising absolute
+    /// redirects that point at the upstream.
+    pub upstream_authorities: Vec<String>,
 }
 
 /// The outcome of matching a request against the table.
@@ -87,6 +90,12 @@ impl RouteTable {
                     RouteMode::PathPrefix => key.clone(),
                 },
                 host: (route.route_mode == RouteMode::Subdomain).then(|| key.clone()),
+                upstream_authorities: route
+                    .upstream
+                    .targets
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+                    .collect(),
                 upstream_prefix,
                 adapter,
                 route,

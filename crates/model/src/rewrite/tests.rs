@@ -7,16 +7,17 @@ fn ctx<'a>(
     own: &'a [String],
 ) -> RewriteContext<'a> {
     RewriteContext {
-        public_origin: "https://apps.example.com",
+        public_scheme: "https",
+        public_authority: "apps.example.com",
         public_prefix: prefix,
         upstream_prefix: upstream,
         strategy,
-        own_authorities: own,
+        upstream_authorities: own,
     }
 }
 
 fn own() -> Vec<String> {
-    vec!["10.0.3.7:8888".into(), "apps.example.com".into()]
+    vec!["10.0.3.7:8888".into()]
 }
 
 #[test]

@@ -11,8 +11,7 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use serde_json::{json, Value};
 
-use crate::support::child::{ChildProxy, RssSampler};
-use crate::support::ready::routed;
+use crate::support::process::{ChildProxy, RssSampler};
 use crate::support::streams::{counting, generator, now_ms, sink, sse};
 use crate::support::upstream::echo;
 use crate::support::TestProxy;
@@ -32,7 +31,6 @@ async fn sse_events_arrive_as_they_are_flushed() {
     let proxy = TestProxy::start().await;
     let up = sse(5, Duration::from_millis(300)).await;
     proxy.host_route("sse", up.addr, json!({})).await;
-    routed(&proxy, "sse.apps.test", "/").await;
     let resp = tokio::time::timeout(
         Duration::from_secs(10),
         proxy
@@ -102,7 +100,6 @@ async fn sixty_four_mib_chunked_upload_reaches_the_upstream_whole() {
     let proxy = TestProxy::start().await;
     let up = echo().await;
     proxy.path_route("upl", up.addr, json!({})).await;
-    routed(&proxy, "apps.test", "/w/upl/web/upload").await;
     let resp = tokio::time::timeout(
         Duration::from_secs(120),
         proxy
@@ -129,7 +126,6 @@ async fn route_body_limit_refuses_declared_and_streamed_oversize_bodies() {
     proxy
         .host_route("lim", up.addr, json!({"limits": {"max_body_bytes": 1000}}))
         .await;
-    routed(&proxy, "lim.apps.test", "/").await;
     let post = |body: reqwest::Body| {
         proxy
             .req(reqwest::Method::POST, "lim.apps.test", "/u")
@@ -198,7 +194,7 @@ async fn a_gibibyte_each_way_streams_in_flat_memory() {
     const TOTAL: u64 = 1024 * MIB;
     const CHUNK: usize = 64 * 1024;
     const LIMIT: u64 = 64 * MIB;
-    let child = ChildProxy::start("").await;
+    let child = ChildProxy::serve("").await;
     let down = generator(CHUNK).await;
     let up = sink().await;
     child.create_route(route("down", down.addr)).await;

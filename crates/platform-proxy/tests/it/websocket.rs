@@ -3,7 +3,6 @@
 //! refusals and the per-route connection limit.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -14,16 +13,9 @@ use tokio::io::AsyncWriteExt;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
 
-use crate::support::ready::routed;
 use crate::support::upstream::{full, serve, ws_echo};
 use crate::support::ws::{self, connect, next, open, raw_upgrade, raw_ws_upstream, Ws};
 use crate::support::TestProxy;
-
-/// A host route `{label}.apps.test`, live in the data plane on return.
-async fn host_route(proxy: &TestProxy, label: &str, target: SocketAddr, extra: Value) {
-    proxy.host_route(label, target, extra).await;
-    routed(proxy, &format!("{label}.apps.test"), "/").await;
-}
 
 /// Sends `msg` and expects the same message back.
 async fn round_trip(ws: &mut Ws, msg: Message) {
@@ -48,9 +40,8 @@ async fn close_frame(ws: &mut Ws) -> (CloseFrame, Instant) {
 async fn text_and_binary_messages_echo_through_host_and_path_routes() {
     let proxy = TestProxy::start().await;
     let up = ws_echo().await;
-    host_route(&proxy, "wsh", up, json!({})).await;
+    proxy.host_route("wsh", up, json!({})).await;
     proxy.path_route("wsp", up, json!({})).await;
-    routed(&proxy, "apps.test", "/w/wsp/web/ws").await;
     for url in ["ws://wsh.apps.test/", "ws://apps.test/w/wsp/web/ws"] {
         let mut c = open(proxy.addr, url).await;
         round_trip(&mut c, Message::text("hello, tunnel ✓")).await;
@@ -65,7 +56,7 @@ async fn text_and_binary_messages_echo_through_host_and_path_routes() {
 #[tokio::test]
 async fn ping_gets_a_pong_with_the_same_payload() {
     let proxy = TestProxy::start().await;
-    host_route(&proxy, "wsping", ws_echo().await, json!({})).await;
+    proxy.host_route("wsping", ws_echo().await, json!({})).await;
     let mut c = open(proxy.addr, "ws://wsping.apps.test/").await;
     let payload = Bytes::from_static(b"are you there?");
     c.send(Message::Ping(payload.clone())).await.expect("ping");
@@ -77,7 +68,9 @@ async fn ping_gets_a_pong_with_the_same_payload() {
 #[tokio::test]
 async fn subprotocol_negotiation_passes_end_to_end() {
     let proxy = TestProxy::start().await;
-    host_route(&proxy, "wsproto", ws_echo().await, json!({})).await;
+    proxy
+        .host_route("wsproto", ws_echo().await, json!({}))
+        .await;
     let (mut c, resp) = connect(
         proxy.addr,
         "ws://wsproto.apps.test/",
@@ -103,7 +96,7 @@ async fn permessage_deflate_offer_and_answer_pass_unchanged() {
         "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; client_max_window_bits=10\r\n",
     )
     .await;
-    host_route(&proxy, "wsdeflate", up.addr, json!({})).await;
+    proxy.host_route("wsdeflate", up.addr, json!({})).await;
     let offer = "permessage-deflate; client_max_window_bits, x-webkit-deflate-frame";
     let mut a = raw_upgrade(
         proxy.addr,
@@ -148,7 +141,9 @@ async fn permessage_deflate_offer_and_answer_pass_unchanged() {
 #[tokio::test]
 async fn upstream_close_code_reaches_the_client() {
     let proxy = TestProxy::start().await;
-    host_route(&proxy, "wsclose", ws_echo().await, json!({})).await;
+    proxy
+        .host_route("wsclose", ws_echo().await, json!({}))
+        .await;
     let mut c = open(proxy.addr, "ws://wsclose.apps.test/").await;
     c.send(Message::text("close:4000")).await.expect("send");
     let (f, _) = close_frame(&mut c).await;
@@ -162,7 +157,7 @@ async fn upstream_close_code_reaches_the_client() {
 async fn idle_tunnel_is_closed_with_1001_idle_timeout() {
     let proxy = TestProxy::start().await;
     let limits = json!({"limits": {"websocket_idle_timeout_secs": 1}});
-    host_route(&proxy, "wsidle", ws_echo().await, limits).await;
+    proxy.host_route("wsidle", ws_echo().await, limits).await;
     let mut c = open(proxy.addr, "ws://wsidle.apps.test/").await;
     let opened = Instant::now();
     let (f, at) = close_frame(&mut c).await;
@@ -182,7 +177,7 @@ async fn busy_tunnel_is_closed_at_its_maximum_lifetime() {
     let proxy = TestProxy::start().await;
     let limits =
         json!({"limits": {"websocket_max_lifetime_secs": 1, "websocket_idle_timeout_secs": 30}});
-    host_route(&proxy, "wslife", ws_echo().await, limits).await;
+    proxy.host_route("wslife", ws_echo().await, limits).await;
     let mut c = open(proxy.addr, "ws://wslife.apps.test/").await;
     let opened = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
@@ -229,7 +224,7 @@ async fn upstream_refusing_the_upgrade_passes_its_status_through() {
             .expect("response")
     })
     .await;
-    host_route(&proxy, "wsno", up.addr, json!({})).await;
+    proxy.host_route("wsno", up.addr, json!({})).await;
     match connect(proxy.addr, "ws://wsno.apps.test/", &[]).await {
         Err(WsError::Http(resp)) => {
             assert_eq!(resp.status(), 403);
@@ -251,13 +246,13 @@ async fn upstream_refusing_the_upgrade_passes_its_status_through() {
 #[tokio::test]
 async fn max_connections_counts_open_tunnels() {
     let proxy = TestProxy::start().await;
-    host_route(
-        &proxy,
-        "wsbusy",
-        ws_echo().await,
-        json!({"limits": {"max_connections": 1}}),
-    )
-    .await;
+    proxy
+        .host_route(
+            "wsbusy",
+            ws_echo().await,
+            json!({"limits": {"max_connections": 1}}),
+        )
+        .await;
     let url = "ws://wsbusy.apps.test/";
     let mut first = open(proxy.addr, url).await;
     round_trip(&mut first, Message::text("one")).await;
@@ -295,7 +290,7 @@ async fn max_connections_counts_open_tunnels() {
 #[tokio::test]
 async fn five_mib_binary_message_passes_intact() {
     let proxy = TestProxy::start().await;
-    host_route(&proxy, "wsbig", ws_echo().await, json!({})).await;
+    proxy.host_route("wsbig", ws_echo().await, json!({})).await;
     let mut c = open(proxy.addr, "ws://wsbig.apps.test/").await;
     let data: Vec<u8> = (0..5 * 1024 * 1024u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)

@@ -4,9 +4,7 @@
 
 #![allow(dead_code)]
 
-pub mod child;
 pub mod process;
-pub mod ready;
 pub mod streams;
 pub mod tls;
 pub mod upstream;

@@ -1,10 +1,12 @@
 //! The real binary as a child process, for what only a process has: exit
-//! codes, signals, stderr. The child is killed when its guard drops, so a
+//! codes, signals, stderr, resident memory. The child is killed when its guard drops, so a
 //! failing test never leaks a process; its log is printed on failure.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -131,18 +133,18 @@ impl ChildProxy {
         }
     }
 
-    /// Creates a host route `{label}.apps.test` to `target` through the
-    /// child's API and waits until the data plane serves it.
-    pub async fn host_route(&self, label: &str, target: SocketAddr) -> Value {
-        let body = serde_json::json!({
-            "owner_type": "app_instance", "owner_id": label, "endpoint_name": "web",
-            "route_mode": "subdomain", "route_host": label,
-            "upstream": {"targets": [target.to_string()]},
-        });
+    /// A request to `path` on `host`, sent to the child's listener.
+    pub fn req(&self, method: reqwest::Method, host: &str, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("http://{}{path}", self.addr))
+            .header("host", host)
+    }
+
+    /// Creates a route through the child's API and returns its JSON. The
+    /// child serves it a moment later (its change feed is in-process).
+    pub async fn create_route(&self, body: Value) -> Value {
         let resp = self
-            .client
-            .post(format!("http://{}/api/v1/routes", self.addr))
-            .header("host", API_HOST)
+            .req(reqwest::Method::POST, API_HOST, "/api/v1/routes")
             .bearer_auth(TOKEN)
             .json(&body)
             .send()
@@ -151,20 +153,34 @@ impl ChildProxy {
         let status = resp.status();
         let v: Value = resp.json().await.expect("json");
         assert_eq!(status, 201, "create route: {v}");
+        v
+    }
+
+    /// Creates a host route `{label}.apps.test` to `target` through the
+    /// child's API and waits until the data plane serves it.
+    pub async fn host_route(&self, label: &str, target: SocketAddr) -> Value {
+        let v = self
+            .create_route(serde_json::json!({
+                "owner_type": "app_instance", "owner_id": label, "endpoint_name": "web",
+                "route_mode": "subdomain", "route_host": label,
+                "upstream": {"targets": [target.to_string()]},
+            }))
+            .await;
         let host = format!("{label}.{}", super::APPS);
-        let url = format!("http://{}/", self.addr);
-        let (client, host, url) = (&self.client, &host, &url);
-        super::eventually(Duration::from_secs(5), || async move {
+        super::eventually(Duration::from_secs(5), || async {
             // Any answer but the proxy's own 404 means the route is live.
-            client
-                .get(url)
-                .header("host", host)
+            self.req(reqwest::Method::GET, &host, "/")
                 .send()
                 .await
                 .is_ok_and(|r| r.status() != 404)
         })
         .await;
         v
+    }
+
+    /// The child's resident set size now, in bytes.
+    pub fn rss(&self) -> u64 {
+        rss_of(self.pid()).expect("VmRSS of the child")
     }
 
     /// Sends SIGTERM.
@@ -213,5 +229,46 @@ impl Drop for ChildProxy {
         if std::thread::panicking() {
             eprintln!("--- platform-proxy log ---\n{}--- end ---", self.log());
         }
+    }
+}
+
+/// `VmRSS` of process `pid` from /proc, in bytes.
+pub fn rss_of(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Samples a process's RSS every 50 ms on a thread of its own, keeping
+/// the peak, until [`RssSampler::finish`].
+pub struct RssSampler {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<(u64, usize)>,
+}
+
+impl RssSampler {
+    pub fn start(pid: u32) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut peak = 0u64;
+            let mut samples = 0usize;
+            while !flag.load(Ordering::SeqCst) {
+                if let Some(r) = rss_of(pid) {
+                    peak = peak.max(r);
+                    samples += 1;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (peak, samples)
+        });
+        Self { stop, thread }
+    }
+
+    /// Stops sampling; returns (peak RSS in bytes, number of samples).
+    pub fn finish(self) -> (u64, usize) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("sampler thread")
     }
 }
