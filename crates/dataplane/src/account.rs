@@ -15,6 +15,8 @@ pub struct AccessRecord<'a> {
     pub path: &'a str,
     pub status: StatusCode,
     pub route_id: Option<uuid::Uuid>,
+    /// The authenticated user or service account, if any.
+    pub user: Option<&'a str>,
     pub upstream: Option<&'a str>,
     pub elapsed: Duration,
     pub client: std::net::SocketAddr,
@@ -30,6 +32,7 @@ pub fn log(r: &AccessRecord<'_>) {
         path = r.path,
         status = r.status.as_u16(),
         route_id = r.route_id.map(|u| u.to_string()),
+        user = r.user,
         upstream = r.upstream,
         elapsed_ms,
         client = %r.client,

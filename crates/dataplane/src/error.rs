@@ -31,6 +31,15 @@ pub enum ProxyError {
     PayloadTooLarge { limit: u64 },
     #[error("the route allows at most {limit} concurrent connections")]
     RouteBusy { limit: u32 },
+    /// No valid session or token; the reason code is for the log only.
+    #[error("sign-in is required to use this app")]
+    Unauthenticated(&'static str),
+    #[error("you do not have access to this app")]
+    Forbidden,
+    #[error("this WebSocket origin is not allowed for the app")]
+    OriginNotAllowed,
+    #[error("sessions cannot be checked right now; retry shortly")]
+    SessionStoreUnavailable(String),
     #[error("the upstream app could not be reached")]
     UpstreamUnreachable,
     #[error("the upstream app did not answer in time")]
@@ -48,6 +57,9 @@ impl ProxyError {
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RouteBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::SessionStoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable | Self::UpstreamProtocol => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
@@ -62,6 +74,10 @@ impl ProxyError {
             Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::RouteBusy { .. } => "route_busy",
+            Self::Unauthenticated(_) => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::SessionStoreUnavailable(_) => "session_store_unavailable",
             Self::UpstreamUnreachable => "upstream_unreachable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::UpstreamProtocol => "upstream_bad_response",
@@ -75,8 +91,11 @@ impl ProxyError {
             | Self::RouteNotFound
             | Self::BadRequest(_)
             | Self::HeadersTooLarge { .. }
-            | Self::PayloadTooLarge { .. } => Source::Client,
-            Self::RouteBusy { .. } => Source::Proxy,
+            | Self::PayloadTooLarge { .. }
+            | Self::Unauthenticated(_)
+            | Self::Forbidden
+            | Self::OriginNotAllowed => Source::Client,
+            Self::RouteBusy { .. } | Self::SessionStoreUnavailable(_) => Source::Proxy,
             Self::UpstreamUnreachable | Self::UpstreamTimeout | Self::UpstreamProtocol => {
                 Source::Upstream
             }
@@ -87,7 +106,10 @@ impl ProxyError {
     /// having happened upstream.
     #[must_use]
     pub fn retry_safe(&self) -> bool {
-        matches!(self, Self::UpstreamUnreachable | Self::RouteBusy { .. })
+        matches!(
+            self,
+            Self::UpstreamUnreachable | Self::RouteBusy { .. } | Self::SessionStoreUnavailable(_)
+        )
     }
 
     /// The response the client sees: the JSON envelope, or a small HTML page
@@ -119,8 +141,15 @@ impl ProxyError {
         if let Ok(v) = HeaderValue::from_str(&cid.0) {
             h.insert(pp_model::CORRELATION_HEADER, v);
         }
-        if matches!(self, Self::RouteBusy { .. }) {
+        if matches!(self, Self::RouteBusy { .. } | Self::SessionStoreUnavailable(_)) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, Self::Unauthenticated(_)) {
+            // RFC 9110 §11.6.1: a 401 names the scheme that would work.
+            h.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"platform-proxy\""),
+            );
         }
         resp
     }
@@ -171,6 +200,14 @@ mod tests {
                 "payload_too_large",
             ),
             (ProxyError::RouteBusy { limit: 1 }, 429, "route_busy"),
+            (ProxyError::Unauthenticated("x"), 401, "unauthenticated"),
+            (ProxyError::Forbidden, 403, "forbidden"),
+            (ProxyError::OriginNotAllowed, 403, "origin_not_allowed"),
+            (
+                ProxyError::SessionStoreUnavailable("x".into()),
+                503,
+                "session_store_unavailable",
+            ),
             (ProxyError::UpstreamUnreachable, 502, "upstream_unreachable"),
             (ProxyError::UpstreamTimeout, 504, "upstream_timeout"),
             (ProxyError::UpstreamProtocol, 502, "upstream_bad_response"),

@@ -8,7 +8,10 @@
 //! [`account`] writes the access log. The data plane never touches the store:
 //! the binary feeds it route tables through [`RouteTableHandle`].
 
+pub mod access;
 pub mod account;
+pub mod authenticate;
+pub mod authorize;
 pub mod body;
 pub mod error;
 pub mod forward;
@@ -17,12 +20,14 @@ pub mod host;
 pub mod limit;
 pub mod listener;
 pub mod pipeline;
+pub mod reserved;
 pub mod respond;
 pub mod routes;
 pub mod settings;
 pub mod tls;
 pub mod tunnel;
 
+pub use access::{Access, AccessSettings, SessionBackend};
 pub use body::ProxyBody;
 pub use error::ProxyError;
 pub use listener::{serve, Listener};

@@ -1,8 +1,8 @@
 //! The request pipeline (DESIGN.md "The request pipeline"): host dispatch,
-//! then for app traffic resolve → reserved paths → limit → pick → forward →
-//! rewrite → account. Each step returns a typed result; a failing step
-//! answers with the error envelope and never reaches the upstream.
-//! Authentication and authorization slot in between reserved paths and limit.
+//! then for app traffic resolve → reserved paths → authenticate →
+//! authorize → limit → pick → forward → rewrite → account. Each step
+//! returns a typed result; a failing step answers with the error envelope
+//! and never reaches the upstream.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,12 +15,21 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use pp_model::path::normalize;
+use pp_identity::Via;
+use pp_model::adapter::AuthStrategy;
+use pp_model::records::AuditOutcome;
+use pp_model::table::CompiledRoute;
 use pp_model::{CorrelationId, ResolvedRoute, RouteTable};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 
+use crate::access::Access;
 use crate::account::{self, AccessRecord};
+use crate::authenticate::{authenticate, session_cookies, Caller};
+use crate::authorize::{authorize, check_origin};
+use crate::headers::identity;
+use crate::reserved::{self, ReservedRequest};
 use crate::body::{boxed, empty, Limited, OnDone, ProxyBody};
 use crate::error::{wants_html, ProxyError};
 use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
@@ -31,10 +40,6 @@ use crate::respond::rewrite_headers;
 use crate::routes::RouteTableHandle;
 use crate::settings::Settings;
 use crate::tunnel::{self, TunnelLimits};
-
-/// Paths under this prefix on every apps host belong to the proxy itself
-/// (launch-code redemption, launcher page, logout); they never reach an app.
-pub const RESERVED_PREFIX: &str = "/.platform-proxy";
 
 /// The control plane, as the data plane sees it: something that answers
 /// requests for the API host. Keeps this crate free of the API framework.
@@ -60,6 +65,7 @@ pub struct Proxy {
     upstreams: Upstreams,
     picker: Picker,
     counters: RouteCounters,
+    access: Access,
     /// Every open tunnel, so shutdown can wait for them.
     tunnels: TaskTracker,
     /// Fired when the shutdown grace ends: open tunnels close with 1001.
@@ -80,6 +86,7 @@ impl Proxy {
         settings: Settings,
         routes: Arc<RouteTableHandle>,
         api: Arc<dyn ApiHandler>,
+        access: Access,
     ) -> Self {
         let upstreams = Upstreams::new(
             settings.upstream_connect_timeout,
@@ -93,6 +100,7 @@ impl Proxy {
             upstreams,
             picker: Picker::default(),
             counters: RouteCounters::default(),
+            access,
             tunnels: TaskTracker::new(),
             drain: CancellationToken::new(),
         }
@@ -161,6 +169,7 @@ impl Proxy {
                 path: &path,
                 status: resp.status(),
                 route_id: note.route_id,
+                user: note.user.as_deref(),
                 upstream: note.upstream.as_deref(),
                 elapsed: started.elapsed(),
                 client: conn.remote,
@@ -221,16 +230,49 @@ impl Proxy {
         }
         let path =
             normalize(req.uri().path()).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-        // 2. reserved paths: nothing is served there yet, and nothing there
-        //    may ever reach an app.
-        if path == RESERVED_PREFIX || path.starts_with("/.platform-proxy/") {
-            return Err(ProxyError::RouteNotFound);
-        }
         let resolved = table
             .resolve(host, &path)
             .ok_or(ProxyError::RouteNotFound)?;
         let route = Arc::clone(&resolved.route);
         note.route_id = Some(route.route.id);
+        let proto = if conn.tls { "https" } else { "http" };
+        // 2. reserved paths: the proxy's own, never an app's.
+        if let Some(tail) = reserved::reserved_rest(&route, &path) {
+            let r = ReservedRequest {
+                method: req.method(),
+                query: req.uri().query(),
+                headers: req.headers(),
+                tls: conn.tls,
+                cid,
+            };
+            return reserved::handle(&self.access, &route, tail, r).await;
+        }
+        // 3. authenticate, 4. authorize
+        let upgrade = is_websocket_upgrade(&req);
+        let caller = if route.public {
+            None
+        } else {
+            let caller = match authenticate(&self.access, req.headers(), &route).await {
+                Ok(c) => c,
+                Err(e) => {
+                    if is_navigation(&req) {
+                        let origin = format!("{proto}://{auth}");
+                        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                        if let Some(r) = reserved::login_redirect(&self.access, &route, &origin, pq)
+                        {
+                            return Ok(r);
+                        }
+                    }
+                    return Err(e);
+                }
+            };
+            note.user = Some(caller.principal.id.clone());
+            authorize(&self.access, &caller, &route, cid)?;
+            Some(caller)
+        };
+        if upgrade {
+            check_origin(req.headers(), proto, auth, &self.access.settings.allowed_origins)?;
+        }
         if resolved.bare_prefix && route.adapter.root_requires_trailing_slash {
             return Ok(trailing_slash_redirect(
                 &route.public_prefix,
@@ -260,9 +302,7 @@ impl Proxy {
         let target = self.picker.pick(&route).to_owned();
         note.upstream = Some(target.clone());
         // 7. forward
-        let upgrade = is_websocket_upgrade(&req);
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        let proto = if conn.tls { "https" } else { "http" };
         let facts = ClientFacts {
             correlation_id: cid,
             client_ip: conn.remote.ip(),
@@ -271,7 +311,8 @@ impl Proxy {
             upgrade,
         };
         let req = req.map(|b| boxed(Limited::new(b, max_body)));
-        let up_req = upstream_request(req, &route, &target, &resolved.upstream_path, &facts)?;
+        let mut up_req = upstream_request(req, &route, &target, &resolved.upstream_path, &facts)?;
+        self.set_identity(up_req.headers_mut(), caller.as_ref(), &route, proto, auth);
         let mut resp = self.upstreams.send(up_req).await?;
         // 8. rewrite
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
@@ -283,14 +324,17 @@ impl Proxy {
                 client_upgrade,
                 upstream_upgrade,
                 permit,
+                caller.as_ref(),
                 cid.clone(),
             );
             let (mut parts, _) = resp.into_parts();
             hop::strip(&mut parts.headers, true);
+            self.renew_cookie(&mut parts.headers, caller.as_ref(), &route, conn.tls);
             return Ok(Response::from_parts(parts, empty()));
         }
         let (mut parts, body) = resp.into_parts();
         rewrite_headers(&mut parts.headers, &route, proto, auth);
+        self.renew_cookie(&mut parts.headers, caller.as_ref(), &route, conn.tls);
         Ok(Response::from_parts(
             parts,
             // The route slot is released once the body has streamed.
@@ -298,12 +342,68 @@ impl Proxy {
         ))
     }
 
+    /// Step 7's identity part: the upstream sees the proxy's identity
+    /// headers and the route's auth bridge, never the browser's
+    /// credentials or a client-sent identity header.
+    fn set_identity(
+        &self,
+        headers: &mut http::HeaderMap,
+        caller: Option<&Caller>,
+        route: &CompiledRoute,
+        proto: &str,
+        authority: &str,
+    ) {
+        identity::strip_client_identity(headers);
+        identity::strip_proxy_cookies(headers);
+        let Some(caller) = caller else {
+            return;
+        };
+        let passthrough = route.adapter.auth_strategy == AuthStrategy::BearerPassthrough
+            && matches!(caller.via, Via::Jwt | Via::ServiceToken);
+        if !passthrough {
+            headers.remove(header::AUTHORIZATION);
+        }
+        let assertion = self.access.assertion.as_ref().and_then(|signer| {
+            let audience = format!("{proto}://{authority}");
+            signer
+                .sign(
+                    &caller.principal,
+                    &audience,
+                    route.route.org_id.as_deref(),
+                    route.route.project_id.as_deref(),
+                    caller.session.as_ref().map(|s| s.sid.to_string()).as_deref(),
+                    self.access.settings.assertion_ttl,
+                )
+                .map_err(|e| tracing::warn!(error = %e, "signing the identity assertion failed"))
+                .ok()
+        });
+        identity::set_identity(headers, &caller.principal, route, assertion.as_deref());
+        identity::set_bridge(headers, route);
+    }
+
+    /// Sets the renewed session cookie when the caller's slid forward.
+    fn renew_cookie(
+        &self,
+        headers: &mut http::HeaderMap,
+        caller: Option<&Caller>,
+        route: &CompiledRoute,
+        tls: bool,
+    ) {
+        if let Some(renewed) = caller.and_then(|c| c.renewed.as_ref()) {
+            for c in session_cookies(&self.access, route, renewed, tls) {
+                headers.append(header::SET_COOKIE, c);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn spawn_tunnel(
         &self,
         resolved: &ResolvedRoute,
         client: hyper::upgrade::OnUpgrade,
         upstream: hyper::upgrade::OnUpgrade,
         permit: Permit,
+        caller: Option<&Caller>,
         cid: CorrelationId,
     ) {
         let limits = &resolved.route.route.limits;
@@ -319,6 +419,27 @@ impl Proxy {
         };
         let drain = self.drain.clone();
         let route_id = resolved.route.route.id;
+        let revoked = watch_revocation(
+            Arc::clone(self.access.authn.directory()),
+            caller.cloned(),
+        );
+        let audit = Arc::clone(&self.access.audit);
+        let mut connected = pp_identity::audit::entry(
+            "websocket.connected",
+            AuditOutcome::Allowed,
+            &cid.0,
+        );
+        connected.route_id = Some(route_id);
+        connected.org_id.clone_from(&resolved.route.route.org_id);
+        connected.project_id.clone_from(&resolved.route.route.project_id);
+        if let Some(c) = caller {
+            connected.actor = Some(c.principal.id.clone());
+            connected.user_id = Some(c.principal.id.clone());
+            connected.details = serde_json::json!({
+                "via": c.via.as_str(),
+                "session_id": c.session.as_ref().map(|s| s.sid),
+            });
+        }
         let span = tracing::info_span!("tunnel", correlation_id = %cid, %route_id);
         self.tunnels.spawn(
             async move {
@@ -331,7 +452,19 @@ impl Proxy {
                     }
                 };
                 tracing::info!("websocket opened");
-                let stats = tunnel::relay(TokioIo::new(c), TokioIo::new(u), limits, drain).await;
+                audit.record(connected.clone());
+                let stats =
+                    tunnel::relay(TokioIo::new(c), TokioIo::new(u), limits, drain, revoked).await;
+                let mut closed = connected;
+                closed.id = uuid::Uuid::new_v4();
+                closed.at = time::OffsetDateTime::now_utc();
+                closed.action = "websocket.disconnected".into();
+                closed.reason = stats.closed_by_proxy.map(|r| r.text().to_owned());
+                if let serde_json::Value::Object(m) = &mut closed.details {
+                    m.insert("bytes_to_upstream".into(), stats.bytes_to_upstream.into());
+                    m.insert("bytes_to_client".into(), stats.bytes_to_client.into());
+                }
+                audit.record(closed);
                 tracing::info!(
                     frames_to_upstream = stats.frames_to_upstream,
                     frames_to_client = stats.frames_to_client,
@@ -346,10 +479,46 @@ impl Proxy {
     }
 }
 
+/// Resolves when the tunnel's caller loses its session: the session, user,
+/// route or platform session is revoked. Checks once at once (a revocation
+/// may have landed since authentication), then on every new directory
+/// snapshot; never resolves for public routes.
+async fn watch_revocation(
+    directory: Arc<pp_identity::DirectoryHandle>,
+    caller: Option<Caller>,
+) -> &'static str {
+    let Some(caller) = caller else {
+        return std::future::pending().await;
+    };
+    let mut changes = directory.subscribe();
+    loop {
+        let d = directory.load();
+        let r = match &caller.session {
+            Some(s) => d.revocations().check(s),
+            None => d
+                .revocations()
+                .check_bearer(&caller.principal, caller.issued_at),
+        };
+        if let Some(r) = r {
+            return r.as_str();
+        }
+        if changes.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+/// A browser navigating (not a script's fetch): it is sent to the login
+/// page rather than given a 401.
+fn is_navigation<B>(req: &Request<B>) -> bool {
+    matches!(*req.method(), Method::GET | Method::HEAD) && wants_html(req.headers())
+}
+
 /// What the access log learns along the way.
 #[derive(Debug, Default)]
 struct Note {
     route_id: Option<uuid::Uuid>,
+    user: Option<String>,
     upstream: Option<String>,
 }
 

@@ -21,12 +21,20 @@ pub enum CloseReason {
     Idle,
     Lifetime,
     Shutdown,
+    /// The session or access behind the tunnel was revoked; the text says
+    /// which (session, user, route, platform session).
+    Revoked(&'static str),
 }
 
 impl CloseReason {
     #[must_use]
     pub fn code(self) -> u16 {
-        1001
+        match self {
+            Self::Idle | Self::Lifetime | Self::Shutdown => 1001,
+            // 1008 "Policy Violation": the peer may not go on (RFC 6455
+            // §7.4.1); the reason text names the revocation.
+            Self::Revoked(_) => 1008,
+        }
     }
 
     #[must_use]
@@ -35,6 +43,7 @@ impl CloseReason {
             Self::Idle => "idle timeout",
             Self::Lifetime => "maximum connection lifetime reached",
             Self::Shutdown => "proxy shutting down",
+            Self::Revoked(why) => why,
         }
     }
 }
@@ -105,17 +114,21 @@ impl Shared {
 }
 
 /// Relays WebSocket frames between `client` and `upstream` until both sides
-/// are done, a limit is reached, or `drain` fires (graceful shutdown).
-pub async fn relay<C, U>(
+/// are done, a limit is reached, `drain` fires (graceful shutdown) or
+/// `revoked` resolves (the session behind the tunnel was revoked).
+pub async fn relay<C, U, R>(
     client: C,
     upstream: U,
     limits: TunnelLimits,
     drain: CancellationToken,
+    revoked: R,
 ) -> TunnelStats
 where
     C: AsyncRead + AsyncWrite + Send + Unpin,
     U: AsyncRead + AsyncWrite + Send + Unpin,
+    R: std::future::Future<Output = &'static str> + Send,
 {
+    tokio::pin!(revoked);
     let shared = Arc::new(Shared {
         start: Instant::now(),
         last_activity_ms: AtomicU64::new(0),
@@ -149,6 +162,10 @@ where
             }
             () = drain.cancelled(), if !shared.stop.is_cancelled() => {
                 shared.stop_with(CloseReason::Shutdown);
+                grace_end = Some(Instant::now() + CLOSE_GRACE);
+            }
+            why = &mut revoked, if !shared.stop.is_cancelled() => {
+                shared.stop_with(CloseReason::Revoked(why));
                 grace_end = Some(Instant::now() + CLOSE_GRACE);
             }
             () = tokio::time::sleep_until(deadline), if !shared.stop.is_cancelled() => {

@@ -147,6 +147,10 @@ pub struct Route {
     pub policy: serde_json::Value,
     pub status: RouteStatus,
     pub failure_reason: Option<String>,
+    /// The app-local credential injected upstream (seed 000 "App Auth
+    /// Bridge"); its secret is sealed and never serialized.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_bridge: Option<AuthBridge>,
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: OffsetDateTime,
@@ -168,6 +172,15 @@ impl Route {
             .or_else(|| Adapter::preset("generic"))
             .map(|a| a.with_overrides(&self.adapter_overrides))
             .unwrap_or_else(unreachable_generic)
+    }
+
+    /// Whether the route's policy opens it to unauthenticated callers.
+    #[must_use]
+    pub fn is_public(&self) -> bool {
+        self.policy
+            .get("public")
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
     }
 
     /// The prefix the upstream serves under (no trailing slash; empty for
@@ -209,6 +222,8 @@ pub struct NewRoute {
     pub limits: RouteLimits,
     pub policy: Option<serde_json::Value>,
     pub status: Option<RouteStatus>,
+    /// Write-only: the secret is sealed before it is stored.
+    pub auth_bridge: Option<AuthBridgeInput>,
 }
 
 /// The body of `PATCH /api/v1/routes/{id}`: every field optional. Identity
@@ -226,6 +241,167 @@ pub struct RoutePatch {
     pub status: Option<RouteStatus>,
     pub failure_reason: Option<String>,
     pub proxy_pool_id: Option<String>,
+    /// Absent: unchanged; `null`: removed; an object: replaced.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<AuthBridgeInput>)]
+    pub auth_bridge: Option<Option<AuthBridgeInput>>,
+}
+
+/// Tells a field that is `null` (`Some(None)`) from one that is absent
+/// (`None`, through `#[serde(default)]`).
+fn present<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// How the app-local token reaches the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthBridgeMode {
+    /// `Authorization: {scheme} {secret}` (JupyterLab: scheme `token`).
+    AuthorizationHeader,
+    /// `{header}: [{scheme} ]{secret}`.
+    Header,
+}
+
+/// A route's auth bridge as stored: the secret sealed under the proxy's
+/// key ring, readable only by the proxy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AuthBridge {
+    pub mode: AuthBridgeMode,
+    pub header: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Sealed secret; never serialized (the API shows that one is set, not
+    /// what it is).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub sealed_secret: String,
+}
+
+/// The auth bridge as a client writes it.
+#[derive(Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthBridgeInput {
+    pub mode: AuthBridgeMode,
+    /// Defaults to `Authorization` in `authorization_header` mode; required
+    /// in `header` mode.
+    pub header: Option<String>,
+    /// `token`, `Bearer`, …; defaults to `Bearer` in
+    /// `authorization_header` mode, none in `header` mode.
+    pub scheme: Option<String>,
+    /// The app-local credential. Write-only.
+    pub secret: String,
+}
+
+/// Hand-written so the secret never reaches a log line.
+impl std::fmt::Debug for AuthBridgeInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthBridgeInput")
+            .field("mode", &self.mode)
+            .field("header", &self.header)
+            .field("scheme", &self.scheme)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Headers an auth bridge may not set: framing, routing and the identity
+/// headers the proxy itself owns.
+const BRIDGE_FORBIDDEN_HEADERS: &[&str] = &[
+    "host",
+    "cookie",
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-authorization",
+];
+
+impl AuthBridgeInput {
+    /// Checks the input and splits it into what is stored in the clear and
+    /// the secret to seal.
+    ///
+    /// # Errors
+    /// The first malformed field, named `auth_bridge.*`.
+    pub fn validate(self) -> Result<(AuthBridge, String), ValidationError> {
+        let header = match (self.mode, self.header) {
+            (AuthBridgeMode::AuthorizationHeader, None) => "authorization".to_owned(),
+            (AuthBridgeMode::AuthorizationHeader, Some(h)) => {
+                if !h.eq_ignore_ascii_case("authorization") {
+                    return Err(ValidationError::new(
+                        "auth_bridge.header",
+                        "must be Authorization (or absent) in authorization_header mode",
+                    ));
+                }
+                "authorization".to_owned()
+            }
+            (AuthBridgeMode::Header, None) => {
+                return Err(ValidationError::new(
+                    "auth_bridge.header",
+                    "required in header mode",
+                ))
+            }
+            (AuthBridgeMode::Header, Some(h)) => {
+                let h = h.to_ascii_lowercase();
+                let token = !h.is_empty()
+                    && h.len() <= 64
+                    && h.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'));
+                if !token {
+                    return Err(ValidationError::new(
+                        "auth_bridge.header",
+                        "must be 1 to 64 letters, digits, '-' or '_'",
+                    ));
+                }
+                if BRIDGE_FORBIDDEN_HEADERS.contains(&h.as_str())
+                    || h.starts_with("x-forwarded-")
+                    || h.starts_with("x-platform-proxy-")
+                {
+                    return Err(ValidationError::new(
+                        "auth_bridge.header",
+                        format!("{h} is set by the proxy and cannot carry a secret"),
+                    ));
+                }
+                h
+            }
+        };
+        let scheme = match (self.mode, self.scheme) {
+            (_, Some(s)) => {
+                if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+                    return Err(ValidationError::new(
+                        "auth_bridge.scheme",
+                        "must be 1 to 32 letters, digits, '-', '_' or '.'",
+                    ));
+                }
+                Some(s)
+            }
+            (AuthBridgeMode::AuthorizationHeader, None) => Some("Bearer".to_owned()),
+            (AuthBridgeMode::Header, None) => None,
+        };
+        let secret = self.secret;
+        if secret.is_empty() || secret.len() > 4096 || !secret.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+            return Err(ValidationError::new(
+                "auth_bridge.secret",
+                "must be 1 to 4096 visible ASCII characters",
+            ));
+        }
+        Ok((
+            AuthBridge {
+                mode: self.mode,
+                header,
+                scheme,
+                sealed_secret: String::new(),
+            },
+            secret,
+        ))
+    }
 }
 
 /// A request that names the field it got wrong.
@@ -298,9 +474,7 @@ impl NewRoute {
             },
         };
         let policy = self.policy.unwrap_or_else(|| serde_json::json!({}));
-        if !policy.is_object() {
-            return Err(ValidationError::new("policy", "must be a JSON object"));
-        }
+        check_policy(&policy)?;
         Ok(Route {
             id: Uuid::new_v4(),
             owner_type: self.owner_type,
@@ -319,6 +493,8 @@ impl NewRoute {
             policy,
             status: self.status.unwrap_or(RouteStatus::Pending),
             failure_reason: None,
+            // Sealed and set by the caller, which holds the key ring.
+            auth_bridge: None,
             created_at: now,
             updated_at: now,
             deleted_at: None,
@@ -351,9 +527,7 @@ impl RoutePatch {
             route.limits = limits;
         }
         if let Some(policy) = self.policy {
-            if !policy.is_object() {
-                return Err(ValidationError::new("policy", "must be a JSON object"));
-            }
+            check_policy(&policy)?;
             route.policy = policy;
         }
         if let Some(pool) = self.proxy_pool_id {
@@ -515,6 +689,16 @@ fn check_adapter(name: &str, overrides: &AdapterOverrides) -> Result<(), Validat
                 "must be an absolute path without '..'",
             ));
         }
+    }
+    Ok(())
+}
+
+fn check_policy(policy: &serde_json::Value) -> Result<(), ValidationError> {
+    let Some(obj) = policy.as_object() else {
+        return Err(ValidationError::new("policy", "must be a JSON object"));
+    };
+    if obj.get("public").is_some_and(|v| !v.is_boolean()) {
+        return Err(ValidationError::new("policy.public", "must be true or false"));
     }
     Ok(())
 }

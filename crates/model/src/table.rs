@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::adapter::Adapter;
-use crate::route::{Route, RouteMode};
+use crate::route::{AuthBridge, AuthBridgeMode, Route, RouteMode};
 
 /// A route prepared for serving: everything derivable is derived once here.
 #[derive(Debug, Clone)]
@@ -23,6 +23,45 @@ pub struct CompiledRoute {
     /// The upstream targets, lower-case, for recognising absolute
     /// redirects that point at the upstream.
     pub upstream_authorities: Vec<String>,
+    /// The auth-bridge header to inject upstream, secret unsealed.
+    pub bridge: Option<BridgeHeader>,
+    /// `policy.public = true`: served without authentication (docs,
+    /// status pages). Off unless the operator says so.
+    pub public: bool,
+}
+
+/// An auth-bridge header ready to send: lower-case name and full value
+/// (`token abc…`). The value is redacted from `Debug`, so a route table
+/// dump can never print it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BridgeHeader {
+    pub name: String,
+    pub value: String,
+}
+
+impl std::fmt::Debug for BridgeHeader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BridgeHeader")
+            .field("name", &self.name)
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
+impl BridgeHeader {
+    /// The header for `bridge` carrying `secret`.
+    #[must_use]
+    pub fn new(bridge: &AuthBridge, secret: &str) -> Self {
+        let name = match bridge.mode {
+            AuthBridgeMode::AuthorizationHeader => "authorization".to_owned(),
+            AuthBridgeMode::Header => bridge.header.to_ascii_lowercase(),
+        };
+        let value = match &bridge.scheme {
+            Some(s) => format!("{s} {secret}"),
+            None => secret.to_owned(),
+        };
+        Self { name, value }
+    }
 }
 
 /// The outcome of matching a request against the table.
@@ -48,6 +87,7 @@ pub struct RouteTable {
     apps_domain: String,
     hosts: HashMap<String, Arc<CompiledRoute>>,
     paths: HashMap<String, Arc<CompiledRoute>>,
+    by_id: HashMap<uuid::Uuid, Arc<CompiledRoute>>,
     max_depth: usize,
 }
 
@@ -56,7 +96,20 @@ impl RouteTable {
     /// a served state are left out; of two routes claiming one address the
     /// older wins and the other is reported.
     #[must_use]
-    pub fn build(apps_domain: &str, mut routes: Vec<Route>) -> (Self, Vec<Conflict>) {
+    pub fn build(apps_domain: &str, routes: Vec<Route>) -> (Self, Vec<Conflict>) {
+        Self::build_with(apps_domain, routes, &|_| None)
+    }
+
+    /// [`RouteTable::build`], unsealing each route's auth-bridge secret with
+    /// `unseal` (the caller holds the key ring; this crate does no crypto).
+    /// A secret that does not unseal leaves the route without its bridge
+    /// header; the caller logs why.
+    #[must_use]
+    pub fn build_with(
+        apps_domain: &str,
+        mut routes: Vec<Route>,
+        unseal: &dyn Fn(&Route) -> Option<String>,
+    ) -> (Self, Vec<Conflict>) {
         let apps_domain = apps_domain.to_ascii_lowercase();
         routes.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
         let mut table = Self {
@@ -98,6 +151,11 @@ impl RouteTable {
                     .collect(),
                 upstream_prefix,
                 adapter,
+                bridge: route
+                    .auth_bridge
+                    .as_ref()
+                    .and_then(|b| unseal(&route).map(|secret| BridgeHeader::new(b, &secret))),
+                public: route.is_public(),
                 route,
             };
             if let Some(existing) = map.get(&key) {
@@ -111,9 +169,23 @@ impl RouteTable {
             if compiled.route.route_mode == RouteMode::PathPrefix {
                 table.max_depth = table.max_depth.max(key.matches('/').count());
             }
-            map.insert(key, Arc::new(compiled));
+            let compiled = Arc::new(compiled);
+            table.by_id.insert(compiled.route.id, Arc::clone(&compiled));
+            map.insert(key, compiled);
         }
         (table, conflicts)
+    }
+
+    /// A served route by id (launch-code redemption on the bare apps
+    /// domain names its route).
+    #[must_use]
+    pub fn get(&self, id: uuid::Uuid) -> Option<&Arc<CompiledRoute>> {
+        self.by_id.get(&id)
+    }
+
+    /// Every served route (forward-auth, metrics).
+    pub fn routes(&self) -> impl Iterator<Item = &Arc<CompiledRoute>> {
+        self.by_id.values()
     }
 
     #[must_use]

@@ -5,7 +5,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use pp_model::records::{
+    AuditEntry, AuditFilter, Grant, Revocation, ServiceToken, SessionFilter, SessionRecord,
+};
 use pp_model::{OwnerType, Route, RouteStatus};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 mod migrate;
@@ -23,11 +27,14 @@ pub enum StoreError {
     /// Another live route already owns this public address.
     #[error("{field} is already used by route {existing}")]
     Conflict { field: &'static str, existing: Uuid },
+    /// A grant for the same subject and scope exists already.
+    #[error("{subject} already holds a grant on this scope ({existing})")]
+    GrantExists { subject: String, existing: Uuid },
     #[error("unsupported store url {0:?}: expected sqlite://PATH or sqlite::memory:")]
     UnsupportedUrl(String),
-    /// A stored row the model cannot represent (names the route and
-    /// column). Reported rather than panicking: one bad row must not take the
-    /// route table down.
+    /// A stored row the model cannot represent (names the table, the row
+    /// and the column). Reported rather than panicking: one bad row must not
+    /// take the route table down.
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
     /// The database's recorded schema history disagrees with this build's
@@ -60,6 +67,17 @@ pub struct RouteFilter {
 /// Largest page [`Store::list_routes`] returns, whatever the caller asks:
 /// one request must not make the store read every route.
 pub const MAX_PAGE_LIMIT: u32 = 500;
+
+/// Filters and paging of `GET /api/v1/grants`.
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter {
+    pub subject: Option<String>,
+    pub org_id: Option<String>,
+    pub project_id: Option<String>,
+    /// Grants after this one in `(created_at, id)` order.
+    pub after: Option<Uuid>,
+    pub limit: u32,
+}
 
 #[derive(Debug, Clone)]
 pub struct Page<T> {
@@ -94,6 +112,65 @@ pub trait Store: Send + Sync + 'static {
     fn list_routes<'a>(&'a self, filter: &'a RouteFilter) -> StoreFuture<'a, Page<Route>>;
     /// Every live (not deleted) route, for building the route table.
     fn live_routes(&self) -> StoreFuture<'_, Vec<Route>>;
+
+    /// Stores a grant. [`StoreError::GrantExists`] when the subject already
+    /// holds a grant on the same (org, project).
+    fn create_grant<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()>;
+    fn get_grant(&self, id: Uuid) -> StoreFuture<'_, Option<Grant>>;
+    /// Deletes a grant; false if there was none.
+    fn delete_grant(&self, id: Uuid) -> StoreFuture<'_, bool>;
+    fn list_grants<'a>(&'a self, filter: &'a GrantFilter) -> StoreFuture<'a, Page<Grant>>;
+    /// Every grant, for the in-memory directory.
+    fn all_grants(&self) -> StoreFuture<'_, Vec<Grant>>;
+
+    fn create_service_token<'a>(&'a self, token: &'a ServiceToken) -> StoreFuture<'a, ()>;
+    fn get_service_token(&self, id: Uuid) -> StoreFuture<'_, Option<ServiceToken>>;
+    /// Sets `revoked_at`; false if no unrevoked token has that id.
+    fn revoke_service_token(&self, id: Uuid, at: OffsetDateTime) -> StoreFuture<'_, bool>;
+    /// Tokens of an org (and project), newest first, revoked ones included.
+    fn list_service_tokens<'a>(
+        &'a self,
+        org_id: Option<&'a str>,
+        project_id: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<ServiceToken>>;
+    /// Unrevoked tokens not expired at `now`, for the in-memory directory.
+    fn live_service_tokens(&self, now: OffsetDateTime) -> StoreFuture<'_, Vec<ServiceToken>>;
+
+    /// Records a freshly minted browser session (launch code unredeemed).
+    /// Does not bump the change feed: no snapshot depends on sessions.
+    fn create_session<'a>(&'a self, session: &'a SessionRecord) -> StoreFuture<'a, ()>;
+    /// Redeems a launch code, at most once: atomically sets `redeemed_at`
+    /// on the session whose code hash this is, if it is for `route_id`,
+    /// unredeemed, unrevoked and `launch_expires_at > now`. Returns the
+    /// session on success, `None` for every kind of failure alike.
+    fn redeem_launch_code<'a>(
+        &'a self,
+        code_hash: &'a str,
+        route_id: Uuid,
+        now: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<SessionRecord>>;
+    fn get_session(&self, id: Uuid) -> StoreFuture<'_, Option<SessionRecord>>;
+    fn list_sessions<'a>(
+        &'a self,
+        filter: &'a SessionFilter,
+    ) -> StoreFuture<'a, Page<SessionRecord>>;
+    /// Stores a revocation and marks `revoked_at` on every unrevoked
+    /// session it names that was created at or before `revoked_at`; returns
+    /// how many sessions it marked. Bumps the change feed.
+    fn revoke<'a>(&'a self, revocation: &'a Revocation) -> StoreFuture<'a, u64>;
+    /// Revocations whose `expires_at` is after `now`, for the in-memory set.
+    fn live_revocations(&self, now: OffsetDateTime) -> StoreFuture<'_, Vec<Revocation>>;
+
+    /// Appends audit entries in one transaction. Does not bump the feed.
+    fn append_audit<'a>(&'a self, entries: &'a [AuditEntry]) -> StoreFuture<'a, ()>;
+    /// Audit entries newest first (`(at, id)` descending), filtered.
+    fn list_audit<'a>(&'a self, filter: &'a AuditFilter) -> StoreFuture<'a, Page<AuditEntry>>;
+
+    /// The stored value of a named secret, storing `fresh` first if there
+    /// is none (first start of the embedded default). Every caller, on any
+    /// replica, gets the same value.
+    fn get_or_create_secret<'a>(&'a self, name: &'a str, fresh: &'a str)
+        -> StoreFuture<'a, String>;
 
     /// The change feed: the value is a revision counter that increases after
     /// every committed write. Followers re-read on change; missed

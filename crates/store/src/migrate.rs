@@ -27,11 +27,18 @@ pub(crate) struct Migration {
 
 /// The SQLite schema, oldest first. Append only: an applied migration is
 /// never edited, a change is a new file.
-pub(crate) const SQLITE: &[Migration] = &[Migration {
-    version: 1,
-    name: "routes",
-    sql: include_str!("../migrations/sqlite/0001_routes.sql"),
-}];
+pub(crate) const SQLITE: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "routes",
+        sql: include_str!("../migrations/sqlite/0001_routes.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "identity",
+        sql: include_str!("../migrations/sqlite/0002_identity.sql"),
+    },
+];
 
 /// A row of `schema_migrations`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,3 +2,4 @@
 
 pub mod forwarded;
 pub mod hop;
+pub mod identity;

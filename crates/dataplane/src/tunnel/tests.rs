@@ -33,6 +33,7 @@ async fn frames_pass_byte_for_byte_both_ways() {
         upstream,
         limits(5000, 60_000),
         CancellationToken::new(),
+        std::future::pending(),
     ));
     let hello = client_text("hello");
     browser.write_all(&hello).await.expect("write");
@@ -84,6 +85,7 @@ async fn idle_tunnel_is_closed_with_1001_on_both_sides() {
         upstream,
         limits(200, 60_000),
         CancellationToken::new(),
+        std::future::pending(),
     ));
     assert_eq!(
         read_close(&mut browser, false).await,
@@ -108,6 +110,7 @@ async fn busy_tunnel_still_ends_at_its_lifetime() {
         upstream,
         limits(10_000, 400),
         CancellationToken::new(),
+        std::future::pending(),
     ));
     let sender = tokio::spawn(async move {
         for _ in 0..40 {
@@ -147,6 +150,7 @@ async fn drain_closes_with_shutdown_reason() {
         upstream,
         limits(10_000, 60_000),
         drain.clone(),
+        std::future::pending(),
     ));
     drain.cancel();
     assert_eq!(
@@ -170,6 +174,7 @@ async fn upstream_vanishing_gives_the_browser_1014() {
         upstream,
         limits(10_000, 60_000),
         CancellationToken::new(),
+        std::future::pending(),
     ));
     drop(app);
     assert_eq!(read_close(&mut browser, false).await.0, 1014);

@@ -1,10 +1,13 @@
 //! Opening, URLs and schema migrations.
 
-use pp_model::RouteStatus;
+use pp_model::{AuthBridge, AuthBridgeMode, RouteStatus};
 use pp_store::{RouteFilter, SqliteStore, Store, StoreError};
 use sqlx::Row;
 
 use crate::support::{app_route, TempDb};
+
+/// `T0` as the store writes it.
+const T0_TEXT: &str = "2025-06-01T12:00:00.123456789Z";
 
 #[tokio::test]
 async fn migrating_again_applies_nothing_and_keeps_data() {
@@ -31,7 +34,10 @@ async fn migrating_again_applies_nothing_and_keeps_data() {
         .iter()
         .map(|r| (r.get("version"), r.get("name")))
         .collect();
-    assert_eq!(recorded, [(1, "routes".to_owned())]);
+    assert_eq!(
+        recorded,
+        [(1, "routes".to_owned()), (2, "identity".to_owned())]
+    );
 }
 
 #[tokio::test]
@@ -114,8 +120,76 @@ async fn two_stores_migrating_one_new_file_together_apply_it_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(count, 1);
+    assert_eq!(count, 2);
     b.create_route(&app_route("a1", None))
         .await
         .expect("schema usable");
+}
+
+#[tokio::test]
+async fn migration_0002_upgrades_a_0001_database_and_keeps_its_routes() {
+    let db = TempDb::new();
+    let route = app_route("a1", Some("jupyter-a1"));
+    {
+        // The file as a build that knew only 0001 left it: its schema, its
+        // history row, and a route in its columns (no auth_bridge).
+        let raw = db.raw_new().await;
+        sqlx::raw_sql(include_str!("../../migrations/sqlite/0001_routes.sql"))
+            .execute(&raw)
+            .await
+            .expect("apply 0001");
+        sqlx::raw_sql(
+            "CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 'routes', '2025-01-01T00:00:00.000000000Z');",
+        )
+        .execute(&raw)
+        .await
+        .expect("record 0001");
+        let json = |v: serde_json::Value| v.to_string();
+        sqlx::query(
+            "INSERT INTO platform_proxy_routes (id, owner_type, owner_id, endpoint_name, org_id,
+                project_id, proxy_pool_id, route_mode, route_host, public_path, upstream,
+                adapter, adapter_overrides, limits, policy, status, failure_reason,
+                created_at, updated_at, deleted_at)
+             VALUES (?, 'app_instance', 'a1', 'web', 'acme', 'ml-dev', 'shared', 'subdomain',
+                'jupyter-a1', '/', ?, 'jupyterlab', ?, ?, ?, 'pending', NULL, ?, ?, NULL)",
+        )
+        .bind(route.id.to_string())
+        .bind(json(serde_json::json!(route.upstream)))
+        .bind(json(serde_json::json!(route.adapter_overrides)))
+        .bind(json(serde_json::json!(route.limits)))
+        .bind(json(route.policy.clone()))
+        .bind(T0_TEXT)
+        .bind(T0_TEXT)
+        .execute(&raw)
+        .await
+        .expect("insert a 0001 route");
+        raw.close().await;
+    }
+
+    let store = db.open().await;
+    assert_eq!(store.get_route(route.id).await.expect("get"), Some(route.clone()));
+    assert_eq!(store.live_routes().await.expect("live"), [route.clone()]);
+
+    // The new column works on the old row.
+    let mut bridged = route;
+    bridged.auth_bridge = Some(AuthBridge {
+        mode: AuthBridgeMode::AuthorizationHeader,
+        header: "authorization".to_owned(),
+        scheme: Some("token".to_owned()),
+        sealed_secret: "v1.sealed-bytes".to_owned(),
+    });
+    assert!(store.update_route(&bridged).await.expect("update"));
+    assert_eq!(
+        store.get_route(bridged.id).await.expect("get"),
+        Some(bridged)
+    );
+
+    let raw = db.raw().await;
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+        .fetch_all(&raw)
+        .await
+        .expect("history");
+    assert_eq!(versions, [1, 2]);
 }

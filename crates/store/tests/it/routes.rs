@@ -1,6 +1,8 @@
 //! Create, read, update, soft delete and the one-live-owner-per-address rule.
 
-use pp_model::{OwnerType, RouteLimits, RouteStatus, Upstream, UpstreamScheme};
+use pp_model::{
+    AuthBridge, AuthBridgeMode, OwnerType, RouteLimits, RouteStatus, Upstream, UpstreamScheme,
+};
 use pp_store::{RouteFilter, Store, StoreError};
 use time::macros::datetime;
 use uuid::Uuid;
@@ -266,4 +268,43 @@ async fn reusing_an_id_is_a_database_error_not_an_address_conflict() {
         .await
         .expect_err("duplicate id");
     assert!(matches!(err, StoreError::Database(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn auth_bridge_round_trips_with_its_sealed_secret_through_every_read() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let mut route = app_route("a1", Some("jupyter-a1"));
+    route.auth_bridge = Some(AuthBridge {
+        mode: AuthBridgeMode::AuthorizationHeader,
+        header: "authorization".to_owned(),
+        scheme: Some("token".to_owned()),
+        sealed_secret: "v1.nonce.ciphertext".to_owned(),
+    });
+    store.create_route(&route).await.expect("create");
+
+    let got = store.get_route(route.id).await.expect("get").expect("found");
+    assert_eq!(
+        got.auth_bridge.as_ref().map(|b| b.sealed_secret.as_str()),
+        Some("v1.nonce.ciphertext")
+    );
+    assert_eq!(got, route);
+    assert_eq!(store.live_routes().await.expect("live"), [route.clone()]);
+    assert_eq!(
+        store.list_routes(&everything()).await.expect("list").items,
+        [route.clone()]
+    );
+
+    // Replaced by update, then removed by it.
+    route.auth_bridge = Some(AuthBridge {
+        mode: AuthBridgeMode::Header,
+        header: "x-app-token".to_owned(),
+        scheme: None,
+        sealed_secret: "v2.other".to_owned(),
+    });
+    assert!(store.update_route(&route).await.expect("replace bridge"));
+    assert_eq!(store.get_route(route.id).await.expect("get"), Some(route.clone()));
+    route.auth_bridge = None;
+    assert!(store.update_route(&route).await.expect("remove bridge"));
+    assert_eq!(store.get_route(route.id).await.expect("get"), Some(route));
 }

@@ -1,0 +1,162 @@
+//! Pipeline step 3: who is asking. The proxy-session cookie for this route
+//! first (browsers), then a bearer token (API clients: service tokens and
+//! platform JWTs). Everything is checked in memory: the cookie is sealed and
+//! self-contained, revocations and pushed grants come from the directory
+//! snapshot, and only a JWT with an unknown key costs a JWKS fetch.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use pp_identity::authn::bearer_token;
+use pp_identity::session::cookie_name;
+use pp_identity::{SessionClaims, Via};
+use pp_model::adapter::CookieScopeStrategy;
+use pp_model::table::CompiledRoute;
+use pp_model::Principal;
+use time::OffsetDateTime;
+
+use crate::access::Access;
+use crate::error::ProxyError;
+use crate::headers::identity::cookies_named;
+
+/// An authenticated caller of an app route.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Roles from the credential merged with the pushed grants in force.
+    pub principal: Principal,
+    pub via: Via,
+    /// The session, for cookie callers: its id goes to logs, and open
+    /// tunnels watch it for revocation.
+    pub session: Option<SessionClaims>,
+    /// When the credential was issued (Unix seconds).
+    pub issued_at: i64,
+    /// A renewed cookie to set on the response (sliding expiry).
+    pub renewed: Option<SessionClaims>,
+}
+
+/// Authenticates a request to `route`.
+///
+/// # Errors
+/// [`ProxyError::Unauthenticated`] naming why (the log's and audit's
+/// business; the client sees one 401 for all of them).
+pub async fn authenticate(
+    access: &Access,
+    headers: &HeaderMap,
+    route: &CompiledRoute,
+) -> Result<Caller, ProxyError> {
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let directory = access.authn.directory().load();
+    let name = cookie_name(route.route.id);
+    let mut cookie_problem = None;
+    for value in cookies_named(headers, &name) {
+        let claims = match SessionClaims::open(&access.keys, route.route.id, value) {
+            Ok(c) => c,
+            Err(_) => {
+                cookie_problem = Some("session_invalid");
+                continue;
+            }
+        };
+        if claims.expired(now) {
+            cookie_problem = Some("session_expired");
+            continue;
+        }
+        if directory.revocations().check(&claims).is_some() {
+            cookie_problem = Some("session_revoked");
+            continue;
+        }
+        let idle = i64::try_from(access.settings.session_idle.as_secs()).unwrap_or(i64::MAX);
+        let renewed = (claims.exp - now < idle / 2 && claims.exp < claims.hard).then(|| {
+            let mut r = claims.clone();
+            r.exp = now.saturating_add(idle).min(claims.hard);
+            r
+        });
+        return Ok(Caller {
+            principal: directory.with_grants(claims.principal.clone()),
+            via: Via::SessionCookie,
+            issued_at: claims.iat,
+            session: Some(claims),
+            renewed,
+        });
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(bearer_token);
+    if let Some(token) = bearer {
+        return match access.authn.bearer(token).await {
+            Ok(a) => Ok(Caller {
+                principal: a.principal,
+                via: a.via,
+                session: None,
+                issued_at: a.issued_at,
+                renewed: None,
+            }),
+            Err(e) => Err(ProxyError::Unauthenticated(e.code())),
+        };
+    }
+    Err(ProxyError::Unauthenticated(
+        cookie_problem.unwrap_or("missing_credentials"),
+    ))
+}
+
+/// The cookie paths of a route: the public prefix, and the runtime prefix
+/// too when the adapter says the app emits runtime paths
+/// (`dual_public_and_runtime_prefix`, seed 000's JupyterLab case) and they
+/// differ. A host route's public path `/` already covers everything.
+#[must_use]
+pub fn cookie_paths(route: &CompiledRoute) -> Vec<String> {
+    let public = format!("{}/", route.public_prefix);
+    let mut paths = vec![public.clone()];
+    if route.adapter.cookie_scope_strategy == CookieScopeStrategy::DualPublicAndRuntimePrefix
+        && public != "/"
+    {
+        let runtime = format!("{}/", route.route.runtime_prefix());
+        if runtime != public {
+            paths.push(runtime);
+        }
+    }
+    paths
+}
+
+/// `Set-Cookie` values carrying `claims` on every path of the route.
+/// HttpOnly, SameSite=Lax, Secure over TLS, host-only (no Domain), and kept
+/// by the browser until the session's hard end (RFC 6265 §4.1).
+#[must_use]
+pub fn session_cookies(
+    access: &Access,
+    route: &CompiledRoute,
+    claims: &SessionClaims,
+    tls: bool,
+) -> Vec<HeaderValue> {
+    let Ok(value) = claims.seal(&access.keys) else {
+        tracing::error!("sealing a session cookie failed");
+        return Vec::new();
+    };
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let max_age = (claims.hard - now).max(0);
+    let name = cookie_name(route.route.id);
+    cookie_paths(route)
+        .iter()
+        .filter_map(|path| {
+            let secure = if tls { "; Secure" } else { "" };
+            HeaderValue::from_str(&format!(
+                "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
+            ))
+            .ok()
+        })
+        .collect()
+}
+
+/// `Set-Cookie` values that delete the route's session cookies.
+#[must_use]
+pub fn clear_cookies(route: &CompiledRoute, tls: bool) -> Vec<HeaderValue> {
+    let name = cookie_name(route.route.id);
+    cookie_paths(route)
+        .iter()
+        .filter_map(|path| {
+            let secure = if tls { "; Secure" } else { "" };
+            HeaderValue::from_str(&format!(
+                "{name}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+            ))
+            .ok()
+        })
+        .collect()
+}

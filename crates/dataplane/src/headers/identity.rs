@@ -1,0 +1,236 @@
+//! What the upstream learns about the user, and what it must never see.
+//!
+//! Nothing the browser claims is trusted (DESIGN.md "Security model"): every
+//! identity header a client could send is dropped before the proxy sets its
+//! own. The browser's `Authorization` and the proxy's own session cookies
+//! never reach the upstream; the route's auth-bridge header is injected in
+//! their place.
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use pp_identity::session::COOKIE_PREFIX;
+use pp_model::table::CompiledRoute;
+use pp_model::Principal;
+
+pub const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+pub const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
+pub const X_FORWARDED_ORG: HeaderName = HeaderName::from_static("x-forwarded-org");
+pub const X_FORWARDED_PROJECT: HeaderName = HeaderName::from_static("x-forwarded-project");
+pub const X_FORWARDED_ROLES: HeaderName = HeaderName::from_static("x-forwarded-roles");
+/// The proxy-signed identity JWT (verifiable with the proxy's JWKS).
+pub const X_ASSERTION: HeaderName = HeaderName::from_static("x-platform-proxy-assertion");
+
+/// Identity headers that other gateways and apps commonly trust. A client
+/// sending any of them is ignored, whatever the proxy sets afterwards.
+const CLIENT_IDENTITY: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-name",
+    "x-forwarded-org",
+    "x-forwarded-project",
+    "x-forwarded-roles",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-access-token",
+    "x-user-id",
+    "x-user-email",
+    "x-user-role",
+    "x-user-org",
+    "x-user-project",
+    "x-remote-user",
+    "remote-user",
+];
+
+/// Drops every client-sent identity header, and everything under the
+/// proxy's own `x-platform-proxy-` namespace.
+pub fn strip_client_identity(headers: &mut HeaderMap) {
+    for name in CLIENT_IDENTITY {
+        headers.remove(*name);
+    }
+    let own: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-platform-proxy-"))
+        .cloned()
+        .collect();
+    for k in own {
+        headers.remove(k);
+    }
+}
+
+/// Removes the proxy's session cookies from `Cookie`, keeping the app's
+/// own. HTTP/2 may split cookies over several fields (RFC 9113 §8.2.3);
+/// they are joined back into one (RFC 6265 §5.4 form) for the HTTP/1.1
+/// upstream.
+pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
+    if !headers.contains_key(header::COOKIE) {
+        return;
+    }
+    let mut kept = String::new();
+    let mut dropped = false;
+    for v in headers.get_all(header::COOKIE) {
+        let Ok(s) = v.to_str() else {
+            // Not text: cannot be ours (we only set ASCII); keep as is.
+            continue;
+        };
+        for pair in s.split(';') {
+            let pair = pair.trim();
+            if pair.is_empty() {
+                continue;
+            }
+            if pair.starts_with(COOKIE_PREFIX) {
+                dropped = true;
+                continue;
+            }
+            if !kept.is_empty() {
+                kept.push_str("; ");
+            }
+            kept.push_str(pair);
+        }
+    }
+    if !dropped && headers.get_all(header::COOKIE).iter().count() == 1 {
+        return;
+    }
+    headers.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&kept) {
+        if !kept.is_empty() {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+}
+
+/// The values of every `name=value` cookie called `name`, in the order the
+/// browser sent them (most specific Path first, RFC 6265 §5.4).
+pub fn cookies_named<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(';'))
+        .filter_map(move |pair| {
+            let (k, v) = pair.trim().split_once('=')?;
+            (k == name).then_some(v)
+        })
+}
+
+/// Sets the identity headers for an authorized caller on `route`, and the
+/// auth-bridge header if the route has one.
+pub fn set_identity(
+    headers: &mut HeaderMap,
+    principal: &Principal,
+    route: &CompiledRoute,
+    assertion: Option<&str>,
+) {
+    let set = |h: &mut HeaderMap, name: HeaderName, v: &str| {
+        // A claim that is not a valid header value (control bytes) is left
+        // out rather than mangled: the upstream sees no header, not a lie.
+        match HeaderValue::from_str(v) {
+            Ok(v) => {
+                h.insert(name, v);
+            }
+            Err(_) => tracing::warn!(header = %name, "identity value is not a valid header value; not sent"),
+        }
+    };
+    set(headers, X_FORWARDED_USER, &principal.id);
+    if let Some(email) = &principal.email {
+        set(headers, X_FORWARDED_EMAIL, email);
+    }
+    if let Some(org) = &route.route.org_id {
+        set(headers, X_FORWARDED_ORG, org);
+    }
+    if let Some(project) = &route.route.project_id {
+        set(headers, X_FORWARDED_PROJECT, project);
+    }
+    let roles = principal
+        .restricted_to_org(route.route.org_id.as_deref())
+        .role_strings()
+        .join(",");
+    if principal.platform_admin {
+        let all = if roles.is_empty() {
+            "platform:admin".to_owned()
+        } else {
+            format!("platform:admin,{roles}")
+        };
+        set(headers, X_FORWARDED_ROLES, &all);
+    } else if !roles.is_empty() {
+        set(headers, X_FORWARDED_ROLES, &roles);
+    }
+    if let Some(a) = assertion {
+        set(headers, X_ASSERTION, a);
+    }
+}
+
+/// Injects the route's auth-bridge header (seed 000 "App Auth Bridge"),
+/// replacing whatever the client sent under that name.
+pub fn set_bridge(headers: &mut HeaderMap, route: &CompiledRoute) {
+    let Some(bridge) = &route.bridge else {
+        return;
+    };
+    if let (Ok(name), Ok(value)) = (
+        HeaderName::from_bytes(bridge.name.as_bytes()),
+        HeaderValue::from_str(&bridge.value),
+    ) {
+        let mut value = value;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                HeaderValue::from_str(v).expect("value"),
+            );
+        }
+        h
+    }
+
+    #[test]
+    fn proxy_cookies_are_removed_and_app_cookies_kept() {
+        let cases: &[(&[&str], Option<&str>)] = &[
+            (&["a=1; pp_s_0123456789ab=x; b=2"], Some("a=1; b=2")),
+            (&["pp_s_0123456789ab=x"], None),
+            (&["a=1"], Some("a=1")),
+            // h2 split cookies are joined, ours dropped.
+            (&["a=1", "pp_s_aaaaaaaaaaaa=y", "b=2"], Some("a=1; b=2")),
+            (&["a=1", "b=2"], Some("a=1; b=2")),
+        ];
+        for (input, want) in cases {
+            let mut h = HeaderMap::new();
+            for v in *input {
+                h.append(header::COOKIE, HeaderValue::from_str(v).expect("v"));
+            }
+            strip_proxy_cookies(&mut h);
+            let got = h.get(header::COOKIE).map(|v| v.to_str().expect("ascii"));
+            assert_eq!(got, *want, "{input:?}");
+            assert!(h.get_all(header::COOKIE).iter().count() <= 1);
+        }
+    }
+
+    #[test]
+    fn every_client_identity_header_is_dropped() {
+        let mut pairs: Vec<(&str, &str)> = CLIENT_IDENTITY.iter().map(|n| (*n, "evil")).collect();
+        pairs.push(("x-platform-proxy-assertion", "forged"));
+        pairs.push(("x-platform-proxy-anything", "forged"));
+        pairs.push(("x-app-header", "kept"));
+        let mut h = map(&pairs);
+        strip_client_identity(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert_eq!(h["x-app-header"], "kept");
+    }
+
+    #[test]
+    fn cookies_named_finds_every_copy_in_order() {
+        let h = map(&[("cookie", "x=1; pp_s_a=first"), ("cookie", "pp_s_a=second")]);
+        let got: Vec<&str> = cookies_named(&h, "pp_s_a").collect();
+        assert_eq!(got, vec!["first", "second"]);
+    }
+}

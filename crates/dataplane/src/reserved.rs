@@ -1,0 +1,277 @@
+//! Pipeline step 2: the proxy's own paths under `/.platform-proxy/` on
+//! every route (at the root of a host route, under the prefix of a path
+//! route, so the route's cookie Path covers them). Nothing there ever
+//! reaches an app.
+//!
+//! - `launch?code=…[&next=/path]`: redeems a one-time launch code, sets the
+//!   session cookie(s) and redirects (303) to the clean entry URL, so the
+//!   code leaves the address bar and history at once.
+//! - `logout`: revokes the session, clears its cookies, and sends the
+//!   browser to the platform's login page (or shows a short page).
+
+use http::header::{self, HeaderValue};
+use http::{Response, StatusCode};
+use pp_identity::session::hash_secret;
+use pp_identity::SessionClaims;
+use pp_model::access::may_use_route;
+use pp_model::adapter::EntrypointStrategy;
+use pp_model::records::AuditOutcome;
+use pp_model::table::CompiledRoute;
+use pp_model::CorrelationId;
+use time::OffsetDateTime;
+
+use crate::access::Access;
+use crate::authenticate::{authenticate, clear_cookies, session_cookies};
+use crate::authorize::route_scope;
+use crate::body::{empty, full, ProxyBody};
+use crate::error::ProxyError;
+
+/// The reserved path segment.
+pub const RESERVED: &str = "/.platform-proxy";
+
+/// The route-relative path (`/…`) if `path` addresses the reserved
+/// namespace of `route`.
+#[must_use]
+pub fn reserved_rest<'a>(route: &CompiledRoute, path: &'a str) -> Option<&'a str> {
+    let rest = path.strip_prefix(route.public_prefix.as_str())?;
+    let tail = rest.strip_prefix(RESERVED)?;
+    (tail.is_empty() || tail.starts_with('/')).then_some(tail)
+}
+
+/// Facts of the request a reserved handler needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ReservedRequest<'a> {
+    pub method: &'a http::Method,
+    pub query: Option<&'a str>,
+    pub headers: &'a http::HeaderMap,
+    pub tls: bool,
+    pub cid: &'a CorrelationId,
+}
+
+/// Answers a request for the reserved namespace (`tail` after
+/// `/.platform-proxy`).
+///
+/// # Errors
+/// The failure as a [`ProxyError`] (the pipeline renders it).
+pub async fn handle(
+    access: &Access,
+    route: &CompiledRoute,
+    tail: &str,
+    req: ReservedRequest<'_>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    match tail {
+        "/launch" if req.method == http::Method::GET => launch(access, route, req).await,
+        "/logout" if matches!(*req.method, http::Method::GET | http::Method::POST) => {
+            logout(access, route, req).await
+        }
+        _ => Err(ProxyError::RouteNotFound),
+    }
+}
+
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+    query?.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k == name).then(|| percent_encoding::percent_decode_str(v).decode_utf8_lossy())
+    })
+}
+
+/// Where a fresh session lands: `next` if it is a path inside the route,
+/// else the adapter's entry point (seed 000 `entrypoint_strategy`).
+#[must_use]
+pub fn entry_path(route: &CompiledRoute, next: Option<&str>) -> String {
+    let prefix = route.public_prefix.as_str();
+    if let Some(n) = next {
+        let inside = n.starts_with('/')
+            && !n.starts_with("//")
+            && !n.contains('\\')
+            && !n.bytes().any(|b| b.is_ascii_control())
+            && (prefix.is_empty() || n == prefix || n.starts_with(&format!("{prefix}/")))
+            && !n.contains("/.platform-proxy");
+        if inside {
+            return n.to_owned();
+        }
+    }
+    let a = &route.adapter;
+    let open = match a.entrypoint_strategy {
+        EntrypointStrategy::DefaultOpenPath => a.default_open_path.as_str(),
+        EntrypointStrategy::StableDeepLink => a
+            .stable_deep_link_template
+            .as_deref()
+            .filter(|t| !t.contains('{'))
+            .unwrap_or(a.default_open_path.as_str()),
+        EntrypointStrategy::Root | EntrypointStrategy::PreserveRequestedPath => "/",
+    };
+    format!("{prefix}{open}")
+}
+
+fn page(status: StatusCode, title: &str, text: &str, cid: &CorrelationId) -> Response<ProxyBody> {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body><h1>{t}</h1><p>{x}</p><p><small>Correlation id: {c}</small></p></body></html>",
+        t = pp_model::envelope::escape_html(title),
+        x = pp_model::envelope::escape_html(text),
+        c = pp_model::envelope::escape_html(&cid.0),
+    );
+    let mut resp = Response::new(full(html));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    no_store(h);
+    resp
+}
+
+fn no_store(h: &mut http::HeaderMap) {
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The launch URL carries the code: never let it leak as a Referer.
+    h.insert(
+        header::HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    );
+}
+
+async fn launch(
+    access: &Access,
+    route: &CompiledRoute,
+    req: ReservedRequest<'_>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let code = query_param(req.query, "code").filter(|c| !c.is_empty() && c.len() <= 128);
+    let record = match code {
+        Some(code) => access
+            .sessions
+            .redeem(hash_secret(&code), route.route.id)
+            .await
+            .map_err(ProxyError::SessionStoreUnavailable)?,
+        None => None,
+    };
+    let mut e = pp_identity::audit::entry("launch.redeemed", AuditOutcome::Allowed, &req.cid.0);
+    e.route_id = Some(route.route.id);
+    e.org_id.clone_from(&route.route.org_id);
+    e.project_id.clone_from(&route.route.project_id);
+    let Some(record) = record else {
+        e.action = "launch.rejected".into();
+        e.outcome = AuditOutcome::Denied;
+        e.reason = Some("launch_code_invalid".into());
+        access.audit.record(e);
+        return Ok(page(
+            StatusCode::FORBIDDEN,
+            "This launch link cannot be used",
+            "It has expired or was already used. Open the app again from the platform.",
+            req.cid,
+        ));
+    };
+    e.actor = Some(record.user_id.clone());
+    e.user_id = Some(record.user_id.clone());
+    e.details = serde_json::json!({ "session_id": record.id });
+    // Access is checked again at redemption: a grant removed in the minute
+    // since the mint must not be outlived by its launch code.
+    let principal = access.authn.directory().load().with_grants(record.principal.clone());
+    if let Err(d) = may_use_route(&principal, route_scope(route)) {
+        e.action = "launch.rejected".into();
+        e.outcome = AuditOutcome::Denied;
+        e.reason = Some(d.code().into());
+        access.audit.record(e);
+        return Err(crate::authorize::outward(d));
+    }
+    access.audit.record(e);
+    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let hard = record.expires_at.unix_timestamp();
+    let idle = i64::try_from(access.settings.session_idle.as_secs()).unwrap_or(i64::MAX);
+    let claims = SessionClaims {
+        sid: record.id,
+        route: route.route.id,
+        iat: record.created_at.unix_timestamp(),
+        exp: now.saturating_add(idle).min(hard),
+        hard,
+        principal: record.principal,
+    };
+    let next = query_param(req.query, "next");
+    let location = entry_path(route, next.as_deref());
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        h.insert(header::LOCATION, v);
+    }
+    for c in session_cookies(access, route, &claims, req.tls) {
+        h.append(header::SET_COOKIE, c);
+    }
+    no_store(h);
+    tracing::info!(session_id = %claims.sid, user = %claims.principal.id, route_id = %route.route.id, "launch code redeemed");
+    Ok(resp)
+}
+
+async fn logout(
+    access: &Access,
+    route: &CompiledRoute,
+    req: ReservedRequest<'_>,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    if let Ok(caller) = authenticate(access, req.headers, route).await {
+        if let Some(session) = &caller.session {
+            access
+                .sessions
+                .revoke_session(session.sid, "logout")
+                .await
+                .map_err(ProxyError::SessionStoreUnavailable)?;
+            let mut e = pp_identity::audit::entry("session.logout", AuditOutcome::Allowed, &req.cid.0);
+            e.actor = Some(caller.principal.id.clone());
+            e.user_id = Some(caller.principal.id.clone());
+            e.route_id = Some(route.route.id);
+            e.org_id.clone_from(&route.route.org_id);
+            e.project_id.clone_from(&route.route.project_id);
+            e.details = serde_json::json!({ "session_id": session.sid });
+            access.audit.record(e);
+        }
+    }
+    let mut resp = match &access.settings.login_url {
+        Some(url) => {
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) = HeaderValue::from_str(url) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        None => page(
+            StatusCode::OK,
+            "Signed out",
+            "Your session for this app has ended.",
+            req.cid,
+        ),
+    };
+    let h = resp.headers_mut();
+    for c in clear_cookies(route, req.tls) {
+        h.append(header::SET_COOKIE, c);
+    }
+    no_store(h);
+    Ok(resp)
+}
+
+/// The response for a browser navigation without a valid session: the
+/// platform's login / launch page with the route and a return URL built
+/// from the route's own origin (never from anything the client chose but
+/// the path), or a 401 page when no login URL is configured.
+#[must_use]
+pub fn login_redirect(
+    access: &Access,
+    route: &CompiledRoute,
+    public_origin: &str,
+    path_and_query: &str,
+) -> Option<Response<ProxyBody>> {
+    let login = access.settings.login_url.as_deref()?;
+    let return_to = format!("{public_origin}{path_and_query}");
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
+    let sep = if login.contains('?') { '&' } else { '?' };
+    let location = format!(
+        "{login}{sep}route_id={}&return_to={}",
+        route.route.id,
+        enc(&return_to)
+    );
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::FOUND;
+    let h = resp.headers_mut();
+    h.insert(header::LOCATION, HeaderValue::from_str(&location).ok()?);
+    no_store(h);
+    Some(resp)
+}

@@ -1,0 +1,320 @@
+//! Who is asking, and what they may do: principals, grants, and the pure
+//! rules that decide route access and control-plane rights.
+//!
+//! The tenancy model is seed 003's "Scope model": an org (tenant) holds
+//! projects; users and service accounts hold roles on an org or on one
+//! project. Cross-tenant and cross-project access is denied by default: a
+//! principal reaches only what a grant names.
+//!
+//! Org admins count as members of every project of their org: they manage
+//! those projects' routes and grants already, so refusing them the app would
+//! only push them into granting themselves membership.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::adapter::ScopeStrategy;
+
+/// A role on an org or a project, weakest first: every role includes the
+/// rights of the ones before it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// May open the project's apps.
+    Viewer,
+    /// May open apps and mint browser sessions for them.
+    Member,
+    /// Manages the scope's routes, grants and service tokens.
+    Admin,
+}
+
+impl Role {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Member => "member",
+            Self::Admin => "admin",
+        }
+    }
+
+    #[must_use]
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "viewer" => Self::Viewer,
+            "member" => Self::Member,
+            "admin" => Self::Admin,
+            _ => return None,
+        })
+    }
+}
+
+/// What kind of caller a principal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PrincipalKind {
+    /// A person, from the platform's identity provider.
+    User,
+    /// Automation holding a service token or a client-credentials JWT.
+    ServiceAccount,
+    /// The first-run bootstrap token: a platform admin with no user behind it.
+    Operator,
+}
+
+/// Where a grant applies: a whole org, or one project of it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+pub struct Scope {
+    pub org_id: String,
+    /// `None`: the grant is an org role.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+}
+
+impl Scope {
+    #[must_use]
+    pub fn org(org: &str) -> Self {
+        Self {
+            org_id: org.to_owned(),
+            project_id: None,
+        }
+    }
+
+    #[must_use]
+    pub fn project(org: &str, project: &str) -> Self {
+        Self {
+            org_id: org.to_owned(),
+            project_id: Some(project.to_owned()),
+        }
+    }
+}
+
+/// The authenticated caller and every role it holds, from token claims and
+/// from grants pushed through the API, merged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Principal {
+    pub kind: PrincipalKind,
+    /// Stable subject id (`sub` claim, service account id, `operator`).
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub platform_admin: bool,
+    /// Roles by scope; one role per scope, the strongest seen.
+    #[serde(default)]
+    pub roles: BTreeMap<Scope, Role>,
+    /// The platform session this identity came from (OIDC `sid`), so a
+    /// back-channel logout naming it ends the proxy sessions minted from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform_session: Option<String>,
+}
+
+impl Principal {
+    #[must_use]
+    pub fn new(kind: PrincipalKind, id: impl Into<String>) -> Self {
+        Self {
+            kind,
+            id: id.into(),
+            email: None,
+            name: None,
+            platform_admin: false,
+            roles: BTreeMap::new(),
+            platform_session: None,
+        }
+    }
+
+    /// The bootstrap operator: a platform admin.
+    #[must_use]
+    pub fn operator() -> Self {
+        Self {
+            platform_admin: true,
+            ..Self::new(PrincipalKind::Operator, "operator")
+        }
+    }
+
+    /// Adds a role, keeping the stronger one if the scope already has one.
+    pub fn grant(&mut self, scope: Scope, role: Role) {
+        let slot = self.roles.entry(scope).or_insert(role);
+        if role > *slot {
+            *slot = role;
+        }
+    }
+
+    /// The role on an org itself.
+    #[must_use]
+    pub fn org_role(&self, org: &str) -> Option<Role> {
+        self.roles.get(&Scope::org(org)).copied()
+    }
+
+    /// The effective role on a project: its own grant or the org's admin
+    /// role, whichever is stronger. An org viewer or member is no project
+    /// member by that alone.
+    #[must_use]
+    pub fn project_role(&self, org: &str, project: &str) -> Option<Role> {
+        let own = self.roles.get(&Scope::project(org, project)).copied();
+        let via_org = self.org_role(org).filter(|r| *r == Role::Admin);
+        own.max(via_org)
+    }
+
+    /// Whether any grant names this org (for "does this principal belong
+    /// to the tenant at all").
+    #[must_use]
+    pub fn in_org(&self, org: &str) -> bool {
+        self.roles.keys().any(|s| s.org_id == org)
+    }
+
+    /// The roles of one org only: what a session cookie bound to a route of
+    /// that org needs to carry.
+    #[must_use]
+    pub fn restricted_to_org(&self, org: Option<&str>) -> Self {
+        let mut p = self.clone();
+        p.roles.retain(|s, _| Some(s.org_id.as_str()) == org);
+        p
+    }
+
+    /// The org roles and project roles, rendered `org:role` and
+    /// `org/project:role`, sorted: the identity header upstreams see.
+    #[must_use]
+    pub fn role_strings(&self) -> Vec<String> {
+        self.roles
+            .iter()
+            .map(|(s, r)| match &s.project_id {
+                Some(p) => format!("{}/{p}:{}", s.org_id, r.as_str()),
+                None => format!("{}:{}", s.org_id, r.as_str()),
+            })
+            .collect()
+    }
+}
+
+/// What a route requires of a principal: its org, project and the adapter's
+/// scope strategy.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteScope<'a> {
+    pub org_id: Option<&'a str>,
+    pub project_id: Option<&'a str>,
+    pub strategy: ScopeStrategy,
+}
+
+/// Why access was refused. Never shown to the caller (who gets one answer
+/// for "no such route" and "not yours"); written to the audit log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Denial {
+    #[error("the route belongs to no org; only platform admins may use it")]
+    RouteHasNoOrg,
+    #[error("the route is project-scoped but names no project; only platform admins may use it")]
+    RouteHasNoProject,
+    #[error("the principal holds no role in the route's org")]
+    CrossTenant,
+    #[error("the principal is not a member of the route's project")]
+    NotProjectMember,
+    #[error("the route is org-only and needs an org admin role")]
+    NeedsOrgAdmin,
+    #[error("the principal's role is too weak for this action")]
+    RoleTooWeak,
+}
+
+impl Denial {
+    /// Snake-case code for audit records and metrics.
+    #[must_use]
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::RouteHasNoOrg => "route_has_no_org",
+            Self::RouteHasNoProject => "route_has_no_project",
+            Self::CrossTenant => "cross_tenant",
+            Self::NotProjectMember => "not_project_member",
+            Self::NeedsOrgAdmin => "needs_org_admin",
+            Self::RoleTooWeak => "role_too_weak",
+        }
+    }
+}
+
+/// The role `p` holds for using the route, or why it holds none.
+fn route_role(p: &Principal, route: RouteScope<'_>) -> Result<Role, Denial> {
+    if p.platform_admin {
+        return Ok(Role::Admin);
+    }
+    let org = route.org_id.ok_or(Denial::RouteHasNoOrg)?;
+    if !p.in_org(org) {
+        return Err(Denial::CrossTenant);
+    }
+    match route.strategy {
+        ScopeStrategy::OrgOnly => match p.org_role(org) {
+            Some(Role::Admin) => Ok(Role::Admin),
+            _ => Err(Denial::NeedsOrgAdmin),
+        },
+        ScopeStrategy::ProjectRequired => {
+            let project = route.project_id.ok_or(Denial::RouteHasNoProject)?;
+            p.project_role(org, project).ok_or(Denial::NotProjectMember)
+        }
+    }
+}
+
+/// May `p` use (open, proxy through) the route?
+///
+/// # Errors
+/// The reason for refusal, for the audit log.
+pub fn may_use_route(p: &Principal, route: RouteScope<'_>) -> Result<(), Denial> {
+    route_role(p, route).map(|_| ())
+}
+
+/// May `p` mint a browser session for the route? Viewers open sessions
+/// someone minted for them; members and above mint their own.
+///
+/// # Errors
+/// The reason for refusal.
+pub fn may_mint_session(p: &Principal, route: RouteScope<'_>) -> Result<(), Denial> {
+    match route_role(p, route)? {
+        Role::Viewer => Err(Denial::RoleTooWeak),
+        Role::Member | Role::Admin => Ok(()),
+    }
+}
+
+/// May `p` manage (create, change, delete, revoke sessions of) routes,
+/// grants and service tokens in `scope`? Platform admins everywhere; org
+/// admins in their org; project admins in their project.
+#[must_use]
+pub fn may_manage(p: &Principal, scope: &Scope) -> bool {
+    if p.platform_admin {
+        return true;
+    }
+    if p.org_role(&scope.org_id) == Some(Role::Admin) {
+        return true;
+    }
+    match &scope.project_id {
+        Some(project) => {
+            p.roles.get(&Scope::project(&scope.org_id, project)).copied() == Some(Role::Admin)
+        }
+        None => false,
+    }
+}
+
+/// May `p` manage a route with this org / project? A route without an org
+/// is a platform route: platform admins only.
+#[must_use]
+pub fn may_manage_route(p: &Principal, org: Option<&str>, project: Option<&str>) -> bool {
+    match org {
+        None => p.platform_admin,
+        Some(org) => may_manage(
+            p,
+            &Scope {
+                org_id: org.to_owned(),
+                project_id: project.map(str::to_owned),
+            },
+        ),
+    }
+}
+
+/// May `p` see a route (read it, list it)? Anyone who may use it or manage
+/// it; nobody else learns it exists.
+#[must_use]
+pub fn may_see_route(p: &Principal, route: RouteScope<'_>) -> bool {
+    may_use_route(p, route).is_ok() || may_manage_route(p, route.org_id, route.project_id)
+}
+
+#[cfg(test)]
+mod tests;

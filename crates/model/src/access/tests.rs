@@ -1,0 +1,155 @@
+use super::*;
+
+const ORGS: [&str; 3] = ["acme", "globex", "initech"];
+const PROJECTS: [&str; 2] = ["dev", "prod"];
+
+/// Every principal shape the matrix checks: no grants, each role on each
+/// org, each role on each project, and a platform admin.
+fn principals() -> Vec<(String, Principal)> {
+    let mut out = vec![(
+        "nobody".to_owned(),
+        Principal::new(PrincipalKind::User, "nobody"),
+    )];
+    let mut admin = Principal::new(PrincipalKind::User, "root");
+    admin.platform_admin = true;
+    out.push(("platform_admin".to_owned(), admin));
+    for org in ORGS {
+        for role in [Role::Viewer, Role::Member, Role::Admin] {
+            let mut p = Principal::new(PrincipalKind::User, "u");
+            p.grant(Scope::org(org), role);
+            out.push((format!("{org}:{}", role.as_str()), p));
+            for project in PROJECTS {
+                let mut p = Principal::new(PrincipalKind::User, "u");
+                p.grant(Scope::project(org, project), role);
+                out.push((format!("{org}/{project}:{}", role.as_str()), p));
+            }
+        }
+    }
+    out
+}
+
+/// What the rules promise, written independently of the implementation:
+/// the expected outcome for one principal label against one route.
+fn expected_use(label: &str, org: &str, project: &str, strategy: ScopeStrategy) -> bool {
+    if label == "platform_admin" {
+        return true;
+    }
+    if label == "nobody" {
+        return false;
+    }
+    let (scope, role) = label.rsplit_once(':').expect("label");
+    match strategy {
+        ScopeStrategy::OrgOnly => scope == org && role == "admin",
+        ScopeStrategy::ProjectRequired => {
+            scope == format!("{org}/{project}") || (scope == org && role == "admin")
+        }
+    }
+}
+
+#[test]
+fn route_access_matrix_denies_cross_tenant_and_cross_project() {
+    let mut checked = 0;
+    for (label, p) in principals() {
+        for org in ORGS {
+            for project in PROJECTS {
+                for strategy in [ScopeStrategy::ProjectRequired, ScopeStrategy::OrgOnly] {
+                    let route = RouteScope {
+                        org_id: Some(org),
+                        project_id: Some(project),
+                        strategy,
+                    };
+                    let want = expected_use(&label, org, project, strategy);
+                    let got = may_use_route(&p, route);
+                    assert_eq!(
+                        got.is_ok(),
+                        want,
+                        "{label} on {org}/{project} ({strategy:?}): {got:?}"
+                    );
+                    // Minting needs member or better on top of access.
+                    let mint_want = want && !label.ends_with(":viewer");
+                    assert_eq!(
+                        may_mint_session(&p, route).is_ok(),
+                        mint_want,
+                        "mint: {label} on {org}/{project} ({strategy:?})"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    // 2 + 3 orgs x 3 roles x (1 + 2 projects) principals, 12 routes each.
+    assert_eq!(checked, (2 + 3 * 3 * 3) * 3 * 2 * 2);
+}
+
+#[test]
+fn denial_reasons_name_the_rule() {
+    let mut p = Principal::new(PrincipalKind::User, "u");
+    p.grant(Scope::project("acme", "dev"), Role::Member);
+    let route = |org, project, strategy| RouteScope {
+        org_id: org,
+        project_id: project,
+        strategy,
+    };
+    let cases = [
+        (route(None, None, ScopeStrategy::ProjectRequired), Denial::RouteHasNoOrg),
+        (
+            route(Some("globex"), Some("dev"), ScopeStrategy::ProjectRequired),
+            Denial::CrossTenant,
+        ),
+        (
+            route(Some("acme"), Some("prod"), ScopeStrategy::ProjectRequired),
+            Denial::NotProjectMember,
+        ),
+        (
+            route(Some("acme"), None, ScopeStrategy::ProjectRequired),
+            Denial::RouteHasNoProject,
+        ),
+        (route(Some("acme"), None, ScopeStrategy::OrgOnly), Denial::NeedsOrgAdmin),
+    ];
+    for (r, want) in cases {
+        assert_eq!(may_use_route(&p, r), Err(want), "{r:?}");
+    }
+}
+
+#[test]
+fn management_follows_admin_roles_only() {
+    let mut org_admin = Principal::new(PrincipalKind::User, "a");
+    org_admin.grant(Scope::org("acme"), Role::Admin);
+    let mut project_admin = Principal::new(PrincipalKind::User, "b");
+    project_admin.grant(Scope::project("acme", "dev"), Role::Admin);
+    let mut member = Principal::new(PrincipalKind::User, "c");
+    member.grant(Scope::project("acme", "dev"), Role::Member);
+    let operator = Principal::operator();
+    let cases = [
+        (&org_admin, Some("acme"), Some("dev"), true),
+        (&org_admin, Some("acme"), None, true),
+        (&org_admin, Some("globex"), Some("dev"), false),
+        (&project_admin, Some("acme"), Some("dev"), true),
+        (&project_admin, Some("acme"), Some("prod"), false),
+        (&project_admin, Some("acme"), None, false),
+        (&member, Some("acme"), Some("dev"), false),
+        (&org_admin, None, None, false),
+        (&operator, None, None, true),
+        (&operator, Some("globex"), Some("prod"), true),
+    ];
+    for (p, org, project, want) in cases {
+        assert_eq!(
+            may_manage_route(p, org, project),
+            want,
+            "{} on {org:?}/{project:?}",
+            p.id
+        );
+    }
+}
+
+#[test]
+fn grant_keeps_the_stronger_role_and_org_restriction_drops_others() {
+    let mut p = Principal::new(PrincipalKind::User, "u");
+    p.grant(Scope::project("acme", "dev"), Role::Admin);
+    p.grant(Scope::project("acme", "dev"), Role::Viewer);
+    p.grant(Scope::org("globex"), Role::Member);
+    assert_eq!(p.project_role("acme", "dev"), Some(Role::Admin));
+    let r = p.restricted_to_org(Some("acme"));
+    assert_eq!(r.role_strings(), vec!["acme/dev:admin".to_owned()]);
+    assert!(p.restricted_to_org(None).roles.is_empty());
+}

@@ -1,0 +1,329 @@
+//! `platform_proxy_sessions` and `platform_proxy_revocations`: browser
+//! sessions with their one-time launch codes, and what ended them.
+
+use std::collections::BTreeMap;
+
+use pp_model::records::{Revocation, RevocationTarget, SessionFilter, SessionRecord};
+use pp_model::{Principal, PrincipalKind, Role, Scope};
+use serde::{Deserialize, Serialize};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Sqlite};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::rows::{self, Cells};
+use super::SqliteStore;
+use crate::{timestamp, Page, StoreError};
+
+const SESSIONS: &str = "platform_proxy_sessions";
+const REVOCATIONS: &str = "platform_proxy_revocations";
+
+macro_rules! session_columns {
+    () => {
+        "id, route_id, user_id, principal, platform_session, launch_code_hash, \
+         launch_expires_at, redeemed_at, created_at, expires_at, revoked_at, correlation_id"
+    };
+}
+
+/// Marks the unrevoked sessions whose `$column` is `?2` and that were
+/// created at or before the revocation instant `?1`: a session minted after
+/// a logout is not ended by it.
+macro_rules! mark_sessions {
+    ($column:literal) => {
+        concat!(
+            "UPDATE platform_proxy_sessions SET revoked_at = ?1 WHERE ",
+            $column,
+            " = ?2 AND revoked_at IS NULL AND created_at <= ?1"
+        )
+    };
+}
+
+pub(super) async fn create(store: &SqliteStore, s: &SessionRecord) -> Result<(), StoreError> {
+    sqlx::query(concat!(
+        "INSERT INTO platform_proxy_sessions (",
+        session_columns!(),
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(s.id.to_string())
+    .bind(s.route_id.to_string())
+    .bind(&s.user_id)
+    .bind(rows::to_json(&StoredPrincipal::from(&s.principal))?)
+    .bind(&s.platform_session)
+    .bind(&s.launch_code_hash)
+    .bind(timestamp::encode(s.launch_expires_at)?)
+    .bind(s.redeemed_at.map(timestamp::encode).transpose()?)
+    .bind(timestamp::encode(s.created_at)?)
+    .bind(timestamp::encode(s.expires_at)?)
+    .bind(s.revoked_at.map(timestamp::encode).transpose()?)
+    .bind(&s.correlation_id)
+    .execute(&store.pool)
+    .await?;
+    // No bump: no snapshot a follower rebuilds depends on sessions.
+    Ok(())
+}
+
+pub(super) async fn redeem(
+    store: &SqliteStore,
+    code_hash: &str,
+    route_id: Uuid,
+    now: OffsetDateTime,
+) -> Result<Option<SessionRecord>, StoreError> {
+    // At most once by construction: the check and the mark are one UPDATE,
+    // and SQLite runs one writer at a time, so a second redemption finds
+    // `redeemed_at` set and matches nothing.
+    //
+    // In an explicit transaction, read with `fetch_all`: sqlx does not step
+    // an `UPDATE … RETURNING` read by `fetch_one`/`fetch_optional` to the
+    // end, which leaves the autocommit write uncommitted
+    // (launchbadge/sqlx#3430). IMMEDIATE queues concurrent redeemers on the
+    // write lock under the busy timeout rather than failing them.
+    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
+    let found = sqlx::query(concat!(
+        "UPDATE platform_proxy_sessions SET redeemed_at = ?1
+         WHERE launch_code_hash = ?2 AND route_id = ?3
+           AND redeemed_at IS NULL AND revoked_at IS NULL AND launch_expires_at > ?1
+         RETURNING ",
+        session_columns!()
+    ))
+    .bind(timestamp::encode(now)?)
+    .bind(code_hash)
+    .bind(route_id.to_string())
+    .fetch_all(&mut *tx)
+    .await?;
+    // The code hash is unique, so at most one row; a corrupt one rolls the
+    // redemption back with the transaction.
+    let session = found.first().map(decode_session).transpose()?;
+    tx.commit().await?;
+    Ok(session)
+}
+
+pub(super) async fn get(
+    store: &SqliteStore,
+    id: Uuid,
+) -> Result<Option<SessionRecord>, StoreError> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM platform_proxy_sessions WHERE id = ?"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&store.pool)
+    .await?;
+    row.as_ref().map(decode_session).transpose()
+}
+
+pub(super) async fn list(
+    store: &SqliteStore,
+    filter: &SessionFilter,
+) -> Result<Page<SessionRecord>, StoreError> {
+    let limit = rows::clamp_limit(filter.limit);
+    let mut q = QueryBuilder::<Sqlite>::new(concat!(
+        "SELECT ",
+        session_columns!(),
+        " FROM platform_proxy_sessions WHERE 1 = 1"
+    ));
+    if let Some(route_id) = filter.route_id {
+        q.push(" AND route_id = ").push_bind(route_id.to_string());
+    }
+    if let Some(user_id) = &filter.user_id {
+        q.push(" AND user_id = ").push_bind(user_id.clone());
+    }
+    if let Some(live_at) = filter.live_at {
+        // Live at that instant: not yet expired, and not revoked by then (a
+        // revocation stamped later had not happened yet).
+        let live_at = timestamp::encode(live_at)?;
+        q.push(" AND expires_at > ")
+            .push_bind(live_at.clone())
+            .push(" AND (revoked_at IS NULL OR revoked_at > ")
+            .push_bind(live_at)
+            .push(")");
+    }
+    if let Some(after) = filter.after {
+        q.push(
+            " AND (created_at, id) > \
+             (SELECT created_at, id FROM platform_proxy_sessions WHERE id = ",
+        )
+        .push_bind(after.to_string())
+        .push(")");
+    }
+    q.push(" ORDER BY created_at, id LIMIT ")
+        .push_bind(rows::fetch_limit(limit));
+    let found = q.build().fetch_all(&store.pool).await?;
+    let items = found
+        .iter()
+        .map(decode_session)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows::page(items, limit, |s| s.id))
+}
+
+pub(super) async fn revoke(store: &SqliteStore, r: &Revocation) -> Result<u64, StoreError> {
+    let revoked_at = timestamp::encode(r.revoked_at)?;
+    let target = &r.target;
+    let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
+    // A retried revocation is the same row; it keeps the later expiry so
+    // neither attempt forgets it early.
+    sqlx::query(
+        "INSERT INTO platform_proxy_revocations (kind, value, revoked_at, expires_at, reason)
+         VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (kind, value, revoked_at)
+         DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+    )
+    .bind(target.kind())
+    .bind(target.value())
+    .bind(&revoked_at)
+    .bind(timestamp::encode(r.expires_at)?)
+    .bind(&r.reason)
+    .execute(&mut *tx)
+    .await?;
+    let mark = match target {
+        RevocationTarget::Session(_) => mark_sessions!("id"),
+        RevocationTarget::User(_) => mark_sessions!("user_id"),
+        RevocationTarget::Route(_) => mark_sessions!("route_id"),
+        RevocationTarget::PlatformSession(_) => mark_sessions!("platform_session"),
+    };
+    let marked = sqlx::query(mark)
+        .bind(&revoked_at)
+        .bind(target.value())
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    store.bump();
+    Ok(marked)
+}
+
+pub(super) async fn live_revocations(
+    store: &SqliteStore,
+    now: OffsetDateTime,
+) -> Result<Vec<Revocation>, StoreError> {
+    let found = sqlx::query(
+        "SELECT kind, value, revoked_at, expires_at, reason FROM platform_proxy_revocations
+         WHERE expires_at > ? ORDER BY revoked_at, kind, value",
+    )
+    .bind(timestamp::encode(now)?)
+    .fetch_all(&store.pool)
+    .await?;
+    found.iter().map(decode_revocation).collect()
+}
+
+fn decode_revocation(row: &SqliteRow) -> Result<Revocation, StoreError> {
+    let unnamed = Cells::new(row, REVOCATIONS, "?".to_owned());
+    let (kind, value) = (unnamed.text("kind")?, unnamed.text("value")?);
+    let c = Cells::new(row, REVOCATIONS, format!("{kind}:{value}"));
+    Ok(Revocation {
+        target: RevocationTarget::parse(&kind, &value)
+            .ok_or_else(|| c.corrupt("kind", &"not a revocation target kind and value"))?,
+        revoked_at: c.time("revoked_at")?,
+        expires_at: c.time("expires_at")?,
+        reason: c.text("reason")?,
+    })
+}
+
+fn decode_session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
+    let (c, id) = Cells::with_id(row, SESSIONS)?;
+    Ok(SessionRecord {
+        id,
+        route_id: c.uuid("route_id")?,
+        user_id: c.text("user_id")?,
+        principal: c.json::<StoredPrincipal>("principal")?.into(),
+        platform_session: c.opt_text("platform_session")?,
+        launch_code_hash: c.text("launch_code_hash")?,
+        launch_expires_at: c.time("launch_expires_at")?,
+        redeemed_at: c.opt_time("redeemed_at")?,
+        created_at: c.time("created_at")?,
+        expires_at: c.time("expires_at")?,
+        revoked_at: c.opt_time("revoked_at")?,
+        correlation_id: c.text("correlation_id")?,
+    })
+}
+
+/// A session's principal as the `principal` column stores it (JSON).
+///
+/// Not the model's serde: `Principal::roles` is a map keyed by [`Scope`], a
+/// struct, which JSON objects cannot key (serde_json refuses to write it).
+/// The store keeps roles as a list, and its own shape means the stored form
+/// does not move when the API's does. Conversions destructure every field,
+/// so a field added to `Principal` fails to compile here instead of being
+/// dropped silently.
+#[derive(Serialize, Deserialize)]
+struct StoredPrincipal {
+    kind: PrincipalKind,
+    id: String,
+    email: Option<String>,
+    name: Option<String>,
+    platform_admin: bool,
+    roles: Vec<StoredRole>,
+    platform_session: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredRole {
+    org_id: String,
+    project_id: Option<String>,
+    role: Role,
+}
+
+impl From<&Principal> for StoredPrincipal {
+    fn from(p: &Principal) -> Self {
+        let Principal {
+            kind,
+            id,
+            email,
+            name,
+            platform_admin,
+            roles,
+            platform_session,
+        } = p;
+        Self {
+            kind: *kind,
+            id: id.clone(),
+            email: email.clone(),
+            name: name.clone(),
+            platform_admin: *platform_admin,
+            roles: roles
+                .iter()
+                .map(|(scope, role)| StoredRole {
+                    org_id: scope.org_id.clone(),
+                    project_id: scope.project_id.clone(),
+                    role: *role,
+                })
+                .collect(),
+            platform_session: platform_session.clone(),
+        }
+    }
+}
+
+impl From<StoredPrincipal> for Principal {
+    fn from(p: StoredPrincipal) -> Self {
+        let StoredPrincipal {
+            kind,
+            id,
+            email,
+            name,
+            platform_admin,
+            roles,
+            platform_session,
+        } = p;
+        let roles: BTreeMap<Scope, Role> = roles
+            .into_iter()
+            .map(|r| {
+                (
+                    Scope {
+                        org_id: r.org_id,
+                        project_id: r.project_id,
+                    },
+                    r.role,
+                )
+            })
+            .collect();
+        Self {
+            kind,
+            id,
+            email,
+            name,
+            platform_admin,
+            roles,
+            platform_session,
+        }
+    }
+}
