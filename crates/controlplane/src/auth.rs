@@ -1,29 +1,44 @@
-//! Authentication of API calls with the operator's bootstrap bearer token
-//! (RFC 6750 §2.1).
+//! Authentication of API calls (RFC 6750 §2.1 bearer tokens): the
+//! bootstrap token, service tokens and platform JWTs, all through the one
+//! [`Authenticator`](pp_identity::Authenticator) the data plane uses too.
 //!
-//! Deny by default: every path needs the token except the few in
-//! [`PUBLIC_PATHS`], matched exactly. A new endpoint is therefore protected
-//! without anyone remembering to protect it, and an unknown path answers
-//! 401 before 404, so an outsider cannot probe which endpoints exist.
+//! Deny by default: every path needs a valid bearer token except the few
+//! in [`PUBLIC_PATHS`], matched exactly, which authenticate themselves or
+//! hold no data. A new endpoint is therefore protected without anyone
+//! remembering to protect it, and an unknown path answers 401 before 404,
+//! so an outsider cannot probe which endpoints exist. What each caller may
+//! do once authenticated is each handler's business ([`Caller`] and the
+//! model's `access` rules).
 
-use axum::extract::{Request, State};
+use axum::extract::{FromRequestParts, Request, State};
 use axum::http::header;
+use axum::http::request::Parts;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use pp_identity::authn::bearer_token;
+use pp_identity::Authenticated;
 use pp_model::CorrelationId;
 
 use crate::error::ApiError;
 use crate::AppState;
 
-/// Paths served without a token: probes the orchestrator calls without
-/// credentials, and the API description (it holds no data).
-pub(crate) const PUBLIC_PATHS: &[&str] = &["/healthz", "/readyz", "/api/v1/openapi.json"];
+/// Paths served without a bearer token: probes the orchestrator calls
+/// without credentials, the API description and the assertion JWKS (they
+/// hold no data), and the OIDC back-channel logout endpoint, which the
+/// identity provider calls with a signed logout token instead.
+pub(crate) const PUBLIC_PATHS: &[&str] = &[
+    "/healthz",
+    "/readyz",
+    "/api/v1/openapi.json",
+    "/.well-known/jwks.json",
+    "/api/v1/backchannel-logout",
+];
 
-/// Middleware: passes the request on only if it is public or carries
-/// `Authorization: Bearer <bootstrap token>`.
+/// Middleware: passes the request on only if it is public or carries a
+/// bearer token that authenticates; the caller rides in the extensions.
 pub(crate) async fn require_bearer(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     if PUBLIC_PATHS.contains(&request.uri().path()) {
@@ -33,17 +48,18 @@ pub(crate) async fn require_bearer(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
-    let accepted = match (state.bootstrap_token.as_deref(), presented) {
-        (Some(expected), Some(presented)) => {
-            constant_time_eq(expected.as_bytes(), presented.as_bytes())
-        }
-        // No configured token locks the API rather than opening it.
-        _ => false,
+        .and_then(bearer_token)
+        .map(str::to_owned);
+    let refusal = match presented {
+        Some(token) => match state.authn.bearer(&token).await {
+            Ok(caller) => {
+                request.extensions_mut().insert(caller);
+                return next.run(request).await;
+            }
+            Err(e) => e.code(),
+        },
+        None => "missing_credentials",
     };
-    if accepted {
-        return next.run(request).await;
-    }
     let cid = request
         .extensions()
         .get::<CorrelationId>()
@@ -53,68 +69,37 @@ pub(crate) async fn require_bearer(
         correlation_id = %cid,
         method = %request.method(),
         path = request.uri().path(),
-        token_presented = presented.is_some(),
+        reason = refusal,
         "control-plane call refused: no valid bearer token"
     );
     ApiError::Unauthorized.into_response()
 }
 
-/// The token of an `Authorization: Bearer <token>` value. The scheme name
-/// is case-insensitive (RFC 9110 §11.1); the token is taken verbatim.
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
+/// Extractor: the authenticated caller of a protected endpoint.
+#[derive(Debug, Clone)]
+pub(crate) struct Caller(pub(crate) Authenticated);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Authenticated>()
+            .cloned()
+            .map(Self)
+            // Only reachable for a public path that asks for a caller: a
+            // wiring mistake, answered as unauthenticated, never as open.
+            .ok_or(ApiError::Unauthorized)
     }
-    let token = token.trim_start_matches(' ');
-    (!token.is_empty()).then_some(token)
 }
 
-/// Compares two secrets in time that depends only on their lengths, not on
-/// where they first differ, so response timing cannot be used to guess the
-/// token byte by byte. Only the length of the expected token can leak,
-/// which a long random token makes worthless.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    // Keep the optimizer from turning the fold into an early-exit compare.
-    std::hint::black_box(diff) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn constant_time_eq_matches_plain_equality() {
-        let cases: &[(&[u8], &[u8], bool)] = &[
-            (b"", b"", true),
-            (b"secret", b"secret", true),
-            (b"secret", b"secreT", false),
-            (b"secret", b"Secret", false),
-            (b"secret", b"secret2", false),
-            (b"secret", b"", false),
-        ];
-        for (a, b, want) in cases {
-            assert_eq!(constant_time_eq(a, b), *want, "{a:?} vs {b:?}");
-        }
+impl Caller {
+    pub(crate) fn principal(&self) -> &pp_model::Principal {
+        &self.0.principal
     }
 
-    #[test]
-    fn bearer_token_parses_scheme_case_insensitively() {
-        let cases = [
-            ("Bearer abc", Some("abc")),
-            ("bearer abc", Some("abc")),
-            ("BEARER  abc", Some("abc")),
-            ("Basic abc", None),
-            ("Bearer", None),
-            ("Bearer ", None),
-            ("Bearerabc", None),
-        ];
-        for (value, want) in cases {
-            assert_eq!(bearer_token(value), want, "{value:?}");
-        }
+    pub(crate) fn id(&self) -> &str {
+        &self.0.principal.id
     }
 }

@@ -32,6 +32,15 @@ pub(crate) enum ApiError {
     Validation(#[from] ValidationError),
     #[error("no such route")]
     RouteNotFound,
+    /// A grant, service token or session that does not exist or that the
+    /// caller may not see (the two answer alike).
+    #[error("no such {0}")]
+    Missing(&'static str),
+    /// Authenticated, but the caller's roles do not allow this.
+    #[error("your roles do not allow this: {0}")]
+    Forbidden(&'static str),
+    #[error("{subject} already holds a grant on this scope ({existing})")]
+    GrantExists { subject: String, existing: Uuid },
     #[error("{field} is already used by route {existing}")]
     Conflict { field: &'static str, existing: Uuid },
     #[error("request body exceeds {limit} bytes")]
@@ -63,7 +72,9 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RouteNotFound | Self::NotFound => StatusCode::NOT_FOUND,
+            Self::RouteNotFound | Self::NotFound | Self::Missing(_) => StatusCode::NOT_FOUND,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::GrantExists { .. } => StatusCode::CONFLICT,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -80,6 +91,9 @@ impl ApiError {
             Self::BadRequest { .. } => "bad_request",
             Self::Validation(_) => "validation_failed",
             Self::RouteNotFound => "route_not_found",
+            Self::Missing(_) => "not_found",
+            Self::Forbidden(_) => "forbidden",
+            Self::GrantExists { .. } => "conflict",
             Self::Conflict { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
@@ -151,6 +165,9 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict { field, existing } => Self::Conflict { field, existing },
+            StoreError::GrantExists { subject, existing } => {
+                Self::GrantExists { subject, existing }
+            }
             other => Self::Internal(Box::new(other)),
         }
     }
@@ -222,6 +239,16 @@ mod tests {
                 "unsupported_media_type",
             ),
             (ApiError::NotFound, 404, "not_found"),
+            (ApiError::Missing("grant"), 404, "not_found"),
+            (ApiError::Forbidden("x"), 403, "forbidden"),
+            (
+                ApiError::GrantExists {
+                    subject: "u".into(),
+                    existing: Uuid::nil(),
+                },
+                409,
+                "conflict",
+            ),
             (ApiError::MethodNotAllowed, 405, "method_not_allowed"),
             (
                 ApiError::StoreUnavailable("x".into()),

@@ -12,19 +12,23 @@
 //!    extensions (or makes one), and on the way out turns every error into
 //!    the one error envelope with `X-Correlation-Id`.
 //! 2. `auth`: deny by default; only an allowlist of public paths is served
-//!    without the bootstrap bearer token.
+//!    without a bearer token (bootstrap, service token or platform JWT).
 //! 3. `handlers`: one function per endpoint, with the typed extractors of
 //!    `extract` and errors as `error::ApiError`.
 //!
 //! `openapi` describes the same handlers as an OpenAPI 3.1 document.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use axum::routing::get;
+use axum::routing::{delete, get, post};
 use axum::Router;
+use pp_identity::assertion::AssertionSigner;
+use pp_identity::{Authenticator, Keyring};
 use pp_model::PublicBase;
 use pp_store::Store;
 
+mod audit;
 mod auth;
 mod correlation;
 mod error;
@@ -41,51 +45,56 @@ pub use openapi::ApiDoc;
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// What the API needs from the proxy's configuration.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ApiConfig {
-    /// The operator's bearer token for `/api/v1/*`. `None` locks the API:
-    /// every authenticated call answers 401, so a proxy started without a
-    /// token never serves an open admin API.
-    pub bootstrap_token: Option<String>,
     /// How browsers reach the apps domain, for each route's `public_url`.
     pub public: PublicBase,
     /// Largest accepted request body, in bytes ([`DEFAULT_MAX_BODY_BYTES`]).
     pub max_body_bytes: usize,
+    /// Hard lifetime of a browser session: after it the user relaunches
+    /// from the platform.
+    pub session_max: Duration,
+    /// How long a launch code may wait to be redeemed.
+    pub launch_ttl: Duration,
+    /// Longest lifetime a service token may be given.
+    pub service_token_max: Duration,
 }
 
 impl ApiConfig {
-    /// A config with the default body limit.
+    /// A config with the default limits: 1 MiB bodies, 12 h sessions,
+    /// 60 s launch codes, service tokens of at most a year.
     #[must_use]
-    pub fn new(bootstrap_token: Option<String>, public: PublicBase) -> Self {
+    pub fn new(public: PublicBase) -> Self {
         Self {
-            bootstrap_token,
             public,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            session_max: Duration::from_secs(12 * 3600),
+            launch_ttl: Duration::from_secs(60),
+            service_token_max: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }
 
-/// Hand-written so that the token can never reach a log line through
-/// `{:?}` (DESIGN.md: secrets are never logged).
-impl std::fmt::Debug for ApiConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiConfig")
-            .field(
-                "bootstrap_token",
-                &self.bootstrap_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("public", &self.public)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .finish()
-    }
+/// The running parts the API works with.
+#[derive(Clone)]
+pub struct ApiDeps {
+    pub store: Arc<dyn Store>,
+    pub authn: Arc<Authenticator>,
+    /// Seals auth-bridge secrets before they are stored.
+    pub keys: Arc<Keyring>,
+    /// Publishes its JWKS at `/.well-known/jwks.json` when set.
+    pub assertion: Option<Arc<AssertionSigner>>,
 }
 
 /// Shared state of every handler; cheap to clone (all `Arc`s).
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) bootstrap_token: Option<Arc<str>>,
+    pub(crate) authn: Arc<Authenticator>,
+    pub(crate) keys: Arc<Keyring>,
+    pub(crate) assertion: Option<Arc<AssertionSigner>>,
     pub(crate) public: Arc<PublicBase>,
+    pub(crate) config: Arc<ApiConfig>,
     pub(crate) max_body_bytes: usize,
 }
 
@@ -93,17 +102,22 @@ pub(crate) struct AppState {
 ///
 /// Unknown paths answer `not_found`, known paths with another method
 /// `method_not_allowed`; both, like every other error, in the error envelope.
-pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
+pub fn router(deps: ApiDeps, config: ApiConfig) -> Router {
     let state = AppState {
-        store,
-        bootstrap_token: config.bootstrap_token.map(Arc::from),
-        public: Arc::new(config.public),
+        store: deps.store,
+        authn: deps.authn,
+        keys: deps.keys,
+        assertion: deps.assertion,
+        public: Arc::new(config.public.clone()),
         max_body_bytes: config.max_body_bytes,
+        config: Arc::new(config),
     };
     Router::new()
         .route("/healthz", get(handlers::health::healthz))
         .route("/readyz", get(handlers::health::readyz))
         .route("/api/v1/openapi.json", get(openapi::serve))
+        .route("/.well-known/jwks.json", get(handlers::sessions::jwks))
+        .route("/api/v1/me", get(handlers::sessions::me))
         .route(
             "/api/v1/routes",
             get(handlers::routes::list).post(handlers::routes::create),
@@ -114,6 +128,30 @@ pub fn router(store: Arc<dyn Store>, config: ApiConfig) -> Router {
                 .patch(handlers::routes::update)
                 .delete(handlers::routes::delete),
         )
+        .route(
+            "/api/v1/routes/{id}/browser-session",
+            post(handlers::sessions::mint),
+        )
+        .route("/api/v1/sessions", get(handlers::sessions::list))
+        .route("/api/v1/sessions/revoke", post(handlers::sessions::revoke))
+        .route(
+            "/api/v1/backchannel-logout",
+            post(handlers::sessions::backchannel_logout),
+        )
+        .route(
+            "/api/v1/grants",
+            get(handlers::grants::list).post(handlers::grants::create),
+        )
+        .route(
+            "/api/v1/grants/{id}",
+            get(handlers::grants::get).delete(handlers::grants::delete),
+        )
+        .route(
+            "/api/v1/service-tokens",
+            get(handlers::tokens::list).post(handlers::tokens::create),
+        )
+        .route("/api/v1/service-tokens/{id}", delete(handlers::tokens::revoke))
+        .route("/api/v1/audit", get(handlers::audit::list))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::handlers::{health, routes};
+use crate::handlers::{audit, grants, health, routes, sessions, tokens};
 
 /// The API description. `ApiDoc::openapi()` builds the document; the
 /// binary can also print it (for client generation) without a server.
@@ -15,7 +15,7 @@ use crate::handlers::{health, routes};
 #[openapi(
     info(
         title = "platform-proxy control-plane API",
-        description = "Routes and health of platform-proxy, the identity-aware app gateway. \
+        description = "Routes, access and sessions of platform-proxy, the identity-aware app gateway. \
             Every error is `{\"error\": {\"code\", \"message\", \"correlation_id\", \"field\"?}}` \
             with the same id in `X-Correlation-Id`."
     ),
@@ -28,6 +28,20 @@ use crate::handlers::{health, routes};
         routes::get,
         routes::update,
         routes::delete,
+        sessions::mint,
+        sessions::list,
+        sessions::revoke,
+        sessions::backchannel_logout,
+        sessions::jwks,
+        sessions::me,
+        grants::create,
+        grants::list,
+        grants::get,
+        grants::delete,
+        tokens::create,
+        tokens::list,
+        tokens::revoke,
+        audit::list,
     ),
     components(schemas(
         routes::RouteView,
@@ -36,12 +50,38 @@ use crate::handlers::{health, routes};
         pp_model::Route,
         pp_model::NewRoute,
         pp_model::RoutePatch,
+        pp_model::AuthBridge,
+        pp_model::AuthBridgeInput,
+        pp_model::AuthBridgeMode,
+        pp_model::Role,
+        pp_model::PrincipalKind,
+        pp_model::records::Grant,
+        pp_model::records::ServiceToken,
+        pp_model::records::AuditEntry,
+        pp_model::records::AuditOutcome,
+        sessions::MintRequest,
+        sessions::MintedSession,
+        sessions::SessionView,
+        sessions::SessionList,
+        sessions::RevokeRequest,
+        sessions::RevokeResult,
+        sessions::WhoAmI,
+        grants::NewGrant,
+        grants::GrantList,
+        tokens::NewServiceToken,
+        tokens::CreatedServiceToken,
+        tokens::ServiceTokenList,
+        audit::AuditList,
         pp_model::ErrorEnvelope,
         pp_model::envelope::ErrorBody,
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "routes", description = "Which app endpoints the proxy exposes, and how"),
+        (name = "sessions", description = "Browser sessions, launch codes, revocation and logout"),
+        (name = "grants", description = "Roles pushed by the platform"),
+        (name = "service-tokens", description = "Tokens for automation"),
+        (name = "audit", description = "The audit log"),
         (name = "health", description = "Probes for the orchestrator"),
         (name = "meta", description = "This document"),
     ),
@@ -60,7 +100,9 @@ impl Modify for BearerAuth {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The operator's bootstrap token"))
+                    .description(Some(
+                        "A platform JWT, a service token (`ppst_…`) or the first-run bootstrap token",
+                    ))
                     .build(),
             ),
         );

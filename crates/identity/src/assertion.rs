@@ -114,7 +114,11 @@ impl AssertionSigner {
         let point = key.public_key().as_ref();
         let (x, y) = match point {
             [0x04, xy @ ..] if xy.len() == 64 => xy.split_at(32),
-            _ => return Err(AssertionError::BadKey("unexpected public key form".to_owned())),
+            _ => {
+                return Err(AssertionError::BadKey(
+                    "unexpected public key form".to_owned(),
+                ))
+            }
         };
         let x = URL_SAFE_NO_PAD.encode(x);
         let y = URL_SAFE_NO_PAD.encode(y);
@@ -155,15 +159,16 @@ impl AssertionSigner {
             ));
         }
         if pem.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----") {
-            return Err(AssertionError::BadPem("encrypted private keys are not supported"));
+            return Err(AssertionError::BadPem(
+                "encrypted private keys are not supported",
+            ));
         }
-        let start = pem
-            .find(PEM_BEGIN)
-            .ok_or(AssertionError::BadPem("no `-----BEGIN PRIVATE KEY-----` line"))?
-            + PEM_BEGIN.len();
-        let len = pem[start..]
-            .find(PEM_END)
-            .ok_or(AssertionError::BadPem("no `-----END PRIVATE KEY-----` line"))?;
+        let start = pem.find(PEM_BEGIN).ok_or(AssertionError::BadPem(
+            "no `-----BEGIN PRIVATE KEY-----` line",
+        ))? + PEM_BEGIN.len();
+        let len = pem[start..].find(PEM_END).ok_or(AssertionError::BadPem(
+            "no `-----END PRIVATE KEY-----` line",
+        ))?;
         let body: String = pem[start..start + len]
             .chars()
             .filter(|c| !c.is_ascii_whitespace())
@@ -214,7 +219,9 @@ impl AssertionSigner {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let mut jti = [0u8; 16];
-        self.rng.fill(&mut jti).map_err(|_| AssertionError::Random)?;
+        self.rng
+            .fill(&mut jti)
+            .map_err(|_| AssertionError::Random)?;
         let claims = Claims {
             iss: &self.issuer,
             aud: audience,

@@ -41,7 +41,11 @@ impl Via {
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Authenticated {
+    /// The credential's roles merged with the pushed grants in force.
     pub principal: Principal,
+    /// The credential's own roles, before pushed grants: what a session
+    /// minted from it carries (grants are merged per request instead).
+    pub token_principal: Principal,
     pub via: Via,
     /// When the credential was issued (Unix seconds), for revocation checks.
     pub issued_at: i64,
@@ -128,6 +132,7 @@ impl Authenticator {
             if constant_time_eq(expected.as_bytes(), token.as_bytes()) {
                 return Ok(Authenticated {
                     principal: Principal::operator(),
+                    token_principal: Principal::operator(),
                     via: Via::Bootstrap,
                     issued_at: 0,
                     expires_at: None,
@@ -136,11 +141,12 @@ impl Authenticator {
         }
         let directory = self.directory.load();
         if looks_like_service_token(token) {
-            let principal = directory
+            let (token_principal, principal) = directory
                 .service_token(&hash_secret(token), now)
                 .ok_or(AuthError::UnknownServiceToken)?;
             return Ok(Authenticated {
                 principal,
+                token_principal,
                 via: Via::ServiceToken,
                 issued_at: 0,
                 expires_at: None,
@@ -151,12 +157,14 @@ impl Authenticator {
         let issued_at = verified
             .issued_at
             .map_or(now.unix_timestamp(), OffsetDateTime::unix_timestamp);
-        let principal = directory.with_grants(verified.principal);
+        let token_principal = verified.principal;
+        let principal = directory.with_grants(token_principal.clone());
         if let Some(r) = directory.revocations().check_bearer(&principal, issued_at) {
             return Err(AuthError::Revoked(r.as_str()));
         }
         Ok(Authenticated {
             principal,
+            token_principal,
             via: Via::Jwt,
             issued_at,
             expires_at: Some(verified.expires_at),

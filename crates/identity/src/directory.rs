@@ -166,14 +166,17 @@ impl Directory {
     }
 
     /// The principal of a service token, by the token's hash, if the token
-    /// is live at `now`.
+    /// is live at `now`: its own roles, and those merged with the grants
+    /// pushed for it.
     #[must_use]
-    pub fn service_token(&self, hash: &str, now: OffsetDateTime) -> Option<Principal> {
+    pub fn service_token(&self, hash: &str, now: OffsetDateTime) -> Option<(Principal, Principal)> {
         let t = self.tokens.get(hash)?;
         if t.revoked_at.is_some() || t.expires_at <= now {
             return None;
         }
-        Some(self.with_grants(t.principal()))
+        let own = t.principal();
+        let merged = self.with_grants(own.clone());
+        Some((own, merged))
     }
 
     #[must_use]
@@ -300,7 +303,7 @@ mod tests {
             ],
             &[],
         );
-        let p = d.service_token("live", now).expect("live token");
+        let (_, p) = d.service_token("live", now).expect("live token");
         assert_eq!(p.kind, PrincipalKind::ServiceAccount);
         assert_eq!(p.project_role("acme", "dev"), Some(Role::Member));
         for h in ["expired", "revoked", "unknown"] {
@@ -321,7 +324,7 @@ mod tests {
             created_at: now,
         };
         let handle = DirectoryHandle::default();
-        let mut rx = handle.subscribe();
+        let rx = handle.subscribe();
         let before = handle.load().with_grants(Principal::new(PrincipalKind::User, "alice"));
         assert_eq!(before.org_role("acme"), None);
         handle.replace(Directory::new(vec![g], vec![], &[]));

@@ -131,7 +131,7 @@ impl JwtConfig {
         if self.issuer.trim().is_empty() {
             return bad("issuer must not be empty");
         }
-        if self.audiences.is_empty() || self.audiences.iter().any(|a| a.is_empty()) {
+        if self.audiences.is_empty() || self.audiences.iter().any(String::is_empty) {
             return bad("audiences must list at least one non-empty audience");
         }
         if self.algorithms.is_empty() {

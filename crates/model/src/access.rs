@@ -105,13 +105,53 @@ pub struct Principal {
     pub name: Option<String>,
     #[serde(default)]
     pub platform_admin: bool,
-    /// Roles by scope; one role per scope, the strongest seen.
-    #[serde(default)]
+    /// Roles by scope; one role per scope, the strongest seen. Serialized
+    /// as a list of `{org_id, project_id?, role}` (JSON object keys must be
+    /// strings).
+    #[serde(default, with = "roles_list")]
     pub roles: BTreeMap<Scope, Role>,
     /// The platform session this identity came from (OIDC `sid`), so a
     /// back-channel logout naming it ends the proxy sessions minted from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform_session: Option<String>,
+}
+
+mod roles_list {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{Role, Scope};
+
+    #[derive(Serialize, Deserialize)]
+    struct Entry {
+        #[serde(flatten)]
+        scope: Scope,
+        role: Role,
+    }
+
+    pub(super) fn serialize<S: Serializer>(m: &BTreeMap<Scope, Role>, s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<Entry> = m
+            .iter()
+            .map(|(scope, role)| Entry {
+                scope: scope.clone(),
+                role: *role,
+            })
+            .collect();
+        v.serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Scope, Role>, D::Error> {
+        let v = Vec::<Entry>::deserialize(d)?;
+        let mut m = BTreeMap::new();
+        for e in v {
+            let slot = m.entry(e.scope).or_insert(e.role);
+            if e.role > *slot {
+                *slot = e.role;
+            }
+        }
+        Ok(m)
+    }
 }
 
 impl Principal {

@@ -269,7 +269,7 @@ pub enum AuthBridgeMode {
 
 /// A route's auth bridge as stored: the secret sealed under the proxy's
 /// key ring, readable only by the proxy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuthBridge {
     pub mode: AuthBridgeMode,
     pub header: String,
@@ -280,6 +280,18 @@ pub struct AuthBridge {
     #[serde(skip)]
     #[schema(ignore)]
     pub sealed_secret: String,
+}
+
+/// Hand-written: even sealed, the secret stays out of logs.
+impl std::fmt::Debug for AuthBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthBridge")
+            .field("mode", &self.mode)
+            .field("header", &self.header)
+            .field("scheme", &self.scheme)
+            .field("sealed_secret", &"<redacted>")
+            .finish()
+    }
 }
 
 /// The auth bridge as a client writes it.

@@ -1,6 +1,8 @@
 //! Wiring: opens the store, follows its change feed into the data plane's
-//! route table, mounts the control-plane API on the API host, binds the
-//! listeners and runs until shutdown. No logic lives here.
+//! route table and identity directory, builds the identity parts (key ring,
+//! authenticator, session backend, audit writer), mounts the control-plane
+//! API on the API host, binds the listeners and runs until shutdown. No
+//! logic lives here.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,15 +11,21 @@ use std::time::Duration;
 use anyhow::Context as _;
 use http::{Request, Response};
 use hyper::body::Incoming;
-use pp_controlplane::ApiConfig;
+use pp_controlplane::{ApiConfig, ApiDeps};
 use pp_dataplane::body::boxed;
-use pp_dataplane::{ApiHandler, Listener, Proxy, ProxyBody, RouteTableHandle};
-use pp_model::RouteTable;
+use pp_dataplane::{Access, ApiHandler, Listener, Proxy, ProxyBody, RouteTableHandle};
+use pp_identity::assertion::AssertionSigner;
+use pp_identity::jwt::JwtVerifier;
+use pp_identity::seal::Purpose;
+use pp_identity::{Authenticator, Directory, DirectoryHandle, Keyring};
+use pp_model::{Route, RouteTable};
 use pp_store::Store;
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt as _;
 
+use crate::backends::{StoreAudit, StoreSessions};
 use crate::config::Config;
 
 /// A running proxy.
@@ -26,10 +34,13 @@ pub struct Running {
     pub https_addrs: Vec<SocketAddr>,
     pub store: Arc<dyn Store>,
     pub proxy: Arc<Proxy>,
+    pub directory: Arc<DirectoryHandle>,
     pub shutdown: CancellationToken,
     /// Store revision the served route table reflects.
     applied: tokio::sync::watch::Receiver<u64>,
     task: tokio::task::JoinHandle<()>,
+    audit_stop: CancellationToken,
+    audit_task: tokio::task::JoinHandle<()>,
 }
 
 impl std::fmt::Debug for Running {
@@ -51,9 +62,12 @@ impl Running {
         let _ = applied.wait_for(|rev| *rev >= wanted).await;
     }
 
-    /// Waits until the proxy has shut down and drained.
+    /// Waits until the proxy has shut down and drained, then stores the
+    /// audit records still queued (tunnels closed by the drain included).
     pub async fn wait(self) {
         let _ = self.task.await;
+        self.audit_stop.cancel();
+        let _ = self.audit_task.await;
     }
 
     /// Triggers shutdown and waits for the drain to finish.
@@ -92,28 +106,79 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let store = pp_store::open(&config.store_url)
         .await
         .with_context(|| format!("opening store {}", config.store_url))?;
+    let keys = Arc::new(keyring(&*store, &config.identity.session_keys).await?);
     let apps_domain = config.dataplane.apps_domain.clone();
     let table = Arc::new(RouteTableHandle::new(
-        build_table(&*store, &apps_domain).await?,
+        build_table(&*store, &apps_domain, &keys).await?,
     ));
+    let directory = Arc::new(DirectoryHandle::new(build_directory(&*store).await?));
     let shutdown = CancellationToken::new();
     let (applied_tx, applied) = tokio::sync::watch::channel(0);
     tokio::spawn(follow(
-        Arc::clone(&store),
-        Arc::clone(&table),
-        applied_tx,
-        apps_domain,
-        config.route_resync,
+        Follower {
+            store: Arc::clone(&store),
+            table: Arc::clone(&table),
+            directory: Arc::clone(&directory),
+            keys: Arc::clone(&keys),
+            applied: applied_tx,
+            apps_domain,
+            resync: config.route_resync,
+        },
         shutdown.clone(),
     ));
+    let jwt = match &config.identity.oidc {
+        Some(c) => {
+            let v = Arc::new(JwtVerifier::new(c.clone()).context("identity.oidc")?);
+            // Fetch the keys now so the first user does not wait; a provider
+            // that is down is retried on the first token instead.
+            if let Err(e) = v.warm_up().await {
+                tracing::warn!(error = %e, issuer = %c.issuer, "identity provider keys not fetched yet");
+            }
+            Some(v)
+        }
+        None => None,
+    };
+    let authn = Arc::new(Authenticator::new(
+        config.bootstrap_token.clone(),
+        jwt,
+        Arc::clone(&directory),
+    ));
+    let assertion = if config.identity.assertion {
+        Some(Arc::new(assertion_signer(&*store, config).await?))
+    } else {
+        None
+    };
+    let audit_stop = CancellationToken::new();
+    let (audit, audit_task) = StoreAudit::spawn(Arc::clone(&store), audit_stop.clone());
+    let access = Access {
+        settings: config.identity.access.clone(),
+        keys: Arc::clone(&keys),
+        authn: Arc::clone(&authn),
+        sessions: Arc::new(StoreSessions {
+            store: Arc::clone(&store),
+            session_max: config.identity.session_max,
+        }),
+        audit,
+        assertion: assertion.clone(),
+    };
+    let mut api_config = ApiConfig::new(config.public.clone());
+    api_config.session_max = config.identity.session_max;
+    api_config.launch_ttl = config.identity.launch_ttl;
+    api_config.service_token_max = config.identity.service_token_max;
     let api = pp_controlplane::router(
-        Arc::clone(&store),
-        ApiConfig::new(config.bootstrap_token.clone(), config.public.clone()),
+        ApiDeps {
+            store: Arc::clone(&store),
+            authn,
+            keys,
+            assertion,
+        },
+        api_config,
     );
     let proxy = Arc::new(Proxy::new(
         config.dataplane.clone(),
         table,
         Arc::new(AxumApi(api)),
+        access,
     ));
 
     let mut listeners = Vec::new();
@@ -157,45 +222,132 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         https_addrs,
         store,
         proxy,
+        directory,
         shutdown,
         applied,
         task,
+        audit_stop,
+        audit_task,
     })
 }
 
-async fn build_table(store: &dyn Store, apps_domain: &str) -> anyhow::Result<RouteTable> {
+/// The session key ring: the configured keys, or on the embedded default
+/// one generated on first start and kept in the store, so sessions survive
+/// restarts and every replica on the store shares it.
+async fn keyring(store: &dyn Store, configured: &[String]) -> anyhow::Result<Keyring> {
+    if !configured.is_empty() {
+        return Keyring::from_base64(configured).context("identity.session_keys");
+    }
+    let fresh = Keyring::generate_key().context("generating a session key")?;
+    let key = store
+        .get_or_create_secret("session_key", &fresh)
+        .await
+        .context("reading the stored session key")?;
+    tracing::info!("no identity.session_keys configured: using the key kept in the store");
+    Keyring::from_base64(&[key]).context("the stored session key")
+}
+
+/// The identity-assertion signer: the configured PKCS#8 key, else one kept
+/// in the store (generated on first start), so every replica signs with
+/// the key the published JWKS names.
+async fn assertion_signer(store: &dyn Store, config: &Config) -> anyhow::Result<AssertionSigner> {
+    let issuer = format!("{}://{}", config.public.scheme, config.dataplane.api_host);
+    if let Some(path) = &config.identity.assertion_key_file {
+        let pem = std::fs::read_to_string(path)
+            .with_context(|| format!("identity.assertion_key_file {}", path.display()))?;
+        return AssertionSigner::from_pkcs8_pem(issuer, &pem)
+            .with_context(|| format!("identity.assertion_key_file {}", path.display()));
+    }
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let rng = ring::rand::SystemRandom::new();
+    let fresh = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .map_err(|_| anyhow::anyhow!("generating an assertion key failed"))?;
+    let stored = store
+        .get_or_create_secret("assertion_key", &b64.encode(fresh.as_ref()))
+        .await
+        .context("reading the stored assertion key")?;
+    let der = b64.decode(stored).context("the stored assertion key is not base64")?;
+    AssertionSigner::from_pkcs8_der(issuer, &der).context("the stored assertion key")
+}
+
+/// Unseals a route's auth-bridge secret for the route table.
+fn unseal_bridge(keys: &Keyring, route: &Route) -> Option<String> {
+    let bridge = route.auth_bridge.as_ref()?;
+    match keys.open(Purpose::StoredSecret, route.id.as_bytes(), &bridge.sealed_secret) {
+        Ok(plain) => String::from_utf8(plain).ok(),
+        Err(_) => {
+            tracing::error!(route_id = %route.id, "auth-bridge secret does not open with the configured keys; the route is served without it");
+            None
+        }
+    }
+}
+
+async fn build_table(
+    store: &dyn Store,
+    apps_domain: &str,
+    keys: &Keyring,
+) -> anyhow::Result<RouteTable> {
     let routes = store.live_routes().await.context("reading routes")?;
-    let (table, conflicts) = RouteTable::build(apps_domain, routes);
+    let (table, conflicts) =
+        RouteTable::build_with(apps_domain, routes, &|r| unseal_bridge(keys, r));
     for c in conflicts {
         tracing::warn!(kept = %c.kept, dropped = %c.dropped, address = %c.address, "two routes claim one address");
     }
     Ok(table)
 }
 
-/// Rebuilds the route table whenever the store reports a change, and on a
-/// periodic resync as a safety net. A failed read keeps the current table:
-/// the data plane goes on serving the routes it has.
-async fn follow(
+async fn build_directory(store: &dyn Store) -> anyhow::Result<Directory> {
+    let now = OffsetDateTime::now_utc();
+    let grants = store.all_grants().await.context("reading grants")?;
+    let tokens = store
+        .live_service_tokens(now)
+        .await
+        .context("reading service tokens")?;
+    let revocations = store
+        .live_revocations(now)
+        .await
+        .context("reading revocations")?;
+    Ok(Directory::new(grants, tokens, &revocations))
+}
+
+/// What the follower keeps current.
+struct Follower {
     store: Arc<dyn Store>,
     table: Arc<RouteTableHandle>,
+    directory: Arc<DirectoryHandle>,
+    keys: Arc<Keyring>,
     applied: tokio::sync::watch::Sender<u64>,
     apps_domain: String,
     resync: Duration,
-    shutdown: CancellationToken,
-) {
-    let mut changes = store.subscribe();
+}
+
+/// Rebuilds the route table and the identity directory whenever the store
+/// reports a change, and on a periodic resync as a safety net (it also
+/// drops service tokens and revocations that expired). A failed read keeps
+/// the current snapshots: the data plane goes on serving what it has.
+async fn follow(f: Follower, shutdown: CancellationToken) {
+    let mut changes = f.store.subscribe();
     loop {
-        // Read the revision before the routes: the table is then at least
-        // as new as the revision it is published under.
+        // Read the revision before the data: the snapshots are then at
+        // least as new as the revision they are published under.
         let revision = *changes.borrow_and_update();
-        match build_table(&*store, &apps_domain).await {
-            Ok(t) => {
-                tracing::debug!(routes = t.len(), revision, "route table rebuilt");
-                table.replace(t);
-                applied.send_replace(revision);
+        let built = tokio::try_join!(
+            build_table(&*f.store, &f.apps_domain, &f.keys),
+            build_directory(&*f.store)
+        );
+        match built {
+            Ok((t, d)) => {
+                tracing::debug!(routes = t.len(), revocations = d.revocations().len(), revision, "snapshots rebuilt");
+                f.table.replace(t);
+                f.directory.replace(d);
+                f.applied.send_replace(revision);
             }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "route table rebuild failed; serving the previous table")
+                tracing::warn!(error = %format!("{e:#}"), "snapshot rebuild failed; serving the previous ones")
             }
         }
         tokio::select! {
@@ -207,7 +359,7 @@ async fn follow(
                     return;
                 }
             }
-            () = tokio::time::sleep(resync) => {}
+            () = tokio::time::sleep(f.resync) => {}
         }
     }
 }

@@ -18,7 +18,10 @@ use pp_dataplane::Settings;
 use pp_model::PublicBase;
 use serde::Deserialize;
 
+mod identity;
 mod raw;
+
+pub use identity::IdentityConfig;
 
 pub use raw::Raw;
 
@@ -64,6 +67,7 @@ pub struct Config {
     pub bootstrap_token: Option<String>,
     pub dataplane: Settings,
     pub route_resync: Duration,
+    pub identity: IdentityConfig,
     pub log_format: LogFormat,
     pub log_level: String,
 }

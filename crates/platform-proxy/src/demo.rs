@@ -1,7 +1,14 @@
 //! `platform-proxy demo`: the embedded default with nothing to set up. It
-//! starts the built-in demo app on loopback, the proxy with a SQLite store in
-//! a data directory, registers a host route and a path route to the app and
-//! prints where to point a browser.
+//! starts the built-in demo app on loopback, a stand-in platform (an OIDC
+//! issuer and its launch page, [`crate::dev_platform`]), the proxy with a
+//! SQLite store in a data directory trusting that issuer, registers a host
+//! route and a path route to the app and prints where to point a browser.
+//!
+//! Opening a route without a session goes the way it does in production:
+//! the proxy sends the browser to the platform's launch page, which mints a
+//! browser session for the demo user through the API; the browser follows
+//! the one-time launch code back, gets its session cookie and lands on the
+//! app.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -16,6 +23,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::app::{self, Running};
 use crate::config::Config;
+use crate::dev_platform::DevPlatform;
+
+/// The demo user's org and project, and the role it holds there.
+pub const DEMO_ORG: &str = "demo-org";
+pub const DEMO_PROJECT: &str = "demo-project";
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct DemoArgs {
@@ -37,6 +49,9 @@ pub struct Demo {
     pub path_route_url: String,
     pub api_url: String,
     pub api_token: String,
+    /// A platform JWT for the demo user (member of the demo project).
+    pub user_token: String,
+    pub platform: DevPlatform,
     pub app_addr: std::net::SocketAddr,
     app_shutdown: CancellationToken,
     temp_dir: Option<PathBuf>,
@@ -46,6 +61,7 @@ impl Demo {
     pub async fn stop(self) {
         self.running.stop().await;
         self.app_shutdown.cancel();
+        self.platform.stop();
         if let Some(dir) = self.temp_dir {
             let _ = std::fs::remove_dir_all(dir);
         }
@@ -93,19 +109,32 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<Demo> {
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
+    let platform = DevPlatform::start().await?;
     let db = data_dir.join("platform-proxy.db");
     let toml = format!(
         "api_host = \"api.localhost\"\napps_domain = \"apps.localhost\"\n\
          [server]\nlisten = [\"127.0.0.1:{port}\"]\nshutdown_grace_secs = 2\n\
          [store]\nurl = \"sqlite://{}\"\n[api]\nbootstrap_token = \"{token}\"\n\
-         [log]\nformat = \"text\"\nlevel = \"warn\"\n",
-        db.display()
+         [log]\nformat = \"text\"\nlevel = \"warn\"\n{}",
+        db.display(),
+        platform.identity_toml(),
     );
     let config = Config::from_sources(&toml, "demo", &[])?;
     let running = app::start(&config).await?;
     for mode in [RouteMode::Subdomain, RouteMode::PathPrefix] {
         register(&running, mode, &app_addr.to_string()).await?;
     }
+    let user_token = platform.user_token(
+        "demo-user",
+        &[&format!("{DEMO_ORG}/{DEMO_PROJECT}:member")],
+        std::time::Duration::from_secs(12 * 3600),
+    )?;
+    let api_addr = running
+        .http_addrs
+        .first()
+        .copied()
+        .context("the proxy has no listener")?;
+    platform.launch_as(api_addr, "api.localhost", &user_token).await;
     // Give the route table follower its turn; `start` served stored routes
     // already, these new ones arrive through the change feed.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -114,6 +143,8 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<Demo> {
         path_route_url: format!("http://apps.localhost:{port}/w/demo/web/"),
         api_url: format!("http://api.localhost:{port}/api/v1/routes"),
         api_token: token,
+        user_token,
+        platform,
         app_addr,
         running,
         app_shutdown,
@@ -128,8 +159,8 @@ async fn register(running: &Running, mode: RouteMode, target: &str) -> anyhow::R
         owner_type: OwnerType::AppInstance,
         owner_id: "demo".into(),
         endpoint_name: Some("web".into()),
-        org_id: Some("demo-org".into()),
-        project_id: Some("demo-project".into()),
+        org_id: Some(DEMO_ORG.into()),
+        project_id: Some(DEMO_PROJECT.into()),
         proxy_pool_id: None,
         route_mode: mode,
         route_host: (mode == RouteMode::Subdomain).then(|| "demo".into()),
@@ -142,6 +173,7 @@ async fn register(running: &Running, mode: RouteMode, target: &str) -> anyhow::R
         limits: RouteLimits::default(),
         policy: None,
         status: Some(pp_model::RouteStatus::Active),
+        auth_bridge: None,
     };
     let route = new.into_route(time::OffsetDateTime::now_utc())?;
     match running.store.create_route(&route).await {
@@ -185,13 +217,17 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> anyhow::Resu
         "  Demo app:    http://{} (direct, for comparison)",
         demo.app_addr
     );
-    println!("\n  API token:   {}", demo.api_token);
+    println!("\n  User token:  {}", demo.user_token);
+    println!("  (demo-user, member of {DEMO_ORG}/{DEMO_PROJECT}; a platform JWT from the dev issuer)");
     println!(
         "  List routes: curl -H 'Authorization: Bearer {}' {}",
-        demo.api_token, demo.api_url
+        demo.user_token, demo.api_url
     );
-    println!("\nOpen a route in a browser: the page shows a WebSocket echo and an SSE clock");
-    println!("arriving live through the proxy. Press Ctrl-C to stop.");
+    println!("  Admin token: {} (bootstrap; first-run only)", demo.api_token);
+    println!("\nOpen a route in a browser: without a session the proxy sends you to the dev");
+    println!("platform's launch page ({}/launch), which mints a browser session for", demo.platform.issuer());
+    println!("demo-user; the one-time launch code brings you back signed in. The page shows a");
+    println!("WebSocket echo and an SSE clock arriving live through the proxy. Ctrl-C stops.");
     stop.await;
     println!("stopping…");
     demo.stop().await;

@@ -2,6 +2,8 @@
 //! the demo, so integration tests can start a real proxy in-process.
 
 pub mod app;
+mod backends;
 pub mod config;
 pub mod demo;
 pub mod demo_app;
+pub mod dev_platform;

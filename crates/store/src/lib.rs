@@ -88,8 +88,10 @@ pub struct Page<T> {
 
 /// Everything the planes need from persistence.
 ///
-/// Every write bumps the change feed ([`Store::subscribe`]) after it commits,
-/// so a follower that sees a new revision and re-reads gets the write.
+/// Every write to what the in-memory snapshots hold (routes, grants,
+/// service tokens, revocations) bumps the change feed ([`Store::subscribe`])
+/// after it commits, so a follower that sees a new revision and re-reads
+/// gets the write. Sessions, audit records and secrets do not bump it.
 pub trait Store: Send + Sync + 'static {
     /// Applies pending schema migrations.
     fn migrate(&self) -> StoreFuture<'_, ()>;

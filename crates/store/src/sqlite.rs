@@ -31,8 +31,8 @@ mod sessions;
 
 /// How long a writer waits for another connection's write lock before
 /// failing with "database is locked". SQLite allows one writer at a time;
-/// our writes are single rows, so seconds of contention means something is
-/// stuck, not busy.
+/// our writes are a few rows each (an audit batch at most), so seconds of
+/// contention means something is stuck, not busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Readers run in parallel under WAL while writers queue on SQLite's one

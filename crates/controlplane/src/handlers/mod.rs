@@ -3,8 +3,12 @@
 
 use crate::error::ApiError;
 
+pub(crate) mod audit;
+pub(crate) mod grants;
 pub(crate) mod health;
 pub(crate) mod routes;
+pub(crate) mod sessions;
+pub(crate) mod tokens;
 
 /// Fallback for paths the router does not know.
 pub(crate) async fn not_found() -> ApiError {

@@ -8,13 +8,21 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use pp_model::{ErrorEnvelope, NewRoute, OwnerType, Route, RoutePatch, RouteStatus};
+use pp_identity::seal::Purpose;
+use pp_model::access::{may_manage_route, may_see_route, RouteScope};
+use pp_model::records::AuditOutcome;
+use pp_model::{
+    AuthBridge, AuthBridgeInput, ErrorEnvelope, NewRoute, OwnerType, Principal, Route, RoutePatch,
+    RouteStatus,
+};
 use pp_store::RouteFilter;
 use serde::Serialize;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
+use crate::audit;
+use crate::auth::Caller;
 use crate::correlation::Cid;
 use crate::error::ApiError;
 use crate::extract::{parse_bool, unknown_param, JsonBody, QueryPairs, RouteId};
@@ -174,16 +182,83 @@ fn view(state: &AppState, route: Route) -> RouteView {
     }
 }
 
-/// Records a change to a route; the audit trail until audit records exist.
-fn log_mutation(cid: &Cid, route_id: Uuid, action: &'static str, outcome: &'static str) {
+/// The route's scope for the access rules (its adapter decides between
+/// project and org scope).
+pub(crate) fn scope_of(route: &Route) -> RouteScope<'_> {
+    RouteScope {
+        org_id: route.org_id.as_deref(),
+        project_id: route.project_id.as_deref(),
+        strategy: route.effective_adapter().scope_strategy,
+    }
+}
+
+pub(crate) fn may_see(p: &Principal, route: &Route) -> bool {
+    may_see_route(p, scope_of(route))
+}
+
+/// Records a change to a route in the log and the audit trail.
+async fn record(
+    state: &AppState,
+    caller: &Caller,
+    cid: &Cid,
+    route: &Route,
+    action: &'static str,
+) {
     tracing::info!(
         correlation_id = %cid.0,
-        route_id = %route_id,
+        route_id = %route.id,
+        actor = caller.id(),
         action,
-        outcome,
         "route mutation"
     );
+    let mut e = audit::entry(caller, action, AuditOutcome::Allowed, cid);
+    e.route_id = Some(route.id);
+    e.org_id.clone_from(&route.org_id);
+    e.project_id.clone_from(&route.project_id);
+    audit::write(state, e).await;
 }
+
+/// Seals an auth-bridge secret under the key ring, bound to the route id:
+/// a sealed value copied onto another route does not open there.
+fn seal_bridge(
+    state: &AppState,
+    route_id: Uuid,
+    input: AuthBridgeInput,
+) -> Result<AuthBridge, ApiError> {
+    let (mut bridge, secret) = input.validate()?;
+    bridge.sealed_secret = state
+        .keys
+        .seal(Purpose::StoredSecret, route_id.as_bytes(), secret.as_bytes())
+        .map_err(|e| ApiError::Internal(Box::new(e)))?;
+    Ok(bridge)
+}
+
+/// The live route `id` if the caller may manage it. A route the caller
+/// cannot even see answers as missing; one it sees but may not change,
+/// forbidden.
+async fn managed_route(state: &AppState, caller: &Caller, id: Uuid) -> Result<Route, ApiError> {
+    let route = state
+        .store
+        .get_route(id)
+        .await?
+        .filter(|r| r.deleted_at.is_none())
+        .filter(|r| may_see(caller.principal(), r))
+        .ok_or(ApiError::RouteNotFound)?;
+    if !may_manage_route(
+        caller.principal(),
+        route.org_id.as_deref(),
+        route.project_id.as_deref(),
+    ) {
+        return Err(ApiError::Forbidden(
+            "managing this route needs an admin role on its project or org",
+        ));
+    }
+    Ok(route)
+}
+
+/// Most store pages one listing call scans for a caller who sees only some
+/// routes: bounds the work; the cursor lets the client go on.
+const MAX_SCAN_PAGES: usize = 20;
 
 /// List routes in creation order, a page at a time.
 #[utoipa::path(
@@ -202,14 +277,48 @@ fn log_mutation(cid: &Cid, route_id: Uuid, action: &'static str, outcome: &'stat
 )]
 pub(crate) async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     query: QueryPairs,
 ) -> Result<Json<RouteList>, ApiError> {
-    let filter = ListRoutesQuery::parse(query)?.into_filter();
-    let page = state.store.list_routes(&filter).await?;
-    Ok(Json(RouteList {
-        items: page.items.into_iter().map(|r| view(&state, r)).collect(),
-        next_cursor: page.next,
-    }))
+    let mut filter = ListRoutesQuery::parse(query)?.into_filter();
+    if caller.principal().platform_admin {
+        let page = state.store.list_routes(&filter).await?;
+        return Ok(Json(RouteList {
+            items: page.items.into_iter().map(|r| view(&state, r)).collect(),
+            next_cursor: page.next,
+        }));
+    }
+    // Others see the routes they may use or manage, nothing else: scan
+    // store pages and keep the visible ones until the page is full.
+    let want = filter.limit.clamp(1, MAX_PAGE) as usize;
+    filter.limit = MAX_PAGE;
+    let mut items = Vec::new();
+    let mut next_cursor = None;
+    'scan: for _ in 0..MAX_SCAN_PAGES {
+        let page = state.store.list_routes(&filter).await?;
+        let last = page.items.last().map(|r| r.id);
+        for r in page.items {
+            if may_see(caller.principal(), &r) {
+                let id = r.id;
+                items.push(view(&state, r));
+                if items.len() == want {
+                    next_cursor = Some(id);
+                    break 'scan;
+                }
+            }
+        }
+        match page.next {
+            Some(n) => {
+                filter.after = Some(n);
+                next_cursor = last;
+            }
+            None => {
+                next_cursor = None;
+                break;
+            }
+        }
+    }
+    Ok(Json(RouteList { items, next_cursor }))
 }
 
 /// Create a route. Its `public_url` is in the answer, its address in
@@ -226,6 +335,7 @@ pub(crate) async fn list(
             headers(("Location" = String, description = "/api/v1/routes/{id}"))),
         (status = 400, description = "`bad_request`: malformed JSON, unknown field or wrong type", body = ErrorEnvelope),
         (status = 401, description = "`unauthorized`", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: creating needs an admin role on the route's project or org", body = ErrorEnvelope),
         (status = 409, description = "`conflict`: the public address is taken", body = ErrorEnvelope),
         (status = 413, description = "`payload_too_large`", body = ErrorEnvelope),
         (status = 415, description = "`unsupported_media_type`", body = ErrorEnvelope),
@@ -235,12 +345,26 @@ pub(crate) async fn list(
 )]
 pub(crate) async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     cid: Cid,
-    JsonBody(new): JsonBody<NewRoute>,
+    JsonBody(mut new): JsonBody<NewRoute>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let route = new.into_route(OffsetDateTime::now_utc())?;
+    let bridge = new.auth_bridge.take();
+    let mut route = new.into_route(OffsetDateTime::now_utc())?;
+    if !may_manage_route(
+        caller.principal(),
+        route.org_id.as_deref(),
+        route.project_id.as_deref(),
+    ) {
+        return Err(ApiError::Forbidden(
+            "creating a route needs an admin role on its project or org (platform routes: a platform admin)",
+        ));
+    }
+    if let Some(b) = bridge {
+        route.auth_bridge = Some(seal_bridge(&state, route.id, b)?);
+    }
     state.store.create_route(&route).await?;
-    log_mutation(&cid, route.id, "create", "created");
+    record(&state, &caller, &cid, &route, "route.created").await;
     let location = HeaderValue::try_from(format!("/api/v1/routes/{}", route.id))
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok((
@@ -268,6 +392,7 @@ pub(crate) async fn create(
 )]
 pub(crate) async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     RouteId(id): RouteId,
     query: QueryPairs,
 ) -> Result<Json<RouteView>, ApiError> {
@@ -279,6 +404,7 @@ pub(crate) async fn get(
         .get_route(id)
         .await?
         .filter(|r| include_deleted || r.deleted_at.is_none())
+        .filter(|r| may_see(caller.principal(), r))
         .ok_or(ApiError::RouteNotFound)?;
     Ok(Json(view(&state, route)))
 }
@@ -296,7 +422,8 @@ pub(crate) async fn get(
         (status = 200, description = "The updated route", body = RouteView),
         (status = 400, description = "`bad_request`: malformed JSON, unknown field or wrong type", body = ErrorEnvelope),
         (status = 401, description = "`unauthorized`", body = ErrorEnvelope),
-        (status = 404, description = "`route_not_found`: no live route has this id", body = ErrorEnvelope),
+        (status = 403, description = "`forbidden`: the caller sees the route but may not change it", body = ErrorEnvelope),
+        (status = 404, description = "`route_not_found`: no live route has this id that the caller may see", body = ErrorEnvelope),
         (status = 409, description = "`conflict`: the new public address is taken", body = ErrorEnvelope),
         (status = 413, description = "`payload_too_large`", body = ErrorEnvelope),
         (status = 415, description = "`unsupported_media_type`", body = ErrorEnvelope),
@@ -306,26 +433,24 @@ pub(crate) async fn get(
 )]
 pub(crate) async fn update(
     State(state): State<AppState>,
+    caller: Caller,
     cid: Cid,
     RouteId(id): RouteId,
-    JsonBody(patch): JsonBody<RoutePatch>,
+    JsonBody(mut patch): JsonBody<RoutePatch>,
 ) -> Result<Json<RouteView>, ApiError> {
-    let Some(mut route) = state
-        .store
-        .get_route(id)
-        .await?
-        .filter(|r| r.deleted_at.is_none())
-    else {
-        log_mutation(&cid, id, "update", "not_found");
-        return Err(ApiError::RouteNotFound);
-    };
+    let mut route = managed_route(&state, &caller, id).await?;
+    let bridge = patch.auth_bridge.take();
     patch.apply(&mut route, OffsetDateTime::now_utc())?;
+    match bridge {
+        None => {}
+        Some(None) => route.auth_bridge = None,
+        Some(Some(b)) => route.auth_bridge = Some(seal_bridge(&state, route.id, b)?),
+    }
     // The route can be deleted between the read and the write.
     if !state.store.update_route(&route).await? {
-        log_mutation(&cid, id, "update", "not_found");
         return Err(ApiError::RouteNotFound);
     }
-    log_mutation(&cid, id, "update", "updated");
+    record(&state, &caller, &cid, &route, "route.updated").await;
     Ok(Json(view(&state, route)))
 }
 
@@ -347,13 +472,14 @@ pub(crate) async fn update(
 )]
 pub(crate) async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     cid: Cid,
     RouteId(id): RouteId,
 ) -> Result<StatusCode, ApiError> {
+    let route = managed_route(&state, &caller, id).await?;
     if !state.store.delete_route(id).await? {
-        log_mutation(&cid, id, "delete", "not_found");
         return Err(ApiError::RouteNotFound);
     }
-    log_mutation(&cid, id, "delete", "deleted");
+    record(&state, &caller, &cid, &route, "route.deleted").await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,8 +3,7 @@
 use axum::body::Body;
 use axum::http::{header, Method, Request};
 
-use crate::support::{api, api_with, public_base, TOKEN};
-use pp_controlplane::ApiConfig;
+use crate::support::{api, api_with_token, config, TOKEN};
 
 fn get_with_auth(uri: &str, authorization: Option<&str>) -> Request<Body> {
     let mut builder = Request::builder().method(Method::GET).uri(uri);
@@ -90,7 +89,7 @@ async fn unknown_api_path_without_token_is_unauthorized_not_not_found() {
 
 #[tokio::test]
 async fn no_configured_token_locks_the_api() {
-    let api = api_with(ApiConfig::new(None, public_base())).await;
+    let api = api_with_token(config(), None).await;
     for value in [
         None,
         Some("Bearer "),
@@ -114,11 +113,10 @@ async fn probes_and_openapi_need_no_token() {
 }
 
 #[test]
-fn config_debug_redacts_the_token() {
-    let cfg = ApiConfig::new(Some(TOKEN.to_owned()), public_base());
-    let text = format!("{cfg:?}");
-    assert!(!text.contains(TOKEN), "{text}");
-    assert!(text.contains("redacted"));
+fn config_defaults_bound_bodies_sessions_and_launch_codes() {
+    let cfg = config();
     assert_eq!(cfg.max_body_bytes, pp_controlplane::DEFAULT_MAX_BODY_BYTES);
     assert_eq!(pp_controlplane::DEFAULT_MAX_BODY_BYTES, 1024 * 1024);
+    assert_eq!(cfg.launch_ttl, std::time::Duration::from_secs(60));
+    assert_eq!(cfg.session_max, std::time::Duration::from_secs(12 * 3600));
 }

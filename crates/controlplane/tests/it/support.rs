@@ -8,11 +8,18 @@ use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
-use pp_controlplane::{router, ApiConfig};
+use pp_controlplane::{router, ApiConfig, ApiDeps};
+use pp_identity::{Authenticator, DirectoryHandle, Keyring};
 use pp_model::PublicBase;
 use pp_store::Store;
 use serde_json::{json, Value};
+use pp_model::records::{
+    AuditEntry, AuditFilter, Grant, Revocation, ServiceToken, SessionFilter, SessionRecord,
+};
+use pp_store::StoreFuture;
+use time::OffsetDateTime;
 use tower::ServiceExt;
+use uuid::Uuid;
 
 pub(crate) const TOKEN: &str = "test-bootstrap-token-0123456789";
 
@@ -42,7 +49,22 @@ pub(crate) fn public_base() -> PublicBase {
 }
 
 pub(crate) fn config() -> ApiConfig {
-    ApiConfig::new(Some(TOKEN.to_owned()), public_base())
+    ApiConfig::new(public_base())
+}
+
+/// The API's parts over `store`, authenticating `bootstrap` as the
+/// operator (and nothing else: no issuer, no service tokens loaded).
+pub(crate) fn deps(store: Arc<dyn Store>, bootstrap: Option<&str>) -> ApiDeps {
+    ApiDeps {
+        store,
+        authn: Arc::new(Authenticator::new(
+            bootstrap.map(str::to_owned),
+            None,
+            Arc::new(DirectoryHandle::default()),
+        )),
+        keys: Arc::new(Keyring::new(&[vec![7; 32]]).expect("key ring")),
+        assertion: None,
+    }
 }
 
 pub(crate) struct Api {
@@ -56,18 +78,23 @@ pub(crate) async fn api() -> Api {
 }
 
 pub(crate) async fn api_with(config: ApiConfig) -> Api {
+    api_with_token(config, Some(TOKEN)).await
+}
+
+/// The API with `bootstrap` as its only accepted token (`None`: none).
+pub(crate) async fn api_with_token(config: ApiConfig, bootstrap: Option<&str>) -> Api {
     let dir = TempDir::new();
     let url = format!("sqlite://{}/x.db", dir.0.display());
     let store = pp_store::open(&url).await.expect("open sqlite store");
     Api {
-        router: router(store, config),
+        router: router(deps(store, bootstrap), config),
         _dir: dir,
     }
 }
 
 /// The API over any store (a failing one, say); no temp dir needed.
 pub(crate) fn api_over(store: Arc<dyn Store>) -> Router {
-    router(store, config())
+    router(deps(store, Some(TOKEN)), config())
 }
 
 pub(crate) struct Response {
@@ -257,6 +284,72 @@ impl Store for FailingStore {
         fail()
     }
     fn live_routes(&self) -> pp_store::StoreFuture<'_, Vec<pp_model::Route>> {
+        fail()
+    }
+    fn create_grant<'a>(&'a self, _: &'a Grant) -> StoreFuture<'a, ()> {
+        fail()
+    }
+    fn get_grant(&self, _: Uuid) -> StoreFuture<'_, Option<Grant>> {
+        fail()
+    }
+    fn delete_grant(&self, _: Uuid) -> StoreFuture<'_, bool> {
+        fail()
+    }
+    fn list_grants<'a>(&'a self, _: &'a pp_store::GrantFilter) -> StoreFuture<'a, pp_store::Page<Grant>> {
+        fail()
+    }
+    fn all_grants(&self) -> StoreFuture<'_, Vec<Grant>> {
+        fail()
+    }
+    fn create_service_token<'a>(&'a self, _: &'a ServiceToken) -> StoreFuture<'a, ()> {
+        fail()
+    }
+    fn get_service_token(&self, _: Uuid) -> StoreFuture<'_, Option<ServiceToken>> {
+        fail()
+    }
+    fn revoke_service_token(&self, _: Uuid, _: OffsetDateTime) -> StoreFuture<'_, bool> {
+        fail()
+    }
+    fn list_service_tokens<'a>(
+        &'a self,
+        _: Option<&'a str>,
+        _: Option<&'a str>,
+    ) -> StoreFuture<'a, Vec<ServiceToken>> {
+        fail()
+    }
+    fn live_service_tokens(&self, _: OffsetDateTime) -> StoreFuture<'_, Vec<ServiceToken>> {
+        fail()
+    }
+    fn create_session<'a>(&'a self, _: &'a SessionRecord) -> StoreFuture<'a, ()> {
+        fail()
+    }
+    fn redeem_launch_code<'a>(
+        &'a self,
+        _: &'a str,
+        _: Uuid,
+        _: OffsetDateTime,
+    ) -> StoreFuture<'a, Option<SessionRecord>> {
+        fail()
+    }
+    fn get_session(&self, _: Uuid) -> StoreFuture<'_, Option<SessionRecord>> {
+        fail()
+    }
+    fn list_sessions<'a>(&'a self, _: &'a SessionFilter) -> StoreFuture<'a, pp_store::Page<SessionRecord>> {
+        fail()
+    }
+    fn revoke<'a>(&'a self, _: &'a Revocation) -> StoreFuture<'a, u64> {
+        fail()
+    }
+    fn live_revocations(&self, _: OffsetDateTime) -> StoreFuture<'_, Vec<Revocation>> {
+        fail()
+    }
+    fn append_audit<'a>(&'a self, _: &'a [AuditEntry]) -> StoreFuture<'a, ()> {
+        fail()
+    }
+    fn list_audit<'a>(&'a self, _: &'a AuditFilter) -> StoreFuture<'a, pp_store::Page<AuditEntry>> {
+        fail()
+    }
+    fn get_or_create_secret<'a>(&'a self, _: &'a str, _: &'a str) -> StoreFuture<'a, String> {
         fail()
     }
     fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {

@@ -26,16 +26,28 @@ fn roles_claim_holds_only_the_route_orgs_roles_spelled_like_the_model() {
     let signer = AssertionSigner::generate("https://proxy.example".into()).expect("signer");
     let p = principal();
     let token = signer
-        .sign(&p, "https://app.example", Some("acme"), None, None, Duration::from_secs(60))
+        .sign(
+            &p,
+            "https://app.example",
+            Some("acme"),
+            None,
+            None,
+            Duration::from_secs(60),
+        )
         .expect("sign");
-    let want: Vec<String> = p
-        .restricted_to_org(Some("acme"))
-        .role_strings();
-    assert_eq!(want, ["acme/ml-dev:admin", "acme:viewer"]);
+    let want: Vec<String> = p.restricted_to_org(Some("acme")).role_strings();
+    assert_eq!(want, ["acme:viewer", "acme/ml-dev:admin"]);
     assert_eq!(payload(&token)["roles"], serde_json::json!(want));
 
     let none = signer
-        .sign(&p, "https://app.example", None, None, None, Duration::from_secs(60))
+        .sign(
+            &p,
+            "https://app.example",
+            None,
+            None,
+            None,
+            Duration::from_secs(60),
+        )
         .expect("sign");
     assert_eq!(payload(&none)["roles"], serde_json::json!([]));
     assert!(payload(&none).get("org").is_none());
@@ -46,18 +58,39 @@ fn optional_claims_are_left_out_and_times_follow_the_ttl() {
     let signer = AssertionSigner::generate("https://proxy.example".into()).expect("signer");
     let p = Principal::new(PrincipalKind::ServiceAccount, "bot");
     let token = signer
-        .sign(&p, "https://app.example", Some("acme"), Some("ml"), Some("sess"), Duration::from_secs(90))
+        .sign(
+            &p,
+            "https://app.example",
+            Some("acme"),
+            Some("ml"),
+            Some("sess"),
+            Duration::from_secs(90),
+        )
         .expect("sign");
     let c = payload(&token);
     assert!(c.get("email").is_none());
     assert_eq!(c["project"], "ml");
     assert_eq!(c["sid"], "sess");
-    let (iat, exp) = (c["iat"].as_u64().expect("iat"), c["exp"].as_u64().expect("exp"));
+    let (iat, exp) = (
+        c["iat"].as_u64().expect("iat"),
+        c["exp"].as_u64().expect("exp"),
+    );
     assert_eq!(exp - iat, 90);
     let other = signer
-        .sign(&p, "https://app.example", None, None, None, Duration::from_secs(90))
+        .sign(
+            &p,
+            "https://app.example",
+            None,
+            None,
+            None,
+            Duration::from_secs(90),
+        )
         .expect("sign");
-    assert_ne!(payload(&other)["jti"], c["jti"], "jti must be fresh per assertion");
+    assert_ne!(
+        payload(&other)["jti"],
+        c["jti"],
+        "jti must be fresh per assertion"
+    );
 }
 
 #[test]
@@ -65,7 +98,14 @@ fn ttl_under_a_second_is_refused() {
     let signer = AssertionSigner::generate("https://proxy.example".into()).expect("signer");
     let p = Principal::new(PrincipalKind::User, "u");
     let err = signer
-        .sign(&p, "https://app.example", None, None, None, Duration::from_millis(500))
+        .sign(
+            &p,
+            "https://app.example",
+            None,
+            None,
+            None,
+            Duration::from_millis(500),
+        )
         .expect_err("refused");
     assert!(matches!(err, AssertionError::BadTtl));
 }
@@ -105,7 +145,10 @@ fn unusable_keys_and_pem_are_refused() {
     ];
     for pem in pems {
         assert!(
-            matches!(AssertionSigner::from_pkcs8_pem(issuer(), pem), Err(AssertionError::BadPem(_))),
+            matches!(
+                AssertionSigner::from_pkcs8_pem(issuer(), pem),
+                Err(AssertionError::BadPem(_))
+            ),
             "{pem}"
         );
     }

@@ -57,9 +57,7 @@ impl<'a> Compact<'a> {
     /// Splits and decodes the header; the size limit comes first.
     pub(super) fn parse(token: &'a str) -> Result<Self, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(malformed(&format!(
-                "longer than {MAX_TOKEN_BYTES} bytes"
-            )));
+            return Err(malformed(&format!("longer than {MAX_TOKEN_BYTES} bytes")));
         }
         let mut parts = token.split('.');
         let (Some(header), Some(payload), Some(signature), None) =
@@ -368,7 +366,11 @@ pub(super) fn membership(item: &Value) -> Result<(Scope, Role), &'static str> {
     }
 }
 
-fn scoped_role(org: &str, project: Option<&str>, role: &str) -> Result<(Scope, Role), &'static str> {
+fn scoped_role(
+    org: &str,
+    project: Option<&str>,
+    role: &str,
+) -> Result<(Scope, Role), &'static str> {
     if !valid_id(org) {
         return Err("has an org id that does not match [A-Za-z0-9._-]{1,128}");
     }

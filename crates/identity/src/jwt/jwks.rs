@@ -373,8 +373,7 @@ fn parse_jwks(body: &[u8]) -> Result<KeySet, String> {
     struct RawSet {
         keys: Vec<serde_json::Value>,
     }
-    let raw: RawSet =
-        serde_json::from_slice(body).map_err(|e| format!("not a JWK set: {e}"))?;
+    let raw: RawSet = serde_json::from_slice(body).map_err(|e| format!("not a JWK set: {e}"))?;
     let keys: Vec<Arc<VerifyKey>> = raw
         .keys
         .into_iter()
@@ -466,9 +465,9 @@ fn checked_url(url: &str, setting: &str) -> Result<String, TokenError> {
 
 fn unavailable(outcome: Result<(), String>) -> TokenError {
     TokenError::KeysUnavailable(
-        outcome
-            .err()
-            .unwrap_or_else(|| "no key fetched yet; retrying after the refetch interval".to_owned()),
+        outcome.err().unwrap_or_else(|| {
+            "no key fetched yet; retrying after the refetch interval".to_owned()
+        }),
     )
 }
 

@@ -62,7 +62,11 @@ async fn es256_service_account_token_is_accepted_as_a_service_account() {
         json!({"roles": ["service-account"], "memberships": ["acme/ml-dev:viewer"]}),
     ));
 
-    let p = verifier.verify(&token).await.expect("valid ES256 token").principal;
+    let p = verifier
+        .verify(&token)
+        .await
+        .expect("valid ES256 token")
+        .principal;
 
     assert_eq!(p.kind, PrincipalKind::ServiceAccount);
     assert!(!p.platform_admin);
@@ -128,7 +132,11 @@ async fn discovery_document_naming_another_issuer_is_not_trusted() {
         .expect_err("issuer mismatch");
 
     assert!(matches!(err, TokenError::KeysUnavailable(_)), "{err:?}");
-    assert_eq!(idp.jwks_fetches(), 0, "the JWKS of a mismatched issuer is never read");
+    assert_eq!(
+        idp.jwks_fetches(),
+        0,
+        "the JWKS of a mismatched issuer is never read"
+    );
 }
 
 #[tokio::test]
@@ -145,7 +153,10 @@ async fn bad_tokens_are_rejected_with_the_matching_error() {
     let valid = key.sign(&good);
     let (head, rest) = valid.split_once('.').expect("header");
     let (_, sig) = rest.split_once('.').expect("payload");
-    let tampered = format!("{head}.{}.{sig}", b64(&with(good.clone(), json!({"sub": "admin"}))));
+    let tampered = format!(
+        "{head}.{}.{sig}",
+        b64(&with(good.clone(), json!({"sub": "admin"})))
+    );
 
     let mut hs_header = Header::new(Algorithm::HS256);
     hs_header.kid = Some(rsa.kid.clone());
@@ -155,33 +166,92 @@ async fn bad_tokens_are_rejected_with_the_matching_error() {
         &EncodingKey::from_secret(&rsa.public_bytes),
     )
     .expect("forge HS256");
-    let alg_none = format!("{}.{}.", b64(&json!({"alg": "none", "typ": "JWT"})), b64(&good));
+    let alg_none = format!(
+        "{}.{}.",
+        b64(&json!({"alg": "none", "typ": "JWT"})),
+        b64(&good)
+    );
     let mut cross = Header::new(Algorithm::ES256);
     cross.kid = Some(rsa.kid.clone());
     let es_on_rsa_kid = key.sign_with(&cross, &good);
     let oversize = key.sign(&with(good.clone(), json!({"pad": "x".repeat(16 * 1024)})));
 
     let cases: Vec<(&str, String, &str)> = vec![
-        ("expired", key.sign(&with(good.clone(), json!({"exp": n - 3600}))), "token_expired"),
-        ("not yet valid", key.sign(&with(good.clone(), json!({"nbf": n + 3600}))), "token_not_yet_valid"),
-        ("issued in the future", key.sign(&with(good.clone(), json!({"iat": n + 3600}))), "token_not_yet_valid"),
-        ("wrong issuer", key.sign(&with(good.clone(), json!({"iss": "https://other.example"}))), "token_wrong_issuer"),
-        ("wrong audience", key.sign(&with(good.clone(), json!({"aud": ["someone-else"]}))), "token_wrong_audience"),
-        ("no exp", key.sign(&with(good.clone(), json!({"exp": null}))), "token_missing_claim"),
-        ("no sub", key.sign(&with(good.clone(), json!({"sub": null}))), "token_missing_claim"),
-        ("bad membership role", key.sign(&with(good.clone(), json!({"memberships": [{"org": "acme", "role": "owner"}]}))), "token_bad_claim"),
-        ("bad membership id", key.sign(&with(good.clone(), json!({"memberships": ["ac me:admin"]}))), "token_bad_claim"),
+        (
+            "expired",
+            key.sign(&with(good.clone(), json!({"exp": n - 3600}))),
+            "token_expired",
+        ),
+        (
+            "not yet valid",
+            key.sign(&with(good.clone(), json!({"nbf": n + 3600}))),
+            "token_not_yet_valid",
+        ),
+        (
+            "issued in the future",
+            key.sign(&with(good.clone(), json!({"iat": n + 3600}))),
+            "token_not_yet_valid",
+        ),
+        (
+            "wrong issuer",
+            key.sign(&with(good.clone(), json!({"iss": "https://other.example"}))),
+            "token_wrong_issuer",
+        ),
+        (
+            "wrong audience",
+            key.sign(&with(good.clone(), json!({"aud": ["someone-else"]}))),
+            "token_wrong_audience",
+        ),
+        (
+            "no exp",
+            key.sign(&with(good.clone(), json!({"exp": null}))),
+            "token_missing_claim",
+        ),
+        (
+            "no sub",
+            key.sign(&with(good.clone(), json!({"sub": null}))),
+            "token_missing_claim",
+        ),
+        (
+            "bad membership role",
+            key.sign(&with(
+                good.clone(),
+                json!({"memberships": [{"org": "acme", "role": "owner"}]}),
+            )),
+            "token_bad_claim",
+        ),
+        (
+            "bad membership id",
+            key.sign(&with(good.clone(), json!({"memberships": ["ac me:admin"]}))),
+            "token_bad_claim",
+        ),
         ("tampered payload", tampered, "token_bad_signature"),
-        ("our kid, another key", impostor.sign(&good), "token_bad_signature"),
+        (
+            "our kid, another key",
+            impostor.sign(&good),
+            "token_bad_signature",
+        ),
         ("unknown key", stranger.sign(&good), "token_unknown_key"),
-        ("HS256 with the public key as secret", hmac_forgery, "token_algorithm_not_allowed"),
+        (
+            "HS256 with the public key as secret",
+            hmac_forgery,
+            "token_algorithm_not_allowed",
+        ),
         ("alg none", alg_none, "token_algorithm_not_allowed"),
-        ("ES256 naming an RSA key", es_on_rsa_kid, "token_algorithm_not_allowed"),
+        (
+            "ES256 naming an RSA key",
+            es_on_rsa_kid,
+            "token_algorithm_not_allowed",
+        ),
         ("oversize", oversize, "token_malformed"),
         ("garbage", "not-a-jwt".to_owned(), "token_malformed"),
     ];
     for (what, token, want) in cases {
-        let got = verifier.verify(&token).await.map(|_| ()).map_err(|e| e.code());
+        let got = verifier
+            .verify(&token)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.code());
         assert_eq!(got, Err(want), "{what}");
     }
     // The one valid token still passes, so the rejections are not blanket.
@@ -218,12 +288,18 @@ async fn token_without_kid_uses_the_only_key_that_fits_its_algorithm() {
     let claims = idp.claims("u");
 
     let no_kid = ec.sign_with(&Header::new(Algorithm::ES256), &claims);
-    verifier.verify(&no_kid).await.expect("one P-256 key: it is the one");
+    verifier
+        .verify(&no_kid)
+        .await
+        .expect("one P-256 key: it is the one");
 
     let second = TestKey::es256("ec-2");
     idp.set_keys(&[&ec, &second, &rsa]);
     let fresh = idp.verifier(|_| {});
-    let err = fresh.verify(&no_kid).await.expect_err("two P-256 keys: ambiguous");
+    let err = fresh
+        .verify(&no_kid)
+        .await
+        .expect_err("two P-256 keys: ambiguous");
     assert!(matches!(err, TokenError::UnknownKey), "{err:?}");
 }
 
@@ -247,12 +323,18 @@ async fn unusable_keys_in_the_set_are_skipped_without_losing_the_rest() {
     let verifier = idp.verifier(|_| {});
     let claims = idp.claims("u");
 
-    verifier.verify(&key.sign(&claims)).await.expect("the usable key verifies");
+    verifier
+        .verify(&key.sign(&claims))
+        .await
+        .expect("the usable key verifies");
 
     // The same key listed for encryption only does not verify.
     let mut enc = Header::new(Algorithm::ES256);
     enc.kid = Some("enc-use".to_owned());
-    let err = verifier.verify(&key.sign_with(&enc, &claims)).await.expect_err("enc key");
+    let err = verifier
+        .verify(&key.sign_with(&enc, &claims))
+        .await
+        .expect_err("enc key");
     assert!(matches!(err, TokenError::UnknownKey), "{err:?}");
 }
 
@@ -261,7 +343,13 @@ async fn audience_list_matches_any_configured_audience() {
     let key = TestKey::es256("ec-1");
     let idp = Idp::start(&[&key]).await;
     let verifier = idp.verifier(|cfg| cfg.audiences = vec!["api".into(), AUDIENCE.into()]);
-    let token = key.sign(&with(idp.claims("u"), json!({"aud": ["unrelated", AUDIENCE]})));
+    let token = key.sign(&with(
+        idp.claims("u"),
+        json!({"aud": ["unrelated", AUDIENCE]}),
+    ));
 
-    verifier.verify(&token).await.expect("one of the audiences is ours");
+    verifier
+        .verify(&token)
+        .await
+        .expect("one of the audiences is ours");
 }

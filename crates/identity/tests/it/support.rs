@@ -248,7 +248,8 @@ impl TestKey {
             .arg(&pem)
             .arg("2048"));
         run(Command::new("openssl")
-            .args(["rsa", "-outform", "DER", "-in"])
+            // PKCS#1, which ring reads; OpenSSL 3 writes PKCS#8 otherwise.
+            .args(["rsa", "-traditional", "-outform", "DER", "-in"])
             .arg(&pem)
             .arg("-out")
             .arg(&der));
@@ -324,7 +325,7 @@ fn run(cmd: &mut Command) -> String {
 }
 
 fn hex_decode(hex: &str) -> Vec<u8> {
-    assert!(hex.len() % 2 == 0, "even-length hex");
+    assert_eq!(hex.len() % 2, 0, "even-length hex");
     (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))

@@ -153,3 +153,20 @@ fn grant_keeps_the_stronger_role_and_org_restriction_drops_others() {
     assert_eq!(r.role_strings(), vec!["acme/dev:admin".to_owned()]);
     assert!(p.restricted_to_org(None).roles.is_empty());
 }
+
+#[test]
+fn principal_round_trips_through_json_with_roles_as_a_list() {
+    let mut p = Principal::new(PrincipalKind::User, "u");
+    p.grant(Scope::org("acme"), Role::Admin);
+    p.grant(Scope::project("acme", "dev"), Role::Viewer);
+    let json = serde_json::to_value(&p).expect("serialize");
+    assert_eq!(
+        json["roles"],
+        serde_json::json!([
+            {"org_id": "acme", "role": "admin"},
+            {"org_id": "acme", "project_id": "dev", "role": "viewer"}
+        ])
+    );
+    let back: Principal = serde_json::from_value(json).expect("deserialize");
+    assert_eq!(back, p);
+}

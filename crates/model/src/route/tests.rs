@@ -19,6 +19,7 @@ fn base() -> NewRoute {
         limits: RouteLimits::default(),
         policy: None,
         status: None,
+        auth_bridge: None,
     }
 }
 

@@ -22,6 +22,7 @@ fn route(owner: &str, mode: RouteMode, host: Option<&str>, adapter: &str) -> Rou
         limits: RouteLimits::default(),
         policy: None,
         status: None,
+        auth_bridge: None,
     }
     .into_route(OffsetDateTime::now_utc())
     .expect("valid")

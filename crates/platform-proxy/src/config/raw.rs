@@ -34,6 +34,8 @@ pub struct Raw {
     websocket: RawWebsocket,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    identity: super::identity::RawIdentity,
 }
 
 fn d_api_host() -> String {
@@ -319,6 +321,7 @@ impl Raw {
             bootstrap_token,
             dataplane,
             route_resync: secs("server.route_resync_secs", self.server.route_resync_secs)?,
+            identity: self.identity.validate()?,
             log_format: self.log.format,
             log_level: self.log.level,
         })

@@ -44,7 +44,10 @@ async fn created_grant_reads_back_equal_and_unknown_is_none() {
         .await
         .expect("a project grant beside the org grant");
 
-    assert_eq!(store.get_grant(org.id).await.expect("get"), Some(org.clone()));
+    assert_eq!(
+        store.get_grant(org.id).await.expect("get"),
+        Some(org.clone())
+    );
     assert_eq!(
         store.get_grant(project.id).await.expect("get"),
         Some(project.clone())
@@ -71,7 +74,11 @@ async fn a_second_grant_on_the_same_scope_is_refused_naming_the_first() {
                 if subject == "alice" && *existing == first.id),
             "{project:?}: {err:?}"
         );
-        assert_eq!(store.all_grants().await.expect("all"), [first], "{project:?}");
+        assert_eq!(
+            store.all_grants().await.expect("all"),
+            [first],
+            "{project:?}"
+        );
 
         // Other subjects, orgs and projects are other scopes.
         for other in [
@@ -123,7 +130,11 @@ async fn list_filters_by_subject_org_and_project() {
         store.create_grant(g).await.expect("create");
     }
     let cases = [
-        ("all", GrantFilter::default(), vec![&a_org, &a_proj, &b_proj, &b_other]),
+        (
+            "all",
+            GrantFilter::default(),
+            vec![&a_org, &a_proj, &b_proj, &b_other],
+        ),
         (
             "subject",
             GrantFilter {
@@ -182,7 +193,15 @@ async fn pages_return_every_grant_once_in_creation_order() {
     let store = db.open().await;
     // Ties in created_at, broken by id.
     let mut grants: Vec<Grant> = (0..11)
-        .map(|i| grant(&format!("user-{i}"), "acme", None, Role::Viewer, (i * 3) % 4))
+        .map(|i| {
+            grant(
+                &format!("user-{i}"),
+                "acme",
+                None,
+                Role::Viewer,
+                (i * 3) % 4,
+            )
+        })
         .collect();
     for g in &grants {
         store.create_grant(g).await.expect("create");

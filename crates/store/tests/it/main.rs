@@ -1,9 +1,15 @@
 //! pp-store against real SQLite files, one test binary (STYLE.md: a 2-core
 //! machine links once).
 
+mod audit;
 mod corrupt;
 mod feed;
+mod grants;
 mod listing;
 mod migrations;
+mod revocations;
 mod routes;
+mod secrets;
+mod sessions;
 mod support;
+mod tokens;

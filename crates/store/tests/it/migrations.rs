@@ -169,8 +169,14 @@ async fn migration_0002_upgrades_a_0001_database_and_keeps_its_routes() {
     }
 
     let store = db.open().await;
-    assert_eq!(store.get_route(route.id).await.expect("get"), Some(route.clone()));
-    assert_eq!(store.live_routes().await.expect("live"), [route.clone()]);
+    assert_eq!(
+        store.get_route(route.id).await.expect("get"),
+        Some(route.clone())
+    );
+    assert_eq!(
+        store.live_routes().await.expect("live"),
+        std::slice::from_ref(&route)
+    );
 
     // The new column works on the old row.
     let mut bridged = route;
@@ -187,9 +193,10 @@ async fn migration_0002_upgrades_a_0001_database_and_keeps_its_routes() {
     );
 
     let raw = db.raw().await;
-    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
-        .fetch_all(&raw)
-        .await
-        .expect("history");
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM schema_migrations ORDER BY version")
+            .fetch_all(&raw)
+            .await
+            .expect("history");
     assert_eq!(versions, [1, 2]);
 }

@@ -283,7 +283,11 @@ async fn auth_bridge_round_trips_with_its_sealed_secret_through_every_read() {
     });
     store.create_route(&route).await.expect("create");
 
-    let got = store.get_route(route.id).await.expect("get").expect("found");
+    let got = store
+        .get_route(route.id)
+        .await
+        .expect("get")
+        .expect("found");
     assert_eq!(
         got.auth_bridge.as_ref().map(|b| b.sealed_secret.as_str()),
         Some("v1.nonce.ciphertext")
@@ -303,7 +307,10 @@ async fn auth_bridge_round_trips_with_its_sealed_secret_through_every_read() {
         sealed_secret: "v2.other".to_owned(),
     });
     assert!(store.update_route(&route).await.expect("replace bridge"));
-    assert_eq!(store.get_route(route.id).await.expect("get"), Some(route.clone()));
+    assert_eq!(
+        store.get_route(route.id).await.expect("get"),
+        Some(route.clone())
+    );
     route.auth_bridge = None;
     assert!(store.update_route(&route).await.expect("remove bridge"));
     assert_eq!(store.get_route(route.id).await.expect("get"), Some(route));

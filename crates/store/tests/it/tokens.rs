@@ -94,10 +94,7 @@ async fn list_is_newest_first_by_org_and_project_revoked_included() {
         (Some("initech"), None, &[]),
     ];
     for (org, project, want) in cases {
-        let got = store
-            .list_service_tokens(org, project)
-            .await
-            .expect("list");
+        let got = store.list_service_tokens(org, project).await.expect("list");
         assert_eq!(names(got), want, "{org:?} {project:?}");
     }
 }
