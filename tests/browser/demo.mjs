@@ -6,7 +6,11 @@
 //
 // For each URL it waits until the page reports at least two WebSocket echoes
 // and two SSE events (body data-ws-echoes / data-sse-events), then prints one
-// JSON line: {"url", "wsEchoes", "sseEvents", "title", "ok"}. Exits 0 when
+// JSON line: {"url", "wsEchoes", "sseEvents", "title", "launched", "ok"}.
+// The browser starts without a session, so the proxy must send it through
+// the platform's launch page and the one-time launch code: `launched` says
+// that navigation happened, and a page whose final URL still carries the
+// code fails. Exits 0 when
 // every URL passed, 1 otherwise (with the page's console errors and the tail
 // of its text on stderr), 2 on bad usage. The browser is always closed and
 // the whole run is bounded by OVERALL_TIMEOUT_MS.
@@ -63,6 +67,12 @@ async function checkUrl(context, url) {
     if (msg.type() === 'error') consoleErrors.push(msg.text());
   });
   page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  let launched = false;
+  page.on('request', (req) => {
+    if (req.isNavigationRequest() && new URL(req.url()).pathname.endsWith('/.platform-proxy/launch')) {
+      launched = true;
+    }
+  });
   page.on('requestfailed', (req) =>
     consoleErrors.push(`request failed: ${req.url()} (${req.failure()?.errorText ?? 'unknown'})`),
   );
@@ -80,12 +90,16 @@ async function checkUrl(context, url) {
       [WANT_WS_ECHOES, WANT_SSE_EVENTS],
       { timeout: Math.max(1, deadline - Date.now()), polling: 100 },
     );
+    if (!launched) throw new Error('the browser was never sent through the launch code');
+    if (new URL(page.url()).searchParams.has('code')) {
+      throw new Error(`the launch code stayed in the address bar: ${page.url()}`);
+    }
   } catch (err) {
     error = err instanceof Error ? err.message.split('\n')[0] : String(err);
   }
 
   const counters = await readCounters(page);
-  const result = { url, ...counters, ok: error === null };
+  const result = { url, ...counters, launched, ok: error === null };
   if (error !== null) {
     result.error = error;
     const text = await within(
@@ -131,8 +145,8 @@ async function main(urls) {
       if (timedOut) break;
       const result = await checkUrl(context, url);
       results.push(result);
-      const { url: u, wsEchoes, sseEvents, title, ok } = result;
-      console.log(JSON.stringify({ url: u, wsEchoes, sseEvents, title, ok }));
+      const { url: u, wsEchoes, sseEvents, title, launched, ok } = result;
+      console.log(JSON.stringify({ url: u, wsEchoes, sseEvents, title, launched, ok }));
     }
   } catch (err) {
     console.error(`FAIL: browser error: ${err instanceof Error ? err.message : String(err)}`);

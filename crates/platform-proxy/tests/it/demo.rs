@@ -1,6 +1,7 @@
-//! `platform-proxy demo` end to end: the demo page, its WebSocket echo and
-//! SSE clock through both the host route and the path route, and the same
-//! page in headless Chromium.
+//! `platform-proxy demo` end to end: signing in through the launch code,
+//! then the demo page, its WebSocket echo and SSE clock through both the
+//! host route and the path route, and the same in headless Chromium, which
+//! is sent through the dev platform's launch page by the proxy itself.
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -26,6 +27,75 @@ fn split(url: &str) -> (String, String) {
     (auth.to_owned(), format!("/{path}"))
 }
 
+/// Signs in to the route at `url` the way a platform does: mints a
+/// browser session with the demo user's token, redeems the launch code,
+/// and returns the session cookie (`name=value`).
+async fn sign_in(demo: &Demo, client: &reqwest::Client, url: &str) -> String {
+    let addr = demo.running.http_addrs[0];
+    let (auth, path) = split(url);
+    // Without a session a script gets 401, a browser the platform's login.
+    let anon = client
+        .get(format!("http://{addr}{path}"))
+        .header("host", &auth)
+        .send()
+        .await
+        .expect("anonymous");
+    assert_eq!(anon.status(), 401, "{url}");
+    let nav = client
+        .get(format!("http://{addr}{path}"))
+        .header("host", &auth)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("navigation");
+    assert_eq!(nav.status(), 302);
+    let login = nav.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(login.starts_with(&format!("{}/launch?route_id=", demo.platform.issuer())), "{login}");
+
+    let routes: serde_json::Value = client
+        .get(format!("http://{addr}/api/v1/routes"))
+        .header("host", "api.localhost")
+        .bearer_auth(&demo.user_token)
+        .send()
+        .await
+        .expect("routes")
+        .json()
+        .await
+        .expect("json");
+    let route = routes["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|r| r["public_url"].as_str().is_some_and(|u| u.ends_with(&path) && u.contains(&auth)))
+        .unwrap_or_else(|| panic!("route for {url} in {routes}"));
+    let minted: serde_json::Value = client
+        .post(format!(
+            "http://{addr}/api/v1/routes/{}/browser-session",
+            route["id"].as_str().expect("id")
+        ))
+        .header("host", "api.localhost")
+        .bearer_auth(&demo.user_token)
+        .send()
+        .await
+        .expect("mint")
+        .json()
+        .await
+        .expect("json");
+    let (open_auth, open_path) = split(minted["open_url"].as_str().expect("open_url"));
+    assert_eq!(open_auth, auth);
+    let launched = client
+        .get(format!("http://{addr}{open_path}"))
+        .header("host", &auth)
+        .send()
+        .await
+        .expect("launch");
+    assert_eq!(launched.status(), 303);
+    assert_eq!(launched.headers()["location"], path.as_str(), "lands on the entry");
+    let cookie = launched.headers()["set-cookie"].to_str().expect("ascii");
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    cookie.split(';').next().expect("pair").to_owned()
+}
+
 async fn check_route(demo: &Demo, url: &str) {
     let addr = demo.running.http_addrs[0];
     let (auth, path) = split(url);
@@ -33,9 +103,11 @@ async fn check_route(demo: &Demo, url: &str) {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client");
+    let cookie = sign_in(demo, &client, url).await;
     let page = client
         .get(format!("http://{addr}{path}"))
         .header("host", &auth)
+        .header("cookie", &cookie)
         .send()
         .await
         .expect("page");
@@ -49,6 +121,7 @@ async fn check_route(demo: &Demo, url: &str) {
     let redirect = client
         .get(format!("http://{addr}{path}redirect"))
         .header("host", &auth)
+        .header("cookie", &cookie)
         .send()
         .await
         .expect("redirect");
@@ -62,6 +135,7 @@ async fn check_route(demo: &Demo, url: &str) {
     let mut sse = client
         .get(format!("http://{addr}{path}events"))
         .header("host", &auth)
+        .header("cookie", &cookie)
         .send()
         .await
         .expect("events")
@@ -74,9 +148,11 @@ async fn check_route(demo: &Demo, url: &str) {
     assert!(String::from_utf8_lossy(&first).contains("data:"));
 
     let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    let req = format!("ws://{auth}{path}ws")
+    let mut req = format!("ws://{auth}{path}ws")
         .into_client_request()
         .expect("ws request");
+    req.headers_mut()
+        .insert("cookie", cookie.parse().expect("header value"));
     let (mut ws, _) = tokio_tungstenite::client_async(req, stream)
         .await
         .expect("ws handshake");
@@ -134,9 +210,9 @@ async fn chromium_sees_websocket_and_sse_through_both_routes() {
     assert_eq!(
         stdout
             .lines()
-            .filter(|l| l.contains("\"wsEchoes\""))
+            .filter(|l| l.contains("\"wsEchoes\"") && l.contains("\"launched\":true"))
             .count(),
         2,
-        "one report per route"
+        "one report per route, each signed in through the launch code"
     );
 }

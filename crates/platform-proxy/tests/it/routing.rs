@@ -127,13 +127,16 @@ async fn reserved_paths_never_reach_the_app() {
     let p = TestProxy::start().await;
     let up = echo().await;
     p.host_route("demo", up.addr, json!({})).await;
-    for path in [
-        "/.platform-proxy",
-        "/.platform-proxy/launch",
-        "/x/../.platform-proxy/logout",
+    // The proxy answers each itself: nothing there, a launch without a
+    // code, a logout without a session.
+    for (path, want) in [
+        ("/.platform-proxy", 404),
+        ("/.platform-proxy/anything", 404),
+        ("/.platform-proxy/launch", 403),
+        ("/x/../.platform-proxy/logout", 200),
     ] {
         let (status, _, _) = raw_get(p.addr, "demo.apps.test", path).await;
-        assert_eq!(status, 404, "{path}");
+        assert_eq!(status, want, "{path}");
     }
     assert_eq!(up.connections(), 0);
     p.stop().await;

@@ -166,6 +166,8 @@ fn route(label: &str, target: SocketAddr) -> Value {
     json!({
         "owner_type": "app_instance", "owner_id": label, "endpoint_name": "web",
         "route_mode": "subdomain", "route_host": label,
+        // About carrying bytes, not access.
+        "policy": {"public": true},
         "upstream": {"targets": [target.to_string()]},
     })
 }

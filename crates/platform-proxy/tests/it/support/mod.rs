@@ -101,7 +101,9 @@ impl TestProxy {
     }
 
     /// Creates a route through the API and returns its JSON.
-    pub async fn create_route(&self, body: Value) -> Value {
+    pub async fn create_route(&self, mut body: Value) -> Value {
+        let scoped = body.clone();
+        open_unless_scoped(&mut body, &scoped);
         let resp = self
             .api(reqwest::Method::POST, "/api/v1/routes")
             .json(&body)
@@ -122,7 +124,6 @@ impl TestProxy {
             "route_mode": "subdomain", "route_host": label,
             "upstream": {"targets": [target.to_string()]},
         });
-        open_unless_scoped(&mut body, &extra);
         merge(&mut body, extra);
         self.create_route(body).await
     }
@@ -134,7 +135,6 @@ impl TestProxy {
             "route_mode": "path_prefix",
             "upstream": {"targets": [target.to_string()]},
         });
-        open_unless_scoped(&mut body, &extra);
         merge(&mut body, extra);
         self.create_route(body).await
     }

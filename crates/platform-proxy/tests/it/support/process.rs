@@ -164,6 +164,8 @@ impl ChildProxy {
                 "owner_type": "app_instance", "owner_id": label, "endpoint_name": "web",
                 "route_mode": "subdomain", "route_host": label,
                 "upstream": {"targets": [target.to_string()]},
+                // These tests are about shutdown and streaming, not access.
+                "policy": {"public": true},
             }))
             .await;
         let host = format!("{label}.{}", super::APPS);
