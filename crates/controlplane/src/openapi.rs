@@ -42,6 +42,7 @@ use crate::handlers::{audit, grants, health, routes, sessions, tokens};
         tokens::list,
         tokens::revoke,
         audit::list,
+        crate::handlers::forward_auth_doc,
     ),
     components(schemas(
         routes::RouteView,
@@ -82,6 +83,7 @@ use crate::handlers::{audit, grants, health, routes, sessions, tokens};
         (name = "grants", description = "Roles pushed by the platform"),
         (name = "service-tokens", description = "Tokens for automation"),
         (name = "audit", description = "The audit log"),
+        (name = "forward-auth", description = "The auth endpoint for another gateway"),
         (name = "health", description = "Probes for the orchestrator"),
         (name = "meta", description = "This document"),
     ),

@@ -63,7 +63,7 @@ pub async fn authenticate(
             continue;
         }
         let idle = i64::try_from(access.settings.session_idle.as_secs()).unwrap_or(i64::MAX);
-        let renewed = (claims.exp - now < idle / 2 && claims.exp < claims.hard).then(|| {
+        let renewed = (claims.exp - now <= idle / 2 && claims.exp < claims.hard).then(|| {
             let mut r = claims.clone();
             r.exp = now.saturating_add(idle).min(claims.hard);
             r

@@ -15,6 +15,7 @@ pub mod authorize;
 pub mod body;
 pub mod error;
 pub mod forward;
+pub mod forward_auth;
 pub mod headers;
 pub mod host;
 pub mod limit;

@@ -28,6 +28,7 @@ use crate::access::Access;
 use crate::account::{self, AccessRecord};
 use crate::authenticate::{authenticate, session_cookies, Caller};
 use crate::authorize::{authorize, check_origin};
+use crate::forward_auth::{self, ForwardAuthCache};
 use crate::headers::identity;
 use crate::reserved::{self, ReservedRequest};
 use crate::body::{boxed, empty, Limited, OnDone, ProxyBody};
@@ -66,6 +67,7 @@ pub struct Proxy {
     picker: Picker,
     counters: RouteCounters,
     access: Access,
+    forward_auth: ForwardAuthCache,
     /// Every open tunnel, so shutdown can wait for them.
     tunnels: TaskTracker,
     /// Fired when the shutdown grace ends: open tunnels close with 1001.
@@ -101,6 +103,7 @@ impl Proxy {
             picker: Picker::default(),
             counters: RouteCounters::default(),
             access,
+            forward_auth: ForwardAuthCache::default(),
             tunnels: TaskTracker::new(),
             drain: CancellationToken::new(),
         }
@@ -202,6 +205,18 @@ impl Proxy {
         let (host, _) = split_authority(&auth)
             .ok_or_else(|| ProxyError::BadRequest("the Host header is malformed".into()))?;
         if host == self.settings.api_host {
+            if req.uri().path() == forward_auth::PATH {
+                let table = self.routes.load();
+                return forward_auth::check(
+                    &self.access,
+                    &self.forward_auth,
+                    &table,
+                    req.headers(),
+                    req.uri().query(),
+                    cid,
+                )
+                .await;
+            }
             req.extensions_mut().insert(cid.clone());
             return Ok(self.api.call(req).await);
         }

@@ -5,13 +5,17 @@
 
 mod support;
 
+mod access;
 mod api;
 mod demo;
 mod errors;
 mod forwarding;
 mod listeners;
+mod revocation;
 mod rewriting;
 mod routing;
+mod sessions;
 mod shutdown;
 mod streaming;
+mod upstream_view;
 mod websocket;

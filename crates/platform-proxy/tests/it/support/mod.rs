@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod identity;
 pub mod process;
 pub mod streams;
 pub mod tls;

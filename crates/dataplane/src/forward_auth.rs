@@ -1,0 +1,306 @@
+//! `GET /api/v1/forward-auth` on the API host: the proxy as the auth
+//! endpoint of a gateway the platform already runs (Traefik ForwardAuth,
+//! nginx `auth_request`; seed 004).
+//!
+//! The gateway forwards the original request's facts in
+//! `X-Forwarded-Method/Proto/Host/Uri` plus its `Cookie` and
+//! `Authorization`. When that host and URI are one of the proxy's own
+//! routes, the answer is exactly the data plane's: the route's session
+//! cookie or a bearer token, authorized against the route. For anything
+//! else a bearer token is required, and the query may name what it needs
+//! (`?org_id=acme&project_id=ml-dev&role=member`); without requirements any
+//! valid credential passes.
+//!
+//! 200 carries the identity in `X-User-Id`, `X-User-Email`, `X-User-Role`,
+//! `X-User-Org` and `X-User-Project` for the gateway to copy upstream;
+//! refusals are 401 / 403 envelopes. Decisions are cached for a few
+//! seconds per credential and target, but never across a change of the
+//! identity directory, so a revocation or a removed grant is never
+//! outlived.
+//!
+//! It lives in the data plane because it is one: every request through the
+//! other gateway passes here.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Response, StatusCode};
+use pp_identity::authn::bearer_token;
+use pp_identity::session::hash_secret;
+use pp_model::access::may_use_route;
+use pp_model::path::normalize;
+use pp_model::{CorrelationId, Principal, Role, RouteTable};
+
+use crate::access::Access;
+use crate::authenticate::authenticate;
+use crate::authorize::{audit_denial, route_scope};
+use crate::body::{empty, ProxyBody};
+use crate::error::ProxyError;
+use crate::host::split_authority;
+
+/// The endpoint's path on the API host.
+pub const PATH: &str = "/api/v1/forward-auth";
+
+/// How long a decision is reused for the same credential and target.
+const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Entries kept at most; the cache is emptied when it would grow past.
+const CACHE_MAX: usize = 10_000;
+
+/// An allowed decision, remembered.
+#[derive(Clone)]
+struct Allowed {
+    at: Instant,
+    generation: u64,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The decision cache.
+#[derive(Default)]
+pub struct ForwardAuthCache {
+    entries: Mutex<HashMap<String, Allowed>>,
+}
+
+impl std::fmt::Debug for ForwardAuthCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForwardAuthCache").finish_non_exhaustive()
+    }
+}
+
+impl ForwardAuthCache {
+    fn get(&self, key: &str, generation: u64) -> Option<Vec<(HeaderName, HeaderValue)>> {
+        let entries = self.entries.lock().ok()?;
+        let hit = entries.get(key)?;
+        (hit.generation == generation && hit.at.elapsed() < CACHE_TTL).then(|| hit.headers.clone())
+    }
+
+    fn put(&self, key: String, generation: u64, headers: Vec<(HeaderName, HeaderValue)>) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(
+                key,
+                Allowed {
+                    at: Instant::now(),
+                    generation,
+                    headers,
+                },
+            );
+        }
+    }
+}
+
+/// What the query may require of a caller whose target is not a route.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Requirement {
+    org: Option<String>,
+    project: Option<String>,
+    role: Option<Role>,
+}
+
+fn parse_requirement(query: Option<&str>) -> Result<Requirement, ProxyError> {
+    let mut r = Requirement::default();
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_encoding::percent_decode_str(v)
+            .decode_utf8()
+            .map_err(|_| ProxyError::BadRequest(format!("{k}: not UTF-8")))?
+            .into_owned();
+        match k {
+            "org_id" => r.org = Some(v),
+            "project_id" => r.project = Some(v),
+            "role" => {
+                r.role = Some(Role::parse(&v).ok_or_else(|| {
+                    ProxyError::BadRequest(format!("role: expected viewer, member or admin, got {v:?}"))
+                })?);
+            }
+            other => return Err(ProxyError::BadRequest(format!("unknown parameter {other:?}"))),
+        }
+    }
+    if r.project.is_some() && r.org.is_none() {
+        return Err(ProxyError::BadRequest("project_id needs org_id".into()));
+    }
+    Ok(r)
+}
+
+fn meets(p: &Principal, r: &Requirement) -> bool {
+    if p.platform_admin {
+        return true;
+    }
+    let Some(org) = &r.org else {
+        return true;
+    };
+    let held = match &r.project {
+        Some(project) => p.project_role(org, project),
+        None => p.org_role(org),
+    };
+    match (held, r.role) {
+        (None, _) => false,
+        (Some(_), None) => true,
+        (Some(h), Some(want)) => h >= want,
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Answers one forward-auth check.
+///
+/// # Errors
+/// The refusal as a [`ProxyError`] (401, 403, 400 for malformed facts).
+pub async fn check(
+    access: &Access,
+    cache: &ForwardAuthCache,
+    table: &RouteTable,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    cid: &CorrelationId,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    let fwd_host = header_str(headers, "x-forwarded-host").unwrap_or_default();
+    let fwd_uri = header_str(headers, "x-forwarded-uri").unwrap_or("/");
+    let host = split_authority(fwd_host)
+        .map(|(h, _)| h)
+        .unwrap_or_default();
+    let path_only = fwd_uri.split('?').next().unwrap_or("/");
+    let path = normalize(path_only).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    let route = table.resolve(&host, &path).map(|r| r.route);
+    let requirement = parse_requirement(query)?;
+
+    let generation = *access.authn.directory().subscribe().borrow();
+    let credential = header_str(headers, "authorization")
+        .and_then(bearer_token)
+        .map(str::to_owned)
+        .or_else(|| header_str(headers, "cookie").map(str::to_owned));
+    let key = credential.as_deref().map(|c| {
+        let target = match &route {
+            Some(r) => r.route.id.to_string(),
+            None => format!("{requirement:?}"),
+        };
+        hash_secret(&format!("{target}\n{c}"))
+    });
+    if let Some(k) = &key {
+        if let Some(h) = cache.get(k, generation) {
+            return Ok(allowed(h));
+        }
+    }
+
+    let (principal, org, project) = match &route {
+        Some(route) => {
+            let caller = authenticate(access, headers, route).await?;
+            if let Err(d) = may_use_route(&caller.principal, route_scope(route)) {
+                audit_denial(access, &caller, route, cid, d.code());
+                // Always 403 here, even for outsiders: gateways treat any
+                // answer but 2xx, 401 and 403 as an error of their own
+                // (nginx `auth_request` turns a 404 into a 500).
+                return Err(ProxyError::Forbidden);
+            }
+            (
+                caller.principal,
+                route.route.org_id.clone(),
+                route.route.project_id.clone(),
+            )
+        }
+        None => {
+            let token = header_str(headers, "authorization")
+                .and_then(bearer_token)
+                .ok_or(ProxyError::Unauthenticated("missing_credentials"))?;
+            let a = access
+                .authn
+                .bearer(token)
+                .await
+                .map_err(|e| ProxyError::Unauthenticated(e.code()))?;
+            if !meets(&a.principal, &requirement) {
+                return Err(ProxyError::Forbidden);
+            }
+            (a.principal, requirement.org.clone(), requirement.project.clone())
+        }
+    };
+    let h = identity_headers(&principal, org.as_deref(), project.as_deref());
+    if let Some(k) = key {
+        cache.put(k, generation, h.clone());
+    }
+    Ok(allowed(h))
+}
+
+fn allowed(h: Vec<(HeaderName, HeaderValue)>) -> Response<ProxyBody> {
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::OK;
+    let m = resp.headers_mut();
+    for (k, v) in h {
+        m.insert(k, v);
+    }
+    m.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+fn identity_headers(
+    p: &Principal,
+    org: Option<&str>,
+    project: Option<&str>,
+) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::new();
+    let mut push = |name: &'static str, v: &str| {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            out.push((HeaderName::from_static(name), v));
+        }
+    };
+    push("x-user-id", &p.id);
+    if let Some(e) = &p.email {
+        push("x-user-email", e);
+    }
+    let mut roles = p.restricted_to_org(org).role_strings();
+    if p.platform_admin {
+        roles.insert(0, "platform:admin".to_owned());
+    }
+    if org.is_none() && !p.platform_admin {
+        roles = p.role_strings();
+    }
+    push("x-user-role", &roles.join(","));
+    if let Some(o) = org {
+        push("x-user-org", o);
+    }
+    if let Some(pr) = project {
+        push("x-user-project", pr);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use pp_model::{PrincipalKind, Scope};
+
+    use super::*;
+
+    #[test]
+    fn requirements_parse_and_bad_ones_are_refused() {
+        assert_eq!(parse_requirement(None).expect("none"), Requirement::default());
+        let r = parse_requirement(Some("org_id=acme&project_id=dev&role=member")).expect("ok");
+        assert_eq!(r.org.as_deref(), Some("acme"));
+        assert_eq!(r.project.as_deref(), Some("dev"));
+        assert_eq!(r.role, Some(Role::Member));
+        for bad in ["role=owner", "project_id=dev", "x=1"] {
+            assert!(parse_requirement(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn requirements_follow_the_role_order() {
+        let mut p = Principal::new(PrincipalKind::User, "u");
+        p.grant(Scope::project("acme", "dev"), Role::Member);
+        let req = |org: Option<&str>, project: Option<&str>, role| Requirement {
+            org: org.map(str::to_owned),
+            project: project.map(str::to_owned),
+            role,
+        };
+        assert!(meets(&p, &req(None, None, None)));
+        assert!(meets(&p, &req(Some("acme"), Some("dev"), Some(Role::Viewer))));
+        assert!(meets(&p, &req(Some("acme"), Some("dev"), Some(Role::Member))));
+        assert!(!meets(&p, &req(Some("acme"), Some("dev"), Some(Role::Admin))));
+        assert!(!meets(&p, &req(Some("acme"), Some("prod"), None)));
+        assert!(!meets(&p, &req(Some("acme"), None, None)));
+        assert!(!meets(&p, &req(Some("globex"), None, None)));
+    }
+}
