@@ -150,7 +150,10 @@ pub fn router(deps: ApiDeps, config: ApiConfig) -> Router {
             "/api/v1/service-tokens",
             get(handlers::tokens::list).post(handlers::tokens::create),
         )
-        .route("/api/v1/service-tokens/{id}", delete(handlers::tokens::revoke))
+        .route(
+            "/api/v1/service-tokens/{id}",
+            delete(handlers::tokens::revoke),
+        )
         .route("/api/v1/audit", get(handlers::audit::list))
         .fallback(handlers::not_found)
         .layer(axum::middleware::from_fn_with_state(

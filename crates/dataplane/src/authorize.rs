@@ -145,9 +145,19 @@ mod tests {
 
     #[test]
     fn outsiders_get_not_found_members_get_forbidden() {
-        assert!(matches!(outward(Denial::CrossTenant), ProxyError::RouteNotFound));
-        assert!(matches!(outward(Denial::RouteHasNoOrg), ProxyError::RouteNotFound));
-        for d in [Denial::NotProjectMember, Denial::NeedsOrgAdmin, Denial::RoleTooWeak] {
+        assert!(matches!(
+            outward(Denial::CrossTenant),
+            ProxyError::RouteNotFound
+        ));
+        assert!(matches!(
+            outward(Denial::RouteHasNoOrg),
+            ProxyError::RouteNotFound
+        ));
+        for d in [
+            Denial::NotProjectMember,
+            Denial::NeedsOrgAdmin,
+            Denial::RoleTooWeak,
+        ] {
             assert!(matches!(outward(d), ProxyError::Forbidden), "{d:?}");
         }
     }

@@ -141,7 +141,10 @@ impl ProxyError {
         if let Ok(v) = HeaderValue::from_str(&cid.0) {
             h.insert(pp_model::CORRELATION_HEADER, v);
         }
-        if matches!(self, Self::RouteBusy { .. } | Self::SessionStoreUnavailable(_)) {
+        if matches!(
+            self,
+            Self::RouteBusy { .. } | Self::SessionStoreUnavailable(_)
+        ) {
             h.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         if matches!(self, Self::Unauthenticated(_)) {

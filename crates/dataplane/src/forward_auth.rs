@@ -113,10 +113,16 @@ fn parse_requirement(query: Option<&str>) -> Result<Requirement, ProxyError> {
             "project_id" => r.project = Some(v),
             "role" => {
                 r.role = Some(Role::parse(&v).ok_or_else(|| {
-                    ProxyError::BadRequest(format!("role: expected viewer, member or admin, got {v:?}"))
+                    ProxyError::BadRequest(format!(
+                        "role: expected viewer, member or admin, got {v:?}"
+                    ))
                 })?);
             }
-            other => return Err(ProxyError::BadRequest(format!("unknown parameter {other:?}"))),
+            other => {
+                return Err(ProxyError::BadRequest(format!(
+                    "unknown parameter {other:?}"
+                )))
+            }
         }
     }
     if r.project.is_some() && r.org.is_none() {
@@ -215,7 +221,11 @@ pub async fn check(
             if !meets(&a.principal, &requirement) {
                 return Err(ProxyError::Forbidden);
             }
-            (a.principal, requirement.org.clone(), requirement.project.clone())
+            (
+                a.principal,
+                requirement.org.clone(),
+                requirement.project.clone(),
+            )
         }
     };
     let h = identity_headers(&principal, org.as_deref(), project.as_deref());
@@ -276,7 +286,10 @@ mod tests {
 
     #[test]
     fn requirements_parse_and_bad_ones_are_refused() {
-        assert_eq!(parse_requirement(None).expect("none"), Requirement::default());
+        assert_eq!(
+            parse_requirement(None).expect("none"),
+            Requirement::default()
+        );
         let r = parse_requirement(Some("org_id=acme&project_id=dev&role=member")).expect("ok");
         assert_eq!(r.org.as_deref(), Some("acme"));
         assert_eq!(r.project.as_deref(), Some("dev"));
@@ -296,9 +309,18 @@ mod tests {
             role,
         };
         assert!(meets(&p, &req(None, None, None)));
-        assert!(meets(&p, &req(Some("acme"), Some("dev"), Some(Role::Viewer))));
-        assert!(meets(&p, &req(Some("acme"), Some("dev"), Some(Role::Member))));
-        assert!(!meets(&p, &req(Some("acme"), Some("dev"), Some(Role::Admin))));
+        assert!(meets(
+            &p,
+            &req(Some("acme"), Some("dev"), Some(Role::Viewer))
+        ));
+        assert!(meets(
+            &p,
+            &req(Some("acme"), Some("dev"), Some(Role::Member))
+        ));
+        assert!(!meets(
+            &p,
+            &req(Some("acme"), Some("dev"), Some(Role::Admin))
+        ));
         assert!(!meets(&p, &req(Some("acme"), Some("prod"), None)));
         assert!(!meets(&p, &req(Some("acme"), None, None)));
         assert!(!meets(&p, &req(Some("globex"), None, None)));

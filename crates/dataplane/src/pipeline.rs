@@ -14,9 +14,9 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use pp_model::path::normalize;
 use pp_identity::Via;
 use pp_model::adapter::AuthStrategy;
+use pp_model::path::normalize;
 use pp_model::records::AuditOutcome;
 use pp_model::table::CompiledRoute;
 use pp_model::{CorrelationId, ResolvedRoute, RouteTable};
@@ -28,15 +28,15 @@ use crate::access::Access;
 use crate::account::{self, AccessRecord};
 use crate::authenticate::{authenticate, session_cookies, Caller};
 use crate::authorize::{authorize, check_origin};
-use crate::forward_auth::{self, ForwardAuthCache};
-use crate::headers::identity;
-use crate::reserved::{self, ReservedRequest};
 use crate::body::{boxed, empty, Limited, OnDone, ProxyBody};
 use crate::error::{wants_html, ProxyError};
 use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
+use crate::forward_auth::{self, ForwardAuthCache};
 use crate::headers::hop;
+use crate::headers::identity;
 use crate::host::{authority, split_authority};
 use crate::limit::{Permit, RouteCounters};
+use crate::reserved::{self, ReservedRequest};
 use crate::respond::rewrite_headers;
 use crate::routes::RouteTableHandle;
 use crate::settings::Settings;
@@ -286,7 +286,12 @@ impl Proxy {
             Some(caller)
         };
         if upgrade {
-            check_origin(req.headers(), proto, auth, &self.access.settings.allowed_origins)?;
+            check_origin(
+                req.headers(),
+                proto,
+                auth,
+                &self.access.settings.allowed_origins,
+            )?;
         }
         if resolved.bare_prefix && route.adapter.root_requires_trailing_slash {
             return Ok(trailing_slash_redirect(
@@ -386,7 +391,11 @@ impl Proxy {
                     &audience,
                     route.route.org_id.as_deref(),
                     route.route.project_id.as_deref(),
-                    caller.session.as_ref().map(|s| s.sid.to_string()).as_deref(),
+                    caller
+                        .session
+                        .as_ref()
+                        .map(|s| s.sid.to_string())
+                        .as_deref(),
                     self.access.settings.assertion_ttl,
                 )
                 .map_err(|e| tracing::warn!(error = %e, "signing the identity assertion failed"))
@@ -434,19 +443,15 @@ impl Proxy {
         };
         let drain = self.drain.clone();
         let route_id = resolved.route.route.id;
-        let revoked = watch_revocation(
-            Arc::clone(self.access.authn.directory()),
-            caller.cloned(),
-        );
+        let revoked = watch_revocation(Arc::clone(self.access.authn.directory()), caller.cloned());
         let audit = Arc::clone(&self.access.audit);
-        let mut connected = pp_identity::audit::entry(
-            "websocket.connected",
-            AuditOutcome::Allowed,
-            &cid.0,
-        );
+        let mut connected =
+            pp_identity::audit::entry("websocket.connected", AuditOutcome::Allowed, &cid.0);
         connected.route_id = Some(route_id);
         connected.org_id.clone_from(&resolved.route.route.org_id);
-        connected.project_id.clone_from(&resolved.route.route.project_id);
+        connected
+            .project_id
+            .clone_from(&resolved.route.route.project_id);
         if let Some(c) = caller {
             connected.actor = Some(c.principal.id.clone());
             connected.user_id = Some(c.principal.id.clone());

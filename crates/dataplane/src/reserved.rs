@@ -115,7 +115,10 @@ fn page(status: StatusCode, title: &str, text: &str, cid: &CorrelationId) -> Res
     let mut resp = Response::new(full(html));
     *resp.status_mut() = status;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     no_store(h);
     resp
 }
@@ -164,7 +167,11 @@ async fn launch(
     e.details = serde_json::json!({ "session_id": record.id });
     // Access is checked again at redemption: a grant removed in the minute
     // since the mint must not be outlived by its launch code.
-    let principal = access.authn.directory().load().with_grants(record.principal.clone());
+    let principal = access
+        .authn
+        .directory()
+        .load()
+        .with_grants(record.principal.clone());
     if let Err(d) = may_use_route(&principal, route_scope(route)) {
         e.action = "launch.rejected".into();
         e.outcome = AuditOutcome::Denied;
@@ -212,7 +219,8 @@ async fn logout(
                 .revoke_session(session.sid, "logout")
                 .await
                 .map_err(ProxyError::SessionStoreUnavailable)?;
-            let mut e = pp_identity::audit::entry("session.logout", AuditOutcome::Allowed, &req.cid.0);
+            let mut e =
+                pp_identity::audit::entry("session.logout", AuditOutcome::Allowed, &req.cid.0);
             e.actor = Some(caller.principal.id.clone());
             e.user_id = Some(caller.principal.id.clone());
             e.route_id = Some(route.route.id);

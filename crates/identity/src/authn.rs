@@ -248,9 +248,19 @@ mod tests {
             expires_at: now + time::Duration::hours(1),
             revoked_at: None,
         };
-        let dir = Arc::new(DirectoryHandle::new(crate::Directory::new(vec![], vec![st], &[])));
+        let dir = Arc::new(DirectoryHandle::new(crate::Directory::new(
+            vec![],
+            vec![st],
+            &[],
+        )));
         let a = Authenticator::new(Some("boot".into()), None, dir);
-        assert!(a.bearer("boot").await.expect("bootstrap").principal.platform_admin);
+        assert!(
+            a.bearer("boot")
+                .await
+                .expect("bootstrap")
+                .principal
+                .platform_admin
+        );
         let svc = a.bearer(&t.token).await.expect("service token");
         assert_eq!(svc.via, Via::ServiceToken);
         assert_eq!(svc.principal.org_role("acme"), Some(Role::Admin));
@@ -259,6 +269,9 @@ mod tests {
             a.bearer(&other.token).await,
             Err(AuthError::UnknownServiceToken)
         ));
-        assert!(matches!(a.bearer("eyJ.x.y").await, Err(AuthError::NoIssuer)));
+        assert!(matches!(
+            a.bearer("eyJ.x.y").await,
+            Err(AuthError::NoIssuer)
+        ));
     }
 }

@@ -77,7 +77,11 @@ impl Revocations {
         if self.sessions.contains(&c.sid) {
             return Some(Revoked::Session);
         }
-        if self.users.get(&c.principal.id).is_some_and(|at| c.iat <= *at) {
+        if self
+            .users
+            .get(&c.principal.id)
+            .is_some_and(|at| c.iat <= *at)
+        {
             return Some(Revoked::User);
         }
         if self.routes.get(&c.route).is_some_and(|at| c.iat <= *at) {
@@ -264,13 +268,22 @@ mod tests {
         let new = claims("alice", route, 300, Some("sid-1"));
         let bob = claims("bob", route, 100, None);
         let cases = [
-            (rev(RevocationTarget::User("alice".into()), 200), [Some(Revoked::User), None, None]),
-            (rev(RevocationTarget::Route(route), 200), [Some(Revoked::Route), None, Some(Revoked::Route)]),
+            (
+                rev(RevocationTarget::User("alice".into()), 200),
+                [Some(Revoked::User), None, None],
+            ),
+            (
+                rev(RevocationTarget::Route(route), 200),
+                [Some(Revoked::Route), None, Some(Revoked::Route)],
+            ),
             (
                 rev(RevocationTarget::PlatformSession("sid-1".into()), 200),
                 [Some(Revoked::PlatformSession), None, None],
             ),
-            (rev(RevocationTarget::Session(new.sid), 200), [None, Some(Revoked::Session), None]),
+            (
+                rev(RevocationTarget::Session(new.sid), 200),
+                [None, Some(Revoked::Session), None],
+            ),
         ];
         for (r, want) in cases {
             let set = Revocations::from_records(std::slice::from_ref(&r));
@@ -325,11 +338,15 @@ mod tests {
         };
         let handle = DirectoryHandle::default();
         let rx = handle.subscribe();
-        let before = handle.load().with_grants(Principal::new(PrincipalKind::User, "alice"));
+        let before = handle
+            .load()
+            .with_grants(Principal::new(PrincipalKind::User, "alice"));
         assert_eq!(before.org_role("acme"), None);
         handle.replace(Directory::new(vec![g], vec![], &[]));
         assert!(rx.has_changed().expect("sender alive"));
-        let after = handle.load().with_grants(Principal::new(PrincipalKind::User, "alice"));
+        let after = handle
+            .load()
+            .with_grants(Principal::new(PrincipalKind::User, "alice"));
         assert_eq!(after.org_role("acme"), Some(Role::Admin));
     }
 }

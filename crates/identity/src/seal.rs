@@ -95,7 +95,9 @@ impl hkdf::KeyType for SubkeyLen {
 fn subkey(master: &[u8], purpose: Purpose) -> Result<LessSafeKey, SealError> {
     let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, b"platform-proxy").extract(master);
     let info = [purpose.info()];
-    let okm = prk.expand(&info, SubkeyLen).map_err(|_| SealError::NoKeys)?;
+    let okm = prk
+        .expand(&info, SubkeyLen)
+        .map_err(|_| SealError::NoKeys)?;
     let mut bytes = [0u8; KEY_LEN];
     okm.fill(&mut bytes).map_err(|_| SealError::NoKeys)?;
     let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| SealError::NoKeys)?;
@@ -169,7 +171,12 @@ impl Keyring {
     ///
     /// # Errors
     /// The random source failed (no nonce, no seal).
-    pub fn seal(&self, purpose: Purpose, aad: &[u8], plaintext: &[u8]) -> Result<String, SealError> {
+    pub fn seal(
+        &self,
+        purpose: Purpose,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<String, SealError> {
         let entry = self.keys.first().ok_or(SealError::NoKeys)?;
         let mut nonce = [0u8; NONCE_LEN];
         self.rng.fill(&mut nonce).map_err(|_| SealError::Random)?;
@@ -242,25 +249,39 @@ mod tests {
     #[test]
     fn seal_then_open_round_trips_and_binds_aad_and_purpose() {
         let r = ring(&[[7; KEY_LEN]]);
-        let s = r.seal(Purpose::SessionCookie, b"route-a", b"hello").expect("seal");
+        let s = r
+            .seal(Purpose::SessionCookie, b"route-a", b"hello")
+            .expect("seal");
         assert_eq!(
-            r.open(Purpose::SessionCookie, b"route-a", &s).expect("open"),
+            r.open(Purpose::SessionCookie, b"route-a", &s)
+                .expect("open"),
             b"hello"
         );
-        assert_eq!(r.open(Purpose::SessionCookie, b"route-b", &s), Err(SealError::Invalid));
-        assert_eq!(r.open(Purpose::StoredSecret, b"route-a", &s), Err(SealError::Invalid));
+        assert_eq!(
+            r.open(Purpose::SessionCookie, b"route-b", &s),
+            Err(SealError::Invalid)
+        );
+        assert_eq!(
+            r.open(Purpose::StoredSecret, b"route-a", &s),
+            Err(SealError::Invalid)
+        );
     }
 
     #[test]
     fn every_flipped_byte_is_rejected() {
         let r = ring(&[[1; KEY_LEN]]);
-        let s = r.seal(Purpose::SessionCookie, b"", b"payload").expect("seal");
+        let s = r
+            .seal(Purpose::SessionCookie, b"", b"payload")
+            .expect("seal");
         let raw = URL_SAFE_NO_PAD.decode(&s).expect("b64");
         for i in 0..raw.len() {
             let mut t = raw.clone();
             t[i] ^= 0x01;
             let tampered = URL_SAFE_NO_PAD.encode(&t);
-            assert!(r.open(Purpose::SessionCookie, b"", &tampered).is_err(), "byte {i}");
+            assert!(
+                r.open(Purpose::SessionCookie, b"", &tampered).is_err(),
+                "byte {i}"
+            );
         }
     }
 
@@ -270,15 +291,23 @@ mod tests {
         let sealed_old = old.seal(Purpose::StoredSecret, b"x", b"v1").expect("seal");
         let rotated = ring(&[[2; KEY_LEN], [1; KEY_LEN]]);
         assert_eq!(
-            rotated.open(Purpose::StoredSecret, b"x", &sealed_old).expect("open"),
+            rotated
+                .open(Purpose::StoredSecret, b"x", &sealed_old)
+                .expect("open"),
             b"v1"
         );
-        let sealed_new = rotated.seal(Purpose::StoredSecret, b"x", b"v2").expect("seal");
+        let sealed_new = rotated
+            .seal(Purpose::StoredSecret, b"x", b"v2")
+            .expect("seal");
         assert!(old.open(Purpose::StoredSecret, b"x", &sealed_new).is_err());
         let dropped = ring(&[[2; KEY_LEN]]);
-        assert!(dropped.open(Purpose::StoredSecret, b"x", &sealed_old).is_err());
+        assert!(dropped
+            .open(Purpose::StoredSecret, b"x", &sealed_old)
+            .is_err());
         assert_eq!(
-            dropped.open(Purpose::StoredSecret, b"x", &sealed_new).expect("open"),
+            dropped
+                .open(Purpose::StoredSecret, b"x", &sealed_new)
+                .expect("open"),
             b"v2"
         );
     }
@@ -288,7 +317,10 @@ mod tests {
         let r = ring(&[[3; KEY_LEN]]);
         let long = "A".repeat(MAX_SEALED_LEN + 1);
         for bad in ["", "!!!", "AAAA", long.as_str()] {
-            assert_eq!(r.open(Purpose::SessionCookie, b"", bad), Err(SealError::Invalid));
+            assert_eq!(
+                r.open(Purpose::SessionCookie, b"", bad),
+                Err(SealError::Invalid)
+            );
         }
     }
 

@@ -130,7 +130,10 @@ mod roles_list {
         role: Role,
     }
 
-    pub(super) fn serialize<S: Serializer>(m: &BTreeMap<Scope, Role>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(
+        m: &BTreeMap<Scope, Role>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let v: Vec<Entry> = m
             .iter()
             .map(|(scope, role)| Entry {
@@ -141,7 +144,9 @@ mod roles_list {
         v.serialize(s)
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<Scope, Role>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Scope, Role>, D::Error> {
         let v = Vec::<Entry>::deserialize(d)?;
         let mut m = BTreeMap::new();
         for e in v {
@@ -327,7 +332,10 @@ pub fn may_manage(p: &Principal, scope: &Scope) -> bool {
     }
     match &scope.project_id {
         Some(project) => {
-            p.roles.get(&Scope::project(&scope.org_id, project)).copied() == Some(Role::Admin)
+            p.roles
+                .get(&Scope::project(&scope.org_id, project))
+                .copied()
+                == Some(Role::Admin)
         }
         None => false,
     }

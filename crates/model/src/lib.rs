@@ -21,8 +21,7 @@ pub use adapter::{Adapter, AdapterOverrides, BaseUrlStrategy};
 pub use envelope::{CorrelationId, ErrorEnvelope, CORRELATION_HEADER};
 pub use public::PublicBase;
 pub use route::{
-    AuthBridge, AuthBridgeInput, AuthBridgeMode,
-    NewRoute, OwnerType, Route, RouteLimits, RouteMode, RoutePatch, RouteStatus, Upstream,
-    UpstreamScheme, ValidationError,
+    AuthBridge, AuthBridgeInput, AuthBridgeMode, NewRoute, OwnerType, Route, RouteLimits,
+    RouteMode, RoutePatch, RouteStatus, Upstream, UpstreamScheme, ValidationError,
 };
 pub use table::{ResolvedRoute, RouteTable};

@@ -66,7 +66,10 @@ impl ServiceToken {
     /// The principal this token acts as.
     #[must_use]
     pub fn principal(&self) -> Principal {
-        let mut p = Principal::new(crate::access::PrincipalKind::ServiceAccount, self.id.to_string());
+        let mut p = Principal::new(
+            crate::access::PrincipalKind::ServiceAccount,
+            self.id.to_string(),
+        );
         p.name = Some(self.name.clone());
         p.grant(
             Scope {

@@ -386,7 +386,12 @@ impl AuthBridgeInput {
         };
         let scheme = match (self.mode, self.scheme) {
             (_, Some(s)) => {
-                if s.is_empty() || s.len() > 32 || !s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+                if s.is_empty()
+                    || s.len() > 32
+                    || !s
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                {
                     return Err(ValidationError::new(
                         "auth_bridge.scheme",
                         "must be 1 to 32 letters, digits, '-', '_' or '.'",
@@ -398,7 +403,10 @@ impl AuthBridgeInput {
             (AuthBridgeMode::Header, None) => None,
         };
         let secret = self.secret;
-        if secret.is_empty() || secret.len() > 4096 || !secret.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+        if secret.is_empty()
+            || secret.len() > 4096
+            || !secret.bytes().all(|b| (0x21..0x7f).contains(&b))
+        {
             return Err(ValidationError::new(
                 "auth_bridge.secret",
                 "must be 1 to 4096 visible ASCII characters",
@@ -710,7 +718,10 @@ fn check_policy(policy: &serde_json::Value) -> Result<(), ValidationError> {
         return Err(ValidationError::new("policy", "must be a JSON object"));
     };
     if obj.get("public").is_some_and(|v| !v.is_boolean()) {
-        return Err(ValidationError::new("policy.public", "must be true or false"));
+        return Err(ValidationError::new(
+            "policy.public",
+            "must be true or false",
+        ));
     }
     Ok(())
 }

@@ -270,14 +270,20 @@ async fn assertion_signer(store: &dyn Store, config: &Config) -> anyhow::Result<
         .get_or_create_secret("assertion_key", &b64.encode(fresh.as_ref()))
         .await
         .context("reading the stored assertion key")?;
-    let der = b64.decode(stored).context("the stored assertion key is not base64")?;
+    let der = b64
+        .decode(stored)
+        .context("the stored assertion key is not base64")?;
     AssertionSigner::from_pkcs8_der(issuer, &der).context("the stored assertion key")
 }
 
 /// Unseals a route's auth-bridge secret for the route table.
 fn unseal_bridge(keys: &Keyring, route: &Route) -> Option<String> {
     let bridge = route.auth_bridge.as_ref()?;
-    match keys.open(Purpose::StoredSecret, route.id.as_bytes(), &bridge.sealed_secret) {
+    match keys.open(
+        Purpose::StoredSecret,
+        route.id.as_bytes(),
+        &bridge.sealed_secret,
+    ) {
         Ok(plain) => String::from_utf8(plain).ok(),
         Err(_) => {
             tracing::error!(route_id = %route.id, "auth-bridge secret does not open with the configured keys; the route is served without it");
@@ -341,7 +347,12 @@ async fn follow(f: Follower, shutdown: CancellationToken) {
         );
         match built {
             Ok((t, d)) => {
-                tracing::debug!(routes = t.len(), revocations = d.revocations().len(), revision, "snapshots rebuilt");
+                tracing::debug!(
+                    routes = t.len(),
+                    revocations = d.revocations().len(),
+                    revision,
+                    "snapshots rebuilt"
+                );
                 f.table.replace(t);
                 f.directory.replace(d);
                 f.applied.send_replace(revision);

@@ -134,7 +134,9 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<Demo> {
         .first()
         .copied()
         .context("the proxy has no listener")?;
-    platform.launch_as(api_addr, "api.localhost", &user_token).await;
+    platform
+        .launch_as(api_addr, "api.localhost", &user_token)
+        .await;
     // Give the route table follower its turn; `start` served stored routes
     // already, these new ones arrive through the change feed.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -218,14 +220,22 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> anyhow::Resu
         demo.app_addr
     );
     println!("\n  User token:  {}", demo.user_token);
-    println!("  (demo-user, member of {DEMO_ORG}/{DEMO_PROJECT}; a platform JWT from the dev issuer)");
+    println!(
+        "  (demo-user, member of {DEMO_ORG}/{DEMO_PROJECT}; a platform JWT from the dev issuer)"
+    );
     println!(
         "  List routes: curl -H 'Authorization: Bearer {}' {}",
         demo.user_token, demo.api_url
     );
-    println!("  Admin token: {} (bootstrap; first-run only)", demo.api_token);
+    println!(
+        "  Admin token: {} (bootstrap; first-run only)",
+        demo.api_token
+    );
     println!("\nOpen a route in a browser: without a session the proxy sends you to the dev");
-    println!("platform's launch page ({}/launch), which mints a browser session for", demo.platform.issuer());
+    println!(
+        "platform's launch page ({}/launch), which mints a browser session for",
+        demo.platform.issuer()
+    );
     println!("demo-user; the one-time launch code brings you back signed in. The page shows a");
     println!("WebSocket echo and an SSE clock arriving live through the proxy. Ctrl-C stops.");
     stop.await;

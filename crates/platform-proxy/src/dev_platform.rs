@@ -129,11 +129,16 @@ impl DevPlatform {
     ///
     /// # Errors
     /// The claims do not serialize.
-    pub fn mint(&self, mut claims: serde_json::Value, ttl: std::time::Duration) -> anyhow::Result<String> {
+    pub fn mint(
+        &self,
+        mut claims: serde_json::Value,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<String> {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let ttl = i64::try_from(ttl.as_secs()).unwrap_or(3600);
         let obj = claims.as_object_mut().context("claims must be an object")?;
-        obj.entry("iss").or_insert_with(|| self.inner.issuer.clone().into());
+        obj.entry("iss")
+            .or_insert_with(|| self.inner.issuer.clone().into());
         obj.entry("aud").or_insert_with(|| AUDIENCE.into());
         obj.entry("iat").or_insert_with(|| now.into());
         obj.entry("exp").or_insert_with(|| (now + ttl).into());
@@ -203,7 +208,11 @@ struct LaunchQuery {
 /// browser is only ever sent where the proxy's API said.
 async fn launch(State(inner): State<Arc<Inner>>, Query(q): Query<LaunchQuery>) -> Response {
     let Some(as_user) = inner.launch.read().await.clone() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "no user is signed in to the dev platform").into_response();
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no user is signed in to the dev platform",
+        )
+            .into_response();
     };
     // Land where the browser was going: the path of `return_to`.
     let next = q.return_to.as_deref().and_then(|u| {
@@ -212,7 +221,11 @@ async fn launch(State(inner): State<Arc<Inner>>, Query(q): Query<LaunchQuery>) -
     });
     match mint_session(&as_user, q.route_id, next).await {
         Ok(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
-        Err(e) => (StatusCode::BAD_GATEWAY, format!("the proxy refused the launch: {e:#}")).into_response(),
+        Err(e) => (
+            StatusCode::BAD_GATEWAY,
+            format!("the proxy refused the launch: {e:#}"),
+        )
+            .into_response(),
     }
 }
 

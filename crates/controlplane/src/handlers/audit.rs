@@ -29,7 +29,10 @@ pub(crate) struct AuditList {
 
 fn time_param(name: &str, v: &str) -> Result<OffsetDateTime, ApiError> {
     OffsetDateTime::parse(v, &Rfc3339).map_err(|_| {
-        ApiError::bad_request(name, format!("{name}: expected an RFC 3339 time, got {v:?}"))
+        ApiError::bad_request(
+            name,
+            format!("{name}: expected an RFC 3339 time, got {v:?}"),
+        )
     })
 }
 
@@ -69,8 +72,9 @@ pub(crate) async fn list(
     };
     for (name, value) in pairs {
         let uuid = |v: &str| {
-            Uuid::parse_str(v)
-                .map_err(|_| ApiError::bad_request(name.clone(), format!("{name}: expected a UUID")))
+            Uuid::parse_str(v).map_err(|_| {
+                ApiError::bad_request(name.clone(), format!("{name}: expected a UUID"))
+            })
         };
         match name.as_str() {
             "org_id" => f.org_id = Some(value),

@@ -50,7 +50,8 @@ pub(crate) fn check_id(field: &str, v: &str) -> Result<(), ValidationError> {
         && v.len() <= 128
         && v != "."
         && v != ".."
-        && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
         Ok(())
     } else {
@@ -256,7 +257,9 @@ pub(crate) async fn delete(
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::Missing("grant"))?;
     let grant = visible_grant(&state, &caller, id).await?;
     if !may_manage(caller.principal(), &grant.scope()) {
-        return Err(ApiError::Forbidden("removing a grant needs an admin role on its scope"));
+        return Err(ApiError::Forbidden(
+            "removing a grant needs an admin role on its scope",
+        ));
     }
     if !state.store.delete_grant(id).await? {
         return Err(ApiError::Missing("grant"));

@@ -197,13 +197,7 @@ pub(crate) fn may_see(p: &Principal, route: &Route) -> bool {
 }
 
 /// Records a change to a route in the log and the audit trail.
-async fn record(
-    state: &AppState,
-    caller: &Caller,
-    cid: &Cid,
-    route: &Route,
-    action: &'static str,
-) {
+async fn record(state: &AppState, caller: &Caller, cid: &Cid, route: &Route, action: &'static str) {
     tracing::info!(
         correlation_id = %cid.0,
         route_id = %route.id,
@@ -228,7 +222,11 @@ fn seal_bridge(
     let (mut bridge, secret) = input.validate()?;
     bridge.sealed_secret = state
         .keys
-        .seal(Purpose::StoredSecret, route_id.as_bytes(), secret.as_bytes())
+        .seal(
+            Purpose::StoredSecret,
+            route_id.as_bytes(),
+            secret.as_bytes(),
+        )
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
     Ok(bridge)
 }

@@ -14,9 +14,7 @@ use axum::response::IntoResponse;
 use axum::Json;
 use pp_identity::LaunchCode;
 use pp_model::access::{may_manage_route, may_mint_session, Denial};
-use pp_model::records::{
-    AuditOutcome, Revocation, RevocationTarget, SessionFilter, SessionRecord,
-};
+use pp_model::records::{AuditOutcome, Revocation, RevocationTarget, SessionFilter, SessionRecord};
 use pp_model::{ErrorEnvelope, PrincipalKind};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -225,7 +223,11 @@ pub(crate) struct SessionList {
 
 /// May the caller see and end sessions of this route? Its managers may;
 /// anyone may for their own sessions (filtered by user below).
-async fn manages_route(state: &AppState, caller: &Caller, route_id: Uuid) -> Result<bool, ApiError> {
+async fn manages_route(
+    state: &AppState,
+    caller: &Caller,
+    route_id: Uuid,
+) -> Result<bool, ApiError> {
     let Some(route) = state.store.get_route(route_id).await? else {
         return Ok(false);
     };
@@ -269,8 +271,9 @@ pub(crate) async fn list(
     };
     for (name, value) in pairs {
         let uuid = |v: &str| {
-            Uuid::parse_str(v)
-                .map_err(|_| ApiError::bad_request(name.clone(), format!("{name}: expected a UUID")))
+            Uuid::parse_str(v).map_err(|_| {
+                ApiError::bad_request(name.clone(), format!("{name}: expected a UUID"))
+            })
         };
         match name.as_str() {
             "route_id" => f.route_id = Some(uuid(&value)?),
@@ -360,7 +363,10 @@ pub(crate) async fn revoke(
                 .get_session(sid)
                 .await?
                 .ok_or(ApiError::Missing("session"))?;
-            if !(p.platform_admin || s.user_id == p.id || manages_route(&state, &caller, s.route_id).await?) {
+            if !(p.platform_admin
+                || s.user_id == p.id
+                || manages_route(&state, &caller, s.route_id).await?)
+            {
                 return Err(ApiError::Missing("session"));
             }
             RevocationTarget::Session(sid)
@@ -381,7 +387,9 @@ pub(crate) async fn revoke(
                 .filter(|r| super::routes::may_see(p, r))
                 .ok_or(ApiError::RouteNotFound)?;
             if !may_manage_route(p, r.org_id.as_deref(), r.project_id.as_deref()) {
-                return Err(ApiError::Forbidden("revoking a route's sessions needs an admin role on it"));
+                return Err(ApiError::Forbidden(
+                    "revoking a route's sessions needs an admin role on it",
+                ));
             }
             RevocationTarget::Route(route)
         }
@@ -410,7 +418,9 @@ pub(crate) async fn revoke(
     audit::detail(&mut e, "reason", serde_json::json!(reason));
     audit::detail(&mut e, "sessions_revoked", serde_json::json!(n));
     audit::write(&state, e).await;
-    Ok(Json(RevokeResult { sessions_revoked: n }))
+    Ok(Json(RevokeResult {
+        sessions_revoked: n,
+    }))
 }
 
 /// Stores a revocation that outlives every session it can name.
@@ -471,24 +481,37 @@ pub(crate) async fn backchannel_logout(
             })
         })
         .ok_or_else(|| ApiError::bad_request("logout_token", "logout_token is required"))?;
-    let jwt = state
-        .authn
-        .jwt()
-        .ok_or_else(|| ApiError::bad_request("logout_token", "no identity provider is configured"))?;
+    let jwt = state.authn.jwt().ok_or_else(|| {
+        ApiError::bad_request("logout_token", "no identity provider is configured")
+    })?;
     let logout = jwt.verify_logout_token(&token).await.map_err(|e| {
         tracing::info!(correlation_id = %cid.0, reason = e.code(), "back-channel logout token refused");
         ApiError::bad_request("logout_token", "the logout token is not valid")
     })?;
     let mut total = 0;
-    let mut e = pp_identity::audit::entry("session.backchannel_logout", AuditOutcome::Allowed, &cid.0 .0);
+    let mut e = pp_identity::audit::entry(
+        "session.backchannel_logout",
+        AuditOutcome::Allowed,
+        &cid.0 .0,
+    );
     e.actor = Some(jwt.issuer().to_owned());
     if let Some(sid) = &logout.session_id {
-        total += store_revocation(&state, RevocationTarget::PlatformSession(sid.clone()), "back-channel logout".into()).await?;
+        total += store_revocation(
+            &state,
+            RevocationTarget::PlatformSession(sid.clone()),
+            "back-channel logout".into(),
+        )
+        .await?;
         audit::detail(&mut e, "platform_session", serde_json::json!(sid));
     }
     if logout.session_id.is_none() {
         if let Some(sub) = &logout.subject {
-            total += store_revocation(&state, RevocationTarget::User(sub.clone()), "back-channel logout".into()).await?;
+            total += store_revocation(
+                &state,
+                RevocationTarget::User(sub.clone()),
+                "back-channel logout".into(),
+            )
+            .await?;
         }
     }
     e.user_id.clone_from(&logout.subject);

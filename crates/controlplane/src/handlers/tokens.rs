@@ -73,7 +73,8 @@ pub(crate) async fn create(
     cid: Cid,
     JsonBody(new): JsonBody<NewServiceToken>,
 ) -> Result<impl IntoResponse, ApiError> {
-    if new.name.trim().is_empty() || new.name.len() > 128 || new.name.chars().any(char::is_control) {
+    if new.name.trim().is_empty() || new.name.len() > 128 || new.name.chars().any(char::is_control)
+    {
         return Err(ValidationError::new("name", "must be 1 to 128 printable characters").into());
     }
     check_id("org_id", &new.org_id)?;
@@ -81,13 +82,13 @@ pub(crate) async fn create(
         check_id("project_id", p)?;
     }
     let max = state.config.service_token_max.as_secs();
-    let lifetime = new.expires_in_secs.unwrap_or(DEFAULT_LIFETIME_SECS.min(max));
+    let lifetime = new
+        .expires_in_secs
+        .unwrap_or(DEFAULT_LIFETIME_SECS.min(max));
     if lifetime == 0 || lifetime > max {
-        return Err(ValidationError::new(
-            "expires_in_secs",
-            format!("must be 1 to {max} seconds"),
-        )
-        .into());
+        return Err(
+            ValidationError::new("expires_in_secs", format!("must be 1 to {max} seconds")).into(),
+        );
     }
     let scope = Scope {
         org_id: new.org_id.clone(),
@@ -113,7 +114,12 @@ pub(crate) async fn create(
         revoked_at: None,
     };
     state.store.create_service_token(&record).await?;
-    let mut e = audit::entry(&caller, "service_token.created", AuditOutcome::Allowed, &cid);
+    let mut e = audit::entry(
+        &caller,
+        "service_token.created",
+        AuditOutcome::Allowed,
+        &cid,
+    );
     e.org_id = Some(record.org_id.clone());
     e.project_id.clone_from(&record.project_id);
     audit::detail(&mut e, "token_id", serde_json::json!(record.id));
@@ -166,7 +172,9 @@ pub(crate) async fn list(
         project_id: project.clone(),
     };
     if !may_manage(caller.principal(), &scope) {
-        return Err(ApiError::Forbidden("listing tokens needs an admin role on the scope"));
+        return Err(ApiError::Forbidden(
+            "listing tokens needs an admin role on the scope",
+        ));
     }
     let items = state
         .store
@@ -218,7 +226,12 @@ pub(crate) async fn revoke(
     {
         return Err(ApiError::Missing("service token"));
     }
-    let mut e = audit::entry(&caller, "service_token.revoked", AuditOutcome::Allowed, &cid);
+    let mut e = audit::entry(
+        &caller,
+        "service_token.revoked",
+        AuditOutcome::Allowed,
+        &cid,
+    );
     e.org_id = Some(token.org_id.clone());
     e.project_id.clone_from(&token.project_id);
     audit::detail(&mut e, "token_id", serde_json::json!(token.id));

@@ -10,13 +10,13 @@ use axum::Router;
 use http_body_util::BodyExt;
 use pp_controlplane::{router, ApiConfig, ApiDeps};
 use pp_identity::{Authenticator, DirectoryHandle, Keyring};
-use pp_model::PublicBase;
-use pp_store::Store;
-use serde_json::{json, Value};
 use pp_model::records::{
     AuditEntry, AuditFilter, Grant, Revocation, ServiceToken, SessionFilter, SessionRecord,
 };
+use pp_model::PublicBase;
+use pp_store::Store;
 use pp_store::StoreFuture;
+use serde_json::{json, Value};
 use time::OffsetDateTime;
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -295,7 +295,10 @@ impl Store for FailingStore {
     fn delete_grant(&self, _: Uuid) -> StoreFuture<'_, bool> {
         fail()
     }
-    fn list_grants<'a>(&'a self, _: &'a pp_store::GrantFilter) -> StoreFuture<'a, pp_store::Page<Grant>> {
+    fn list_grants<'a>(
+        &'a self,
+        _: &'a pp_store::GrantFilter,
+    ) -> StoreFuture<'a, pp_store::Page<Grant>> {
         fail()
     }
     fn all_grants(&self) -> StoreFuture<'_, Vec<Grant>> {
@@ -334,7 +337,10 @@ impl Store for FailingStore {
     fn get_session(&self, _: Uuid) -> StoreFuture<'_, Option<SessionRecord>> {
         fail()
     }
-    fn list_sessions<'a>(&'a self, _: &'a SessionFilter) -> StoreFuture<'a, pp_store::Page<SessionRecord>> {
+    fn list_sessions<'a>(
+        &'a self,
+        _: &'a SessionFilter,
+    ) -> StoreFuture<'a, pp_store::Page<SessionRecord>> {
         fail()
     }
     fn revoke<'a>(&'a self, _: &'a Revocation) -> StoreFuture<'a, u64> {

@@ -130,7 +130,9 @@ pub fn set_identity(
             Ok(v) => {
                 h.insert(name, v);
             }
-            Err(_) => tracing::warn!(header = %name, "identity value is not a valid header value; not sent"),
+            Err(_) => {
+                tracing::warn!(header = %name, "identity value is not a valid header value; not sent")
+            }
         }
     };
     set(headers, X_FORWARDED_USER, &principal.id);

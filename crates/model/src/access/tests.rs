@@ -91,7 +91,10 @@ fn denial_reasons_name_the_rule() {
         strategy,
     };
     let cases = [
-        (route(None, None, ScopeStrategy::ProjectRequired), Denial::RouteHasNoOrg),
+        (
+            route(None, None, ScopeStrategy::ProjectRequired),
+            Denial::RouteHasNoOrg,
+        ),
         (
             route(Some("globex"), Some("dev"), ScopeStrategy::ProjectRequired),
             Denial::CrossTenant,
@@ -104,7 +107,10 @@ fn denial_reasons_name_the_rule() {
             route(Some("acme"), None, ScopeStrategy::ProjectRequired),
             Denial::RouteHasNoProject,
         ),
-        (route(Some("acme"), None, ScopeStrategy::OrgOnly), Denial::NeedsOrgAdmin),
+        (
+            route(Some("acme"), None, ScopeStrategy::OrgOnly),
+            Denial::NeedsOrgAdmin,
+        ),
     ];
     for (r, want) in cases {
         assert_eq!(may_use_route(&p, r), Err(want), "{r:?}");

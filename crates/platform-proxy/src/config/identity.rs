@@ -162,8 +162,14 @@ impl RawIdentity {
         for (i, o) in self.allowed_origins.iter().enumerate() {
             let key = format!("identity.allowed_origins[{i}]");
             check_url(&key, o)?;
-            if o.trim_start_matches("https://").trim_start_matches("http://").contains('/') {
-                return Err(invalid(&key, "an origin is scheme://host[:port] without a path"));
+            if o.trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .contains('/')
+            {
+                return Err(invalid(
+                    &key,
+                    "an origin is scheme://host[:port] without a path",
+                ));
             }
         }
         let oidc = self.oidc.map(RawOidc::validate).transpose()?;
@@ -226,7 +232,10 @@ impl RawOidc {
         c.jwks_url = self.jwks_url;
         c.leeway = Duration::from_secs(self.leeway_secs);
         c.algorithms = algorithms;
-        c.refetch_min_interval = secs("identity.oidc.jwks_refetch_min_secs", self.jwks_refetch_min_secs)?;
+        c.refetch_min_interval = secs(
+            "identity.oidc.jwks_refetch_min_secs",
+            self.jwks_refetch_min_secs,
+        )?;
         c.cache_ttl = secs("identity.oidc.jwks_cache_secs", self.jwks_cache_secs)?;
         c.claims = ClaimMapping {
             user_id: self.claims.user_id,

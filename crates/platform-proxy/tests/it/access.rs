@@ -76,7 +76,11 @@ async fn every_role_against_every_route_across_three_orgs_and_two_projects() {
             assert_eq!(r.status().as_u16(), want, "{m} on {label}");
             if want != 200 {
                 let v: Value = r.json().await.expect("envelope");
-                let code = if want == 404 { "route_not_found" } else { "forbidden" };
+                let code = if want == 404 {
+                    "route_not_found"
+                } else {
+                    "forbidden"
+                };
                 assert_eq!(v["error"]["code"], code, "{m} on {label}");
             }
             checked += 1;
@@ -86,11 +90,20 @@ async fn every_role_against_every_route_across_three_orgs_and_two_projects() {
     // A platform admin reaches everything; no token reaches nothing.
     let root = s
         .idp
-        .mint(json!({"sub": "root", "roles": ["platform-admin"]}), std::time::Duration::from_secs(60))
+        .mint(
+            json!({"sub": "root", "roles": ["platform-admin"]}),
+            std::time::Duration::from_secs(60),
+        )
         .expect("token");
     for (label, ..) in &routes {
         let host = format!("{label}.apps.test:{port}");
-        let r = s.proxy.get(&host, "/x/").bearer_auth(&root).send().await.expect("send");
+        let r = s
+            .proxy
+            .get(&host, "/x/")
+            .bearer_auth(&root)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), 200, "admin on {label}");
         let r = s.proxy.get(&host, "/x/").send().await.expect("send");
         assert_eq!(r.status(), 401, "anonymous on {label}");
@@ -130,7 +143,11 @@ async fn an_outsider_cannot_tell_a_foreign_route_from_none() {
     // The API answers alike too.
     let routes: Value = s
         .proxy
-        .req(reqwest::Method::GET, crate::support::API_HOST, "/api/v1/routes")
+        .req(
+            reqwest::Method::GET,
+            crate::support::API_HOST,
+            "/api/v1/routes",
+        )
         .bearer_auth(&globex)
         .send()
         .await
@@ -147,9 +164,15 @@ async fn tokens_from_another_issuer_or_expired_ones_are_refused() {
     let s = Secured::start().await;
     let up = echo().await;
     s.route("tk", up.addr, "acme", "dev", json!({})).await;
-    let other = platform_proxy::dev_platform::DevPlatform::start().await.expect("issuer");
+    let other = platform_proxy::dev_platform::DevPlatform::start()
+        .await
+        .expect("issuer");
     let foreign = other
-        .user_token("alice", &["acme/dev:member"], std::time::Duration::from_secs(60))
+        .user_token(
+            "alice",
+            &["acme/dev:member"],
+            std::time::Duration::from_secs(60),
+        )
         .expect("token");
     let expired = s
         .idp
@@ -169,7 +192,13 @@ async fn tokens_from_another_issuer_or_expired_ones_are_refused() {
         ("not a JWT", "nonsense", 401),
         ("good", good.as_str(), 200),
     ] {
-        let r = s.proxy.get(&host, "/").bearer_auth(t).send().await.expect("send");
+        let r = s
+            .proxy
+            .get(&host, "/")
+            .bearer_auth(t)
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.status(), want, "{name}");
     }
     other.stop();
@@ -231,10 +260,19 @@ async fn service_tokens_authenticate_until_revoked() {
     assert!(v.get("token_hash").is_none(), "the hash is never shown");
     s.proxy.running().routes_applied().await;
     let host = format!("svc.apps.test:{}", s.proxy.addr.port());
-    let r = s.proxy.get(&host, "/").bearer_auth(&token).send().await.expect("send");
+    let r = s
+        .proxy
+        .get(&host, "/")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
     let seen: Value = r.json().await.expect("echo");
-    assert!(seen["headers"].get("authorization").is_none(), "the token stays at the proxy");
+    assert!(
+        seen["headers"].get("authorization").is_none(),
+        "the token stays at the proxy"
+    );
     let listed: Value = s
         .proxy
         .api(reqwest::Method::GET, "/api/v1/service-tokens?org_id=acme")
@@ -244,7 +282,10 @@ async fn service_tokens_authenticate_until_revoked() {
         .json()
         .await
         .expect("json");
-    assert!(!listed.to_string().contains(&token), "listing never shows the token");
+    assert!(
+        !listed.to_string().contains(&token),
+        "listing never shows the token"
+    );
     let revoke = s
         .proxy
         .api(
@@ -256,7 +297,13 @@ async fn service_tokens_authenticate_until_revoked() {
         .expect("revoke");
     assert_eq!(revoke.status(), 204);
     s.proxy.running().routes_applied().await;
-    let r = s.proxy.get(&host, "/").bearer_auth(&token).send().await.expect("send");
+    let r = s
+        .proxy
+        .get(&host, "/")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 401);
     s.stop().await;
 }

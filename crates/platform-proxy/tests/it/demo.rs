@@ -49,8 +49,14 @@ async fn sign_in(demo: &Demo, client: &reqwest::Client, url: &str) -> String {
         .await
         .expect("navigation");
     assert_eq!(nav.status(), 302);
-    let login = nav.headers()["location"].to_str().expect("ascii").to_owned();
-    assert!(login.starts_with(&format!("{}/launch?route_id=", demo.platform.issuer())), "{login}");
+    let login = nav.headers()["location"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        login.starts_with(&format!("{}/launch?route_id=", demo.platform.issuer())),
+        "{login}"
+    );
 
     let routes: serde_json::Value = client
         .get(format!("http://{addr}/api/v1/routes"))
@@ -66,7 +72,11 @@ async fn sign_in(demo: &Demo, client: &reqwest::Client, url: &str) -> String {
         .as_array()
         .expect("items")
         .iter()
-        .find(|r| r["public_url"].as_str().is_some_and(|u| u.ends_with(&path) && u.contains(&auth)))
+        .find(|r| {
+            r["public_url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with(&path) && u.contains(&auth))
+        })
         .unwrap_or_else(|| panic!("route for {url} in {routes}"));
     let minted: serde_json::Value = client
         .post(format!(
@@ -90,9 +100,16 @@ async fn sign_in(demo: &Demo, client: &reqwest::Client, url: &str) -> String {
         .await
         .expect("launch");
     assert_eq!(launched.status(), 303);
-    assert_eq!(launched.headers()["location"], path.as_str(), "lands on the entry");
+    assert_eq!(
+        launched.headers()["location"],
+        path.as_str(),
+        "lands on the entry"
+    );
     let cookie = launched.headers()["set-cookie"].to_str().expect("ascii");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
     cookie.split(';').next().expect("pair").to_owned()
 }
 

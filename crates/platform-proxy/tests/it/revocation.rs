@@ -75,7 +75,10 @@ async fn revoked_session_closes_open_websocket_within_a_second() {
         .proxy
         .api(
             reqwest::Method::GET,
-            &format!("/api/v1/sessions?route_id={}&live=true", route["id"].as_str().expect("id")),
+            &format!(
+                "/api/v1/sessions?route_id={}&live=true",
+                route["id"].as_str().expect("id")
+            ),
         )
         .send()
         .await
@@ -96,11 +99,18 @@ async fn revoked_session_closes_open_websocket_within_a_second() {
     );
     let results = [first.ok(), second.ok()];
     let closed_ones: Vec<_> = results.iter().flatten().collect();
-    assert_eq!(closed_ones.len(), 1, "exactly the revoked session's socket closes: {results:?}");
+    assert_eq!(
+        closed_ones.len(),
+        1,
+        "exactly the revoked session's socket closes: {results:?}"
+    );
     let (code, reason, elapsed) = closed_ones[0];
     assert_eq!(*code, 1008);
     assert_eq!(reason, "session revoked");
-    assert!(*elapsed < Duration::from_secs(1), "closed after {elapsed:?}");
+    assert!(
+        *elapsed < Duration::from_secs(1),
+        "closed after {elapsed:?}"
+    );
     s.stop().await;
 }
 
@@ -123,13 +133,28 @@ async fn revoking_a_user_ends_every_session_and_new_requests() {
     let (code, reason, elapsed) = closed(&mut ws, t0).await;
     assert_eq!((code, reason.as_str()), (1008, "user signed out"));
     assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
-    let status = |c: &str| s.proxy.get(&host, "/").header("cookie", c.to_owned()).send();
+    let status = |c: &str| {
+        s.proxy
+            .get(&host, "/")
+            .header("cookie", c.to_owned())
+            .send()
+    };
     assert_eq!(status(&page_cookie).await.expect("send").status(), 401);
-    assert_eq!(status(&bob_cookie).await.expect("send").status(), 200, "bob is untouched");
+    assert_eq!(
+        status(&bob_cookie).await.expect("send").status(),
+        200,
+        "bob is untouched"
+    );
     // Alice's bearer token minted before the revocation is dead too; a
     // fresh sign-in works.
     assert_eq!(
-        s.proxy.get(&host, "/").bearer_auth(&alice).send().await.expect("send").status(),
+        s.proxy
+            .get(&host, "/")
+            .bearer_auth(&alice)
+            .send()
+            .await
+            .expect("send")
+            .status(),
         401
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -177,7 +202,11 @@ async fn backchannel_logout_ends_sessions_of_the_platform_session() {
     let host = format!("bc.apps.test:{}", s.proxy.addr.port());
     let logout = |t: String| {
         s.proxy
-            .req(reqwest::Method::POST, API_HOST, "/api/v1/backchannel-logout")
+            .req(
+                reqwest::Method::POST,
+                API_HOST,
+                "/api/v1/backchannel-logout",
+            )
             .header("content-type", "application/x-www-form-urlencoded")
             .body(format!("logout_token={t}"))
             .send()
@@ -199,7 +228,13 @@ async fn backchannel_logout_ends_sessions_of_the_platform_session() {
     let r = logout(lt).await.expect("send");
     assert_eq!(r.status(), 200);
     s.proxy.running().routes_applied().await;
-    let after = s.proxy.get(&host, "/").header("cookie", &cookie).send().await.expect("send");
+    let after = s
+        .proxy
+        .get(&host, "/")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(after.status(), 401);
     s.stop().await;
 }
@@ -220,12 +255,9 @@ async fn revocations_survive_a_restart() {
         proxy.addr.port(),
         idp.identity_toml()
     );
-    let config = platform_proxy::config::Config::from_sources(
-        &base_toml(&proxy.dir, &extra),
-        "test",
-        &[],
-    )
-    .expect("config");
+    let config =
+        platform_proxy::config::Config::from_sources(&base_toml(&proxy.dir, &extra), "test", &[])
+            .expect("config");
     proxy.running = Some(platform_proxy::app::start(&config).await.expect("restart"));
     let r = proxy
         .get(&format!("pr.apps.test:{}", proxy.addr.port()), "/")

@@ -16,7 +16,13 @@ async fn launch_code_sets_a_host_only_cookie_and_redirects_to_the_clean_entry() 
     let s = Secured::start().await;
     let up = echo().await;
     let route = s
-        .route("nb", up.addr, "acme", "dev", json!({"adapter": "jupyterlab"}))
+        .route(
+            "nb",
+            up.addr,
+            "acme",
+            "dev",
+            json!({"adapter": "jupyterlab"}),
+        )
         .await;
     let alice = s.token("alice", ALICE);
     let minted = s.mint(&route, &alice).await;
@@ -25,8 +31,14 @@ async fn launch_code_sets_a_host_only_cookie_and_redirects_to_the_clean_entry() 
     let v: Value = minted.json().await.expect("json");
     let open_url = v["open_url"].as_str().expect("open_url");
     let (host, path) = split_url(open_url);
-    assert!(host.starts_with("nb.apps.test:"), "the route's own origin: {open_url}");
-    assert!(path.starts_with("/.platform-proxy/launch?code="), "{open_url}");
+    assert!(
+        host.starts_with("nb.apps.test:"),
+        "the route's own origin: {open_url}"
+    );
+    assert!(
+        path.starts_with("/.platform-proxy/launch?code="),
+        "{open_url}"
+    );
 
     let r = s.proxy.get(&host, &path).send().await.expect("launch");
     assert_eq!(r.status(), 303);
@@ -73,7 +85,12 @@ async fn a_launch_code_works_once_and_only_on_its_route() {
     let (host, path) = split_url(v["open_url"].as_str().expect("url"));
     // On another route's host the code is refused (and so spent nowhere).
     let b_host = host.replacen("a.", "b.", 1);
-    let wrong = s.proxy.get(&b_host, &path).send().await.expect("wrong route");
+    let wrong = s
+        .proxy
+        .get(&b_host, &path)
+        .send()
+        .await
+        .expect("wrong route");
     assert_eq!(wrong.status(), 403);
     assert!(wrong.headers().get("set-cookie").is_none());
     let first = s.proxy.get(&host, &path).send().await.expect("first");
@@ -116,7 +133,11 @@ async fn path_route_cookies_are_scoped_to_the_public_prefix() {
     let up = echo().await;
     let route = s
         .proxy
-        .path_route("pr", up.addr, json!({"org_id": "acme", "project_id": "dev"}))
+        .path_route(
+            "pr",
+            up.addr,
+            json!({"org_id": "acme", "project_id": "dev"}),
+        )
         .await;
     let cookies = s.launch(&route, &s.token("alice", ALICE)).await;
     assert_eq!(cookies.len(), 1);
@@ -146,10 +167,16 @@ async fn tampered_foreign_expired_and_unknown_cookies_are_refused() {
     let mid = chars.len() / 2;
     chars[mid] = if chars[mid] == 'A' { 'B' } else { 'A' };
     let tampered: String = chars.into_iter().collect();
-    assert_eq!(status(host_a.clone(), format!("{name}={tampered}")).await, 401);
+    assert_eq!(
+        status(host_a.clone(), format!("{name}={tampered}")).await,
+        401
+    );
     // Route a's cookie value under route b's cookie name.
     let b_name = format!("pp_s_{}", &id(&b).replace('-', "")[..12]);
-    assert_eq!(status(host_b.clone(), format!("{b_name}={value}")).await, 401);
+    assert_eq!(
+        status(host_b.clone(), format!("{b_name}={value}")).await,
+        401
+    );
     assert_eq!(status(host_b, good.clone()).await, 401, "wrong route");
     assert_eq!(status(host_a.clone(), format!("{name}=")).await, 401);
     // Past the idle expiry without use.
@@ -212,7 +239,10 @@ async fn without_a_session_browsers_go_to_the_login_page_and_scripts_get_401() {
     assert_eq!(location, want);
     let xhr = s.proxy.get(&host, "/api/data").send().await.expect("xhr");
     assert_eq!(xhr.status(), 401);
-    assert!(xhr.headers()["www-authenticate"].to_str().expect("a").starts_with("Bearer"));
+    assert!(xhr.headers()["www-authenticate"]
+        .to_str()
+        .expect("a")
+        .starts_with("Bearer"));
     let v: Value = xhr.json().await.expect("envelope");
     assert_eq!(v["error"]["code"], "unauthenticated");
     assert_eq!(up.connections(), 0, "nothing reached the app");

@@ -45,8 +45,14 @@ async fn upstream_sees_proxy_identity_and_no_browser_credentials() {
     assert_eq!(h["x-forwarded-project"], "dev");
     assert_eq!(h["x-forwarded-roles"], "acme/dev:member");
     assert!(h.get("x-user-id").is_none());
-    assert!(h.get("x-platform-proxy-assertion").is_none(), "assertions are off by default");
-    assert!(h.get("authorization").is_none(), "the platform token stays at the proxy");
+    assert!(
+        h.get("x-platform-proxy-assertion").is_none(),
+        "assertions are off by default"
+    );
+    assert!(
+        h.get("authorization").is_none(),
+        "the platform token stays at the proxy"
+    );
     assert_eq!(h["cookie"], "theme=dark");
     s.stop().await;
 }
@@ -79,11 +85,15 @@ async fn identity_assertion_verifies_against_the_published_jwks() {
         .expect("json");
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).expect("jwk set");
     let header = jsonwebtoken::decode_header(jwt).expect("header");
-    let jwk = set.find(header.kid.as_deref().expect("kid")).expect("key in the set");
+    let jwk = set
+        .find(header.kid.as_deref().expect("kid"))
+        .expect("key in the set");
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).expect("key");
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
     v.set_audience(&[format!("http://as.apps.test:{port}")]);
-    let claims = jsonwebtoken::decode::<Value>(jwt, &key, &v).expect("verifies").claims;
+    let claims = jsonwebtoken::decode::<Value>(jwt, &key, &v)
+        .expect("verifies")
+        .claims;
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["org"], "acme");
     assert_eq!(claims["project"], "dev");
@@ -155,7 +165,10 @@ async fn auth_bridge_token_reaches_only_the_upstream() {
     assert_eq!(route["auth_bridge"]["mode"], "authorization_header");
     let api_get: Value = s
         .proxy
-        .api(reqwest::Method::GET, &format!("/api/v1/routes/{}", route["id"].as_str().expect("id")))
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/v1/routes/{}", route["id"].as_str().expect("id")),
+        )
         .send()
         .await
         .expect("get")
@@ -190,18 +203,32 @@ async fn auth_bridge_token_reaches_only_the_upstream() {
         browser_saw.push(r.text().await.expect("text"));
     }
     let all = browser_saw.join("\n");
-    assert!(!all.contains(APP_TOKEN), "the app token leaked to the browser");
-    assert!(all.contains("JupyterLab"), "the app answered with the bridge");
-    assert!(!all.contains("login?next"), "the app never asked for its token");
+    assert!(
+        !all.contains(APP_TOKEN),
+        "the app token leaked to the browser"
+    );
+    assert!(
+        all.contains("JupyterLab"),
+        "the app answered with the bridge"
+    );
+    assert!(
+        !all.contains("login?next"),
+        "the app never asked for its token"
+    );
     let got = seen.lock().expect("lock").clone();
     assert_eq!(got.len(), 3);
-    assert!(got.iter().all(|a| a == &format!("token {APP_TOKEN}")), "{got:?}");
+    assert!(
+        got.iter().all(|a| a == &format!("token {APP_TOKEN}")),
+        "{got:?}"
+    );
     // The store holds the secret sealed, not in the clear.
     let db = std::fs::read(s.proxy.dir.0.join("pp.db")).expect("db");
     let wal = std::fs::read(s.proxy.dir.0.join("pp.db-wal")).unwrap_or_default();
     for bytes in [db, wal] {
         assert!(
-            !bytes.windows(APP_TOKEN.len()).any(|w| w == APP_TOKEN.as_bytes()),
+            !bytes
+                .windows(APP_TOKEN.len())
+                .any(|w| w == APP_TOKEN.as_bytes()),
             "secret stored in the clear"
         );
     }
@@ -223,7 +250,12 @@ async fn websocket_from_a_foreign_origin_is_refused_and_own_origin_passes() {
         ("https://evil.example", false),
         ("http://other.apps.test", false),
     ] {
-        let r = connect(s.proxy.addr, &url, &[("cookie", &cookie), ("origin", origin)]).await;
+        let r = connect(
+            s.proxy.addr,
+            &url,
+            &[("cookie", &cookie), ("origin", origin)],
+        )
+        .await;
         match (r, ok) {
             (Ok(_), true) => {}
             (Err(tokio_tungstenite::tungstenite::Error::Http(resp)), false) => {
@@ -266,13 +298,17 @@ async fn audit_records_the_session_lifecycle_and_denials() {
         .await
         .expect("send");
     assert_eq!(denied.status(), 403);
-    let cid = denied.headers()["x-correlation-id"].to_str().expect("a").to_owned();
+    let cid = denied.headers()["x-correlation-id"]
+        .to_str()
+        .expect("a")
+        .to_owned();
     let rid = route["id"].as_str().expect("id");
     let actions = Arc::new(Mutex::new(Vec::new()));
     eventually(std::time::Duration::from_secs(5), || {
-        let req = s
-            .proxy
-            .api(reqwest::Method::GET, &format!("/api/v1/audit?route_id={rid}&limit=100"));
+        let req = s.proxy.api(
+            reqwest::Method::GET,
+            &format!("/api/v1/audit?route_id={rid}&limit=100"),
+        );
         let actions = Arc::clone(&actions);
         async move {
             let v: Value = req.send().await.expect("audit").json().await.expect("json");
@@ -300,14 +336,25 @@ async fn audit_records_the_session_lifecycle_and_denials() {
     ] {
         assert!(names.contains(&want), "{want} in {names:?}");
     }
-    let denial = &actions.iter().find(|(a, _)| a == "access.denied").expect("denial").1;
+    let denial = &actions
+        .iter()
+        .find(|(a, _)| a == "access.denied")
+        .expect("denial")
+        .1;
     assert_eq!(denial["reason"], "not_project_member");
     assert_eq!(denial["user_id"], "eve");
-    assert_eq!(denial["correlation_id"], cid.as_str(), "joins the response's id");
+    assert_eq!(
+        denial["correlation_id"],
+        cid.as_str(),
+        "joins the response's id"
+    );
     // Filters: by user and action.
     let v: Value = s
         .proxy
-        .api(reqwest::Method::GET, "/api/v1/audit?user_id=eve&action=access.denied")
+        .api(
+            reqwest::Method::GET,
+            "/api/v1/audit?user_id=eve&action=access.denied",
+        )
         .send()
         .await
         .expect("audit")

@@ -26,9 +26,11 @@ impl Secured {
     /// `identity_extra` goes under `[identity]`; `extra` after everything.
     pub async fn start_with(identity_extra: &str, extra: &str) -> Self {
         let idp = DevPlatform::start().await.expect("dev issuer");
-        let identity = idp
-            .identity_toml()
-            .replacen("[identity]\n", &format!("[identity]\n{identity_extra}\n"), 1);
+        let identity = idp.identity_toml().replacen(
+            "[identity]\n",
+            &format!("[identity]\n{identity_extra}\n"),
+            1,
+        );
         let proxy = TestProxy::start_with(&format!(
             // A short grace: tests stop proxies with tunnels still open.
             "[server]\nlisten = [\"127.0.0.1:0\"]\nshutdown_grace_secs = 1\n{identity}{extra}"
@@ -45,7 +47,14 @@ impl Secured {
     }
 
     /// A host route `{label}.apps.test` owned by `org`/`project`.
-    pub async fn route(&self, label: &str, target: SocketAddr, org: &str, project: &str, extra: Value) -> Value {
+    pub async fn route(
+        &self,
+        label: &str,
+        target: SocketAddr,
+        org: &str,
+        project: &str,
+        extra: Value,
+    ) -> Value {
         let mut e = json!({"org_id": org, "project_id": project});
         if let (Some(m), Value::Object(x)) = (e.as_object_mut(), extra) {
             m.extend(x);
@@ -100,7 +109,12 @@ pub fn id(route: &Value) -> String {
 
 /// `name=value` of a `Set-Cookie` value.
 pub fn cookie_pair(set_cookie: &str) -> String {
-    set_cookie.split(';').next().expect("pair").trim().to_owned()
+    set_cookie
+        .split(';')
+        .next()
+        .expect("pair")
+        .trim()
+        .to_owned()
 }
 
 /// `http://host[:port]/path?q` → (`host[:port]`, `/path?q`).
