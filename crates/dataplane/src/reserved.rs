@@ -283,3 +283,95 @@ pub fn login_redirect(
     no_store(h);
     Some(resp)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use pp_model::{NewRoute, RouteTable};
+
+    use super::*;
+    use crate::authenticate::cookie_paths;
+
+    /// The compiled route for a `NewRoute` given as JSON.
+    fn compiled(v: serde_json::Value) -> Arc<CompiledRoute> {
+        let new: NewRoute = serde_json::from_value(v).expect("new route");
+        let route = new
+            .into_route(OffsetDateTime::now_utc())
+            .expect("valid route");
+        let id = route.id;
+        let (table, _) = RouteTable::build("apps.test", vec![route]);
+        Arc::clone(table.get(id).expect("served"))
+    }
+
+    fn route(mode: &str, adapter: &str, extra: serde_json::Value) -> Arc<CompiledRoute> {
+        let mut v = serde_json::json!({
+            "owner_type": "app_instance", "owner_id": "a1", "endpoint_name": "web",
+            "route_mode": mode, "upstream": {"targets": ["127.0.0.1:1"]}, "adapter": adapter,
+        });
+        if mode == "subdomain" {
+            v["route_host"] = "a1".into();
+        }
+        if let (Some(m), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+            m.extend(e);
+        }
+        compiled(v)
+    }
+
+    #[test]
+    fn entry_follows_the_adapter_and_accepts_only_inside_next() {
+        let jl_host = route("subdomain", "jupyterlab", serde_json::json!({}));
+        let nd_path = route("path_prefix", "netdata", serde_json::json!({}));
+        let gen_path = route("path_prefix", "generic", serde_json::json!({}));
+        let cases = [
+            (&jl_host, None, "/lab"),
+            (&jl_host, Some("/lab/tree/x.ipynb"), "/lab/tree/x.ipynb"),
+            (&jl_host, Some("//evil.example/"), "/lab"),
+            (&jl_host, Some("/\\evil"), "/lab"),
+            (&jl_host, Some("https://evil.example/"), "/lab"),
+            (&jl_host, Some("/.platform-proxy/logout"), "/lab"),
+            (&nd_path, None, "/w/a1/web/v3/"),
+            (&gen_path, None, "/w/a1/web/"),
+            (&gen_path, Some("/w/a1/web/page"), "/w/a1/web/page"),
+            (&gen_path, Some("/w/other/web/"), "/w/a1/web/"),
+            (&gen_path, Some("/w/a1/webx"), "/w/a1/web/"),
+        ];
+        for (r, next, want) in cases {
+            assert_eq!(entry_path(r, next), want, "{next:?}");
+        }
+    }
+
+    #[test]
+    fn reserved_namespace_is_found_under_the_route_prefix_only() {
+        let host = route("subdomain", "generic", serde_json::json!({}));
+        let path = route("path_prefix", "generic", serde_json::json!({}));
+        assert_eq!(
+            reserved_rest(&host, "/.platform-proxy/launch"),
+            Some("/launch")
+        );
+        assert_eq!(reserved_rest(&host, "/.platform-proxy"), Some(""));
+        assert_eq!(reserved_rest(&host, "/.platform-proxyx"), None);
+        assert_eq!(reserved_rest(&host, "/app/.platform-proxy/launch"), None);
+        assert_eq!(
+            reserved_rest(&path, "/w/a1/web/.platform-proxy/logout"),
+            Some("/logout")
+        );
+        assert_eq!(reserved_rest(&path, "/w/a1/web/x"), None);
+    }
+
+    #[test]
+    fn cookies_cover_the_public_prefix_and_never_a_duplicate_runtime_path() {
+        let host = route("subdomain", "jupyterlab", serde_json::json!({}));
+        assert_eq!(cookie_paths(&host), vec!["/".to_owned()]);
+        let path = route("path_prefix", "jupyterlab", serde_json::json!({}));
+        assert_eq!(cookie_paths(&path), vec!["/w/a1/web/".to_owned()]);
+        // The proxy's path routes live at their runtime prefix, so the dual
+        // strategy adds no second path for them: one cookie, one Path.
+        let svc = compiled(serde_json::json!({
+            "owner_type": "platform_service", "owner_id": "grafana", "endpoint_name": "ui",
+            "route_mode": "path_prefix", "upstream": {"targets": ["127.0.0.1:1"]},
+            "adapter": "grafana",
+        }));
+        assert_eq!(cookie_paths(&svc), vec!["/p/grafana/".to_owned()]);
+    }
+}

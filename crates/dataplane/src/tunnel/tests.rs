@@ -166,6 +166,38 @@ async fn drain_closes_with_shutdown_reason() {
 }
 
 #[tokio::test]
+async fn revocation_closes_both_sides_with_1008_and_the_reason() {
+    let (client, mut browser) = duplex(4096);
+    let (upstream, mut app) = duplex(4096);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(10_000, 60_000),
+        CancellationToken::new(),
+        async move {
+            let _ = rx.await;
+            "user signed out"
+        },
+    ));
+    tx.send(()).expect("relay alive");
+    assert_eq!(
+        read_close(&mut browser, false).await,
+        (1008, "user signed out".into())
+    );
+    assert_eq!(
+        read_close(&mut app, true).await,
+        (1008, "user signed out".into())
+    );
+    drop(browser);
+    drop(app);
+    assert_eq!(
+        task.await.expect("join").closed_by_proxy,
+        Some(CloseReason::Revoked("user signed out"))
+    );
+}
+
+#[tokio::test]
 async fn upstream_vanishing_gives_the_browser_1014() {
     let (client, mut browser) = duplex(4096);
     let (upstream, app) = duplex(4096);
