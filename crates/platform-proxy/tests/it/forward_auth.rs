@@ -141,7 +141,8 @@ async fn forward_auth_answers_401_without_a_valid_credential() {
         assert_eq!(v["error"]["correlation_id"], cid.as_str(), "{name}");
     }
     // The same token, valid, passes: the refusals were about the tokens.
-    let (status, _, _) = send(check(&s, "", "app.example.com", "/").bearer_auth(s.token("alice", ALICE))).await;
+    let (status, _, _) =
+        send(check(&s, "", "app.example.com", "/").bearer_auth(s.token("alice", ALICE))).await;
     assert_eq!(status, 200);
     other.stop();
     s.stop().await;
@@ -182,18 +183,44 @@ async fn forward_auth_checks_the_org_project_and_role_the_query_requires() {
     let ml_dev = "?org_id=acme&project_id=ml-dev";
     let cases: [(&str, &str, &str, u16); 10] = [
         ("project member", &alice, ml_dev, 200),
-        ("member role met", &alice, "?org_id=acme&project_id=ml-dev&role=member", 200),
-        ("viewer role met by a member", &alice, "?org_id=acme&project_id=ml-dev&role=viewer", 200),
-        ("admin role not met", &alice, "?org_id=acme&project_id=ml-dev&role=admin", 403),
-        ("another project", &alice, "?org_id=acme&project_id=prod", 403),
+        (
+            "member role met",
+            &alice,
+            "?org_id=acme&project_id=ml-dev&role=member",
+            200,
+        ),
+        (
+            "viewer role met by a member",
+            &alice,
+            "?org_id=acme&project_id=ml-dev&role=viewer",
+            200,
+        ),
+        (
+            "admin role not met",
+            &alice,
+            "?org_id=acme&project_id=ml-dev&role=admin",
+            403,
+        ),
+        (
+            "another project",
+            &alice,
+            "?org_id=acme&project_id=prod",
+            403,
+        ),
         ("org role needs an org grant", &alice, "?org_id=acme", 403),
         ("org viewer", &alice, "?org_id=globex", 200),
         ("another org", &alice, "?org_id=initech", 403),
-        ("org admins are members of every project", &bob, "?org_id=acme&project_id=prod&role=admin", 200),
+        (
+            "org admins are members of every project",
+            &bob,
+            "?org_id=acme&project_id=prod&role=admin",
+            200,
+        ),
         ("org admin in another org", &bob, "?org_id=globex", 403),
     ];
     for (name, token, query, want) in cases {
-        let (status, got, body) = send(check(&s, query, "app.example.com", "/").bearer_auth(token)).await;
+        let (status, got, body) =
+            send(check(&s, query, "app.example.com", "/").bearer_auth(token)).await;
         assert_eq!(status, want, "{name}: {body}");
         if want == 403 {
             let v: Value = serde_json::from_str(&body).expect("envelope");
@@ -216,7 +243,8 @@ async fn forward_auth_checks_the_org_project_and_role_the_query_requires() {
     );
     // A requirement that cannot be understood is the caller's mistake.
     for bad in ["?role=owner", "?project_id=ml-dev", "?org=acme"] {
-        let (status, _, body) = send(check(&s, bad, "app.example.com", "/").bearer_auth(&alice)).await;
+        let (status, _, body) =
+            send(check(&s, bad, "app.example.com", "/").bearer_auth(&alice)).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
     s.stop().await;
@@ -233,7 +261,8 @@ async fn forward_auth_for_a_route_target_decides_as_the_route_does() {
     let other_cookie = s.cookie(&other_route, &alice).await;
     let host = "fa.apps.test";
 
-    let (status, got, _) = send(check(&s, "", host, "/lab/tree?x=1").header("cookie", &cookie)).await;
+    let (status, got, _) =
+        send(check(&s, "", host, "/lab/tree?x=1").header("cookie", &cookie)).await;
     assert_eq!(status, 200);
     assert_eq!(
         got,
@@ -246,7 +275,8 @@ async fn forward_auth_for_a_route_target_decides_as_the_route_does() {
         ])
     );
     // The port of the forwarded host does not matter, as on the data plane.
-    let (status, _, _) = send(check(&s, "", "fa.apps.test:8443", "/").header("cookie", &cookie)).await;
+    let (status, _, _) =
+        send(check(&s, "", "fa.apps.test:8443", "/").header("cookie", &cookie)).await;
     assert_eq!(status, 200, "host with port");
     // A cookie is good for its own route only.
     let (status, _, _) = send(check(&s, "", host, "/").header("cookie", &other_cookie)).await;
@@ -267,10 +297,7 @@ async fn forward_auth_for_a_route_target_decides_as_the_route_does() {
     let dave = s.token("dave", &["acme/prod:member"]);
     let (status, _, _) = send(check(&s, "", host, "/").bearer_auth(&dave)).await;
     assert_eq!(status, 403, "another project's user");
-    let audit = format!(
-        "/api/v1/audit?action=access.denied&route_id={}",
-        id(&route)
-    );
+    let audit = format!("/api/v1/audit?action=access.denied&route_id={}", id(&route));
     eventually(Duration::from_secs(5), || async {
         let v: Value = s
             .proxy
@@ -322,7 +349,11 @@ async fn forward_auth_never_outlives_a_revocation_or_a_removed_grant() {
     s.proxy.running().routes_applied().await;
     // At once, not after the cache's few seconds.
     assert_eq!(send(on_route()).await.0, 401, "cookie after revocation");
-    assert_eq!(send(elsewhere()).await.0, 401, "bearer issued before the revocation");
+    assert_eq!(
+        send(elsewhere()).await.0,
+        401,
+        "bearer issued before the revocation"
+    );
 
     // A pushed grant counts while it exists, and not a request longer.
     let dave = s.token("dave", &[]);
@@ -332,7 +363,9 @@ async fn forward_auth_never_outlives_a_revocation_or_a_removed_grant() {
     let r = s
         .proxy
         .api(Method::POST, "/api/v1/grants")
-        .json(&json!({"subject": "dave", "org_id": "acme", "project_id": "ml-dev", "role": "member"}))
+        .json(
+            &json!({"subject": "dave", "org_id": "acme", "project_id": "ml-dev", "role": "member"}),
+        )
         .send()
         .await
         .expect("grant");
@@ -342,7 +375,10 @@ async fn forward_auth_never_outlives_a_revocation_or_a_removed_grant() {
     for _ in 0..2 {
         let (status, got, _) = send(ask()).await;
         assert_eq!(status, 200, "with the grant");
-        assert_eq!(got.get("x-user-role").map(String::as_str), Some("acme/ml-dev:member"));
+        assert_eq!(
+            got.get("x-user-role").map(String::as_str),
+            Some("acme/ml-dev:member")
+        );
     }
     let r = s
         .proxy
@@ -360,7 +396,7 @@ async fn forward_auth_never_outlives_a_revocation_or_a_removed_grant() {
 async fn forward_auth_accepts_a_service_token_within_its_scope() {
     let s = Secured::start().await;
     let up = echo().await;
-    let route = s.route("fs", up.addr, "acme", "ml-dev", json!({})).await;
+    s.route("fs", up.addr, "acme", "ml-dev", json!({})).await;
     let r = s
         .proxy
         .api(Method::POST, "/api/v1/service-tokens")
@@ -392,17 +428,20 @@ async fn forward_auth_accepts_a_service_token_within_its_scope() {
         ("another project", "?org_id=acme&project_id=prod"),
         ("another org", "?org_id=globex"),
     ] {
-        let (status, _, _) = send(check(&s, query, "ci.example.com", "/").bearer_auth(&token)).await;
+        let (status, _, _) =
+            send(check(&s, query, "ci.example.com", "/").bearer_auth(&token)).await;
         assert_eq!(status, 403, "{name}");
     }
     // The route of its project takes it too.
     let (status, _, _) = send(check(&s, "", "fs.apps.test", "/").bearer_auth(&token)).await;
     assert_eq!(status, 200, "on the route");
-    let _ = route;
     // Revoked: refused at once.
     let r = s
         .proxy
-        .api(Method::DELETE, &format!("/api/v1/service-tokens/{token_id}"))
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/service-tokens/{token_id}"),
+        )
         .send()
         .await
         .expect("revoke token");
@@ -417,7 +456,9 @@ async fn forward_auth_accepts_a_service_token_within_its_scope() {
 // The gateway examples of docs/examples.
 
 fn repo_file(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(rel)
 }
 
 /// An upstream that answers JSON with every value of every header it got
@@ -452,7 +493,11 @@ async fn header_echo() -> Upstream {
 fn nginx_binary() -> PathBuf {
     let candidates = std::iter::once(PathBuf::from("/usr/sbin/nginx")).chain(
         std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).map(|d| d.join("nginx")).collect::<Vec<_>>())
+            .map(|p| {
+                std::env::split_paths(&p)
+                    .map(|d| d.join("nginx"))
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default(),
     );
     for c in candidates {
@@ -480,7 +525,10 @@ impl Nginx {
         let template = std::fs::read_to_string(repo_file("docs/examples/nginx-auth-request.conf"))
             .expect("docs/examples/nginx-auth-request.conf");
         for placeholder in ["@LISTEN@", "@PROXY@", "@UPSTREAM@", "@API_HOST@"] {
-            assert!(template.contains(placeholder), "the template lacks {placeholder}");
+            assert!(
+                template.contains(placeholder),
+                "the template lacks {placeholder}"
+            );
         }
         let bin = nginx_binary();
         for attempt in 1..=3 {
@@ -492,7 +540,9 @@ impl Nginx {
                 .replace("@UPSTREAM@", &upstream.to_string())
                 .replace("@API_HOST@", API_HOST);
             assert!(
-                !conf.lines().any(|l| !l.trim_start().starts_with('#') && l.contains('@')),
+                !conf
+                    .lines()
+                    .any(|l| !l.trim_start().starts_with('#') && l.contains('@')),
                 "a placeholder is left:\n{conf}"
             );
             let conf_path = dir.0.join("nginx.conf");
@@ -569,11 +619,16 @@ async fn nginx_auth_request_example_covers_the_gateway_test_list() {
             .header("host", "notebooks.example.com")
             .header("x-user-id", "evil")
             .header("x-user-role", "platform:admin")
+            .header("x-user-org", "evil-org")
     };
     let seen = |v: &Value, name: &str| -> Vec<String> {
         v["headers"][name]
             .as_array()
-            .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default()
     };
 
@@ -604,18 +659,32 @@ async fn nginx_auth_request_example_covers_the_gateway_test_list() {
         let r = rb.send().await.expect("send");
         assert_eq!(r.status(), 401, "{name}");
     }
-    assert_eq!(up.connections(), reached, "a refused request reached the upstream");
+    assert_eq!(
+        up.connections(),
+        reached,
+        "a refused request reached the upstream"
+    );
 
     // Valid: the user context is forwarded, set by nginx from the answer,
     // and the client's X-User-Id cannot survive.
     let alice = s.token("alice", ALICE);
-    let r = get("/lab/tree?x=1").bearer_auth(&alice).send().await.expect("valid");
+    let r = get("/lab/tree?x=1")
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("valid");
     assert_eq!(r.status(), 200, "valid token");
     let v: Value = r.json().await.expect("json");
     assert_eq!(seen(&v, "x-user-id"), ["alice"], "{v}");
     assert_eq!(seen(&v, "x-user-email"), ["alice@example.com"], "{v}");
-    assert_eq!(seen(&v, "x-user-role"), ["acme/ml-dev:member,globex:viewer"], "{v}");
-    assert!(seen(&v, "x-user-org").is_empty(), "no requirement, no org: {v}");
+    assert_eq!(
+        seen(&v, "x-user-role"),
+        ["acme/ml-dev:member,globex:viewer"],
+        "{v}"
+    );
+    // No requirement names an org: nginx sends no X-User-Org, and the
+    // client's is gone too.
+    assert!(seen(&v, "x-user-org").is_empty(), "{v}");
 
     // nginx sends the subrequest with the client's method: a POST passes
     // the check too, and its body still reaches the app whole.
@@ -633,14 +702,22 @@ async fn nginx_auth_request_example_covers_the_gateway_test_list() {
     assert_eq!(v["body_len"], 5);
 
     // The location with a requirement: members of acme/ml-dev only.
-    let r = get("/ml-dev/board").bearer_auth(&alice).send().await.expect("ml-dev");
+    let r = get("/ml-dev/board")
+        .bearer_auth(&alice)
+        .send()
+        .await
+        .expect("ml-dev");
     assert_eq!(r.status(), 200, "project member");
     let v: Value = r.json().await.expect("json");
     assert_eq!(seen(&v, "x-user-org"), ["acme"], "{v}");
     assert_eq!(seen(&v, "x-user-project"), ["ml-dev"], "{v}");
     assert_eq!(seen(&v, "x-user-role"), ["acme/ml-dev:member"], "{v}");
     let carol = s.token("carol", &["globex/ml:member"]);
-    let r = get("/ml-dev/board").bearer_auth(&carol).send().await.expect("ml-dev");
+    let r = get("/ml-dev/board")
+        .bearer_auth(&carol)
+        .send()
+        .await
+        .expect("ml-dev");
     assert_eq!(r.status(), 403, "another org's user");
     drop(nginx);
     other.stop();
@@ -679,5 +756,8 @@ fn traefik_example_names_the_endpoint_and_every_identity_header() {
             "{h} is not in every authRequestHeaders"
         );
     }
-    assert!(text.contains("middlewares: [\"platform-proxy-auth\"]"), "no router uses it");
+    assert!(
+        text.contains("middlewares: [\"platform-proxy-auth\"]"),
+        "no router uses it"
+    );
 }

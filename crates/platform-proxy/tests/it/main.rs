@@ -7,8 +7,10 @@ mod support;
 
 mod access;
 mod api;
+mod api_access;
 mod demo;
 mod errors;
+mod forward_auth;
 mod forwarding;
 mod listeners;
 mod revocation;
