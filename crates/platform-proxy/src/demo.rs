@@ -215,6 +215,16 @@ pub async fn run(args: DemoArgs, stop: impl Future<Output = ()>) -> anyhow::Resu
     );
     println!("  Host route:  {}", demo.host_route_url);
     println!("  Path route:  {}", demo.path_route_url);
+    if let Some(route) = routes
+        .items
+        .iter()
+        .find(|r| r.route_mode == RouteMode::Subdomain)
+    {
+        match demo.platform.open_url(route.id).await {
+            Ok(url) => println!("  Launch link: {url}\n               (one use, valid for a minute: the launch code a platform hands a browser)"),
+            Err(e) => eprintln!("  (could not mint a launch link: {e:#})"),
+        }
+    }
     println!(
         "  Demo app:    http://{} (direct, for comparison)",
         demo.app_addr

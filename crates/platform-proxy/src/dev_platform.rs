@@ -180,6 +180,22 @@ impl DevPlatform {
         });
     }
 
+    /// Mints a browser session for `route` as the signed-in user and
+    /// returns its one-time `open_url`.
+    ///
+    /// # Errors
+    /// No user signed in ([`DevPlatform::launch_as`]), or the proxy refused.
+    pub async fn open_url(&self, route: uuid::Uuid) -> anyhow::Result<String> {
+        let as_user = self
+            .inner
+            .launch
+            .read()
+            .await
+            .clone()
+            .context("no user is signed in to the dev platform")?;
+        mint_session(&as_user, route, None).await
+    }
+
     pub fn stop(&self) {
         self.shutdown.cancel();
     }

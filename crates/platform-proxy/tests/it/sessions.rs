@@ -298,3 +298,79 @@ async fn minting_needs_a_user_token_with_a_member_role() {
     assert_eq!(op.status(), 403);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn over_tls_the_session_cookie_is_secure() {
+    let pki = crate::support::tls::Pki::generate();
+    let s = Secured::start_full(
+        "tls_listen = [\"127.0.0.1:0\"]\npublic_scheme = \"https\"",
+        "",
+        &pki.toml(),
+    )
+    .await;
+    let up = echo().await;
+    let route = s.route("sec", up.addr, "acme", "dev", json!({})).await;
+    let minted: Value = s
+        .mint(&route, &s.token("alice", ALICE))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let open_url = minted["open_url"].as_str().expect("url");
+    assert!(open_url.starts_with("https://sec.apps.test:"), "{open_url}");
+    let tls = s.proxy.tls_addr.expect("tls listener");
+    let client = pki
+        .client(tls, &["sec.apps.test"])
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let (_, path) = split_url(open_url);
+    let r = client
+        .get(format!("https://sec.apps.test:{}{path}", tls.port()))
+        .send()
+        .await
+        .expect("launch");
+    assert_eq!(r.status(), 303);
+    let c = r.headers()["set-cookie"].to_str().expect("ascii");
+    assert!(c.ends_with("; Secure"), "{c}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn rotated_keys_open_old_cookies_until_the_old_key_is_dropped() {
+    use base64::Engine as _;
+    let b64 = |b: u8| base64::engine::general_purpose::STANDARD.encode([b; 32]);
+    let (old, new) = (b64(1), b64(2));
+    let s = Secured::start_with(&format!("session_keys = [\"{old}\"]"), "").await;
+    let up = echo().await;
+    let route = s.route("rot", up.addr, "acme", "dev", json!({})).await;
+    let cookie = s.cookie(&route, &s.token("alice", ALICE)).await;
+    let Secured { mut proxy, idp } = s;
+    let port = proxy.addr.port();
+    let restart = |proxy: &mut TestProxy, keys: String| {
+        let extra = format!(
+            "[server]\nlisten = [\"127.0.0.1:{port}\"]\nshutdown_grace_secs = 1\n{}",
+            idp.identity_toml()
+                .replacen("[identity]\n", &format!("[identity]\nsession_keys = [{keys}]\n"), 1)
+        );
+        let config = platform_proxy::config::Config::from_sources(&base_toml(&proxy.dir, &extra), "t", &[])
+            .expect("config");
+        async move { platform_proxy::app::start(&config).await.expect("restart") }
+    };
+    let status = |proxy: &TestProxy, c: &str| {
+        proxy
+            .get(&format!("rot.apps.test:{port}"), "/")
+            .header("cookie", c.to_owned())
+            .send()
+    };
+    for (keys, want) in [
+        (format!("\"{new}\", \"{old}\""), 200),
+        (format!("\"{new}\""), 401),
+    ] {
+        proxy.running.take().expect("running").stop().await;
+        proxy.running = Some(restart(&mut proxy, keys.clone()).await);
+        assert_eq!(status(&proxy, &cookie).await.expect("send").status(), want, "keys {keys}");
+    }
+    proxy.stop().await;
+    idp.stop();
+}

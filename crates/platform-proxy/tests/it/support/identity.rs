@@ -25,6 +25,11 @@ impl Secured {
 
     /// `identity_extra` goes under `[identity]`; `extra` after everything.
     pub async fn start_with(identity_extra: &str, extra: &str) -> Self {
+        Self::start_full("", identity_extra, extra).await
+    }
+
+    /// As [`Secured::start_with`], with `server_extra` under `[server]`.
+    pub async fn start_full(server_extra: &str, identity_extra: &str, extra: &str) -> Self {
         let idp = DevPlatform::start().await.expect("dev issuer");
         let identity = idp.identity_toml().replacen(
             "[identity]\n",
@@ -33,7 +38,7 @@ impl Secured {
         );
         let proxy = TestProxy::start_with(&format!(
             // A short grace: tests stop proxies with tunnels still open.
-            "[server]\nlisten = [\"127.0.0.1:0\"]\nshutdown_grace_secs = 1\n{identity}{extra}"
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nshutdown_grace_secs = 1\n{server_extra}\n{identity}{extra}"
         ))
         .await;
         Self { proxy, idp }
