@@ -111,3 +111,79 @@ fn malformed_toml_names_the_file() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[test]
+fn bad_identity_keys_are_named() {
+    let oidc = "[identity.oidc]\nissuer = \"https://id.example.com/realms/gpu\"\n";
+    let cases: Vec<(String, &str)> = vec![
+        (
+            "[identity]\nsession_keys = [\"c2hvcnQ=\"]\n".into(),
+            "identity.session_keys[0]",
+        ),
+        (
+            "[identity]\nlaunch_code_ttl_secs = 600\n".into(),
+            "identity.launch_code_ttl_secs",
+        ),
+        (
+            "[identity]\nlaunch_code_ttl_secs = 0\n".into(),
+            "identity.launch_code_ttl_secs",
+        ),
+        (
+            "[identity]\nsession_idle_secs = 100\nsession_max_secs = 10\n".into(),
+            "identity.session_idle_secs",
+        ),
+        (
+            "[identity]\nlogin_url = \"javascript:alert(1)\"\n".into(),
+            "identity.login_url",
+        ),
+        (
+            "[identity]\nallowed_origins = [\"https://console.example.com/app\"]\n".into(),
+            "identity.allowed_origins[0]",
+        ),
+        (format!("{oidc}audiences = []\n"), "identity.oidc.audiences"),
+        (
+            format!("{oidc}audiences = [\"pp\"]\nalgorithms = [\"HS256\"]\n"),
+            "identity.oidc.algorithms[0]",
+        ),
+        (
+            "[identity.oidc]\nissuer = \"id.example.com\"\naudiences = [\"pp\"]\n".into(),
+            "identity.oidc.issuer",
+        ),
+        (
+            format!("{oidc}audiences = [\"pp\"]\nbogus = 1\n"),
+            "identity.oidc",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = err_key(&text, &[]);
+        assert!(
+            got.starts_with(want),
+            "{text:?}: got {got:?}, want {want:?}"
+        );
+    }
+}
+
+#[test]
+fn identity_settings_are_read_and_defaulted() {
+    let c = Config::from_sources(
+        "[identity]\nlogin_url = \"https://console.example.com/launch\"\n\
+         allowed_origins = [\"https://console.example.com\"]\n\
+         [identity.oidc]\nissuer = \"https://id.example.com/realms/gpu\"\naudiences = [\"pp\"]\n\
+         [identity.oidc.claims]\nroles = \"realm_access.roles\"\n",
+        "t",
+        &[],
+    )
+    .expect("valid");
+    let id = &c.identity;
+    assert_eq!(id.access.session_idle, std::time::Duration::from_secs(900));
+    assert_eq!(id.session_max, std::time::Duration::from_secs(12 * 3600));
+    assert_eq!(id.launch_ttl, std::time::Duration::from_secs(60));
+    assert_eq!(
+        id.access.login_url.as_deref(),
+        Some("https://console.example.com/launch")
+    );
+    let oidc = id.oidc.as_ref().expect("oidc");
+    assert_eq!(oidc.claims.roles, "realm_access.roles");
+    assert_eq!(oidc.claims.user_id, "sub");
+    assert!(!id.assertion);
+}
