@@ -140,7 +140,7 @@ async fn forward_auth_answers_401_without_a_valid_credential() {
         assert_eq!(v["error"]["code"], "unauthenticated", "{name}: {v}");
         assert_eq!(v["error"]["correlation_id"], cid.as_str(), "{name}");
     }
-    // The same token, valid, passes: the refusals were about the tokens.
+    // A valid token of our issuer passes: the refusals were the tokens' fault.
     let (status, _, _) =
         send(check(&s, "", "app.example.com", "/").bearer_auth(s.token("alice", ALICE))).await;
     assert_eq!(status, 200);
@@ -561,14 +561,15 @@ impl Nginx {
                 .arg(&globals)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
-                .stderr(Stdio::null())
+                // Errors before the config is read go to stderr.
+                .stderr(std::fs::File::create(dir.0.join("stderr.log")).expect("stderr file"))
                 .kill_on_drop(true)
                 .spawn()
                 .expect("spawn nginx");
             let end = tokio::time::Instant::now() + Duration::from_secs(10);
             loop {
                 if let Ok(Some(status)) = child.try_wait() {
-                    let log = std::fs::read_to_string(dir.0.join("error.log")).unwrap_or_default();
+                    let log = read_logs(&dir);
                     // Someone took the port between our probe and the bind.
                     if attempt < 3 && log.contains("Address already in use") {
                         break;
@@ -589,15 +590,24 @@ impl Nginx {
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("error.log")).unwrap_or_default()
+        read_logs(&self.dir)
     }
+}
+
+/// nginx's stderr and error log in `dir`.
+fn read_logs(dir: &TempDir) -> String {
+    ["stderr.log", "error.log"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.0.join(f)).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("")
 }
 
 impl Drop for Nginx {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
         if std::thread::panicking() {
-            eprintln!("--- nginx error.log ---\n{}--- end ---", self.log());
+            eprintln!("--- nginx log ---\n{}--- end ---", self.log());
         }
     }
 }
