@@ -22,6 +22,9 @@ use crate::headers::identity::cookies_named;
 pub struct Caller {
     /// Roles from the credential merged with the pushed grants in force.
     pub principal: Principal,
+    /// The credential's own roles, before pushed grants: re-merged with
+    /// the grants of each new directory snapshot while a tunnel is open.
+    pub credential: Principal,
     pub via: Via,
     /// The session, for cookie callers: its id goes to logs, and open
     /// tunnels watch it for revocation.
@@ -70,6 +73,7 @@ pub async fn authenticate(
         });
         return Ok(Caller {
             principal: directory.with_grants(claims.principal.clone()),
+            credential: claims.principal.clone(),
             via: Via::SessionCookie,
             issued_at: claims.iat,
             session: Some(claims),
@@ -84,6 +88,7 @@ pub async fn authenticate(
         return match access.authn.bearer(token).await {
             Ok(a) => Ok(Caller {
                 principal: a.principal,
+                credential: a.token_principal,
                 via: a.via,
                 session: None,
                 issued_at: a.issued_at,

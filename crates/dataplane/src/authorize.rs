@@ -59,10 +59,9 @@ pub fn authorize(
 pub fn outward(denial: Denial) -> ProxyError {
     match denial {
         Denial::CrossTenant | Denial::RouteHasNoOrg => ProxyError::RouteNotFound,
-        Denial::RouteHasNoProject
-        | Denial::NotProjectMember
-        | Denial::NeedsOrgAdmin
-        | Denial::RoleTooWeak => ProxyError::Forbidden,
+        Denial::RouteHasNoProject | Denial::NotProjectMember | Denial::NeedsOrgAdmin => {
+            ProxyError::Forbidden
+        }
     }
 }
 
@@ -156,7 +155,7 @@ mod tests {
         for d in [
             Denial::NotProjectMember,
             Denial::NeedsOrgAdmin,
-            Denial::RoleTooWeak,
+            Denial::RouteHasNoProject,
         ] {
             assert!(matches!(outward(d), ProxyError::Forbidden), "{d:?}");
         }

@@ -84,6 +84,15 @@ impl ProxyError {
         }
     }
 
+    /// The reason behind the public code, for the log only (why a 401).
+    #[must_use]
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Unauthenticated(r) => Some(r),
+            _ => None,
+        }
+    }
+
     #[must_use]
     pub fn source(&self) -> Source {
         match self {

@@ -18,6 +18,9 @@
 //! identity directory, so a revocation or a removed grant is never
 //! outlived.
 //!
+//! Public routes are allowed without credentials, as the data plane serves
+//! them; a forwarded URI that does not normalize is refused with 403.
+//!
 //! It lives in the data plane because it is one: every request through the
 //! other gateway passes here.
 
@@ -28,7 +31,8 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use pp_identity::authn::bearer_token;
-use pp_identity::session::hash_secret;
+use pp_identity::session::{cookie_name, hash_secret};
+use pp_model::records::AuditOutcome;
 use pp_model::access::may_use_route;
 use pp_model::path::normalize;
 use pp_model::{CorrelationId, Principal, Role, RouteTable};
@@ -38,6 +42,7 @@ use crate::authenticate::authenticate;
 use crate::authorize::{audit_denial, route_scope};
 use crate::body::{empty, ProxyBody};
 use crate::error::ProxyError;
+use crate::headers::identity::cookies_named;
 use crate::host::split_authority;
 
 /// The endpoint's path on the API host.
@@ -171,15 +176,36 @@ pub async fn check(
         .map(|(h, _)| h)
         .unwrap_or_default();
     let path_only = fwd_uri.split('?').next().unwrap_or("/");
-    let path = normalize(path_only).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    // A forwarded URI that does not normalize is refused, not answered 400:
+    // gateways turn anything but 2xx / 401 / 403 into an error of their own.
+    let Ok(path) = normalize(path_only) else {
+        return Err(ProxyError::Forbidden);
+    };
     let route = table.resolve(&host, &path).map(|r| r.route);
+    if route.as_ref().is_some_and(|r| r.public) {
+        // The data plane serves public routes to anyone; so does this.
+        return Ok(allowed(Vec::new()));
+    }
     let requirement = parse_requirement(query)?;
 
     let generation = *access.authn.directory().subscribe().borrow();
-    let credential = header_str(headers, "authorization")
-        .and_then(bearer_token)
-        .map(str::to_owned)
-        .or_else(|| header_str(headers, "cookie").map(str::to_owned));
+    // The cache key is the credential that will decide: the route's own
+    // session cookie when one is sent (the data plane tries it first), else
+    // the bearer token. Keying on anything else would let one credential's
+    // decision answer for another.
+    let bearer = header_str(headers, "authorization").and_then(bearer_token);
+    let credential = match &route {
+        Some(r) => {
+            let name = cookie_name(r.route.id);
+            let cookies: Vec<&str> = cookies_named(headers, &name).collect();
+            if cookies.is_empty() {
+                bearer.map(|b| format!("b:{b}"))
+            } else {
+                Some(format!("c:{}", cookies.join(";")))
+            }
+        }
+        None => bearer.map(|b| format!("b:{b}")),
+    };
     let key = credential.as_deref().map(|c| {
         let target = match &route {
             Some(r) => r.route.id.to_string(),
@@ -210,22 +236,28 @@ pub async fn check(
             )
         }
         None => {
-            let token = header_str(headers, "authorization")
-                .and_then(bearer_token)
-                .ok_or(ProxyError::Unauthenticated("missing_credentials"))?;
+            let token = bearer.ok_or(ProxyError::Unauthenticated("missing_credentials"))?;
             let a = access
                 .authn
                 .bearer(token)
                 .await
                 .map_err(|e| ProxyError::Unauthenticated(e.code()))?;
             if !meets(&a.principal, &requirement) {
+                let mut e = pp_identity::audit::entry("access.denied", AuditOutcome::Denied, &cid.0);
+                e.actor = Some(a.principal.id.clone());
+                e.user_id = Some(a.principal.id.clone());
+                e.org_id.clone_from(&requirement.org);
+                e.project_id.clone_from(&requirement.project);
+                e.reason = Some("requirement_not_met".into());
+                e.details = serde_json::json!({
+                    "via": a.via.as_str(),
+                    "forward_auth_host": fwd_host,
+                    "role": requirement.role.map(Role::as_str),
+                });
+                access.audit.record(e);
                 return Err(ProxyError::Forbidden);
             }
-            (
-                a.principal,
-                requirement.org.clone(),
-                requirement.project.clone(),
-            )
+            (a.principal, requirement.org.clone(), requirement.project.clone())
         }
     };
     let h = identity_headers(&principal, org.as_deref(), project.as_deref());

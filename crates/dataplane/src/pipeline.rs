@@ -155,7 +155,12 @@ impl Proxy {
                         crate::error::Source::Upstream => {
                             tracing::warn!(error = %e, code = e.code(), "upstream failure")
                         }
-                        _ => tracing::debug!(error = %e, code = e.code(), "request refused"),
+                        _ => tracing::debug!(
+                            error = %e,
+                            code = e.code(),
+                            reason = e.reason(),
+                            "request refused"
+                        ),
                     }
                     e.into_response(&cid, html)
                 }
@@ -375,14 +380,17 @@ impl Proxy {
     ) {
         identity::strip_client_identity(headers);
         identity::strip_proxy_cookies(headers);
-        let Some(caller) = caller else {
-            return;
-        };
+        // The browser's Authorization never reaches the app, public routes
+        // included, unless the adapter passes a bearer token through.
         let passthrough = route.adapter.auth_strategy == AuthStrategy::BearerPassthrough
-            && matches!(caller.via, Via::Jwt | Via::ServiceToken);
+            && caller.is_none_or(|c| matches!(c.via, Via::Jwt | Via::ServiceToken));
         if !passthrough {
             headers.remove(header::AUTHORIZATION);
         }
+        let Some(caller) = caller else {
+            identity::set_bridge(headers, route);
+            return;
+        };
         let assertion = self.access.assertion.as_ref().and_then(|signer| {
             let audience = format!("{proto}://{authority}");
             signer
@@ -443,7 +451,11 @@ impl Proxy {
         };
         let drain = self.drain.clone();
         let route_id = resolved.route.route.id;
-        let revoked = watch_revocation(Arc::clone(self.access.authn.directory()), caller.cloned());
+        let revoked = watch_revocation(
+            Arc::clone(self.access.authn.directory()),
+            caller.cloned(),
+            Arc::clone(&resolved.route),
+        );
         let audit = Arc::clone(&self.access.audit);
         let mut connected =
             pp_identity::audit::entry("websocket.connected", AuditOutcome::Allowed, &cid.0);
@@ -499,13 +511,15 @@ impl Proxy {
     }
 }
 
-/// Resolves when the tunnel's caller loses its session: the session, user,
-/// route or platform session is revoked. Checks once at once (a revocation
-/// may have landed since authentication), then on every new directory
-/// snapshot; never resolves for public routes.
+/// Resolves when the tunnel's caller loses its access: the session, user,
+/// route or platform session is revoked, the service token is revoked, or
+/// the grants in force no longer allow the route. Checks once at once (a
+/// change may have landed since authentication), then on every new
+/// directory snapshot; never resolves for public routes.
 async fn watch_revocation(
     directory: Arc<pp_identity::DirectoryHandle>,
     caller: Option<Caller>,
+    route: Arc<CompiledRoute>,
 ) -> &'static str {
     let Some(caller) = caller else {
         return std::future::pending().await;
@@ -521,6 +535,13 @@ async fn watch_revocation(
         };
         if let Some(r) = r {
             return r.as_str();
+        }
+        if caller.via == Via::ServiceToken && !d.service_token_live(&caller.principal.id) {
+            return "service token revoked";
+        }
+        let now = d.with_grants(caller.credential.clone());
+        if pp_model::access::may_use_route(&now, crate::authorize::route_scope(&route)).is_err() {
+            return "access revoked";
         }
         if changes.changed().await.is_err() {
             return std::future::pending().await;

@@ -230,6 +230,7 @@ impl AssertionSigner {
             org,
             project,
             roles: OrgRoles { p, org },
+            platform_admin: p.platform_admin,
             sid: session_id,
             iat,
             exp: iat.saturating_add(ttl.as_secs()),
@@ -272,6 +273,10 @@ struct Claims<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     project: Option<&'a str>,
     roles: OrgRoles<'a>,
+    /// Present (and `true`) only for platform admins, whose access comes
+    /// from no org role.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    platform_admin: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     sid: Option<&'a str>,
     iat: u64,

@@ -154,9 +154,12 @@ impl Authenticator {
         }
         let jwt = self.jwt.as_ref().ok_or(AuthError::NoIssuer)?;
         let verified = jwt.verify(token).await?;
+        // A token without `iat` counts as issued at the dawn of time: any
+        // revocation of its user or platform session ends it (it could
+        // otherwise outlive every revocation until it expires).
         let issued_at = verified
             .issued_at
-            .map_or(now.unix_timestamp(), OffsetDateTime::unix_timestamp);
+            .map_or(i64::MIN, OffsetDateTime::unix_timestamp);
         let token_principal = verified.principal;
         let principal = directory.with_grants(token_principal.clone());
         if let Some(r) = directory.revocations().check_bearer(&principal, issued_at) {

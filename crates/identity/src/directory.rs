@@ -183,6 +183,16 @@ impl Directory {
         Some((own, merged))
     }
 
+    /// Whether the service token with this id is in the snapshot, not
+    /// revoked and not expired (open tunnels of a revoked token close).
+    #[must_use]
+    pub fn service_token_live(&self, id: &str) -> bool {
+        let now = OffsetDateTime::now_utc();
+        self.tokens
+            .values()
+            .any(|t| t.id.to_string() == id && t.revoked_at.is_none() && t.expires_at > now)
+    }
+
     #[must_use]
     pub fn revocations(&self) -> &Revocations {
         &self.revocations

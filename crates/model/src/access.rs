@@ -24,9 +24,12 @@ use crate::adapter::ScopeStrategy;
 )]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// May open the project's apps.
+    /// May open the project's apps (mint their own browser sessions, use
+    /// them, call them with a token).
     Viewer,
-    /// May open apps and mint browser sessions for them.
+    /// As viewer; the role a project's users normally hold. Gateways may
+    /// ask for it through forward-auth (`role=member`) to keep viewers to
+    /// read-only surfaces.
     Member,
     /// Manages the scope's routes, grants and service tokens.
     Admin,
@@ -259,8 +262,6 @@ pub enum Denial {
     NotProjectMember,
     #[error("the route is org-only and needs an org admin role")]
     NeedsOrgAdmin,
-    #[error("the principal's role is too weak for this action")]
-    RoleTooWeak,
 }
 
 impl Denial {
@@ -273,7 +274,6 @@ impl Denial {
             Self::CrossTenant => "cross_tenant",
             Self::NotProjectMember => "not_project_member",
             Self::NeedsOrgAdmin => "needs_org_admin",
-            Self::RoleTooWeak => "role_too_weak",
         }
     }
 }
@@ -305,18 +305,6 @@ fn route_role(p: &Principal, route: RouteScope<'_>) -> Result<Role, Denial> {
 /// The reason for refusal, for the audit log.
 pub fn may_use_route(p: &Principal, route: RouteScope<'_>) -> Result<(), Denial> {
     route_role(p, route).map(|_| ())
-}
-
-/// May `p` mint a browser session for the route? Viewers open sessions
-/// someone minted for them; members and above mint their own.
-///
-/// # Errors
-/// The reason for refusal.
-pub fn may_mint_session(p: &Principal, route: RouteScope<'_>) -> Result<(), Denial> {
-    match route_role(p, route)? {
-        Role::Viewer => Err(Denial::RoleTooWeak),
-        Role::Member | Role::Admin => Ok(()),
-    }
 }
 
 /// May `p` manage (create, change, delete, revoke sessions of) routes,

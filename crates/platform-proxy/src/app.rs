@@ -106,6 +106,31 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     let store = pp_store::open(&config.store_url)
         .await
         .with_context(|| format!("opening store {}", config.store_url))?;
+    let mut listeners = Vec::new();
+    let mut http_addrs = Vec::new();
+    let mut https_addrs = Vec::new();
+    for addr in &config.listen {
+        let tcp = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding {addr}"))?;
+        http_addrs.push(tcp.local_addr()?);
+        listeners.push(Listener { tcp, tls: None });
+    }
+    if !config.tls_listen.is_empty() {
+        let tls = pp_dataplane::tls::server_config(&config.certificates)
+            .context("loading TLS certificates")?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+        for addr in &config.tls_listen {
+            let tcp = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
+            https_addrs.push(tcp.local_addr()?);
+            listeners.push(Listener {
+                tcp,
+                tls: Some(acceptor.clone()),
+            });
+        }
+    }
     let keys = Arc::new(keyring(&*store, &config.identity.session_keys).await?);
     let apps_domain = config.dataplane.apps_domain.clone();
     let table = Arc::new(RouteTableHandle::new(
@@ -161,7 +186,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         audit,
         assertion: assertion.clone(),
     };
-    let mut api_config = ApiConfig::new(config.public.clone());
+    // `listen = ["…:0"]` binds a free port: public URLs name the bound one.
+    let mut public = config.public.clone();
+    if public.port == Some(0) {
+        let bound = if public.scheme == "https" {
+            https_addrs.first()
+        } else {
+            http_addrs.first()
+        };
+        public.port = bound.map(SocketAddr::port);
+    }
+    let mut api_config = ApiConfig::new(public);
     api_config.session_max = config.identity.session_max;
     api_config.launch_ttl = config.identity.launch_ttl;
     api_config.service_token_max = config.identity.service_token_max;
@@ -181,31 +216,6 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         access,
     ));
 
-    let mut listeners = Vec::new();
-    let mut http_addrs = Vec::new();
-    let mut https_addrs = Vec::new();
-    for addr in &config.listen {
-        let tcp = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("binding {addr}"))?;
-        http_addrs.push(tcp.local_addr()?);
-        listeners.push(Listener { tcp, tls: None });
-    }
-    if !config.tls_listen.is_empty() {
-        let tls = pp_dataplane::tls::server_config(&config.certificates)
-            .context("loading TLS certificates")?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-        for addr in &config.tls_listen {
-            let tcp = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?;
-            https_addrs.push(tcp.local_addr()?);
-            listeners.push(Listener {
-                tcp,
-                tls: Some(acceptor.clone()),
-            });
-        }
-    }
     for a in &http_addrs {
         tracing::info!(addr = %a, "listening (HTTP/1.1, h2c)");
     }

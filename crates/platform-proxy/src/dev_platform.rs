@@ -125,7 +125,8 @@ impl DevPlatform {
     }
 
     /// Signs `claims`, adding `iss`, `aud`, `iat` and `exp` (in `ttl`)
-    /// where missing.
+    /// where missing; a claim given as `null` is left out (a token without
+    /// `iat`, say).
     ///
     /// # Errors
     /// The claims do not serialize.
@@ -142,6 +143,7 @@ impl DevPlatform {
         obj.entry("aud").or_insert_with(|| AUDIENCE.into());
         obj.entry("iat").or_insert_with(|| now.into());
         obj.entry("exp").or_insert_with(|| (now + ttl).into());
+        obj.retain(|_, v| !v.is_null());
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.inner.kid.clone());
         Ok(jsonwebtoken::encode(&header, &claims, &self.inner.key)?)

@@ -13,7 +13,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use pp_identity::LaunchCode;
-use pp_model::access::{may_manage_route, may_mint_session, Denial};
+use pp_model::access::{may_manage_route, may_use_route, Denial};
 use pp_model::records::{AuditOutcome, Revocation, RevocationTarget, SessionFilter, SessionRecord};
 use pp_model::{ErrorEnvelope, PrincipalKind};
 use serde::{Deserialize, Serialize};
@@ -108,7 +108,9 @@ pub(crate) async fn mint(
             "the bootstrap token is no user; mint sessions with a user's token",
         ));
     }
-    if let Err(d) = may_mint_session(principal, scope_of(&route)) {
+    // Whoever may use the route may mint their own session for it; a
+    // session grants nothing the credential does not.
+    if let Err(d) = may_use_route(principal, scope_of(&route)) {
         let mut e = audit::entry(&caller, "session.denied", AuditOutcome::Denied, &cid);
         e.route_id = Some(route.id);
         e.org_id.clone_from(&route.org_id);
@@ -356,6 +358,9 @@ pub(crate) async fn revoke(
     JsonBody(req): JsonBody<RevokeRequest>,
 ) -> Result<Json<RevokeResult>, ApiError> {
     let p = caller.principal();
+    // The route a revocation concerns, if any, so its org and project
+    // admins find the record in the audit log.
+    let mut about: Option<pp_model::Route> = None;
     let target = match (req.session_id, req.user_id, req.route_id) {
         (Some(sid), None, None) => {
             let s = state
@@ -369,6 +374,7 @@ pub(crate) async fn revoke(
             {
                 return Err(ApiError::Missing("session"));
             }
+            about = state.store.get_route(s.route_id).await?;
             RevocationTarget::Session(sid)
         }
         (None, Some(user), None) => {
@@ -391,6 +397,7 @@ pub(crate) async fn revoke(
                     "revoking a route's sessions needs an admin role on it",
                 ));
             }
+            about = Some(r);
             RevocationTarget::Route(route)
         }
         _ => {
@@ -407,6 +414,11 @@ pub(crate) async fn revoke(
     }
     let n = store_revocation(&state, target.clone(), reason.clone()).await?;
     let mut e = audit::entry(&caller, "session.revoked", AuditOutcome::Allowed, &cid);
+    if let Some(r) = &about {
+        e.route_id = Some(r.id);
+        e.org_id.clone_from(&r.org_id);
+        e.project_id.clone_from(&r.project_id);
+    }
     match &target {
         RevocationTarget::Session(id) => audit::detail(&mut e, "session_id", serde_json::json!(id)),
         RevocationTarget::User(u) => e.user_id = Some(u.clone()),

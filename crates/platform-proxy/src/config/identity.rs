@@ -244,8 +244,9 @@ impl RawOidc {
             session_id: self.claims.session_id,
             memberships: self.claims.memberships,
             roles: self.claims.roles,
-            platform_admin_role: self.claims.platform_admin_role,
-            service_account_role: self.claims.service_account_role,
+            // An empty role name switches the mapping off.
+            platform_admin_role: self.claims.platform_admin_role.filter(|r| !r.is_empty()),
+            service_account_role: self.claims.service_account_role.filter(|r| !r.is_empty()),
         };
         Ok(c)
     }

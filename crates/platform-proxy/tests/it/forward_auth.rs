@@ -771,3 +771,38 @@ fn traefik_example_names_the_endpoint_and_every_identity_header() {
         "no router uses it"
     );
 }
+
+#[tokio::test]
+async fn a_cached_decision_answers_only_for_the_credential_that_earned_it() {
+    let s = Secured::start().await;
+    let up = echo().await;
+    let route = s.route("fc", up.addr, "acme", "ml-dev", json!({})).await;
+    let cookie = s.cookie(&route, &s.token("alice", ALICE)).await;
+    // Alice's cookie decides; a bogus bearer beside it must not inherit
+    // her identity in the cache.
+    let (status, got, _) = send(
+        check(&s, "", "fc.apps.test", "/")
+            .header("cookie", &cookie)
+            .bearer_auth("shared-app-api-key"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(got.get("x-user-id").map(String::as_str), Some("alice"));
+    let (status, got, _) =
+        send(check(&s, "", "fc.apps.test", "/").bearer_auth("shared-app-api-key")).await;
+    assert_eq!(status, 401, "the bearer alone is nobody: {got:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn public_routes_and_unnormalizable_uris_get_gateway_friendly_answers() {
+    let s = Secured::start().await;
+    let up = echo().await;
+    s.proxy.host_route("pub", up.addr, json!({})).await;
+    let (status, got, _) = send(check(&s, "", "pub.apps.test", "/docs")).await;
+    assert_eq!(status, 200, "a public route needs no credential");
+    assert!(got.is_empty(), "and names nobody: {got:?}");
+    let (status, _, _) = send(check(&s, "", "pub.apps.test", "/a/../../etc/passwd")).await;
+    assert_eq!(status, 403, "a climb above the root is refused, never a 4xx nginx turns into 500");
+    s.stop().await;
+}

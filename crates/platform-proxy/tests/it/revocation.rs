@@ -269,3 +269,92 @@ async fn revocations_survive_a_restart() {
     proxy.stop().await;
     idp.stop();
 }
+
+#[tokio::test]
+async fn revoked_service_tokens_and_removed_grants_close_their_websockets() {
+    let s = Secured::start().await;
+    let up = ws_echo().await;
+    s.route("st", up, "acme", "dev", json!({})).await;
+    let created: Value = s
+        .proxy
+        .api(reqwest::Method::POST, "/api/v1/service-tokens")
+        .json(&json!({"name": "bot", "org_id": "acme", "project_id": "dev", "role": "member"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let token = created["token"].as_str().expect("token").to_owned();
+    s.proxy.running().routes_applied().await;
+    let port = s.proxy.addr.port();
+    let url = format!("ws://st.apps.test:{port}/ws");
+    let bearer = format!("Bearer {token}");
+    let (mut bot, _) = connect(s.proxy.addr, &url, &[("authorization", &bearer)])
+        .await
+        .expect("handshake");
+    // Bob's access comes from a pushed grant only.
+    let grant: Value = s
+        .proxy
+        .api(reqwest::Method::POST, "/api/v1/grants")
+        .json(&json!({"subject": "bob", "org_id": "acme", "project_id": "dev", "role": "viewer"}))
+        .send()
+        .await
+        .expect("grant")
+        .json()
+        .await
+        .expect("json");
+    s.proxy.running().routes_applied().await;
+    let bob = s.token("bob", &[]);
+    let (mut bob_ws, _) = connect(s.proxy.addr, &url, &[("authorization", &format!("Bearer {bob}"))])
+        .await
+        .expect("handshake");
+
+    let t0 = Instant::now();
+    let r = s
+        .proxy
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/service-tokens/{}", created["id"].as_str().expect("id")),
+        )
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), 204);
+    let (code, reason, elapsed) = closed(&mut bot, t0).await;
+    assert_eq!((code, reason.as_str()), (1008, "service token revoked"));
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+
+    let t0 = Instant::now();
+    let r = s
+        .proxy
+        .api(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/grants/{}", grant["id"].as_str().expect("id")),
+        )
+        .send()
+        .await
+        .expect("delete grant");
+    assert_eq!(r.status(), 204);
+    let (code, reason, elapsed) = closed(&mut bob_ws, t0).await;
+    assert_eq!((code, reason.as_str()), (1008, "access revoked"));
+    assert!(elapsed < Duration::from_secs(1), "{elapsed:?}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_token_without_iat_does_not_outlive_a_user_revocation() {
+    let s = Secured::start().await;
+    let http = echo().await;
+    s.route("ni", http.addr, "acme", "dev", json!({})).await;
+    let mut claims = json!({"sub": "alice", "memberships": ALICE});
+    // `null` makes the dev issuer leave the claim out.
+    claims["iat"] = Value::Null;
+    let token = s.idp.mint(claims, Duration::from_secs(300)).expect("token");
+    let host = format!("ni.apps.test:{}", s.proxy.addr.port());
+    let get = || s.proxy.get(&host, "/").bearer_auth(&token).send();
+    assert_eq!(get().await.expect("send").status(), 200);
+    revoke(&s, json!({"user_id": "alice"})).await;
+    assert_eq!(get().await.expect("send").status(), 401);
+    s.stop().await;
+}

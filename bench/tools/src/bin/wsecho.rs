@@ -1,0 +1,92 @@
+//! `wsecho`: a WebSocket echo upstream for `bench/run.sh ws`.
+//!
+//! Accepts WebSocket handshakes on any path (RFC 6455 §4.2) at a loopback
+//! address and echoes every text and binary message back; tungstenite answers
+//! pings itself. Deliberately tiny and independent of platform-proxy's own
+//! demo app, so the bench measures the proxy and not code it shares.
+//! Runs until SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser, Debug)]
+#[command(about = "WebSocket echo server for the bench (loopback only)")]
+struct Args {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = "127.0.0.1:18091")]
+    listen: SocketAddr,
+    /// Connections served at once; more wait in the accept queue.
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_connections: u32,
+    /// Seconds a client has to finish its handshake.
+    #[arg(long, default_value_t = 10)]
+    handshake_timeout_secs: u64,
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), String> {
+    let args = Args::parse();
+    pp_bench_tools::require_loopback(args.listen, "--listen")?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("bind {}: {e}", args.listen))?;
+    let slots = Arc::new(Semaphore::new(args.max_connections as usize));
+    let handshake_timeout = Duration::from_secs(args.handshake_timeout_secs);
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    eprintln!("wsecho: listening on {}", args.listen);
+    loop {
+        let permit = tokio::select! {
+            p = Arc::clone(&slots).acquire_owned() => p.map_err(|e| e.to_string())?,
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        };
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(err) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    eprintln!("wsecho: accept: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        };
+        tokio::spawn(async move {
+            serve(tcp, handshake_timeout).await;
+            drop(permit);
+        });
+    }
+    Ok(())
+}
+
+async fn serve(tcp: TcpStream, handshake_timeout: Duration) {
+    let _ = tcp.set_nodelay(true);
+    let Ok(Ok(mut ws)) =
+        tokio::time::timeout(handshake_timeout, tokio_tungstenite::accept_async(tcp)).await
+    else {
+        return;
+    };
+    while let Some(msg) = ws.next().await {
+        match msg {
+            Ok(msg @ (Message::Text(_) | Message::Binary(_))) => {
+                if ws.send(msg).await.is_err() {
+                    return;
+                }
+            }
+            // Pings are answered by tungstenite on the next flush; a Close is
+            // echoed by it too, after which the stream ends.
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
