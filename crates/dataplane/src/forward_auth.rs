@@ -32,9 +32,9 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use pp_identity::authn::bearer_token;
 use pp_identity::session::{cookie_name, hash_secret};
-use pp_model::records::AuditOutcome;
 use pp_model::access::may_use_route;
 use pp_model::path::normalize;
+use pp_model::records::AuditOutcome;
 use pp_model::{CorrelationId, Principal, Role, RouteTable};
 
 use crate::access::Access;
@@ -243,7 +243,8 @@ pub async fn check(
                 .await
                 .map_err(|e| ProxyError::Unauthenticated(e.code()))?;
             if !meets(&a.principal, &requirement) {
-                let mut e = pp_identity::audit::entry("access.denied", AuditOutcome::Denied, &cid.0);
+                let mut e =
+                    pp_identity::audit::entry("access.denied", AuditOutcome::Denied, &cid.0);
                 e.actor = Some(a.principal.id.clone());
                 e.user_id = Some(a.principal.id.clone());
                 e.org_id.clone_from(&requirement.org);
@@ -257,7 +258,11 @@ pub async fn check(
                 access.audit.record(e);
                 return Err(ProxyError::Forbidden);
             }
-            (a.principal, requirement.org.clone(), requirement.project.clone())
+            (
+                a.principal,
+                requirement.org.clone(),
+                requirement.project.clone(),
+            )
         }
     };
     let h = identity_headers(&principal, org.as_deref(), project.as_deref());

@@ -29,11 +29,14 @@ fn route(i: usize, host: bool) -> Route {
         })
     };
     let new: NewRoute = serde_json::from_value(v).expect("route json");
-    new.into_route(OffsetDateTime::UNIX_EPOCH).expect("valid route")
+    new.into_route(OffsetDateTime::UNIX_EPOCH)
+        .expect("valid route")
 }
 
 fn table(n: usize) -> RouteTable {
-    let routes = (0..n).flat_map(|i| [route(i, true), route(i, false)]).collect();
+    let routes = (0..n)
+        .flat_map(|i| [route(i, true), route(i, false)])
+        .collect();
     RouteTable::build("apps.example.com", routes).0
 }
 
@@ -41,14 +44,24 @@ fn table(n: usize) -> RouteTable {
 fn resolve_host_route(b: divan::Bencher<'_, '_>, n: usize) {
     let t = table(n);
     let host = format!("app{}.apps.example.com", n / 2);
-    b.bench(|| t.resolve(divan::black_box(&host), divan::black_box("/lab/tree/x.ipynb")));
+    b.bench(|| {
+        t.resolve(
+            divan::black_box(&host),
+            divan::black_box("/lab/tree/x.ipynb"),
+        )
+    });
 }
 
 #[divan::bench(args = [10, 100_000])]
 fn resolve_path_route(b: divan::Bencher<'_, '_>, n: usize) {
     let t = table(n);
     let path = format!("/w/app{}/web/static/lab/main.js", n / 2);
-    b.bench(|| t.resolve(divan::black_box("apps.example.com"), divan::black_box(&path)));
+    b.bench(|| {
+        t.resolve(
+            divan::black_box("apps.example.com"),
+            divan::black_box(&path),
+        )
+    });
 }
 
 #[divan::bench(args = [
@@ -92,7 +105,9 @@ fn rewrite_set_cookie_path(b: divan::Bencher<'_, '_>) {
 
 #[divan::bench(args = [10, 100_000], sample_count = 3, sample_size = 1)]
 fn build_table(b: divan::Bencher<'_, '_>, n: usize) {
-    let routes: Vec<Route> = (0..n).flat_map(|i| [route(i, true), route(i, false)]).collect();
+    let routes: Vec<Route> = (0..n)
+        .flat_map(|i| [route(i, true), route(i, false)])
+        .collect();
     b.with_inputs(|| routes.clone())
         .bench_values(|r| RouteTable::build("apps.example.com", r));
 }

@@ -803,6 +803,9 @@ async fn public_routes_and_unnormalizable_uris_get_gateway_friendly_answers() {
     assert_eq!(status, 200, "a public route needs no credential");
     assert!(got.is_empty(), "and names nobody: {got:?}");
     let (status, _, _) = send(check(&s, "", "pub.apps.test", "/a/../../etc/passwd")).await;
-    assert_eq!(status, 403, "a climb above the root is refused, never a 4xx nginx turns into 500");
+    assert_eq!(
+        status, 403,
+        "a climb above the root is refused, never a 4xx nginx turns into 500"
+    );
     s.stop().await;
 }

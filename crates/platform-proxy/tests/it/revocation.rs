@@ -306,16 +306,23 @@ async fn revoked_service_tokens_and_removed_grants_close_their_websockets() {
         .expect("json");
     s.proxy.running().routes_applied().await;
     let bob = s.token("bob", &[]);
-    let (mut bob_ws, _) = connect(s.proxy.addr, &url, &[("authorization", &format!("Bearer {bob}"))])
-        .await
-        .expect("handshake");
+    let (mut bob_ws, _) = connect(
+        s.proxy.addr,
+        &url,
+        &[("authorization", &format!("Bearer {bob}"))],
+    )
+    .await
+    .expect("handshake");
 
     let t0 = Instant::now();
     let r = s
         .proxy
         .api(
             reqwest::Method::DELETE,
-            &format!("/api/v1/service-tokens/{}", created["id"].as_str().expect("id")),
+            &format!(
+                "/api/v1/service-tokens/{}",
+                created["id"].as_str().expect("id")
+            ),
         )
         .send()
         .await

@@ -350,11 +350,15 @@ async fn rotated_keys_open_old_cookies_until_the_old_key_is_dropped() {
     let restart = |proxy: &mut TestProxy, keys: String| {
         let extra = format!(
             "[server]\nlisten = [\"127.0.0.1:{port}\"]\nshutdown_grace_secs = 1\n{}",
-            idp.identity_toml()
-                .replacen("[identity]\n", &format!("[identity]\nsession_keys = [{keys}]\n"), 1)
+            idp.identity_toml().replacen(
+                "[identity]\n",
+                &format!("[identity]\nsession_keys = [{keys}]\n"),
+                1
+            )
         );
-        let config = platform_proxy::config::Config::from_sources(&base_toml(&proxy.dir, &extra), "t", &[])
-            .expect("config");
+        let config =
+            platform_proxy::config::Config::from_sources(&base_toml(&proxy.dir, &extra), "t", &[])
+                .expect("config");
         async move { platform_proxy::app::start(&config).await.expect("restart") }
     };
     let status = |proxy: &TestProxy, c: &str| {
@@ -369,7 +373,11 @@ async fn rotated_keys_open_old_cookies_until_the_old_key_is_dropped() {
     ] {
         proxy.running.take().expect("running").stop().await;
         proxy.running = Some(restart(&mut proxy, keys.clone()).await);
-        assert_eq!(status(&proxy, &cookie).await.expect("send").status(), want, "keys {keys}");
+        assert_eq!(
+            status(&proxy, &cookie).await.expect("send").status(),
+            want,
+            "keys {keys}"
+        );
     }
     proxy.stop().await;
     idp.stop();
