@@ -43,6 +43,9 @@ pub(crate) enum ApiError {
     GrantExists { subject: String, existing: Uuid },
     #[error("{field} is already used by route {existing}")]
     Conflict { field: &'static str, existing: Uuid },
+    /// A conflict on a route the caller may not learn about.
+    #[error("{field} is already taken")]
+    Taken { field: &'static str },
     #[error("request body exceeds {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("request body must be application/json")]
@@ -75,7 +78,7 @@ impl ApiError {
             Self::RouteNotFound | Self::NotFound | Self::Missing(_) => StatusCode::NOT_FOUND,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::GrantExists { .. } => StatusCode::CONFLICT,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::Taken { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -94,7 +97,7 @@ impl ApiError {
             Self::Missing(_) => "not_found",
             Self::Forbidden(_) => "forbidden",
             Self::GrantExists { .. } => "conflict",
-            Self::Conflict { .. } => "conflict",
+            Self::Conflict { .. } | Self::Taken { .. } => "conflict",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::NotFound => "not_found",
@@ -108,7 +111,7 @@ impl ApiError {
         match self {
             Self::BadRequest { field, .. } => field.as_deref(),
             Self::Validation(e) => Some(&e.field),
-            Self::Conflict { field, .. } => Some(field),
+            Self::Conflict { field, .. } | Self::Taken { field } => Some(field),
             _ => None,
         }
     }

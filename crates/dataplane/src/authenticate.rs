@@ -31,6 +31,9 @@ pub struct Caller {
     pub session: Option<SessionClaims>,
     /// When the credential was issued (Unix seconds).
     pub issued_at: i64,
+    /// When the credential ends (Unix seconds): the session's hard end or
+    /// the token's expiry. A tunnel opened with it closes then.
+    pub expires_at: Option<i64>,
     /// A renewed cookie to set on the response (sliding expiry).
     pub renewed: Option<SessionClaims>,
 }
@@ -76,6 +79,7 @@ pub async fn authenticate(
             credential: claims.principal.clone(),
             via: Via::SessionCookie,
             issued_at: claims.iat,
+            expires_at: Some(claims.hard),
             session: Some(claims),
             renewed,
         });
@@ -92,6 +96,7 @@ pub async fn authenticate(
                 via: a.via,
                 session: None,
                 issued_at: a.issued_at,
+                expires_at: a.expires_at.map(OffsetDateTime::unix_timestamp),
                 renewed: None,
             }),
             Err(e) => Err(ProxyError::Unauthenticated(e.code())),

@@ -130,8 +130,12 @@ fn parse_requirement(query: Option<&str>) -> Result<Requirement, ProxyError> {
             }
         }
     }
-    if r.project.is_some() && r.org.is_none() {
-        return Err(ProxyError::BadRequest("project_id needs org_id".into()));
+    // Without an org a project or role names nothing, and would let every
+    // valid credential through a check that looks strict.
+    if (r.project.is_some() || r.role.is_some()) && r.org.is_none() {
+        return Err(ProxyError::BadRequest(
+            "project_id and role need org_id".into(),
+        ));
     }
     Ok(r)
 }
@@ -182,6 +186,11 @@ pub async fn check(
         return Err(ProxyError::Forbidden);
     };
     let route = table.resolve(&host, &path).map(|r| r.route);
+    if route.is_none() && table.is_apps_host(&host) {
+        // No such app under the apps domain: refused alike for everyone,
+        // so a valid token cannot probe which routes exist.
+        return Err(ProxyError::Forbidden);
+    }
     if route.as_ref().is_some_and(|r| r.public) {
         // The data plane serves public routes to anyone; so does this.
         return Ok(allowed(Vec::new()));
@@ -331,7 +340,7 @@ mod tests {
         assert_eq!(r.org.as_deref(), Some("acme"));
         assert_eq!(r.project.as_deref(), Some("dev"));
         assert_eq!(r.role, Some(Role::Member));
-        for bad in ["role=owner", "project_id=dev", "x=1"] {
+        for bad in ["role=owner", "project_id=dev", "role=admin", "x=1"] {
             assert!(parse_requirement(Some(bad)).is_err(), "{bad}");
         }
     }

@@ -250,12 +250,12 @@ impl Proxy {
         }
         let path =
             normalize(req.uri().path()).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
-        let resolved = table
-            .resolve(host, &path)
-            .ok_or(ProxyError::RouteNotFound)?;
+        let proto = if conn.tls { "https" } else { "http" };
+        let Some(resolved) = table.resolve(host, &path) else {
+            return self.no_route(&req, &path, proto, auth, cid).await;
+        };
         let route = Arc::clone(&resolved.route);
         note.route_id = Some(route.route.id);
-        let proto = if conn.tls { "https" } else { "http" };
         // 2. reserved paths: the proxy's own, never an app's.
         if let Some(tail) = reserved::reserved_rest(&route, &path) {
             let r = ReservedRequest {
@@ -274,17 +274,7 @@ impl Proxy {
         } else {
             let caller = match authenticate(&self.access, req.headers(), &route).await {
                 Ok(c) => c,
-                Err(e) => {
-                    if is_navigation(&req) {
-                        let origin = format!("{proto}://{auth}");
-                        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-                        if let Some(r) = reserved::login_redirect(&self.access, &route, &origin, pq)
-                        {
-                            return Ok(r);
-                        }
-                    }
-                    return Err(e);
-                }
+                Err(e) => return self.unauthenticated(&req, proto, auth, e),
             };
             note.user = Some(caller.principal.id.clone());
             authorize(&self.access, &caller, &route, cid)?;
@@ -367,6 +357,66 @@ impl Proxy {
         ))
     }
 
+    /// No route matches. An outsider must not learn which routes exist
+    /// (DESIGN.md "Deny by default, answer alike"): without a valid bearer
+    /// token the answer is the one an existing route gives an anonymous
+    /// caller (the login page or 401, and the proxy's own pages under
+    /// `/.platform-proxy/`); an authenticated caller gets 404, as for a
+    /// route it may not see.
+    async fn no_route(
+        &self,
+        req: &Request<Incoming>,
+        path: &str,
+        proto: &str,
+        auth: &str,
+        cid: &CorrelationId,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        if let Some(tail) = path.strip_prefix(reserved::RESERVED) {
+            if tail.is_empty() || tail.starts_with('/') {
+                return reserved::without_route(&self.access, req.method(), tail, cid);
+            }
+        }
+        let bearer = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(pp_identity::authn::bearer_token);
+        match bearer {
+            Some(token) => match self.access.authn.bearer(token).await {
+                Ok(_) => Err(ProxyError::RouteNotFound),
+                Err(e) => {
+                    self.unauthenticated(req, proto, auth, ProxyError::Unauthenticated(e.code()))
+                }
+            },
+            None => self.unauthenticated(
+                req,
+                proto,
+                auth,
+                ProxyError::Unauthenticated("missing_credentials"),
+            ),
+        }
+    }
+
+    /// The answer to a caller without valid credentials: a browser
+    /// navigating goes to the platform's login page, anything else gets
+    /// the 401.
+    fn unauthenticated<B>(
+        &self,
+        req: &Request<B>,
+        proto: &str,
+        auth: &str,
+        e: ProxyError,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        if is_navigation(req) {
+            let origin = format!("{proto}://{auth}");
+            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            if let Some(r) = reserved::login_redirect(&self.access, &origin, pq) {
+                return Ok(r);
+            }
+        }
+        Err(e)
+    }
+
     /// Step 7's identity part: the upstream sees the proxy's identity
     /// headers and the route's auth bridge, never the browser's
     /// credentials or a client-sent identity header.
@@ -392,7 +442,10 @@ impl Proxy {
             return;
         };
         let assertion = self.access.assertion.as_ref().and_then(|signer| {
-            let audience = format!("{proto}://{authority}");
+            // The route's own address: its origin, plus the prefix on path
+            // routes, which share one origin (an assertion for one path app
+            // is no good at another).
+            let audience = format!("{proto}://{authority}{}", route.public_prefix);
             signer
                 .sign(
                     &caller.principal,
@@ -439,20 +492,28 @@ impl Proxy {
         cid: CorrelationId,
     ) {
         let limits = &resolved.route.route.limits;
+        let configured = limits.websocket_max_lifetime_secs.map_or(
+            self.settings.websocket_max_lifetime,
+            std::time::Duration::from_secs,
+        );
+        // A tunnel ends with the credential that opened it: the session's
+        // hard end, the token's expiry.
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let credential_left = caller
+            .and_then(|c| c.expires_at)
+            .map(|end| std::time::Duration::from_secs(u64::try_from(end - now).unwrap_or(0)));
         let limits = TunnelLimits {
             idle: limits.websocket_idle_timeout_secs.map_or(
                 self.settings.websocket_idle_timeout,
                 std::time::Duration::from_secs,
             ),
-            max_lifetime: limits.websocket_max_lifetime_secs.map_or(
-                self.settings.websocket_max_lifetime,
-                std::time::Duration::from_secs,
-            ),
+            max_lifetime: credential_left.map_or(configured, |left| left.min(configured)),
         };
         let drain = self.drain.clone();
         let route_id = resolved.route.route.id;
         let revoked = watch_revocation(
             Arc::clone(self.access.authn.directory()),
+            Arc::clone(&self.routes),
             caller.cloned(),
             Arc::clone(&resolved.route),
         );
@@ -512,21 +573,31 @@ impl Proxy {
 }
 
 /// Resolves when the tunnel's caller loses its access: the session, user,
-/// route or platform session is revoked, the service token is revoked, or
-/// the grants in force no longer allow the route. Checks once at once (a
+/// route or platform session is revoked, the service token is revoked, the
+/// grants in force no longer allow the route, or the route is gone. Checks once at once (a
 /// change may have landed since authentication), then on every new
 /// directory snapshot; never resolves for public routes.
 async fn watch_revocation(
     directory: Arc<pp_identity::DirectoryHandle>,
+    routes: Arc<RouteTableHandle>,
     caller: Option<Caller>,
     route: Arc<CompiledRoute>,
 ) -> &'static str {
     let Some(caller) = caller else {
         return std::future::pending().await;
     };
+    let opened = time::OffsetDateTime::now_utc().unix_timestamp();
+    // Every snapshot rebuild (route changes included) publishes a new
+    // directory, so this wakes for route removals too.
     let mut changes = directory.subscribe();
     loop {
+        if routes.load().get(route.route.id).is_none() {
+            return "route removed";
+        }
         let d = directory.load();
+        if caller.session.is_none() && d.revocations().route_revoked_since(route.route.id, opened) {
+            return "route access revoked";
+        }
         let r = match &caller.session {
             Some(s) => d.revocations().check(s),
             None => d

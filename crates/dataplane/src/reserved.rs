@@ -6,8 +6,9 @@
 //! - `launch?code=…[&next=/path]`: redeems a one-time launch code, sets the
 //!   session cookie(s) and redirects (303) to the clean entry URL, so the
 //!   code leaves the address bar and history at once.
-//! - `logout`: revokes the session, clears its cookies, and sends the
-//!   browser to the platform's login page (or shows a short page).
+//! - `logout`: `POST` revokes the session, clears its cookies, and sends
+//!   the browser to the platform's login page (or shows a short page);
+//!   `GET` shows a page with the button that posts.
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
@@ -61,9 +62,11 @@ pub async fn handle(
 ) -> Result<Response<ProxyBody>, ProxyError> {
     match tail {
         "/launch" if req.method == http::Method::GET => launch(access, route, req).await,
-        "/logout" if matches!(*req.method, http::Method::GET | http::Method::POST) => {
-            logout(access, route, req).await
-        }
+        // Ending a session is a POST: a cross-site page can make the
+        // browser GET anything, but SameSite=Lax keeps the cookie off a
+        // cross-site POST. GET shows the button that POSTs.
+        "/logout" if req.method == http::Method::POST => logout(access, route, req).await,
+        "/logout" if req.method == http::Method::GET => Ok(logout_form(req.cid)),
         _ => Err(ProxyError::RouteNotFound),
     }
 }
@@ -155,12 +158,7 @@ async fn launch(
         e.outcome = AuditOutcome::Denied;
         e.reason = Some("launch_code_invalid".into());
         access.audit.record(e);
-        return Ok(page(
-            StatusCode::FORBIDDEN,
-            "This launch link cannot be used",
-            "It has expired or was already used. Open the app again from the platform.",
-            req.cid,
-        ));
+        return Ok(launch_refused(req.cid));
     };
     e.actor = Some(record.user_id.clone());
     e.user_id = Some(record.user_id.clone());
@@ -207,6 +205,76 @@ async fn launch(
     Ok(resp)
 }
 
+/// The reserved namespace where no route matches: the same pages a route
+/// gives a caller without a session, so they reveal nothing.
+///
+/// # Errors
+/// [`ProxyError::RouteNotFound`] for paths no route serves either.
+pub fn without_route(
+    access: &Access,
+    method: &http::Method,
+    tail: &str,
+    cid: &CorrelationId,
+) -> Result<Response<ProxyBody>, ProxyError> {
+    match tail {
+        "/launch" if method == http::Method::GET => Ok(launch_refused(cid)),
+        "/logout" if method == http::Method::GET => Ok(logout_form(cid)),
+        "/logout" if method == http::Method::POST => {
+            let mut r = signed_out(access, cid);
+            no_store(r.headers_mut());
+            Ok(r)
+        }
+        _ => Err(ProxyError::RouteNotFound),
+    }
+}
+
+/// After a logout: to the platform's login page, or a short page.
+fn signed_out(access: &Access, cid: &CorrelationId) -> Response<ProxyBody> {
+    match &access.settings.login_url {
+        Some(url) => {
+            let mut r = Response::new(empty());
+            *r.status_mut() = StatusCode::SEE_OTHER;
+            if let Ok(v) = HeaderValue::from_str(url) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        None => page(
+            StatusCode::OK,
+            "Signed out",
+            "Your session for this app has ended.",
+            cid,
+        ),
+    }
+}
+
+fn launch_refused(cid: &CorrelationId) -> Response<ProxyBody> {
+    page(
+        StatusCode::FORBIDDEN,
+        "This launch link cannot be used",
+        "It has expired or was already used. Open the app again from the platform.",
+        cid,
+    )
+}
+
+fn logout_form(cid: &CorrelationId) -> Response<ProxyBody> {
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Sign out</title></head>\
+         <body><h1>Sign out of this app?</h1>\
+         <form method=\"post\"><button type=\"submit\">Sign out</button></form>\
+         <p><small>Correlation id: {}</small></p></body></html>",
+        pp_model::envelope::escape_html(&cid.0),
+    );
+    let mut resp = Response::new(full(html));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    no_store(h);
+    resp
+}
+
 async fn logout(
     access: &Access,
     route: &CompiledRoute,
@@ -230,38 +298,33 @@ async fn logout(
             access.audit.record(e);
         }
     }
-    let mut resp = match &access.settings.login_url {
-        Some(url) => {
-            let mut r = Response::new(empty());
-            *r.status_mut() = StatusCode::SEE_OTHER;
-            if let Ok(v) = HeaderValue::from_str(url) {
-                r.headers_mut().insert(header::LOCATION, v);
-            }
-            r
-        }
-        None => page(
-            StatusCode::OK,
-            "Signed out",
-            "Your session for this app has ended.",
-            req.cid,
-        ),
-    };
+    let mut resp = signed_out(access, req.cid);
     let h = resp.headers_mut();
-    for c in clear_cookies(route, req.tls) {
-        h.append(header::SET_COOKIE, c);
+    // Cleared only where the browser sent one: the cookie's name derives
+    // from the route id, which a caller without it must not learn.
+    let name = pp_identity::session::cookie_name(route.route.id);
+    if crate::headers::identity::cookies_named(req.headers, &name)
+        .next()
+        .is_some()
+    {
+        for c in clear_cookies(route, req.tls) {
+            h.append(header::SET_COOKIE, c);
+        }
     }
     no_store(h);
     Ok(resp)
 }
 
 /// The response for a browser navigation without a valid session: the
-/// platform's login / launch page with the route and a return URL built
-/// from the route's own origin (never from anything the client chose but
-/// the path), or a 401 page when no login URL is configured.
+/// platform's login / launch page with a return URL built from the
+/// request's own origin and path (the host is one the route table knows or
+/// the apps domain's; nothing else the client sent). The platform maps the
+/// URL to its app and mints a session; the URL names no route id, so the
+/// answer is the same whether a route exists or not. `None` when no login
+/// URL is configured (the caller answers 401).
 #[must_use]
 pub fn login_redirect(
     access: &Access,
-    route: &CompiledRoute,
     public_origin: &str,
     path_and_query: &str,
 ) -> Option<Response<ProxyBody>> {
@@ -271,11 +334,7 @@ pub fn login_redirect(
         percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
     let sep = if login.contains('?') { '&' } else { '?' };
-    let location = format!(
-        "{login}{sep}route_id={}&return_to={}",
-        route.route.id,
-        enc(&return_to)
-    );
+    let location = format!("{login}{sep}return_to={}", enc(&return_to));
     let mut resp = Response::new(empty());
     *resp.status_mut() = StatusCode::FOUND;
     let h = resp.headers_mut();

@@ -37,12 +37,19 @@ pub fn rewrite_headers(
         let cookies: Vec<HeaderValue> = headers
             .get_all(header::SET_COOKIE)
             .iter()
-            .map(|v| {
-                v.to_str()
-                    .ok()
-                    .and_then(|s| rewrite_set_cookie(s, &ctx))
-                    .and_then(|s| HeaderValue::from_str(&s).ok())
-                    .unwrap_or_else(|| v.clone())
+            .filter_map(|v| {
+                // A cookie that is not text cannot be checked for its
+                // Domain and Path; passing it unread could plant it on
+                // every sibling app, so it is dropped.
+                let Ok(s) = v.to_str() else {
+                    tracing::warn!("upstream Set-Cookie with non-ASCII bytes dropped");
+                    return None;
+                };
+                Some(
+                    rewrite_set_cookie(s, &ctx)
+                        .and_then(|s| HeaderValue::from_str(&s).ok())
+                        .unwrap_or_else(|| v.clone()),
+                )
             })
             .collect();
         headers.remove(header::SET_COOKIE);

@@ -142,7 +142,11 @@ where
     tokio::pin!(up, down);
     let mut up_done: Option<(u64, u64)> = None;
     let mut down_done: Option<(u64, u64)> = None;
-    let deadline = Instant::now() + limits.max_lifetime;
+    // A lifetime too large for the clock means "no deadline worth having":
+    // a year is as far as any tunnel may go.
+    let deadline = Instant::now()
+        .checked_add(limits.max_lifetime)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
     let tick = (limits.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut idle_check = tokio::time::interval(tick);
     let mut grace_end: Option<Instant> = None;

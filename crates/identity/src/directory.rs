@@ -114,6 +114,14 @@ impl Revocations {
         None
     }
 
+    /// Whether the route's sessions were revoked at or after `since` (Unix
+    /// seconds): tunnels of bearer callers opened before such a revocation
+    /// close too.
+    #[must_use]
+    pub fn route_revoked_since(&self, route: Uuid, since: i64) -> bool {
+        self.routes.get(&route).is_some_and(|at| *at >= since)
+    }
+
     #[must_use]
     pub fn len(&self) -> usize {
         self.sessions.len() + self.users.len() + self.routes.len() + self.platform_sessions.len()

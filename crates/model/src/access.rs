@@ -354,3 +354,86 @@ pub fn may_see_route(p: &Principal, route: RouteScope<'_>) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// May `p` hold `route` as it stands (create it so, or leave it so after a
+/// change)? Beyond an admin role on the route's scope (an org admin for
+/// `org_only` routes, whose users are org admins), some properties are the
+/// operator's decision alone, because they reach beyond the tenant
+/// (DESIGN.md "Security model"):
+///
+/// - path routes and platform-service routes share the apps domain's
+///   origin with every other such route: their scripts can read each
+///   other's pages as the same user, so only platform admins place apps
+///   there;
+/// - `policy.public` serves the app to anyone;
+/// - `bearer_passthrough` hands callers' platform credentials to the app;
+/// - upstream targets on loopback, link-local (cloud metadata) or
+///   unspecified addresses reach the proxy's own host.
+///
+/// # Errors
+/// Why not, for the 403 message.
+pub fn may_hold_route(p: &Principal, route: &crate::Route) -> Result<(), &'static str> {
+    use crate::adapter::AuthStrategy;
+    use crate::route::{OwnerType, RouteMode};
+    let adapter = route.effective_adapter();
+    let org = route.org_id.as_deref();
+    let scoped_ok = match (adapter.scope_strategy, org) {
+        (ScopeStrategy::OrgOnly, Some(org)) => may_manage(p, &Scope::org(org)),
+        _ => may_manage_route(p, org, route.project_id.as_deref()),
+    };
+    if !scoped_ok {
+        return Err(match adapter.scope_strategy {
+            ScopeStrategy::OrgOnly => "an org-only route is managed by its org's admins",
+            ScopeStrategy::ProjectRequired => {
+                "managing this route needs an admin role on its project or org (routes without an org: a platform admin)"
+            }
+        });
+    }
+    if p.platform_admin {
+        return Ok(());
+    }
+    if route.route_mode == RouteMode::PathPrefix || route.owner_type == OwnerType::PlatformService {
+        return Err(
+            "path and platform-service routes share one origin: only platform admins create them",
+        );
+    }
+    if route.is_public() {
+        return Err("only platform admins make a route public");
+    }
+    if adapter.auth_strategy == AuthStrategy::BearerPassthrough {
+        return Err("only platform admins let callers' tokens through to an app");
+    }
+    if route.upstream.targets.iter().any(|t| internal_target(t)) {
+        return Err(
+            "loopback, link-local and unspecified upstream addresses are for platform admins",
+        );
+    }
+    Ok(())
+}
+
+/// Whether `host:port` names an IP literal on loopback, link-local or the
+/// unspecified address. Names are resolved at connect time and are not
+/// judged here; egress to such ranges belongs in the network policy too.
+fn internal_target(target: &str) -> bool {
+    let Some((host, _)) = crate::route::split_host_port(target) else {
+        return false;
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") || host.to_ascii_lowercase().ends_with(".localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            v4.is_loopback() || v4.is_link_local() || v4.is_unspecified()
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || (v6.segments()[0] & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| v4.is_loopback() || v4.is_link_local())
+        }
+        Err(_) => false,
+    }
+}

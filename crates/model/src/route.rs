@@ -726,6 +726,11 @@ fn check_policy(policy: &serde_json::Value) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// Longest WebSocket idle timeout a route may ask for.
+const MAX_IDLE_SECS: u64 = 24 * 3600;
+/// Longest WebSocket lifetime a route may ask for.
+const MAX_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
 fn check_limits(l: &RouteLimits) -> Result<(), ValidationError> {
     if l.max_connections == Some(0) {
         return Err(ValidationError::new(
@@ -733,16 +738,20 @@ fn check_limits(l: &RouteLimits) -> Result<(), ValidationError> {
             "must be at least 1",
         ));
     }
-    if l.websocket_idle_timeout_secs == Some(0) {
+    if l.websocket_idle_timeout_secs
+        .is_some_and(|s| !(1..=MAX_IDLE_SECS).contains(&s))
+    {
         return Err(ValidationError::new(
             "limits.websocket_idle_timeout_secs",
-            "must be at least 1",
+            format!("must be 1 to {MAX_IDLE_SECS} (a day)"),
         ));
     }
-    if l.websocket_max_lifetime_secs == Some(0) {
+    if l.websocket_max_lifetime_secs
+        .is_some_and(|s| !(1..=MAX_LIFETIME_SECS).contains(&s))
+    {
         return Err(ValidationError::new(
             "limits.websocket_max_lifetime_secs",
-            "must be at least 1",
+            format!("must be 1 to {MAX_LIFETIME_SECS} (a week)"),
         ));
     }
     Ok(())

@@ -217,13 +217,14 @@ async fn jwks(State(inner): State<Arc<Inner>>) -> Json<serde_json::Value> {
 
 #[derive(Deserialize)]
 struct LaunchQuery {
-    route_id: uuid::Uuid,
-    return_to: Option<String>,
+    return_to: String,
 }
 
-/// The platform's launch endpoint: mint a session for the route as the
-/// signed-in user and send the browser to the route's `open_url`. The
-/// browser is only ever sent where the proxy's API said.
+/// The platform's launch endpoint: find the app the browser was going to
+/// (the route whose `public_url` is the longest prefix of `return_to`,
+/// among those the user may see), mint a session for it as the signed-in
+/// user and send the browser to its `open_url`. The browser is only ever
+/// sent where the proxy's API said.
 async fn launch(State(inner): State<Arc<Inner>>, Query(q): Query<LaunchQuery>) -> Response {
     let Some(as_user) = inner.launch.read().await.clone() else {
         return (
@@ -233,11 +234,22 @@ async fn launch(State(inner): State<Arc<Inner>>, Query(q): Query<LaunchQuery>) -
             .into_response();
     };
     // Land where the browser was going: the path of `return_to`.
-    let next = q.return_to.as_deref().and_then(|u| {
-        let rest = u.split_once("://")?.1;
-        rest.find('/').map(|i| rest[i..].to_owned())
-    });
-    match mint_session(&as_user, q.route_id, next).await {
+    let next = q
+        .return_to
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_owned()));
+    let route = match route_for(&as_user, &q.return_to).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no app of yours lives there").into_response(),
+        Err(e) => {
+            return (
+                StatusCode::BAD_GATEWAY,
+                format!("listing apps failed: {e:#}"),
+            )
+                .into_response()
+        }
+    };
+    match mint_session(&as_user, route, next).await {
         Ok(url) => (StatusCode::SEE_OTHER, [(header::LOCATION, url)]).into_response(),
         Err(e) => (
             StatusCode::BAD_GATEWAY,
@@ -247,14 +259,43 @@ async fn launch(State(inner): State<Arc<Inner>>, Query(q): Query<LaunchQuery>) -
     }
 }
 
+fn api_client(as_user: &LaunchAs) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .resolve(&as_user.api_host, as_user.api_addr)
+        .build()?)
+}
+
+/// The route (among those the user sees) whose public URL is the longest
+/// prefix of `url`.
+async fn route_for(as_user: &LaunchAs, url: &str) -> anyhow::Result<Option<uuid::Uuid>> {
+    let port = as_user.api_addr.port();
+    let v: serde_json::Value = api_client(as_user)?
+        .get(format!(
+            "http://{}:{port}/api/v1/routes?limit=500",
+            as_user.api_host
+        ))
+        .bearer_auth(&as_user.user_token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let best = v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| Some((r["public_url"].as_str()?, r["id"].as_str()?)))
+        .filter(|(u, _)| url.starts_with(u) || format!("{url}/") == *u)
+        .max_by_key(|(u, _)| u.len())
+        .and_then(|(_, id)| id.parse().ok());
+    Ok(best)
+}
+
 async fn mint_session(
     as_user: &LaunchAs,
     route: uuid::Uuid,
     next: Option<String>,
 ) -> anyhow::Result<String> {
-    let client = reqwest::Client::builder()
-        .resolve(&as_user.api_host, as_user.api_addr)
-        .build()?;
+    let client = api_client(as_user)?;
     let port = as_user.api_addr.port();
     let body = match next {
         Some(n) => serde_json::json!({ "next": n }),

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use pp_identity::seal::Purpose;
-use pp_model::access::{may_manage_route, may_see_route, RouteScope};
+use pp_model::access::{may_hold_route, may_see_route, RouteScope};
 use pp_model::records::AuditOutcome;
 use pp_model::{
     AuthBridge, AuthBridgeInput, ErrorEnvelope, NewRoute, OwnerType, Principal, Route, RoutePatch,
@@ -242,16 +242,31 @@ async fn managed_route(state: &AppState, caller: &Caller, id: Uuid) -> Result<Ro
         .filter(|r| r.deleted_at.is_none())
         .filter(|r| may_see(caller.principal(), r))
         .ok_or(ApiError::RouteNotFound)?;
-    if !may_manage_route(
-        caller.principal(),
-        route.org_id.as_deref(),
-        route.project_id.as_deref(),
-    ) {
-        return Err(ApiError::Forbidden(
-            "managing this route needs an admin role on its project or org",
-        ));
-    }
+    may_hold_route(caller.principal(), &route).map_err(ApiError::Forbidden)?;
     Ok(route)
+}
+
+/// Rules for a route as it will be stored, whoever writes it.
+fn check_combination(route: &Route) -> Result<(), ApiError> {
+    if route.is_public() && route.auth_bridge.is_some() {
+        return Err(pp_model::ValidationError::new(
+            "policy.public",
+            "a public route cannot carry an auth bridge: anyone would use the app's credential",
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// A store conflict as this caller may see it: platform admins learn which
+/// route holds the address, others only that it is taken.
+fn conflict(caller: &Caller, e: pp_store::StoreError) -> ApiError {
+    match e {
+        pp_store::StoreError::Conflict { field, .. } if !caller.principal().platform_admin => {
+            ApiError::Taken { field }
+        }
+        other => other.into(),
+    }
 }
 
 /// Most store pages one listing call scans for a caller who sees only some
@@ -349,19 +364,16 @@ pub(crate) async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let bridge = new.auth_bridge.take();
     let mut route = new.into_route(OffsetDateTime::now_utc())?;
-    if !may_manage_route(
-        caller.principal(),
-        route.org_id.as_deref(),
-        route.project_id.as_deref(),
-    ) {
-        return Err(ApiError::Forbidden(
-            "creating a route needs an admin role on its project or org (platform routes: a platform admin)",
-        ));
-    }
+    may_hold_route(caller.principal(), &route).map_err(ApiError::Forbidden)?;
     if let Some(b) = bridge {
         route.auth_bridge = Some(seal_bridge(&state, route.id, b)?);
     }
-    state.store.create_route(&route).await?;
+    check_combination(&route)?;
+    state
+        .store
+        .create_route(&route)
+        .await
+        .map_err(|e| conflict(&caller, e))?;
     record(&state, &caller, &cid, &route, "route.created").await;
     let location = HeaderValue::try_from(format!("/api/v1/routes/{}", route.id))
         .map_err(|e| ApiError::Internal(Box::new(e)))?;
@@ -438,14 +450,35 @@ pub(crate) async fn update(
 ) -> Result<Json<RouteView>, ApiError> {
     let mut route = managed_route(&state, &caller, id).await?;
     let bridge = patch.auth_bridge.take();
+    let new_targets = patch
+        .upstream
+        .as_ref()
+        .is_some_and(|u| u.targets != route.upstream.targets);
     patch.apply(&mut route, OffsetDateTime::now_utc())?;
     match bridge {
+        None if new_targets && route.auth_bridge.is_some() => {
+            // Otherwise a route manager could point the write-only secret
+            // at a host of their own and read it there.
+            return Err(pp_model::ValidationError::new(
+                "auth_bridge",
+                "changing upstream.targets needs the auth bridge given again (or null)",
+            )
+            .into());
+        }
         None => {}
         Some(None) => route.auth_bridge = None,
         Some(Some(b)) => route.auth_bridge = Some(seal_bridge(&state, route.id, b)?),
     }
+    // The route as changed must be one the caller may hold.
+    may_hold_route(caller.principal(), &route).map_err(ApiError::Forbidden)?;
+    check_combination(&route)?;
     // The route can be deleted between the read and the write.
-    if !state.store.update_route(&route).await? {
+    if !state
+        .store
+        .update_route(&route)
+        .await
+        .map_err(|e| conflict(&caller, e))?
+    {
         return Err(ApiError::RouteNotFound);
     }
     record(&state, &caller, &cid, &route, "route.updated").await;

@@ -73,6 +73,12 @@ pub(crate) async fn create(
     cid: Cid,
     JsonBody(new): JsonBody<NewServiceToken>,
 ) -> Result<impl IntoResponse, ApiError> {
+    if caller.0.via == pp_identity::Via::ServiceToken {
+        // A token could otherwise mint a child that outlives it.
+        return Err(ApiError::Forbidden(
+            "service tokens cannot create service tokens; use a user's or the operator's credential",
+        ));
+    }
     if new.name.trim().is_empty() || new.name.len() > 128 || new.name.chars().any(char::is_control)
     {
         return Err(ValidationError::new("name", "must be 1 to 128 printable characters").into());

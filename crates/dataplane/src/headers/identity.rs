@@ -63,55 +63,58 @@ pub fn strip_client_identity(headers: &mut HeaderMap) {
 /// Removes the proxy's session cookies from `Cookie`, keeping the app's
 /// own. HTTP/2 may split cookies over several fields (RFC 9113 §8.2.3);
 /// they are joined back into one (RFC 6265 §5.4 form) for the HTTP/1.1
-/// upstream.
+/// upstream. Works on bytes: a value with non-ASCII bytes (which an app's
+/// script can plant) must not shield the proxy's cookie beside it.
 pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
     if !headers.contains_key(header::COOKIE) {
         return;
     }
-    let mut kept = String::new();
+    let mut kept: Vec<u8> = Vec::new();
     let mut dropped = false;
     for v in headers.get_all(header::COOKIE) {
-        let Ok(s) = v.to_str() else {
-            // Not text: cannot be ours (we only set ASCII); keep as is.
-            continue;
-        };
-        for pair in s.split(';') {
-            let pair = pair.trim();
+        for pair in v.as_bytes().split(|b| *b == b';') {
+            let pair = pair.trim_ascii();
             if pair.is_empty() {
                 continue;
             }
-            if pair.starts_with(COOKIE_PREFIX) {
+            if pair.starts_with(COOKIE_PREFIX.as_bytes()) {
                 dropped = true;
                 continue;
             }
             if !kept.is_empty() {
-                kept.push_str("; ");
+                kept.extend_from_slice(b"; ");
             }
-            kept.push_str(pair);
+            kept.extend_from_slice(pair);
         }
     }
     if !dropped && headers.get_all(header::COOKIE).iter().count() == 1 {
         return;
     }
     headers.remove(header::COOKIE);
-    if let Ok(v) = HeaderValue::from_str(&kept) {
-        if !kept.is_empty() {
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_bytes(&kept) {
             headers.insert(header::COOKIE, v);
         }
     }
 }
 
 /// The values of every `name=value` cookie called `name`, in the order the
-/// browser sent them (most specific Path first, RFC 6265 §5.4).
+/// browser sent them (most specific Path first, RFC 6265 §5.4). Pairs are
+/// split on bytes, so a neighbour with non-ASCII bytes hides nothing; our
+/// own values are ASCII and are returned only when they are.
 pub fn cookies_named<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(';'))
+        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
         .filter_map(move |pair| {
-            let (k, v) = pair.trim().split_once('=')?;
-            (k == name).then_some(v)
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|b| *b == b'=')?;
+            let (k, v) = (&pair[..eq], &pair[eq + 1..]);
+            if k != name.as_bytes() {
+                return None;
+            }
+            std::str::from_utf8(v).ok()
         })
 }
 
@@ -227,6 +230,19 @@ mod tests {
         strip_client_identity(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert_eq!(h["x-app-header"], "kept");
+    }
+
+    #[test]
+    fn non_ascii_neighbours_neither_shield_nor_hide_the_proxy_cookie() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"pp_s_aaaaaaaaaaaa=sealed; z=\xc3\xa9").expect("obs-text"),
+        );
+        let found: Vec<&str> = cookies_named(&h, "pp_s_aaaaaaaaaaaa").collect();
+        assert_eq!(found, vec!["sealed"]);
+        strip_proxy_cookies(&mut h);
+        assert_eq!(h[header::COOKIE].as_bytes(), b"z=\xc3\xa9");
     }
 
     #[test]

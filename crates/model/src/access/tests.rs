@@ -169,3 +169,98 @@ fn principal_round_trips_through_json_with_roles_as_a_list() {
     let back: Principal = serde_json::from_value(json).expect("deserialize");
     assert_eq!(back, p);
 }
+
+fn route_json(extra: serde_json::Value) -> crate::Route {
+    let mut v = serde_json::json!({
+        "owner_type": "app_instance", "owner_id": "a1", "endpoint_name": "web",
+        "org_id": "acme", "project_id": "dev",
+        "route_mode": "subdomain", "route_host": "a1",
+        "upstream": {"targets": ["10.0.3.7:8888"]},
+    });
+    if let (Some(m), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+        m.extend(e);
+    }
+    let new: crate::NewRoute = serde_json::from_value(v).expect("route");
+    new.into_route(time::OffsetDateTime::UNIX_EPOCH)
+        .expect("valid")
+}
+
+#[test]
+fn tenant_admins_hold_only_routes_that_stay_inside_the_tenant() {
+    use serde_json::json;
+    let mut project_admin = Principal::new(PrincipalKind::User, "pa");
+    project_admin.grant(Scope::project("acme", "dev"), Role::Admin);
+    let mut org_admin = Principal::new(PrincipalKind::User, "oa");
+    org_admin.grant(Scope::org("acme"), Role::Admin);
+    let operator = Principal::operator();
+    let cases = [
+        (json!({}), true, true),
+        (json!({"adapter": "grafana"}), false, true),
+        (
+            json!({"adapter_overrides": {"scope_strategy": "org_only"}}),
+            false,
+            true,
+        ),
+        (
+            json!({"route_mode": "path_prefix", "route_host": null}),
+            false,
+            false,
+        ),
+        (
+            json!({"owner_type": "platform_service", "route_mode": "path_prefix", "route_host": null}),
+            false,
+            false,
+        ),
+        (json!({"policy": {"public": true}}), false, false),
+        (
+            json!({"adapter_overrides": {"auth_strategy": "bearer_passthrough"}}),
+            false,
+            false,
+        ),
+        (
+            json!({"upstream": {"targets": ["169.254.169.254:80"]}}),
+            false,
+            false,
+        ),
+        (
+            json!({"upstream": {"targets": ["127.0.0.1:22"]}}),
+            false,
+            false,
+        ),
+        (json!({"upstream": {"targets": ["[::1]:22"]}}), false, false),
+        (
+            json!({"upstream": {"targets": ["[fe80::1]:80"]}}),
+            false,
+            false,
+        ),
+        (
+            json!({"upstream": {"targets": ["0.0.0.0:80"]}}),
+            false,
+            false,
+        ),
+        (
+            json!({"upstream": {"targets": ["localhost:80"]}}),
+            false,
+            false,
+        ),
+        (
+            json!({"upstream": {"targets": ["jupyter.internal:8888"]}}),
+            true,
+            true,
+        ),
+    ];
+    for (extra, project_ok, org_ok) in cases {
+        let r = route_json(extra.clone());
+        assert_eq!(
+            may_hold_route(&project_admin, &r).is_ok(),
+            project_ok,
+            "project admin: {extra}"
+        );
+        assert_eq!(
+            may_hold_route(&org_admin, &r).is_ok(),
+            org_ok,
+            "org admin: {extra}"
+        );
+        assert!(may_hold_route(&operator, &r).is_ok(), "operator: {extra}");
+    }
+}

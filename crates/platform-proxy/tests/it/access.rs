@@ -307,3 +307,63 @@ async fn service_tokens_authenticate_until_revoked() {
     assert_eq!(r.status(), 401);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn anonymous_callers_get_the_same_answers_whether_a_route_exists_or_not() {
+    let s = Secured::start().await;
+    let up = echo().await;
+    s.route("real", up.addr, "acme", "dev", json!({})).await;
+    let port = s.proxy.addr.port();
+    let (real, none) = (
+        format!("real.apps.test:{port}"),
+        format!("none.apps.test:{port}"),
+    );
+    let answer =
+        |host: &str, method: reqwest::Method, path: &str, nav: bool, bearer: Option<&str>| {
+            let mut rb = s.proxy.req(method, host, path);
+            if nav {
+                rb = rb.header("accept", "text/html");
+            }
+            if let Some(b) = bearer {
+                rb = rb.bearer_auth(b);
+            }
+            async move {
+                let r = rb.send().await.expect("send");
+                let status = r.status().as_u16();
+                assert!(
+                    r.headers().get("set-cookie").is_none(),
+                    "no cookie names a route"
+                );
+                let location = r.headers().get("location").map(|l| {
+                    l.to_str()
+                        .expect("ascii")
+                        .replace("real", "X")
+                        .replace("none", "X")
+                });
+                let body = r.text().await.expect("text");
+                // Correlation ids differ per request; compare the rest.
+                let body = body
+                    .split("orrelation")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                (status, location, body)
+            }
+        };
+    use reqwest::Method;
+    for (method, path, nav, bearer) in [
+        (Method::GET, "/", false, None),
+        (Method::GET, "/page", true, None),
+        (Method::GET, "/", false, Some("not-a-token")),
+        (Method::GET, "/.platform-proxy/launch?code=x", true, None),
+        (Method::GET, "/.platform-proxy/logout", true, None),
+        (Method::POST, "/.platform-proxy/logout", false, None),
+        (Method::GET, "/.platform-proxy/other", false, None),
+    ] {
+        let a = answer(&real, method.clone(), path, nav, bearer).await;
+        let b = answer(&none, method.clone(), path, nav, bearer).await;
+        assert_eq!(a, b, "{method} {path} nav={nav} bearer={bearer:?}");
+    }
+    assert_eq!(up.connections(), 0);
+    s.stop().await;
+}

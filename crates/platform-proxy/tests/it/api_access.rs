@@ -14,7 +14,7 @@ fn route_body(label: &str, org: Option<&str>, project: Option<&str>) -> Value {
         "owner_type": "app_instance", "owner_id": label, "endpoint_name": "web",
         "org_id": org, "project_id": project,
         "route_mode": "subdomain", "route_host": label,
-        "upstream": {"targets": ["127.0.0.1:9"]},
+        "upstream": {"targets": ["10.0.0.9:9"]},
     })
 }
 
@@ -319,5 +319,155 @@ async fn me_reports_the_merged_identity() {
     assert_eq!(v["roles"], json!(["acme/dev:member", "globex:viewer"]));
     let (status, _) = call(&s, "garbage", Method::GET, "/api/v1/me", None).await;
     assert_eq!(status, 401);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn only_platform_admins_place_routes_on_the_shared_origin_or_open_them() {
+    let s = Secured::start().await;
+    let org_admin = s.token("oa", &["acme:admin"]);
+    let mut path = route_body("p1", Some("acme"), Some("dev"));
+    path["route_mode"] = json!("path_prefix");
+    path["route_host"] = Value::Null;
+    let mut service = path.clone();
+    service["owner_type"] = json!("platform_service");
+    let mut public = route_body("p2", Some("acme"), Some("dev"));
+    public["policy"] = json!({"public": true});
+    let mut passthrough = route_body("p3", Some("acme"), Some("dev"));
+    passthrough["adapter_overrides"] = json!({"auth_strategy": "bearer_passthrough"});
+    let mut metadata = route_body("p4", Some("acme"), Some("dev"));
+    metadata["upstream"] = json!({"targets": ["169.254.169.254:80"]});
+    for body in [&path, &service, &public, &passthrough, &metadata] {
+        let (status, v) = call(
+            &s,
+            &org_admin,
+            Method::POST,
+            "/api/v1/routes",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 403, "{body} -> {v}");
+    }
+    for body in [&path, &public] {
+        let (status, v) = call(
+            &s,
+            crate::support::TOKEN,
+            Method::POST,
+            "/api/v1/routes",
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(status, 201, "operator: {body} -> {v}");
+    }
+    // A tenant admin cannot widen a route of theirs into one of those
+    // either, nor take over an org-only route through its project.
+    let (_, mine) = call(
+        &s,
+        &org_admin,
+        Method::POST,
+        "/api/v1/routes",
+        Some(route_body("p5", Some("acme"), Some("dev"))),
+    )
+    .await;
+    let p5 = format!("/api/v1/routes/{}", mine["id"].as_str().expect("id"));
+    let (status, _) = call(
+        &s,
+        &org_admin,
+        Method::PATCH,
+        &p5,
+        Some(json!({"policy": {"public": true}})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let project_admin = s.token("pa", &["acme/dev:admin"]);
+    let mut grafana = route_body("graf", Some("acme"), Some("dev"));
+    grafana["adapter"] = json!("grafana");
+    let (status, g) = call(
+        &s,
+        &org_admin,
+        Method::POST,
+        "/api/v1/routes",
+        Some(grafana),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let gpath = format!("/api/v1/routes/{}", g["id"].as_str().expect("id"));
+    let widen = json!({"adapter_overrides": {"scope_strategy": "project_required"}});
+    let (status, v) = call(&s, &project_admin, Method::PATCH, &gpath, Some(widen)).await;
+    assert_eq!(status, 403, "{v}");
+    // A route's address conflict tells a tenant only that it is taken.
+    let (status, v) = call(
+        &s,
+        &org_admin,
+        Method::POST,
+        "/api/v1/routes",
+        Some(route_body("p5", Some("acme"), Some("dev"))),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(
+        !v.to_string().contains(mine["id"].as_str().expect("id")),
+        "{v}"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_bridged_route_keeps_its_secret_where_it_was_sent() {
+    let s = Secured::start().await;
+    let org_admin = s.token("oa", &["acme:admin"]);
+    let mut body = route_body("br", Some("acme"), Some("dev"));
+    body["auth_bridge"] =
+        json!({"mode": "authorization_header", "scheme": "token", "secret": "s3cr3t-app-token"});
+    let (status, v) = call(&s, &org_admin, Method::POST, "/api/v1/routes", Some(body)).await;
+    assert_eq!(status, 201, "{v}");
+    assert!(!v.to_string().contains("s3cr3t"));
+    let path = format!("/api/v1/routes/{}", v["id"].as_str().expect("id"));
+    // Re-pointing the upstream without restating the bridge is refused.
+    let moved = json!({"upstream": {"targets": ["10.9.9.9:80"]}});
+    let (status, v) = call(&s, &org_admin, Method::PATCH, &path, Some(moved)).await;
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["field"], "auth_bridge");
+    let moved_clean = json!({"upstream": {"targets": ["10.9.9.9:80"]}, "auth_bridge": null});
+    let (status, _) = call(&s, &org_admin, Method::PATCH, &path, Some(moved_clean)).await;
+    assert_eq!(status, 200);
+    // A public route with a bridge would hand the app's credential to anyone.
+    let mut open = route_body("pb", Some("acme"), Some("dev"));
+    open["policy"] = json!({"public": true});
+    open["auth_bridge"] = json!({"mode": "authorization_header", "secret": "x-token"});
+    let (status, v) = call(
+        &s,
+        crate::support::TOKEN,
+        Method::POST,
+        "/api/v1/routes",
+        Some(open),
+    )
+    .await;
+    assert_eq!(status, 422, "{v}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn service_tokens_cannot_mint_service_tokens() {
+    let s = Secured::start().await;
+    let (_, t) = call(
+        &s,
+        crate::support::TOKEN,
+        Method::POST,
+        "/api/v1/service-tokens",
+        Some(json!({"name": "auto", "org_id": "acme", "role": "admin"})),
+    )
+    .await;
+    let token = t["token"].as_str().expect("token").to_owned();
+    s.proxy.running().routes_applied().await;
+    let (status, v) = call(
+        &s,
+        &token,
+        Method::POST,
+        "/api/v1/service-tokens",
+        Some(json!({"name": "child", "org_id": "acme", "role": "viewer", "expires_in_secs": 31_000_000})),
+    )
+    .await;
+    assert_eq!(status, 403, "{v}");
     s.stop().await;
 }

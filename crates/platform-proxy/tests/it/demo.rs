@@ -54,7 +54,7 @@ async fn sign_in(demo: &Demo, client: &reqwest::Client, url: &str) -> String {
         .expect("ascii")
         .to_owned();
     assert!(
-        login.starts_with(&format!("{}/launch?route_id=", demo.platform.issuer())),
+        login.starts_with(&format!("{}/launch?return_to=", demo.platform.issuer())),
         "{login}"
     );
 

@@ -10,8 +10,11 @@ use crate::support::*;
 #[tokio::test]
 async fn api_clients_get_the_json_envelope_with_matching_correlation_id() {
     let p = TestProxy::start().await;
+    // An authenticated caller (here the operator) learns that no route is
+    // there; an anonymous one could not tell (see access.rs).
     let r = p
         .get("apps.test", "/w/none/web/")
+        .bearer_auth(TOKEN)
         .send()
         .await
         .expect("send");
@@ -35,6 +38,7 @@ async fn browser_navigations_get_an_html_page_with_the_same_facts() {
     let p = TestProxy::start().await;
     let r = p
         .get("apps.test", "/w/none/web/")
+        .bearer_auth(TOKEN)
         .header("accept", "text/html,application/xhtml+xml")
         .header("sec-fetch-mode", "navigate")
         .send()

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use crate::support::process::command;
 use crate::support::tls::Pki;
-use crate::support::{base_toml, upstream, TempDir, TestProxy};
+use crate::support::{base_toml, upstream, TempDir, TestProxy, TOKEN};
 
 #[tokio::test]
 async fn h2c_prior_knowledge_is_proxied_over_http2() {
@@ -126,6 +126,7 @@ async fn sni_picks_the_exact_certificate_or_the_apps_wildcard() {
     assert_eq!(health.status(), 200);
     let other = client
         .get(format!("https://other.apps.test:{}/", tls.port()))
+        .bearer_auth(TOKEN)
         .send()
         .await
         .expect("other.apps.test over TLS");

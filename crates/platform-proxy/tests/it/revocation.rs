@@ -25,7 +25,11 @@ async fn revoke(s: &Secured, body: Value) -> Value {
         .await
         .expect("revoke");
     assert_eq!(r.status(), 200, "revoke {body}");
-    r.json().await.expect("json")
+    let v = r.json().await.expect("json");
+    // Read-your-writes for the requests that follow (the WebSocket tests
+    // time the close from before this call, so the wait is theirs too).
+    s.proxy.running().routes_applied().await;
+    v
 }
 
 /// Opens a WebSocket through `route` with `cookie`, checks an echo.

@@ -107,7 +107,12 @@ async fn hosts_are_dispatched_to_api_apps_or_refused() {
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "unknown_host");
-    let r = p.get("nothing.apps.test", "/").send().await.expect("send");
+    let r = p
+        .get("nothing.apps.test", "/")
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 404);
     let v: Value = r.json().await.expect("json");
     assert_eq!(v["error"]["code"], "route_not_found");
@@ -165,6 +170,7 @@ async fn disabled_and_deleted_routes_stop_being_served() {
     assert_eq!(resp.status(), 200);
     eventually(std::time::Duration::from_secs(2), || async {
         p.get("demo.apps.test", "/")
+            .bearer_auth(TOKEN)
             .send()
             .await
             .expect("send")
@@ -194,6 +200,7 @@ async fn disabled_and_deleted_routes_stop_being_served() {
     assert_eq!(resp.status(), 204);
     eventually(std::time::Duration::from_secs(2), || async {
         p.get("demo.apps.test", "/")
+            .bearer_auth(TOKEN)
             .send()
             .await
             .expect("send")

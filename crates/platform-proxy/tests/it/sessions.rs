@@ -219,7 +219,7 @@ async fn a_used_session_slides_forward_with_a_renewed_cookie() {
 async fn without_a_session_browsers_go_to_the_login_page_and_scripts_get_401() {
     let s = Secured::start().await;
     let up = echo().await;
-    let route = s.route("nav", up.addr, "acme", "dev", json!({})).await;
+    s.route("nav", up.addr, "acme", "dev", json!({})).await;
     let host = format!("nav.apps.test:{}", s.proxy.addr.port());
     let nav = s
         .proxy
@@ -231,9 +231,8 @@ async fn without_a_session_browsers_go_to_the_login_page_and_scripts_get_401() {
     assert_eq!(nav.status(), 302);
     let location = nav.headers()["location"].to_str().expect("ascii");
     let want = format!(
-        "{}/launch?route_id={}&return_to=http%3A%2F%2Fnav%2Eapps%2Etest%3A{}%2Fsome%2Fpage%3Fx%3D1",
+        "{}/launch?return_to=http%3A%2F%2Fnav%2Eapps%2Etest%3A{}%2Fsome%2Fpage%3Fx%3D1",
         s.idp.issuer(),
-        id(&route),
         s.proxy.addr.port()
     );
     assert_eq!(location, want);
@@ -256,9 +255,28 @@ async fn logout_revokes_the_session_and_clears_the_cookie() {
     let route = s.route("lo", up.addr, "acme", "dev", json!({})).await;
     let cookie = s.cookie(&route, &s.token("alice", ALICE)).await;
     let host = format!("lo.apps.test:{}", s.proxy.addr.port());
-    let out = s
+    // A GET (any page can make the browser send one) only shows the form.
+    let page = s
         .proxy
         .get(&host, "/.platform-proxy/logout")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("logout page");
+    assert_eq!(page.status(), 200);
+    assert!(page.headers().get("set-cookie").is_none());
+    assert!(page.text().await.expect("text").contains("method=\"post\""));
+    let still = s
+        .proxy
+        .get(&host, "/")
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(still.status(), 200, "a GET signs nobody out");
+    let out = s
+        .proxy
+        .req(reqwest::Method::POST, &host, "/.platform-proxy/logout")
         .header("cookie", &cookie)
         .send()
         .await

@@ -99,10 +99,13 @@ CREATE TABLE platform_proxy_revocations (
     -- session, user, route or platform_session (RevocationTarget::kind).
     kind       TEXT NOT NULL,
     value      TEXT NOT NULL,
+    -- The latest revocation of this target: sessions minted at or before
+    -- it are dead. One row per target, however often it is revoked, so a
+    -- caller revoking itself in a loop grows nothing.
     revoked_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,
     reason     TEXT NOT NULL,
-    PRIMARY KEY (kind, value, revoked_at)
+    PRIMARY KEY (kind, value)
 ) STRICT;
 
 CREATE INDEX platform_proxy_revocations_expires

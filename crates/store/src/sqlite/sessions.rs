@@ -160,13 +160,23 @@ pub(super) async fn revoke(store: &SqliteStore, r: &Revocation) -> Result<u64, S
     let revoked_at = timestamp::encode(r.revoked_at)?;
     let target = &r.target;
     let mut tx = store.pool.begin_with("BEGIN IMMEDIATE").await?;
-    // A retried revocation is the same row; it keeps the later expiry so
-    // neither attempt forgets it early.
+    let before: Option<String> = sqlx::query_scalar(
+        "SELECT revoked_at FROM platform_proxy_revocations WHERE kind = ? AND value = ?",
+    )
+    .bind(target.kind())
+    .bind(target.value())
+    .fetch_optional(&mut *tx)
+    .await?;
+    // One row per target: the latest revocation wins (fixed-width text
+    // timestamps compare as times), the expiry only grows, the reason is
+    // the latest one's.
     sqlx::query(
         "INSERT INTO platform_proxy_revocations (kind, value, revoked_at, expires_at, reason)
          VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (kind, value, revoked_at)
-         DO UPDATE SET expires_at = max(expires_at, excluded.expires_at)",
+         ON CONFLICT (kind, value) DO UPDATE SET
+             reason = CASE WHEN excluded.revoked_at >= revoked_at THEN excluded.reason ELSE reason END,
+             revoked_at = max(revoked_at, excluded.revoked_at),
+             expires_at = max(expires_at, excluded.expires_at)",
     )
     .bind(target.kind())
     .bind(target.value())
@@ -188,7 +198,15 @@ pub(super) async fn revoke(store: &SqliteStore, r: &Revocation) -> Result<u64, S
         .await?
         .rows_affected();
     tx.commit().await?;
-    store.bump();
+    // The in-memory set holds whole seconds: a revocation within the same
+    // second as the stored one changes nothing there, and marks nothing,
+    // so it wakes no replica (revoking oneself in a loop costs no rebuilds).
+    let same_second = before
+        .as_deref()
+        .is_some_and(|b| b.get(..19) >= revoked_at.get(..19));
+    if marked > 0 || !same_second {
+        store.bump();
+    }
     Ok(marked)
 }
 

@@ -179,3 +179,34 @@ async fn live_revocations_exclude_expired_ones_and_keep_every_kind() {
     all.extend(live);
     assert_eq!(store.live_revocations(at(99)).await.expect("live"), all);
 }
+
+#[tokio::test]
+async fn repeated_revocations_of_one_target_keep_one_row_and_wake_followers_only_when_it_matters() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let user = || RevocationTarget::User("loop".into());
+    let mut feed = store.subscribe();
+    feed.borrow_and_update();
+    store.revoke(&revocation(user(), 10)).await.expect("first");
+    assert!(
+        feed.has_changed().expect("feed"),
+        "a new revocation wakes followers"
+    );
+    feed.borrow_and_update();
+    // Again within the same second, a hundred times: nothing observable.
+    for _ in 0..100 {
+        let mut r = revocation(user(), 10);
+        r.revoked_at += time::Duration::milliseconds(1);
+        store.revoke(&r).await.expect("again");
+    }
+    assert!(
+        !feed.has_changed().expect("feed"),
+        "same-second repeats wake nobody"
+    );
+    // A later second moves the revocation forward and wakes them.
+    store.revoke(&revocation(user(), 20)).await.expect("later");
+    assert!(feed.has_changed().expect("feed"));
+    let live = store.live_revocations(at(0)).await.expect("live");
+    assert_eq!(live.len(), 1, "one row per target: {live:?}");
+    assert_eq!(live[0].revoked_at, at(20));
+}

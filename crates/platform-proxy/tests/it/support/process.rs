@@ -170,8 +170,10 @@ impl ChildProxy {
             .await;
         let host = format!("{label}.{}", super::APPS);
         super::eventually(Duration::from_secs(5), || async {
-            // Any answer but the proxy's own 404 means the route is live.
+            // Any answer but the proxy's own 404 means the route is live
+            // (the operator's token: anonymous callers get 401 either way).
             self.req(reqwest::Method::GET, &host, "/")
+                .bearer_auth(TOKEN)
                 .send()
                 .await
                 .is_ok_and(|r| r.status() != 404)
