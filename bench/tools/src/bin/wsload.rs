@@ -9,7 +9,8 @@
 //!    stderr marks its start, so a script can sample memory meanwhile);
 //! 3. active: the first `--active` connections each send a `--message-bytes`
 //!    binary message every `--interval-ms` for `--duration-secs`, wait for the
-//!    echo (at most `--reply-timeout-secs`), and record the round trip.
+//!    echo (at most `--reply-timeout-secs`), and record the round trip; the
+//!    first `--warmup-secs` of it are sent but not counted.
 //!
 //! Prints one JSON line on stdout. Talks to loopback addresses only.
 //! Needs a file descriptor per connection: raise `ulimit -n` before running
@@ -60,9 +61,12 @@ struct Args {
     /// Connections (the first K opened) that then send echo messages.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=100_000))]
     active: u32,
-    /// Seconds the active phase lasts.
+    /// Seconds the active phase is measured.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     duration_secs: u64,
+    /// Seconds of echo traffic before the measured phase, not recorded.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=600))]
+    warmup_secs: u64,
     /// Milliseconds between one active connection's messages (0: back to back).
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(0..=60_000))]
     interval_ms: u64,
@@ -219,7 +223,9 @@ async fn run_active(args: &Args, active: Vec<Ws>) -> Vec<ActiveResult> {
     if active.is_empty() {
         return Vec::new();
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(args.duration_secs);
+    let now = tokio::time::Instant::now();
+    let measured_from = now + Duration::from_secs(args.warmup_secs);
+    let deadline = measured_from + Duration::from_secs(args.duration_secs);
     let interval = Duration::from_millis(args.interval_ms);
     let reply_timeout = Duration::from_secs(args.reply_timeout_secs);
     let cap = (MAX_SAMPLES / active.len()).max(1);
@@ -230,15 +236,15 @@ async fn run_active(args: &Args, active: Vec<Ws>) -> Vec<ActiveResult> {
         // fire in lock step.
         let offset = interval * u32::try_from(i).unwrap_or(0) / n;
         let payload = vec![b'x'; args.message_bytes as usize];
-        set.spawn(ping_loop(
-            ws,
-            payload,
+        let phase = Phase {
             offset,
             interval,
             reply_timeout,
+            measured_from,
             deadline,
             cap,
-        ));
+        };
+        set.spawn(ping_loop(ws, payload, phase));
     }
     let mut out = Vec::new();
     while let Some(joined) = set.join_next().await {
@@ -250,15 +256,28 @@ async fn run_active(args: &Args, active: Vec<Ws>) -> Vec<ActiveResult> {
     out
 }
 
-async fn ping_loop(
-    mut ws: Ws,
-    payload: Vec<u8>,
+/// The schedule of one active connection.
+struct Phase {
+    /// Delay of its first send, spreading the connections over an interval.
     offset: Duration,
     interval: Duration,
     reply_timeout: Duration,
+    /// Echoes before this are warm-up: sent, not counted.
+    measured_from: tokio::time::Instant,
     deadline: tokio::time::Instant,
+    /// Samples this connection keeps at most.
     cap: usize,
-) -> ActiveResult {
+}
+
+async fn ping_loop(mut ws: Ws, payload: Vec<u8>, phase: Phase) -> ActiveResult {
+    let Phase {
+        offset,
+        interval,
+        reply_timeout,
+        measured_from,
+        deadline,
+        cap,
+    } = phase;
     let mut r = ActiveResult::default();
     let mut next = tokio::time::Instant::now() + offset;
     loop {
@@ -267,6 +286,7 @@ async fn ping_loop(
             break;
         }
         let sent = Instant::now();
+        let counted = tokio::time::Instant::now() >= measured_from;
         if ws.send(Message::binary(payload.clone())).await.is_err() {
             r.errors += 1;
             break;
@@ -282,6 +302,7 @@ async fn ping_loop(
         })
         .await;
         match reply {
+            Ok(true) if !counted => {}
             Ok(true) => {
                 r.messages += 1;
                 if r.samples_us.len() < cap {

@@ -1,0 +1,375 @@
+# shellcheck shell=bash
+# Shared pieces of bench/quick.sh and bench/run.sh; source it, then call
+# bench_init. Every server binds 127.0.0.1, every wait loop is bounded, and
+# the EXIT trap stops every process started through here (by its pid).
+#
+# Pinning (2 cores): load generators run on core 0 (bench_load), servers
+# (upstream, peers, platform-proxy) on core 1 (bench_server).
+
+BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH_PIDS=()
+declare -A BENCH_LOGS=()
+BENCH_TOKEN=bench-token-0123456789abcdef
+BENCH_BIN=$BENCH_ROOT/target/release/platform-proxy
+BENCH_TOOLS=$BENCH_ROOT/target/release
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+HAPROXY_BIN=$(command -v haproxy || echo /usr/sbin/haproxy)
+CHP_BIN=$BENCH_ROOT/bench/node/node_modules/.bin/configurable-http-proxy
+# nginx preallocates (and touches) per-connection state for all of
+# worker_connections, so an oversized value inflates its RSS; the WebSocket
+# case raises it to fit its connection count.
+NGINX_CONNS=4096
+
+bench_init() {
+    cd "$BENCH_ROOT" || exit 1
+    work=$(mktemp -d)
+    # mktemp makes the directory 0700; nginx's worker (not root) must read
+    # it, or every answer is a 403 page and the numbers measure nothing.
+    chmod 755 "$work"
+    head -c 1024 /dev/urandom | base64 -w0 | head -c 1024 >"$work/1k.txt"
+    chmod 644 "$work/1k.txt"
+    trap bench_cleanup EXIT
+    trap 'exit 130' INT TERM
+}
+
+die() { echo "bench: $*" >&2; exit 1; }
+
+# Stops every process started with bench_spawn: TERM, up to 5 s, then KILL.
+bench_stop_all() {
+    local pid i
+    for pid in "${BENCH_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for i in $(seq 50); do
+        local alive=0
+        for pid in "${BENCH_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+        [ "$alive" = 0 ] && break
+        sleep 0.1
+    done
+    for pid in "${BENCH_PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    for pid in "${BENCH_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    BENCH_PIDS=()
+}
+
+# bench_forget PID: drops a pid already waited for, so the cleanup never
+# signals a number the kernel may have handed to someone else.
+bench_forget() {
+    local keep=() pid
+    for pid in "${BENCH_PIDS[@]}"; do [ "$pid" = "$1" ] || keep+=("$pid"); done
+    BENCH_PIDS=("${keep[@]}")
+}
+
+bench_cleanup() {
+    bench_stop_all
+    # BENCH_KEEP=1 keeps the configs and logs for a look afterwards.
+    if [ -n "${BENCH_KEEP:-}" ]; then
+        [ -n "${work:-}" ] && echo "bench: kept $work" >&2
+    else
+        [ -n "${work:-}" ] && rm -rf "$work"
+    fi
+    return 0
+}
+
+# bench_spawn LOG CMD... : starts CMD pinned to core 1 in the background,
+# logging to LOG; the pid lands in $spawned and in BENCH_PIDS.
+bench_spawn() {
+    local log=$1
+    shift
+    taskset -c 1 "$@" >"$log" 2>&1 &
+    spawned=$!
+    BENCH_PIDS+=("$spawned")
+    BENCH_LOGS[$spawned]=$log
+}
+
+# bench_load CMD... : runs a load generator pinned to core 0.
+bench_load() { taskset -c 0 "$@"; }
+
+# Refuses a port someone already listens on: the numbers would be theirs.
+bench_port_free() {
+    local port
+    for port in "$@"; do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            die "127.0.0.1:$port is taken; set BENCH_PORT_BASE to move the bench's ports"
+        fi
+    done
+}
+
+# bench_wait_tcp PORT [PID]: until something accepts on 127.0.0.1:PORT (at
+# most 10 s; fails early if PID died).
+bench_wait_tcp() {
+    local port=$1 pid=${2:-} i
+    for i in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+            tail -n 20 "${BENCH_LOGS[$pid]:-/dev/null}" >&2
+            die "process $pid died before listening on $port"
+        fi
+        sleep 0.1
+    done
+    die "nothing listens on 127.0.0.1:$port after 10 s"
+}
+
+# newer_than FILE DIR...: prints one source file newer than FILE (none when
+# FILE is up to date). Test-only files do not change a release binary.
+newer_than() {
+    local file=$1
+    shift
+    find "$@" -newer "$file" \( -name '*.rs' -o -name Cargo.toml -o -name '*.sql' \) \
+        -not -path '*/tests/*' -not -path '*/benches/*' -not -name tests.rs -print -quit
+}
+
+# bench_build proxy|tools: builds platform-proxy (and with `tools` the bench
+# tools too) in release mode when missing or older than their sources.
+bench_build() {
+    if [ ! -x "$BENCH_BIN" ] || [ -n "$(newer_than "$BENCH_BIN" crates)" ]; then
+        echo "bench: building platform-proxy (release)" >&2
+        cargo build --release -p platform-proxy
+        # Up to date now, even when cargo found nothing to do.
+        touch "$BENCH_BIN"
+    fi
+    if [ "${1:-}" = tools ]; then
+        local t
+        for t in wsload wsecho propagate; do
+            if [ ! -x "$BENCH_TOOLS/$t" ] || [ -n "$(newer_than "$BENCH_TOOLS/$t" bench/tools)" ]; then
+                echo "bench: building bench tools (release)" >&2
+                cargo build --release -p pp-bench-tools
+                touch "$BENCH_TOOLS"/{wsload,wsecho,propagate}
+                break
+            fi
+        done
+    fi
+}
+
+# --- servers -----------------------------------------------------------------
+
+# bench_start_upstream PORT [H2PORT]: nginx serving $work/1k.txt (HTTP/1.1,
+# and h2c prior knowledge on H2PORT). Sets up_pid.
+bench_start_upstream() {
+    local port=$1 h2=${2:-} h2srv=""
+    [ -n "$h2" ] && h2srv="server { listen 127.0.0.1:$h2 http2; root $work; }"
+    cat >"$work/upstream.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $work/upstream.pid;
+error_log $work/upstream-error.log;
+worker_rlimit_nofile 20000;
+events { worker_connections $NGINX_CONNS; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$port; root $work; }
+  $h2srv
+}
+NGX
+    bench_spawn "$work/upstream.log" "$NGINX_BIN" -c "$work/upstream.conf"
+    up_pid=$spawned
+    bench_wait_tcp "$port" "$up_pid"
+}
+
+# bench_start_nginx_proxy PORT UPPORT [H2PORT] [WSPORT]: nginx as a reverse
+# proxy with upstream keep-alive; /ws goes to WSPORT with the upgrade
+# headers. Sets ngx_pid.
+bench_start_nginx_proxy() {
+    local port=$1 up=$2 h2=${3:-} ws=${4:-}
+    local loc='proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";'
+    local wsup="" wsloc="" h2srv=""
+    if [ -n "$ws" ]; then
+        wsup="upstream ws { server 127.0.0.1:$ws; }"
+        wsloc="location /ws { proxy_pass http://ws; proxy_http_version 1.1;
+      proxy_set_header Upgrade \$http_upgrade; proxy_set_header Connection \"upgrade\";
+      proxy_read_timeout 1h; }"
+    fi
+    [ -n "$h2" ] && h2srv="server { listen 127.0.0.1:$h2 http2; location / { $loc } }"
+    cat >"$work/nginx-proxy.conf" <<NGX
+worker_processes 1;
+daemon off;
+pid $work/nginx-proxy.pid;
+error_log $work/nginx-proxy-error.log;
+worker_rlimit_nofile 20000;
+events { worker_connections $NGINX_CONNS; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:$up; keepalive 64; }
+  $wsup
+  server { listen 127.0.0.1:$port; location / { $loc } $wsloc }
+  $h2srv
+}
+NGX
+    bench_spawn "$work/nginx-proxy.log" "$NGINX_BIN" -c "$work/nginx-proxy.conf"
+    ngx_pid=$spawned
+    bench_wait_tcp "$port" "$ngx_pid"
+}
+
+# bench_start_haproxy PORT UPPORT [H2PORT]: mode http, http-reuse always,
+# one thread. Sets hap_pid.
+bench_start_haproxy() {
+    local port=$1 up=$2 h2=${3:-}
+    cat >"$work/haproxy.cfg" <<HAP
+global
+  nbthread 1
+  maxconn 9000
+defaults
+  mode http
+  option http-keep-alive
+  http-reuse always
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+frontend fe
+  bind 127.0.0.1:$port
+  ${h2:+bind 127.0.0.1:$h2 proto h2}
+  default_backend be
+backend be
+  server up 127.0.0.1:$up
+HAP
+    bench_spawn "$work/haproxy.log" "$HAPROXY_BIN" -db -f "$work/haproxy.cfg"
+    hap_pid=$spawned
+    bench_wait_tcp "$port" "$hap_pid"
+}
+
+# bench_start_chp PORT APIPORT UPPORT: configurable-http-proxy with the
+# upstream as its default target. Sets chp_pid.
+bench_start_chp() {
+    local port=$1 api=$2 up=$3
+    [ -x "$CHP_BIN" ] || die "configurable-http-proxy missing; run scripts/install-bench-deps.sh"
+    CONFIGPROXY_AUTH_TOKEN=bench bench_spawn "$work/chp.log" node "$CHP_BIN" \
+        --ip 127.0.0.1 --port "$port" --api-ip 127.0.0.1 --api-port "$api" \
+        --default-target "http://127.0.0.1:$up" --log-level warn
+    chp_pid=$spawned
+    bench_wait_tcp "$port" "$chp_pid"
+}
+
+# bench_start_pp PORT TAG: platform-proxy with a fresh SQLite store. Sets
+# px_port and px_pid.
+bench_start_pp() {
+    px_port=$1
+    local tag=$2
+    cat >"$work/pp-$tag.toml" <<TOML
+api_host = "api.bench"
+apps_domain = "apps.bench"
+[server]
+listen = ["127.0.0.1:$px_port"]
+shutdown_grace_secs = 2
+[store]
+url = "sqlite://$work/pp-$tag.db"
+[api]
+bootstrap_token = "$BENCH_TOKEN"
+[log]
+level = "warn"
+TOML
+    bench_spawn "$work/pp-$tag.log" "$BENCH_BIN" serve --config "$work/pp-$tag.toml"
+    px_pid=$spawned
+    local i
+    for i in $(seq 100); do
+        curl -s -o /dev/null -H 'Host: api.bench' "http://127.0.0.1:$px_port/healthz" && return 0
+        kill -0 "$px_pid" 2>/dev/null || { cat "$work/pp-$tag.log" >&2; die "platform-proxy died"; }
+        sleep 0.1
+    done
+    die "platform-proxy not healthy after 10 s"
+}
+
+pp_api() { curl -s --max-time 10 -H 'Host: api.bench' -H 'content-type: application/json' "$@"; }
+
+# pp_route HOST UPSTREAM [public]: creates a subdomain route; prints its id.
+# An authenticated one belongs to org "bench", project "p".
+pp_route() {
+    local host=$1 up=$2 public=${3:-}
+    local extra='"org_id":"bench","project_id":"p"'
+    [ -n "$public" ] && extra='"policy":{"public":true}'
+    pp_api -H "Authorization: Bearer $BENCH_TOKEN" "http://127.0.0.1:$px_port/api/v1/routes" \
+        -d "{\"owner_type\":\"app_instance\",\"owner_id\":\"$host\",\"endpoint_name\":\"web\",$extra,\"route_mode\":\"subdomain\",\"route_host\":\"$host\",\"upstream\":{\"targets\":[\"$up\"]}}" \
+        | sed -n 's/.*"id":"\([0-9a-f-]*\)".*/\1/p'
+}
+
+# pp_sign_in ROUTE_ID HOST: a service account of the project mints a
+# browser session; its launch code is redeemed like a browser would. Prints
+# the session cookie (`name=value`).
+pp_sign_in() {
+    local route_id=$1 host=$2 svc open_url launch_path
+    svc=$(pp_api -H "Authorization: Bearer $BENCH_TOKEN" "http://127.0.0.1:$px_port/api/v1/service-tokens" \
+        -d '{"name":"bench","org_id":"bench","project_id":"p","role":"member"}' \
+        | sed -n 's/.*"token":"\([^"]*\)".*/\1/p')
+    [ -n "$svc" ] || die "could not mint a service token"
+    sleep 0.2
+    open_url=$(pp_api -X POST -H "Authorization: Bearer $svc" \
+        "http://127.0.0.1:$px_port/api/v1/routes/$route_id/browser-session" \
+        | sed -n 's/.*"open_url":"\([^"]*\)".*/\1/p')
+    launch_path="/${open_url#http://*/}"
+    curl -s --max-time 10 -o /dev/null -D - -H "Host: $host" "http://127.0.0.1:$px_port$launch_path" \
+        | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\);.*/\1/p' | head -n1
+}
+
+# --- measuring ---------------------------------------------------------------
+
+# bench_check NAME URL HOST [COOKIE]: one GET must answer 200.
+bench_check() {
+    local code
+    code=$(curl -s --max-time 10 -o "$work/check.txt" -w '%{http_code}' -H "Host: $3" ${4:+-H "Cookie: $4"} "$2" || true)
+    [ "$code" = 200 ] || { cat "$work/check.txt" >&2 2>/dev/null; die "$1: GET $2 (Host: $3) answered $code"; }
+}
+
+# to_ms VALUE: wrk/h2load durations (123.4us, 1.2ms, 1.1s) in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN{
+        if (v ~ /us$/) { sub(/us$/,"",v); v=v/1000 }
+        else if (v ~ /ms$/) { sub(/ms$/,"",v) }
+        else if (v ~ /s$/) { sub(/s$/,"",v); v=v*1000 }
+        printf "%.3f", v }'
+}
+
+# bench_wrk NAME SECS URL HOST [COOKIE]: sets wrk_rps and wrk_p99 (ms).
+# Refuses to report a run with non-2xx answers: an error page is no result.
+bench_wrk() {
+    local name=$1 secs=$2 url=$3 host=$4 cookie=${5:-} out
+    out=$(bench_load wrk -t1 -c64 -d"${secs}s" --latency -H "Host: $host" ${cookie:+-H "Cookie: $cookie"} "$url" 2>&1) || true
+    if grep -q "Non-2xx" <<<"$out"; then
+        echo "$out" >&2
+        die "$name: wrk saw non-2xx answers; refusing to report them"
+    fi
+    wrk_rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+    wrk_p99=$(awk '$1=="99%"{print $2}' <<<"$out")
+    [ -n "$wrk_rps" ] && [ -n "$wrk_p99" ] || { echo "$out" >&2; die "$name: no numbers from wrk"; }
+    wrk_p99=$(to_ms "$wrk_p99")
+    if grep -q "Socket errors" <<<"$out"; then
+        echo "bench: $name: $(grep 'Socket errors' <<<"$out")" >&2
+    fi
+}
+
+# bench_h2load NAME SECS URL [HEADER...]: h2c prior knowledge, 64 clients,
+# 10 streams each. Sets h2_rps, h2_mean and h2_max (ms; h2load prints no
+# percentiles). Refuses runs with failed or non-2xx requests.
+bench_h2load() {
+    local name=$1 secs=$2 url=$3 out
+    shift 3
+    local hdrs=() h
+    for h in "$@"; do hdrs+=(-H "$h"); done
+    out=$(bench_load h2load -t1 -c64 -m10 -D "$secs" "${hdrs[@]}" "$url" 2>&1) || true
+    local bad
+    bad=$(awk '/^status codes:/{print $5+$7+$9} /^requests:/{print $10+$12+$14}' <<<"$out" | awk '{s+=$1} END{print s+0}')
+    if ! grep -q '^Application protocol: h2c' <<<"$out"; then
+        echo "$out" >&2
+        die "$name: h2load did not speak h2c"
+    fi
+    if ! grep -q '^status codes:' <<<"$out" || [ "$bad" != 0 ]; then
+        echo "$out" >&2
+        die "$name: h2load saw failed or non-2xx requests; refusing to report them"
+    fi
+    h2_rps=$(awk '/^finished in/{print $4}' <<<"$out")
+    h2_mean=$(to_ms "$(awk '/^time for request:/{print $6}' <<<"$out")")
+    h2_max=$(to_ms "$(awk '/^time for request:/{print $5}' <<<"$out")")
+}
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+
+# rss_kib PID: resident memory of PID and its children (nginx's master and
+# worker), in KiB.
+rss_kib() {
+    local total=0 p v
+    for p in "$1" $(pgrep -P "$1" || true); do
+        v=$(awk '/^VmRSS/{print $2}' "/proc/$p/status" 2>/dev/null || true)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+# json_num KEY < line: a number (or null) from a flat JSON line.
+json_num() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"; }

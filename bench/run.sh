@@ -1,0 +1,362 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of platform-proxy against its peers on loopback.
+#
+#   bench/run.sh http|h2|ws|propagation|all [runs] [seconds]
+#
+#   http         1 KiB GET with wrk -t1 -c64: direct to the nginx upstream (the
+#                physical limit), nginx and haproxy as reverse proxies with
+#                upstream keep-alive, configurable-http-proxy, platform-proxy
+#                on a public route and on an authenticated one (session
+#                cookie, authorization, identity headers).
+#   h2           the same over HTTP/2 with h2load -c64 -m10 (h2c prior
+#                knowledge on plain listeners): direct, nginx, haproxy,
+#                platform-proxy public and authenticated. CHP speaks no h2.
+#   ws           WebSocket through platform-proxy's authenticated route (and
+#                nginx for scale): RSS per idle connection at WS_IDLE (5000)
+#                connections; echo round trip at WS_ACTIVE (1000) active
+#                connections, direct vs through each proxy.
+#   propagation  route created through the API -> first 2xx through the
+#                proxy, over PROP_ROUTES (50) new routes per run.
+#
+# Runs alternate through the peers (reversed every other run) and the table
+# shows medians. Load tools run on core 0; upstream and proxies on core 1.
+# Every server binds 127.0.0.1 (ports from BENCH_PORT_BASE, 18080); all
+# processes are stopped on exit. Needs scripts/install-bench-deps.sh and
+# builds the release binaries when they are older than their sources.
+#
+# Environment: WS_IDLE (5000), WS_ACTIVE (1000), WS_HOLD (seconds the idle
+# connections stay open, 5), WS_INTERVAL_MS (100), PROP_ROUTES (50),
+# BENCH_PORT_BASE (18080; the ten ports from it), BENCH_KEEP=1 (keep the
+# configs and logs). The script raises its own `ulimit -n` to 20000 (5000
+# tunnels take ~15000 descriptors in nginx); where the hard limit is lower,
+# run `ulimit -n 20000` as root before it. The load tools (wsload, propagate)
+# refuse any address outside loopback.
+set -euo pipefail
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+usage() { sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 2; }
+case=${1:-}
+runs=${2:-3}
+secs=${3:-10}
+[[ "$case" =~ ^(http|h2|ws|propagation|all)$ ]] || usage
+[[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 1 && "$runs" -le 50 ]] || die "runs: 1..50"
+[[ "$secs" =~ ^[0-9]+$ && "$secs" -ge 1 && "$secs" -le 600 ]] || die "seconds: 1..600"
+
+base=${BENCH_PORT_BASE:-18080}
+px_port=$base          # platform-proxy (HTTP/1.1 and h2c on one listener)
+up_port=$((base + 1))  # nginx upstream, HTTP/1.1
+up_h2=$((base + 2))    # nginx upstream, h2c
+ngx_port=$((base + 3)) # nginx reverse proxy
+ngx_h2=$((base + 4))
+hap_port=$((base + 5)) # haproxy
+hap_h2=$((base + 6))
+chp_port=$((base + 7)) # configurable-http-proxy and its API
+chp_api=$((base + 8))
+ws_port=$((base + 9))  # wsecho upstream
+
+# WebSocket and idle-connection counts need a descriptor per socket (the
+# proxy holds two per tunnel); every process started below inherits this.
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+bench_init
+bench_build tools
+bench_port_free "$px_port" "$up_port" "$up_h2" "$ngx_port" "$ngx_h2" "$hap_port" "$hap_h2" "$chp_port" "$chp_api" "$ws_port"
+
+# order RUN NAME...: the names, reversed on even runs.
+order() {
+    local run=$1
+    shift
+    if ((run % 2)); then printf '%s\n' "$@"; else printf '%s\n' "$@" | tac; fi
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
+
+# Starts platform-proxy with a public route b.apps.bench and an
+# authenticated one s.apps.bench to UPSTREAM; sets cookie.
+pp_with_routes() {
+    local tag=$1 upstream=$2
+    bench_start_pp "$px_port" "$tag"
+    [ -n "$(pp_route b "$upstream" public)" ] || die "could not create the public route"
+    local id
+    id=$(pp_route s "$upstream")
+    [ -n "$id" ] || die "could not create the authenticated route"
+    cookie=$(pp_sign_in "$id" s.apps.bench)
+    [ -n "$cookie" ] || die "could not sign in to the authenticated route"
+}
+
+case_http() {
+    echo "## HTTP/1.1: 1 KiB GET, wrk -t1 -c64 -d${secs}s, $runs run(s)"
+    bench_start_upstream "$up_port"
+    bench_start_nginx_proxy "$ngx_port" "$up_port"
+    bench_start_haproxy "$hap_port" "$up_port"
+    bench_start_chp "$chp_port" "$chp_api" "$up_port"
+    pp_with_routes http "127.0.0.1:$up_port"
+
+    local peers=(direct nginx haproxy chp pp-public pp-auth)
+    declare -A url host ck pid
+    url[direct]=http://127.0.0.1:$up_port/1k.txt; host[direct]=127.0.0.1:$up_port; pid[direct]=$up_pid
+    url[nginx]=http://127.0.0.1:$ngx_port/1k.txt; host[nginx]=127.0.0.1:$ngx_port; pid[nginx]=$ngx_pid
+    url[haproxy]=http://127.0.0.1:$hap_port/1k.txt; host[haproxy]=127.0.0.1:$hap_port; pid[haproxy]=$hap_pid
+    url[chp]=http://127.0.0.1:$chp_port/1k.txt; host[chp]=127.0.0.1:$chp_port; pid[chp]=$chp_pid
+    url[pp-public]=http://127.0.0.1:$px_port/1k.txt; host[pp-public]=b.apps.bench; pid[pp-public]=$px_pid
+    url[pp-auth]=http://127.0.0.1:$px_port/1k.txt; host[pp-auth]=s.apps.bench; pid[pp-auth]=$px_pid
+    ck[pp-auth]=$cookie
+
+    local p
+    declare -A rps p99 rss
+    for p in "${peers[@]}"; do
+        bench_check "$p" "${url[$p]}" "${host[$p]}" "${ck[$p]:-}"
+        # One second of warm-up: pools filled, caches primed, JIT warm.
+        bench_wrk "$p" 1 "${url[$p]}" "${host[$p]}" "${ck[$p]:-}"
+    done
+    local i
+    for i in $(seq "$runs"); do
+        local line="run $i:"
+        for p in $(order "$i" "${peers[@]}"); do
+            bench_wrk "$p" "$secs" "${url[$p]}" "${host[$p]}" "${ck[$p]:-}"
+            rps[$p]+=" $wrk_rps"; p99[$p]+=" $wrk_p99"
+            rss[$p]+=" $(rss_kib "${pid[$p]}")"
+            line+=" $p $wrk_rps/s ${wrk_p99}ms |"
+        done
+        echo "${line% |}"
+    done
+
+    declare -A m_rps m_p99 m_rss
+    for p in "${peers[@]}"; do
+        # shellcheck disable=SC2086 # word-split the space-separated samples
+        { m_rps[$p]=$(median ${rps[$p]}); m_p99[$p]=$(median ${p99[$p]}); m_rss[$p]=$(median ${rss[$p]}); }
+    done
+    local best
+    best=$(awk -v a="${m_rps[nginx]}" -v b="${m_rps[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
+    echo
+    echo "| peer | req/s median | p99 ms median | RSS KiB after load | req/s vs faster of nginx/haproxy | req/s vs CHP | RSS vs nginx |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for p in "${peers[@]}"; do
+        echo "| $p | ${m_rps[$p]} | ${m_p99[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(ratio "${m_rps[$p]}" "${m_rps[chp]}") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
+    done
+    echo
+    echo "direct and nginx RSS: master + worker; pp-public and pp-auth are one process (measured after each's runs)."
+    bench_stop_all
+}
+
+case_h2() {
+    echo "## HTTP/2 (h2c prior knowledge): 1 KiB GET, h2load -t1 -c64 -m10 -D ${secs}, $runs run(s)"
+    bench_start_upstream "$up_port" "$up_h2"
+    bench_start_nginx_proxy "$ngx_port" "$up_port" "$ngx_h2"
+    bench_start_haproxy "$hap_port" "$up_port" "$hap_h2"
+    pp_with_routes h2 "127.0.0.1:$up_port"
+
+    local peers=(direct nginx haproxy pp-public pp-auth)
+    declare -A url auth ck pid
+    url[direct]=http://127.0.0.1:$up_h2/1k.txt; pid[direct]=$up_pid
+    url[nginx]=http://127.0.0.1:$ngx_h2/1k.txt; pid[nginx]=$ngx_pid
+    url[haproxy]=http://127.0.0.1:$hap_h2/1k.txt; pid[haproxy]=$hap_pid
+    # h2load takes :authority from the URL; -H ':authority: …' names the route.
+    url[pp-public]=http://127.0.0.1:$px_port/1k.txt; auth[pp-public]=b.apps.bench; pid[pp-public]=$px_pid
+    url[pp-auth]=http://127.0.0.1:$px_port/1k.txt; auth[pp-auth]=s.apps.bench; pid[pp-auth]=$px_pid
+    ck[pp-auth]=$cookie
+
+    local p i
+    h2args() { # peer -> header arguments for bench_h2load
+        [ -n "${auth[$1]:-}" ] && printf '%s\n' ":authority: ${auth[$1]}"
+        [ -n "${ck[$1]:-}" ] && printf '%s\n' "cookie: ${ck[$1]}"
+        return 0
+    }
+    declare -A rps mean max rss
+    for p in "${peers[@]}"; do
+        mapfile -t hs < <(h2args "$p")
+        bench_h2load "$p" 1 "${url[$p]}" "${hs[@]}"
+    done
+    for i in $(seq "$runs"); do
+        local line="run $i:"
+        for p in $(order "$i" "${peers[@]}"); do
+            mapfile -t hs < <(h2args "$p")
+            bench_h2load "$p" "$secs" "${url[$p]}" "${hs[@]}"
+            rps[$p]+=" $h2_rps"; mean[$p]+=" $h2_mean"; max[$p]+=" $h2_max"
+            rss[$p]+=" $(rss_kib "${pid[$p]}")"
+            line+=" $p $h2_rps/s mean ${h2_mean}ms |"
+        done
+        echo "${line% |}"
+    done
+    declare -A m_rps m_mean m_max m_rss
+    for p in "${peers[@]}"; do
+        # shellcheck disable=SC2086
+        { m_rps[$p]=$(median ${rps[$p]}); m_mean[$p]=$(median ${mean[$p]}); m_max[$p]=$(median ${max[$p]}); m_rss[$p]=$(median ${rss[$p]}); }
+    done
+    local best
+    best=$(awk -v a="${m_rps[nginx]}" -v b="${m_rps[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
+    echo
+    echo "| peer | req/s median | mean ms median | max ms median | RSS KiB after load | req/s vs faster of nginx/haproxy | RSS vs nginx |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for p in "${peers[@]}"; do
+        echo "| $p | ${m_rps[$p]} | ${m_mean[$p]} | ${m_max[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
+    done
+    echo
+    echo "h2load prints no latency percentiles; mean and max of 'time for request' instead. Proxies speak HTTP/1.1 with keep-alive to the upstream."
+    bench_stop_all
+}
+
+# wsload_run PORT URL [HEADER...] -- ARGS...: one wsload; its JSON in ws_json.
+wsload_run() {
+    local wport=$1 wurl=$2
+    shift 2
+    local hdrs=()
+    while [ "$#" -gt 0 ] && [ "$1" != -- ]; do hdrs+=(--header "$1"); shift; done
+    shift
+    ws_json=$(bench_load "$BENCH_TOOLS/wsload" --connect "127.0.0.1:$wport" --url "$wurl" "${hdrs[@]}" "$@" 2>>"$work/wsload.log") \
+        || { cat "$work/wsload.log" >&2; die "wsload failed"; }
+}
+
+case_ws() {
+    local idle=${WS_IDLE:-5000} active=${WS_ACTIVE:-1000} hold=${WS_HOLD:-5} interval=${WS_INTERVAL_MS:-100}
+    local v
+    for v in "$idle" "$active" "$hold" "$interval"; do
+        [[ "$v" =~ ^[0-9]+$ ]] || die "WS_IDLE, WS_ACTIVE, WS_HOLD, WS_INTERVAL_MS: whole numbers"
+    done
+    ((idle >= 1 && active >= 1)) || die "WS_IDLE and WS_ACTIVE: at least 1"
+    local most=$((idle > active ? idle : active))
+    ((3 * most + 256 <= $(ulimit -n))) \
+        || die "$most connections need ulimit -n $((3 * most + 256)) (nginx: 3 per tunnel); it is $(ulimit -n)"
+    echo "## WebSocket: $idle idle connections (held ${hold}s); echo RTT at $active active connections, one 32-byte message every ${interval} ms each, 1s warm-up + ${secs}s, $runs run(s)"
+    bench_spawn "$work/wsecho.log" "$BENCH_TOOLS/wsecho" --listen "127.0.0.1:$ws_port"
+    local echo_pid=$spawned
+    bench_wait_tcp "$ws_port" "$echo_pid"
+    bench_start_upstream "$up_port"
+    # Two sockets per tunnel, but nginx warns "worker_connections are not
+    # enough" and resets handshakes well before 2n: give it 3n.
+    NGINX_CONNS=$((3 * most + 256))
+    bench_start_nginx_proxy "$ngx_port" "$up_port" "" "$ws_port"
+    pp_with_routes ws "127.0.0.1:$ws_port"
+
+    local peers=(direct nginx pp-auth)
+    declare -A port url hdr pid
+    port[direct]=$ws_port; url[direct]=ws://127.0.0.1:$ws_port/ws; pid[direct]=$echo_pid
+    port[nginx]=$ngx_port; url[nginx]=ws://127.0.0.1:$ngx_port/ws; pid[nginx]=$ngx_pid
+    port[pp-auth]=$px_port; url[pp-auth]=ws://s.apps.bench:$px_port/ws; pid[pp-auth]=$px_pid
+    hdr[pp-auth]="Cookie: $cookie"$'\n'"Origin: http://s.apps.bench:$px_port"
+    wsload_for() { # peer ARGS... (headers of the peer added)
+        local p=$1
+        shift
+        local hs=()
+        [ -n "${hdr[$p]:-}" ] && mapfile -t hs <<<"${hdr[$p]}"
+        wsload_run "${port[$p]}" "${url[$p]}" "${hs[@]}" -- "$@"
+    }
+
+    # The handshake must pass the proxy's session, Origin and upgrade checks.
+    local p
+    for p in "${peers[@]}"; do
+        wsload_for "$p" --connections 1 --active 1 --duration-secs 1
+        [ "$(json_num messages <<<"$ws_json")" -gt 0 ] || die "$p: no echo: $ws_json"
+    done
+
+    # Idle: resident memory while every connection is open, minus before.
+    declare -A per_conn idle_ok
+    for p in nginx pp-auth; do
+        local before during=0 pid_w i
+        before=$(rss_kib "${pid[$p]}")
+        : >"$work/wsload.log"
+        local hs=()
+        [ -n "${hdr[$p]:-}" ] && mapfile -t hs <<<"${hdr[$p]}"
+        local hargs=()
+        for h in "${hs[@]}"; do hargs+=(--header "$h"); done
+        bench_load "$BENCH_TOOLS/wsload" --connect "127.0.0.1:${port[$p]}" --url "${url[$p]}" "${hargs[@]}" \
+            --connections "$idle" --ramp-concurrency 64 --hold-secs "$hold" >"$work/idle.json" 2>"$work/wsload.log" &
+        pid_w=$!
+        BENCH_PIDS+=("$pid_w")
+        for i in $(seq 1200); do # ramp: 120 s at most
+            grep -q holding "$work/wsload.log" && break
+            kill -0 "$pid_w" 2>/dev/null || break
+            sleep 0.1
+        done
+        sleep 1
+        during=$(rss_kib "${pid[$p]}")
+        wait "$pid_w" || { cat "$work/wsload.log" >&2; die "$p: wsload failed"; }
+        bench_forget "$pid_w"
+        local conn failed
+        conn=$(json_num connected <"$work/idle.json"); failed=$(json_num failed <"$work/idle.json")
+        [ "$failed" = 0 ] || echo "bench: $p idle: $(cat "$work/idle.json")" >&2
+        idle_ok[$p]="$conn/$idle"
+        per_conn[$p]=$(awk -v a="$before" -v b="$during" -v n="$conn" 'BEGIN{ if (n > 0) printf "%.1f", (b-a)/n; else print "-" }')
+        echo "$p idle: $conn connected, RSS $before -> $during KiB"
+    done
+
+    # Active: echo round trips, direct and through each proxy, alternating.
+    declare -A p50 p99 maxv
+    local i
+    for i in $(seq "$runs"); do
+        local line="run $i:"
+        for p in $(order "$i" "${peers[@]}"); do
+            wsload_for "$p" --connections "$active" --active "$active" --ramp-concurrency 64 \
+                --warmup-secs 1 --duration-secs "$secs" --interval-ms "$interval"
+            local a f t
+            a=$(json_num active <<<"$ws_json"); f=$(json_num failed <<<"$ws_json"); t=$(json_num timeouts <<<"$ws_json")
+            if [ "$a" != "$active" ] || [ "$f" != 0 ] || [ "$t" != 0 ]; then
+                die "$p: not every connection worked; refusing to report: $ws_json"
+            fi
+            p50[$p]+=" $(json_num rtt_p50_us <<<"$ws_json")"
+            p99[$p]+=" $(json_num rtt_p99_us <<<"$ws_json")"
+            maxv[$p]+=" $(json_num rtt_max_us <<<"$ws_json")"
+            line+=" $p p50 $(json_num rtt_p50_us <<<"$ws_json")us p99 $(json_num rtt_p99_us <<<"$ws_json")us ($(json_num messages <<<"$ws_json") msgs) |"
+        done
+        echo "${line% |}"
+    done
+    declare -A m50 m99 mmax
+    for p in "${peers[@]}"; do
+        # shellcheck disable=SC2086
+        { m50[$p]=$(median ${p50[$p]}); m99[$p]=$(median ${p99[$p]}); mmax[$p]=$(median ${maxv[$p]}); }
+    done
+    echo
+    echo "| peer | idle connected | RSS KiB per idle connection | RTT p50 µs | RTT p99 µs | RTT max µs | p99 added vs direct µs |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for p in "${peers[@]}"; do
+        local added=-
+        [ "$p" != direct ] && added=$((m99[$p] - m99[direct]))
+        echo "| $p | ${idle_ok[$p]:--} | ${per_conn[$p]:--} | ${m50[$p]} | ${m99[$p]} | ${mmax[$p]} | $added |"
+    done
+    echo
+    echo "RSS per connection: (RSS while all are open - RSS before) / connected; each tunnel holds a client and an upstream socket."
+    bench_stop_all
+}
+
+case_propagation() {
+    local n=${PROP_ROUTES:-50}
+    echo "## Change propagation: API create -> first 2xx through the proxy, $n routes per run, $runs run(s)"
+    bench_start_upstream "$up_port"
+    bench_start_pp "$px_port" propagation
+    declare -a api50 api99 live50 live99 livemax
+    local i out first=0
+    for i in $(seq "$runs"); do
+        out=$(bench_load "$BENCH_TOOLS/propagate" --connect "127.0.0.1:$px_port" --token "$BENCH_TOKEN" \
+            --upstream "127.0.0.1:$up_port" --path /1k.txt --routes "$n" --prefix "r$i-") \
+            || die "propagate failed"
+        [ "$(json_num failed <<<"$out")" = 0 ] || die "some routes never served; refusing to report: $out"
+        echo "run $i: $out"
+        api50+=("$(json_num api_p50_us <<<"$out")"); api99+=("$(json_num api_p99_us <<<"$out")")
+        live50+=("$(json_num live_p50_us <<<"$out")"); live99+=("$(json_num live_p99_us <<<"$out")")
+        livemax+=("$(json_num live_max_us <<<"$out")")
+        first=$((first + $(json_num served_at_first_probe <<<"$out")))
+    done
+    echo
+    echo "| measure | p50 µs | p99 µs | max µs |"
+    echo "| --- | ---: | ---: | ---: |"
+    echo "| API create answered | $(median "${api50[@]}") | $(median "${api99[@]}") | - |"
+    echo "| create sent -> first 2xx | $(median "${live50[@]}") | $(median "${live99[@]}") | $(median "${livemax[@]}") |"
+    echo
+    echo "Served at the first probe after the API answered: $first of $((n * runs)) routes."
+    echo "Medians over runs of each run's percentiles; every probe is a new connection."
+    bench_stop_all
+}
+
+case "$case" in
+    http) case_http ;;
+    h2) case_h2 ;;
+    ws) case_ws ;;
+    propagation) case_propagation ;;
+    all)
+        case_http; echo
+        case_h2; echo
+        case_ws; echo
+        case_propagation
+        ;;
+esac
