@@ -176,6 +176,30 @@ pub(crate) fn parse_bool(field: &str, value: &str) -> Result<bool, ApiError> {
     }
 }
 
+/// A page size: 1 to [`pp_store::MAX_PAGE_LIMIT`].
+pub(crate) fn parse_limit(value: &str) -> Result<u32, ApiError> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|l| (1..=pp_store::MAX_PAGE_LIMIT).contains(l))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "limit",
+                format!(
+                    "limit: expected an integer from 1 to {}, got {value:?}",
+                    pp_store::MAX_PAGE_LIMIT
+                ),
+            )
+        })
+}
+
+/// An id (UUID) in the query, the error naming its parameter.
+pub(crate) fn parse_uuid(field: &str, value: &str) -> Result<uuid::Uuid, ApiError> {
+    uuid::Uuid::parse_str(value).map_err(|_| {
+        ApiError::bad_request(field, format!("{field}: expected a UUID, got {value:?}"))
+    })
+}
+
 /// The error for a query parameter the endpoint does not take.
 pub(crate) fn unknown_param(name: &str) -> ApiError {
     ApiError::bad_request(name, format!("{name}: unknown query parameter"))

@@ -141,30 +141,23 @@ pub fn session_cookies(
         return Vec::new();
     };
     let now = OffsetDateTime::now_utc().unix_timestamp();
-    let max_age = (claims.hard - now).max(0);
-    let name = cookie_name(route.route.id);
-    cookie_paths(route)
-        .iter()
-        .filter_map(|path| {
-            let secure = if tls { "; Secure" } else { "" };
-            HeaderValue::from_str(&format!(
-                "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
-            ))
-            .ok()
-        })
-        .collect()
+    set_cookies(route, &value, (claims.hard - now).max(0), tls)
 }
 
 /// `Set-Cookie` values that delete the route's session cookies.
 #[must_use]
 pub fn clear_cookies(route: &CompiledRoute, tls: bool) -> Vec<HeaderValue> {
+    set_cookies(route, "", 0, tls)
+}
+
+fn set_cookies(route: &CompiledRoute, value: &str, max_age: i64, tls: bool) -> Vec<HeaderValue> {
     let name = cookie_name(route.route.id);
+    let secure = if tls { "; Secure" } else { "" };
     cookie_paths(route)
         .iter()
         .filter_map(|path| {
-            let secure = if tls { "; Secure" } else { "" };
             HeaderValue::from_str(&format!(
-                "{name}=; Path={path}; Max-Age=0; HttpOnly; SameSite=Lax{secure}"
+                "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
             ))
             .ok()
         })

@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::extract::{unknown_param, QueryPairs};
+use crate::extract::{parse_limit, parse_uuid, unknown_param, QueryPairs};
 use crate::AppState;
 
 /// One page of audit records.
@@ -71,27 +71,16 @@ pub(crate) async fn list(
         ..AuditFilter::default()
     };
     for (name, value) in pairs {
-        let uuid = |v: &str| {
-            Uuid::parse_str(v).map_err(|_| {
-                ApiError::bad_request(name.clone(), format!("{name}: expected a UUID"))
-            })
-        };
         match name.as_str() {
             "org_id" => f.org_id = Some(value),
             "project_id" => f.project_id = Some(value),
-            "route_id" => f.route_id = Some(uuid(&value)?),
+            "route_id" => f.route_id = Some(parse_uuid(&name, &value)?),
             "user_id" => f.user_id = Some(value),
             "action" => f.action = Some(value),
             "since" => f.since = Some(time_param(&name, &value)?),
             "until" => f.until = Some(time_param(&name, &value)?),
-            "before" => f.before = Some(uuid(&value)?),
-            "limit" => {
-                f.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=pp_store::MAX_PAGE_LIMIT).contains(l))
-                    .ok_or_else(|| ApiError::bad_request("limit", "limit: expected 1 to 500"))?;
-            }
+            "before" => f.before = Some(parse_uuid(&name, &value)?),
+            "limit" => f.limit = parse_limit(&value)?,
             _ => return Err(unknown_param(&name)),
         }
     }

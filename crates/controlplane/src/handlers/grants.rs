@@ -22,7 +22,7 @@ use crate::audit;
 use crate::auth::Caller;
 use crate::correlation::Cid;
 use crate::error::ApiError;
-use crate::extract::{unknown_param, JsonBody, QueryPairs};
+use crate::extract::{parse_limit, parse_uuid, unknown_param, JsonBody, QueryPairs};
 use crate::AppState;
 
 /// Body of `POST /api/v1/grants`.
@@ -170,18 +170,8 @@ pub(crate) async fn list(
             "subject" => f.subject = Some(value),
             "org_id" => f.org_id = Some(value),
             "project_id" => f.project_id = Some(value),
-            "after" => {
-                f.after = Some(Uuid::parse_str(&value).map_err(|_| {
-                    ApiError::bad_request("after", "after: expected a grant id (UUID)")
-                })?);
-            }
-            "limit" => {
-                f.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=pp_store::MAX_PAGE_LIMIT).contains(l))
-                    .ok_or_else(|| ApiError::bad_request("limit", "limit: expected 1 to 500"))?;
-            }
+            "after" => f.after = Some(parse_uuid(&name, &value)?),
+            "limit" => f.limit = parse_limit(&value)?,
             _ => return Err(unknown_param(&name)),
         }
     }

@@ -26,7 +26,9 @@ use crate::audit;
 use crate::auth::Caller;
 use crate::correlation::Cid;
 use crate::error::ApiError;
-use crate::extract::{parse_bool, parse_json, unknown_param, JsonBody, QueryPairs, RouteId};
+use crate::extract::{
+    parse_bool, parse_json, parse_limit, parse_uuid, unknown_param, JsonBody, QueryPairs, RouteId,
+};
 use crate::AppState;
 
 /// Body of `POST /api/v1/routes/{id}/browser-session` (may be `{}`).
@@ -272,27 +274,16 @@ pub(crate) async fn list(
         ..SessionFilter::default()
     };
     for (name, value) in pairs {
-        let uuid = |v: &str| {
-            Uuid::parse_str(v).map_err(|_| {
-                ApiError::bad_request(name.clone(), format!("{name}: expected a UUID"))
-            })
-        };
         match name.as_str() {
-            "route_id" => f.route_id = Some(uuid(&value)?),
+            "route_id" => f.route_id = Some(parse_uuid(&name, &value)?),
             "user_id" => f.user_id = Some(value),
-            "after" => f.after = Some(uuid(&value)?),
+            "after" => f.after = Some(parse_uuid(&name, &value)?),
             "live" => {
                 if parse_bool(&name, &value)? {
                     f.live_at = Some(OffsetDateTime::now_utc());
                 }
             }
-            "limit" => {
-                f.limit = value
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|l| (1..=pp_store::MAX_PAGE_LIMIT).contains(l))
-                    .ok_or_else(|| ApiError::bad_request("limit", "limit: expected 1 to 500"))?;
-            }
+            "limit" => f.limit = parse_limit(&value)?,
             _ => return Err(unknown_param(&name)),
         }
     }
