@@ -53,13 +53,6 @@ fn init_logging(format: LogFormat, level: &str) {
     }
 }
 
-/// mimalloc instead of glibc's allocator: the request path allocates and
-/// frees many small buffers (header maps, URIs, body frames), and profiles
-/// showed glibc's malloc/free at about 8% of the proxy's CPU
-/// (docs/performance.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let rt = match tokio::runtime::Builder::new_multi_thread()
