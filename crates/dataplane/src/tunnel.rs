@@ -71,6 +71,8 @@ const OP_CLOSE: u8 = 0x8;
 const CODE_UPSTREAM_GONE: u16 = 1014;
 /// Close code sent upstream when the browser vanished without a Close frame.
 const CODE_CLIENT_GONE: u16 = 1001;
+/// Largest copy buffer a frame is relayed through.
+const COPY_BUF: usize = 16 * 1024;
 /// After the proxy decides to close, each side gets this long to finish.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
@@ -311,7 +313,6 @@ where
         opcode: 0,
         payload_len: 0,
     };
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         let read = tokio::select! {
             biased;
@@ -349,6 +350,10 @@ where
         shared.touch();
         let mut remaining = head.payload_len;
         let mut first = true;
+        // A buffer for this frame only: an idle tunnel (the common case:
+        // thousands of open notebooks) holds no copy buffer at all.
+        let size = usize::try_from(remaining.min(COPY_BUF as u64)).unwrap_or(COPY_BUF);
+        let mut buf = vec![0u8; size];
         loop {
             let want = usize::try_from(remaining.min(buf.len() as u64)).unwrap_or(buf.len());
             let n = if want == 0 {
