@@ -285,6 +285,9 @@ pub struct VerifiedToken {
 pub struct LogoutToken {
     pub subject: Option<String>,
     pub session_id: Option<String>,
+    /// The token's `iat` (required for logout tokens): the revocation is
+    /// stamped with it, and a stale token is refused as a replay.
+    pub issued_at: Option<time::OffsetDateTime>,
 }
 
 /// Checks tokens of one issuer. Cheap to share: put it in an `Arc`; keys

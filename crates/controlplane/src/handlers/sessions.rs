@@ -432,17 +432,32 @@ async fn store_revocation(
     target: RevocationTarget,
     reason: String,
 ) -> Result<u64, ApiError> {
+    revoke_at(state, target, reason, OffsetDateTime::now_utc()).await
+}
+
+/// Stores a revocation of what was minted at or before `at`. It is kept
+/// for `session_max` plus a day: past any session it can name, and past
+/// the bearer tokens identity providers usually issue (hours), which a user
+/// revocation refuses too.
+async fn revoke_at(
+    state: &AppState,
+    target: RevocationTarget,
+    reason: String,
+    at: OffsetDateTime,
+) -> Result<u64, ApiError> {
     let now = OffsetDateTime::now_utc();
     let r = Revocation {
         target,
-        revoked_at: now,
-        // Sessions minted before now end by `session_max`; a margin covers
-        // clock skew between replicas.
-        expires_at: at_offset(now, state.config.session_max) + time::Duration::HOUR,
+        revoked_at: at,
+        expires_at: at_offset(now, state.config.session_max) + time::Duration::DAY,
         reason,
     };
     Ok(state.store.revoke(&r).await?)
 }
+
+/// How old a logout token may be when it arrives (providers send it at
+/// logout; retries take seconds, not minutes).
+const LOGOUT_TOKEN_MAX_AGE: time::Duration = time::Duration::minutes(10);
 
 /// OpenID Connect Back-Channel Logout 1.0: the identity provider posts a
 /// signed logout token naming a platform session (`sid`) or a user
@@ -491,6 +506,17 @@ pub(crate) async fn backchannel_logout(
         tracing::info!(correlation_id = %cid.0, reason = e.code(), "back-channel logout token refused");
         ApiError::bad_request("logout_token", "the logout token is not valid")
     })?;
+    // Stamped with the token's own `iat`, and refused when stale: a
+    // captured logout token replayed later neither ends sessions minted
+    // since nor stays usable for long.
+    let now = OffsetDateTime::now_utc();
+    let issued = logout.issued_at.unwrap_or(now).min(now);
+    if now - issued > LOGOUT_TOKEN_MAX_AGE {
+        return Err(ApiError::bad_request(
+            "logout_token",
+            "the logout token is too old; the identity provider sends it at logout",
+        ));
+    }
     let mut total = 0;
     let mut e = pp_identity::audit::entry(
         "session.backchannel_logout",
@@ -499,20 +525,22 @@ pub(crate) async fn backchannel_logout(
     );
     e.actor = Some(jwt.issuer().to_owned());
     if let Some(sid) = &logout.session_id {
-        total += store_revocation(
+        total += revoke_at(
             &state,
             RevocationTarget::PlatformSession(sid.clone()),
             "back-channel logout".into(),
+            issued,
         )
         .await?;
         audit::detail(&mut e, "platform_session", serde_json::json!(sid));
     }
     if logout.session_id.is_none() {
         if let Some(sub) = &logout.subject {
-            total += store_revocation(
+            total += revoke_at(
                 &state,
                 RevocationTarget::User(sub.clone()),
                 "back-channel logout".into(),
+                issued,
             )
             .await?;
         }

@@ -272,6 +272,7 @@ impl Claims {
         Ok(LogoutToken {
             subject,
             session_id,
+            issued_at: self.issued_at()?,
         })
     }
 

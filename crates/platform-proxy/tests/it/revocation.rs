@@ -229,6 +229,19 @@ async fn backchannel_logout_ends_sessions_of_the_platform_session() {
             Duration::from_secs(120),
         )
         .expect("logout token");
+    // A captured logout token replayed an hour later is refused.
+    let stale = s
+        .idp
+        .mint(
+            json!({
+                "sub": "alice", "sid": sid, "jti": "lt-0",
+                "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+                "iat": now - 3600,
+            }),
+            Duration::from_secs(7200),
+        )
+        .expect("stale logout token");
+    assert_eq!(logout(stale).await.expect("send").status(), 400);
     let r = logout(lt).await.expect("send");
     assert_eq!(r.status(), 200);
     s.proxy.running().routes_applied().await;
