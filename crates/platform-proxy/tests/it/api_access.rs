@@ -471,3 +471,87 @@ async fn service_tokens_cannot_mint_service_tokens() {
     assert_eq!(status, 403, "{v}");
     s.stop().await;
 }
+
+#[tokio::test]
+async fn identity_inputs_past_their_limits_are_refused_naming_the_field() {
+    let s = Secured::start().await;
+    let up = echo().await;
+    let route = s.route("lim", up.addr, "acme", "dev", json!({})).await;
+    let member = s.token("m", &["acme/dev:member"]);
+    let rid = route["id"].as_str().expect("id");
+    let mint = format!("/api/v1/routes/{rid}/browser-session");
+    let long_next = format!("/{}", "a".repeat(2048));
+    let cases: Vec<(&str, Method, String, Value, &str)> = vec![
+        (
+            member.as_str(),
+            Method::POST,
+            mint.clone(),
+            json!({"next": long_next}),
+            "next",
+        ),
+        (
+            member.as_str(),
+            Method::POST,
+            mint.clone(),
+            json!({"next": "//evil.example/"}),
+            "next",
+        ),
+        (
+            member.as_str(),
+            Method::POST,
+            "/api/v1/sessions/revoke".into(),
+            json!({"user_id": "m", "reason": "r".repeat(513)}),
+            "reason",
+        ),
+        (
+            crate::support::TOKEN,
+            Method::POST,
+            "/api/v1/service-tokens".into(),
+            json!({"name": "n".repeat(129), "org_id": "acme", "role": "viewer"}),
+            "name",
+        ),
+        (
+            crate::support::TOKEN,
+            Method::POST,
+            "/api/v1/service-tokens".into(),
+            json!({"name": "ok", "org_id": "acme", "role": "viewer", "expires_in_secs": 400 * 24 * 3600}),
+            "expires_in_secs",
+        ),
+        (
+            crate::support::TOKEN,
+            Method::POST,
+            "/api/v1/grants".into(),
+            json!({"subject": "x".repeat(129), "org_id": "acme", "role": "viewer"}),
+            "subject",
+        ),
+        (
+            crate::support::TOKEN,
+            Method::POST,
+            "/api/v1/routes".into(),
+            {
+                let mut b = route_body("wsl", Some("acme"), Some("dev"));
+                b["limits"] = json!({"websocket_max_lifetime_secs": 18_446_744_073_709_551_615u64});
+                b
+            },
+            "limits.websocket_max_lifetime_secs",
+        ),
+        (
+            crate::support::TOKEN,
+            Method::POST,
+            "/api/v1/routes".into(),
+            {
+                let mut b = route_body("abh", Some("acme"), Some("dev"));
+                b["auth_bridge"] =
+                    json!({"mode": "header", "header": "x-forwarded-user", "secret": "s"});
+                b
+            },
+            "auth_bridge.header",
+        ),
+    ];
+    for (token, method, path, body, field) in cases {
+        let (status, v) = call(&s, token, method, &path, Some(body)).await;
+        assert_eq!(status, 422, "{path} {field}: {v}");
+        assert_eq!(v["error"]["field"], field, "{v}");
+    }
+    s.stop().await;
+}
