@@ -133,12 +133,17 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     }
     let keys = Arc::new(keyring(&*store, &config.identity.session_keys).await?);
     let apps_domain = config.dataplane.apps_domain.clone();
+    // The revision is read before the data, as in `follow`: the first
+    // snapshots are at least as new as it, and the follower rebuilds only
+    // when the store moves past it (a second full build at start would
+    // double the start-up time of a large table).
+    let initial = *store.subscribe().borrow();
     let table = Arc::new(RouteTableHandle::new(
         build_table(&*store, &apps_domain, &keys).await?,
     ));
     let directory = Arc::new(DirectoryHandle::new(build_directory(&*store).await?));
     let shutdown = CancellationToken::new();
-    let (applied_tx, applied) = tokio::sync::watch::channel(0);
+    let (applied_tx, applied) = tokio::sync::watch::channel(initial);
     tokio::spawn(follow(
         Follower {
             store: Arc::clone(&store),
@@ -347,7 +352,22 @@ struct Follower {
 /// the current snapshots: the data plane goes on serving what it has.
 async fn follow(f: Follower, shutdown: CancellationToken) {
     let mut changes = f.store.subscribe();
+    let mut built_at = *f.applied.borrow();
     loop {
+        // Wait for a change past what is served, or the resync.
+        if *changes.borrow() == built_at {
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                r = changes.changed() => {
+                    if r.is_err() {
+                        // The store is gone; keep serving what we have.
+                        shutdown.cancelled().await;
+                        return;
+                    }
+                }
+                () = tokio::time::sleep(f.resync) => {}
+            }
+        }
         // Read the revision before the data: the snapshots are then at
         // least as new as the revision they are published under.
         let revision = *changes.borrow_and_update();
@@ -366,21 +386,16 @@ async fn follow(f: Follower, shutdown: CancellationToken) {
                 f.table.replace(t);
                 f.directory.replace(d);
                 f.applied.send_replace(revision);
+                built_at = revision;
             }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "snapshot rebuild failed; serving the previous ones")
-            }
-        }
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            r = changes.changed() => {
-                if r.is_err() {
-                    // The store is gone; keep serving what we have until shutdown.
-                    shutdown.cancelled().await;
-                    return;
+                tracing::warn!(error = %format!("{e:#}"), "snapshot rebuild failed; serving the previous ones");
+                // Not in a tight loop: try again after a pause.
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(f.resync.min(Duration::from_secs(1))) => {}
                 }
             }
-            () = tokio::time::sleep(f.resync) => {}
         }
     }
 }
