@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine where we are
 # root: Chromium + ChromeDriver (browser tests), nginx (auth_request example),
+# openssl (the JWT tests make their RSA keys with its CLI),
 # wrk (load smoke test), cargo-nextest, and the npm packages of tests/browser.
 #
 # Idempotent: every step checks first and does nothing when already satisfied,
@@ -18,7 +19,7 @@ have() {
 
 # --- Debian packages ---------------------------------------------------------
 missing=()
-for cmd in chromium chromedriver nginx wrk; do
+for cmd in chromium chromedriver nginx wrk openssl; do
     if ! have "$cmd"; then
         missing+=("$cmd")
     fi
@@ -37,14 +38,14 @@ if [ "${#missing[@]}" -gt 0 ]; then
     fi
     say "apt-get update"
     apt-get update
-    say "apt-get install chromium chromium-driver nginx wrk"
-    apt-get install -y --no-install-recommends chromium chromium-driver nginx wrk
+    say "apt-get install chromium chromium-driver nginx wrk openssl"
+    apt-get install -y --no-install-recommends chromium chromium-driver nginx wrk openssl
     if [ -n "$temp_policy" ]; then
         rm -f "$temp_policy"
         trap - EXIT
     fi
 else
-    say "chromium, chromedriver, nginx, wrk already installed"
+    say "chromium, chromedriver, nginx, wrk, openssl already installed"
 fi
 
 # --- cargo-nextest -----------------------------------------------------------
