@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of platform-proxy against its peers on loopback.
 #
-#   bench/run.sh http|h2|ws|propagation|all [runs] [seconds]
+#   bench/run.sh http|h2|ws|stream|propagation|all [runs] [seconds]
 #
 #   http         1 KiB GET with wrk -t1 -c64: direct to the nginx upstream (the
 #                physical limit), nginx and haproxy as reverse proxies with
@@ -15,6 +15,8 @@
 #                nginx for scale): RSS per idle connection at WS_IDLE (5000)
 #                connections; echo round trip at WS_ACTIVE (1000) active
 #                connections, direct vs through each proxy.
+#   stream       a STREAM_MIB (1024) MiB download with curl: direct, nginx,
+#                platform-proxy public and authenticated; MiB/s and RSS.
 #   propagation  route created through the API -> first 2xx through the
 #                proxy, over PROP_ROUTES (50) new routes per run.
 #
@@ -39,7 +41,7 @@ usage() { sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 2; }
 case=${1:-}
 runs=${2:-3}
 secs=${3:-10}
-[[ "$case" =~ ^(http|h2|ws|propagation|all)$ ]] || usage
+[[ "$case" =~ ^(http|h2|ws|stream|propagation|all)$ ]] || usage
 [[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 1 && "$runs" -le 50 ]] || die "runs: 1..50"
 [[ "$secs" =~ ^[0-9]+$ && "$secs" -ge 1 && "$secs" -le 600 ]] || die "seconds: 1..600"
 
@@ -348,8 +350,59 @@ case_propagation() {
     bench_stop_all
 }
 
+case_stream() {
+    local gib=${STREAM_MIB:-1024}
+    echo "## Streaming download: a ${gib} MiB file, curl, $runs run(s)"
+    # Sparse: nginx reads zeros from the page cache, so the disk is no peer.
+    truncate -s "${gib}M" "$work/big.bin"
+    bench_start_upstream "$up_port"
+    bench_start_nginx_proxy "$ngx_port" "$up_port"
+    pp_with_routes stream "127.0.0.1:$up_port"
+    local peers=(direct nginx pp-public pp-auth)
+    declare -A url host ck pid
+    url[direct]=http://127.0.0.1:$up_port/big.bin; host[direct]=127.0.0.1:$up_port; pid[direct]=$up_pid
+    url[nginx]=http://127.0.0.1:$ngx_port/big.bin; host[nginx]=127.0.0.1:$ngx_port; pid[nginx]=$ngx_pid
+    url[pp-public]=http://127.0.0.1:$px_port/big.bin; host[pp-public]=b.apps.bench; pid[pp-public]=$px_pid
+    url[pp-auth]=http://127.0.0.1:$px_port/big.bin; host[pp-auth]=s.apps.bench; pid[pp-auth]=$px_pid
+    ck[pp-auth]=$cookie
+    local p i out
+    declare -A mbs rss
+    local rss_before
+    rss_before=$(rss_kib "$px_pid")
+    for i in $(seq "$runs"); do
+        local line="run $i:"
+        for p in $(order "$i" "${peers[@]}"); do
+            out=$(bench_load curl -s --max-time 120 -o /dev/null -w '%{http_code} %{speed_download}' \
+                -H "Host: ${host[$p]}" ${ck[$p]:+-H "Cookie: ${ck[$p]}"} "${url[$p]}")
+            [ "${out%% *}" = 200 ] || die "$p: download answered ${out%% *}"
+            local v
+            v=$(awk -v b="${out#* }" 'BEGIN{printf "%.1f", b/1048576}')
+            mbs[$p]+=" $v"
+            rss[$p]+=" $(rss_kib "${pid[$p]}")"
+            line+=" $p ${v} MiB/s |"
+        done
+        echo "${line% |}"
+    done
+    declare -A m
+    for p in "${peers[@]}"; do
+        # shellcheck disable=SC2086
+        m[$p]=$(median ${mbs[$p]})
+    done
+    echo
+    echo "| peer | MiB/s median | vs direct | RSS KiB after |"
+    echo "| --- | ---: | ---: | ---: |"
+    for p in "${peers[@]}"; do
+        # shellcheck disable=SC2086
+        echo "| $p | ${m[$p]} | $(ratio "${m[$p]}" "${m[direct]}") | $(median ${rss[$p]}) |"
+    done
+    echo
+    echo "platform-proxy RSS before the downloads: $rss_before KiB (flat memory: the body streams)."
+    bench_stop_all
+}
+
 case "$case" in
     http) case_http ;;
+    stream) case_stream ;;
     h2) case_h2 ;;
     ws) case_ws ;;
     propagation) case_propagation ;;
@@ -357,6 +410,7 @@ case "$case" in
         case_http; echo
         case_h2; echo
         case_ws; echo
+        case_stream; echo
         case_propagation
         ;;
 esac
