@@ -155,7 +155,10 @@ events { worker_connections $NGINX_CONNS; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$port; root $work; }
+  # /sink takes any body and answers 200 (nginx discards it): the
+  # upload case's far end.
+  server { listen 127.0.0.1:$port; root $work; client_max_body_size 0;
+           location = /sink { return 200 "ok\n"; } }
   $h2srv
 }
 NGX
@@ -190,7 +193,7 @@ http {
   keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$up; keepalive 64; }
   $wsup
-  server { listen 127.0.0.1:$port; location / { $loc } $wsloc }
+  server { listen 127.0.0.1:$port; client_max_body_size 0; location / { $loc } $wsloc }
   $h2srv
 }
 NGX

@@ -15,8 +15,9 @@
 #                nginx for scale): RSS per idle connection at WS_IDLE (5000)
 #                connections; echo round trip at WS_ACTIVE (1000) active
 #                connections, direct vs through each proxy.
-#   stream       a STREAM_MIB (1024) MiB download with curl: direct, nginx,
-#                platform-proxy public and authenticated; MiB/s and RSS.
+#   stream       a STREAM_MIB (1024) MiB upload (to nginx's discarding
+#                /sink) and download with curl: direct, nginx, platform-proxy
+#                public and authenticated; MiB/s and RSS.
 #   propagation  route created through the API -> first 2xx through the
 #                proxy, over PROP_ROUTES (50) new routes per run.
 #
@@ -352,7 +353,7 @@ case_propagation() {
 
 case_stream() {
     local gib=${STREAM_MIB:-1024}
-    echo "## Streaming download: a ${gib} MiB file, curl, $runs run(s)"
+    echo "## Streaming: a ${gib} MiB upload (PUT) and download, curl, $runs run(s)"
     # Sparse: nginx reads zeros from the page cache, so the disk is no peer.
     truncate -s "${gib}M" "$work/big.bin"
     bench_start_upstream "$up_port"
@@ -366,12 +367,20 @@ case_stream() {
     url[pp-auth]=http://127.0.0.1:$px_port/big.bin; host[pp-auth]=s.apps.bench; pid[pp-auth]=$px_pid
     ck[pp-auth]=$cookie
     local p i out
-    declare -A mbs rss
+    declare -A mbs up rss
     local rss_before
     rss_before=$(rss_kib "$px_pid")
     for i in $(seq "$runs"); do
         local line="run $i:"
         for p in $(order "$i" "${peers[@]}"); do
+            out=$(bench_load curl -s --max-time 120 -o /dev/null -w '%{http_code} %{speed_upload}' \
+                -H "Host: ${host[$p]}" ${ck[$p]:+-H "Cookie: ${ck[$p]}"} \
+                -H 'Content-Type: application/octet-stream' -T "$work/big.bin" \
+                "${url[$p]%/big.bin}/sink")
+            [ "${out%% *}" = 200 ] || die "$p: upload answered ${out%% *}"
+            local u
+            u=$(awk -v b="${out#* }" 'BEGIN{printf "%.1f", b/1048576}')
+            up[$p]+=" $u"
             out=$(bench_load curl -s --max-time 120 -o /dev/null -w '%{http_code} %{speed_download}' \
                 -H "Host: ${host[$p]}" ${ck[$p]:+-H "Cookie: ${ck[$p]}"} "${url[$p]}")
             [ "${out%% *}" = 200 ] || die "$p: download answered ${out%% *}"
@@ -379,21 +388,21 @@ case_stream() {
             v=$(awk -v b="${out#* }" 'BEGIN{printf "%.1f", b/1048576}')
             mbs[$p]+=" $v"
             rss[$p]+=" $(rss_kib "${pid[$p]}")"
-            line+=" $p ${v} MiB/s |"
+            line+=" $p down ${v} up ${u} MiB/s |"
         done
         echo "${line% |}"
     done
-    declare -A m
+    declare -A m mu
     for p in "${peers[@]}"; do
         # shellcheck disable=SC2086
-        m[$p]=$(median ${mbs[$p]})
+        { m[$p]=$(median ${mbs[$p]}); mu[$p]=$(median ${up[$p]}); }
     done
     echo
-    echo "| peer | MiB/s median | vs direct | RSS KiB after |"
-    echo "| --- | ---: | ---: | ---: |"
+    echo "| peer | download MiB/s | vs direct | upload MiB/s | vs direct | RSS KiB after |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
     for p in "${peers[@]}"; do
         # shellcheck disable=SC2086
-        echo "| $p | ${m[$p]} | $(ratio "${m[$p]}" "${m[direct]}") | $(median ${rss[$p]}) |"
+        echo "| $p | ${m[$p]} | $(ratio "${m[$p]}" "${m[direct]}") | ${mu[$p]} | $(ratio "${mu[$p]}" "${mu[direct]}") | $(median ${rss[$p]}) |"
     done
     echo
     echo "platform-proxy RSS before the downloads: $rss_before KiB (flat memory: the body streams)."
