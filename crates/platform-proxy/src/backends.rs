@@ -72,7 +72,7 @@ impl StoreAudit {
         store: Arc<dyn Store>,
         stop: CancellationToken,
     ) -> (Arc<Self>, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = mpsc::channel::<AuditEntry>(AUDIT_QUEUE);
+        let (sink, mut rx) = Self::with_queue(AUDIT_QUEUE);
         let task = tokio::spawn(async move {
             let mut batch = Vec::with_capacity(AUDIT_BATCH);
             loop {
@@ -93,13 +93,25 @@ impl StoreAudit {
                 write(&*store, &mut batch).await;
             }
         });
+        (Arc::new(sink), task)
+    }
+
+    /// The sink and the queue's receiving end, with room for `queue`
+    /// entries.
+    fn with_queue(queue: usize) -> (Self, mpsc::Receiver<AuditEntry>) {
+        let (tx, rx) = mpsc::channel::<AuditEntry>(queue);
         (
-            Arc::new(Self {
+            Self {
                 tx,
                 dropped: AtomicU64::new(0),
-            }),
-            task,
+            },
+            rx,
         )
+    }
+
+    /// Records dropped because the queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -126,5 +138,34 @@ impl AuditSink for StoreAudit {
                 "audit queue full; record dropped"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pp_model::records::AuditOutcome;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_audit_queue_drops_and_counts_instead_of_blocking() {
+        let (sink, mut rx) = StoreAudit::with_queue(3);
+        for i in 0..10 {
+            sink.record(pp_identity::audit::entry(
+                "access.denied",
+                AuditOutcome::Denied,
+                &format!("cid-{i}"),
+            ));
+        }
+        assert_eq!(sink.dropped(), 7);
+        let mut kept = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            kept.push(e.correlation_id);
+        }
+        assert_eq!(
+            kept,
+            vec!["cid-0", "cid-1", "cid-2"],
+            "the first ones are kept, in order"
+        );
     }
 }
