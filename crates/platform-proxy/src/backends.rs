@@ -109,8 +109,10 @@ impl StoreAudit {
         )
     }
 
-    /// Records dropped because the queue was full.
-    pub(crate) fn dropped(&self) -> u64 {
+    /// Records dropped because the queue was full (also in every
+    /// warning's `dropped_total`).
+    #[cfg(test)]
+    fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
 }
