@@ -58,7 +58,7 @@ pub(crate) async fn require_bearer(
             }
             Err(e) => e.code(),
         },
-        None => "missing_credentials",
+        None => pp_identity::AuthError::Missing.code(),
     };
     let cid = request
         .extensions()

@@ -6,8 +6,7 @@
 
 use http::header::{self, HeaderMap, HeaderValue};
 use pp_identity::authn::bearer_token;
-use pp_identity::session::cookie_name;
-use pp_identity::{SessionClaims, Via};
+use pp_identity::{AuthError, SessionClaims, Via};
 use pp_model::adapter::CookieScopeStrategy;
 use pp_model::table::CompiledRoute;
 use pp_model::Principal;
@@ -50,9 +49,8 @@ pub async fn authenticate(
 ) -> Result<Caller, ProxyError> {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     let directory = access.authn.directory().load();
-    let name = cookie_name(route.route.id);
     let mut cookie_problem = None;
-    for value in cookies_named(headers, &name) {
+    for value in cookies_named(headers, &route.session_cookie) {
         let claims = match SessionClaims::open(&access.keys, route.route.id, value) {
             Ok(c) => c,
             Err(_) => {
@@ -103,7 +101,7 @@ pub async fn authenticate(
         };
     }
     Err(ProxyError::Unauthenticated(
-        cookie_problem.unwrap_or("missing_credentials"),
+        cookie_problem.unwrap_or(AuthError::Missing.code()),
     ))
 }
 
@@ -151,7 +149,7 @@ pub fn clear_cookies(route: &CompiledRoute, tls: bool) -> Vec<HeaderValue> {
 }
 
 fn set_cookies(route: &CompiledRoute, value: &str, max_age: i64, tls: bool) -> Vec<HeaderValue> {
-    let name = cookie_name(route.route.id);
+    let name = &route.session_cookie;
     let secure = if tls { "; Secure" } else { "" };
     cookie_paths(route)
         .iter()

@@ -57,11 +57,10 @@ pub fn authorize(
 /// The answer for a denial: not-found for outsiders, forbidden for members.
 #[must_use]
 pub fn outward(denial: Denial) -> ProxyError {
-    match denial {
-        Denial::CrossTenant | Denial::RouteHasNoOrg => ProxyError::RouteNotFound,
-        Denial::RouteHasNoProject | Denial::NotProjectMember | Denial::NeedsOrgAdmin => {
-            ProxyError::Forbidden
-        }
+    if denial.is_outsider() {
+        ProxyError::RouteNotFound
+    } else {
+        ProxyError::Forbidden
     }
 }
 

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Response, StatusCode};
 use pp_identity::authn::bearer_token;
-use pp_identity::session::{cookie_name, hash_secret};
+use pp_identity::session::hash_secret;
+use pp_identity::AuthError;
 use pp_model::access::may_use_route;
 use pp_model::path::normalize;
 use pp_model::records::AuditOutcome;
@@ -205,8 +206,7 @@ pub async fn check(
     let bearer = header_str(headers, "authorization").and_then(bearer_token);
     let credential = match &route {
         Some(r) => {
-            let name = cookie_name(r.route.id);
-            let cookies: Vec<&str> = cookies_named(headers, &name).collect();
+            let cookies: Vec<&str> = cookies_named(headers, &r.session_cookie).collect();
             if cookies.is_empty() {
                 bearer.map(|b| format!("b:{b}"))
             } else {
@@ -245,7 +245,7 @@ pub async fn check(
             )
         }
         None => {
-            let token = bearer.ok_or(ProxyError::Unauthenticated("missing_credentials"))?;
+            let token = bearer.ok_or(ProxyError::Unauthenticated(AuthError::Missing.code()))?;
             let a = access
                 .authn
                 .bearer(token)
@@ -307,14 +307,8 @@ fn identity_headers(
     if let Some(e) = &p.email {
         push("x-user-email", e);
     }
-    let mut roles = p.restricted_to_org(org).role_strings();
-    if p.platform_admin {
-        roles.insert(0, "platform:admin".to_owned());
-    }
-    if org.is_none() && !p.platform_admin {
-        roles = p.role_strings();
-    }
-    push("x-user-role", &roles.join(","));
+    // Without an org to judge, the gateway is told every role.
+    push("x-user-role", &p.role_header(org, true));
     if let Some(o) = org {
         push("x-user-org", o);
     }
@@ -343,6 +337,24 @@ mod tests {
         for bad in ["role=owner", "project_id=dev", "role=admin", "x=1"] {
             assert!(parse_requirement(Some(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_cache_forgets_on_a_new_generation_and_never_grows_past_its_bound() {
+        let cache = ForwardAuthCache::default();
+        let h = vec![(
+            HeaderName::from_static("x-user-id"),
+            HeaderValue::from_static("alice"),
+        )];
+        cache.put("k".into(), 1, h.clone());
+        assert!(cache.get("k", 1).is_some());
+        assert!(cache.get("k", 2).is_none(), "a new directory generation");
+        for i in 0..CACHE_MAX {
+            cache.put(format!("fill-{i}"), 1, h.clone());
+        }
+        let len = cache.entries.lock().map(|e| e.len()).unwrap_or(usize::MAX);
+        assert!(len <= CACHE_MAX, "{len} entries");
+        assert!(cache.get("k", 1).is_none(), "emptied when it filled up");
     }
 
     #[test]

@@ -392,7 +392,7 @@ impl Proxy {
                 req,
                 proto,
                 auth,
-                ProxyError::Unauthenticated("missing_credentials"),
+                ProxyError::Unauthenticated(pp_identity::AuthError::Missing.code()),
             ),
         }
     }

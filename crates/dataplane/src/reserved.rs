@@ -302,8 +302,7 @@ async fn logout(
     let h = resp.headers_mut();
     // Cleared only where the browser sent one: the cookie's name derives
     // from the route id, which a caller without it must not learn.
-    let name = pp_identity::session::cookie_name(route.route.id);
-    if crate::headers::identity::cookies_named(req.headers, &name)
+    if crate::headers::identity::cookies_named(req.headers, &route.session_cookie)
         .next()
         .is_some()
     {

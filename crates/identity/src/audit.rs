@@ -11,14 +11,6 @@ pub trait AuditSink: Send + Sync + 'static {
     fn record(&self, entry: AuditEntry);
 }
 
-/// Drops every record: for tests of parts that do not audit.
-#[derive(Debug, Default)]
-pub struct NoAudit;
-
-impl AuditSink for NoAudit {
-    fn record(&self, _entry: AuditEntry) {}
-}
-
 /// Starts an entry with the fields every record has.
 #[must_use]
 pub fn entry(action: &str, outcome: AuditOutcome, correlation_id: &str) -> AuditEntry {

@@ -143,6 +143,9 @@ fn latest<K: std::hash::Hash + Eq>(m: &mut HashMap<K, i64>, k: K, at: i64) {
 pub struct Directory {
     grants: HashMap<String, Vec<(Scope, Role)>>,
     tokens: HashMap<String, ServiceToken>,
+    /// Expiry of the tokens above by id, for open tunnels' "is my token
+    /// still live" (asked of every tunnel on every snapshot).
+    token_expiry: HashMap<String, OffsetDateTime>,
     revocations: Revocations,
 }
 
@@ -158,6 +161,11 @@ impl Directory {
         }
         Self {
             grants: by_subject,
+            token_expiry: tokens
+                .iter()
+                .filter(|t| t.revoked_at.is_none())
+                .map(|t| (t.id.to_string(), t.expires_at))
+                .collect(),
             tokens: tokens
                 .into_iter()
                 .map(|t| (t.token_hash.clone(), t))
@@ -192,13 +200,12 @@ impl Directory {
     }
 
     /// Whether the service token with this id is in the snapshot, not
-    /// revoked and not expired (open tunnels of a revoked token close).
+    /// revoked and not expired: open tunnels of a revoked token close.
     #[must_use]
     pub fn service_token_live(&self, id: &str) -> bool {
-        let now = OffsetDateTime::now_utc();
-        self.tokens
-            .values()
-            .any(|t| t.id.to_string() == id && t.revoked_at.is_none() && t.expires_at > now)
+        self.token_expiry
+            .get(id)
+            .is_some_and(|exp| *exp > OffsetDateTime::now_utc())
     }
 
     #[must_use]

@@ -75,18 +75,9 @@ impl SessionClaims {
     }
 }
 
-/// The cookie name for a route. Path routes share one host, so each route
-/// gets its own name; the browser then sends only the cookie of the route
-/// whose Path matches, and one route's cookie never shadows another's.
-#[must_use]
-pub fn cookie_name(route: Uuid) -> String {
-    let simple = route.simple().to_string();
-    format!("{COOKIE_PREFIX}{}", &simple[..12])
-}
-
-/// Prefix of every cookie the proxy sets: what the forwarder strips so no
-/// proxy cookie reaches an upstream.
-pub const COOKIE_PREFIX: &str = "pp_s_";
+pub use pp_model::table::{
+    session_cookie_name as cookie_name, SESSION_COOKIE_PREFIX as COOKIE_PREFIX,
+};
 
 /// A freshly generated launch code: the value for the URL, and the hash to
 /// store.

@@ -225,6 +225,22 @@ impl Principal {
         p
     }
 
+    /// The roles an upstream is told of, comma-separated: `platform:admin`
+    /// first for platform admins, then the roles on `org` (all roles when
+    /// `org` is `None` and `all_without_org`).
+    #[must_use]
+    pub fn role_header(&self, org: Option<&str>, all_without_org: bool) -> String {
+        let mut roles = if org.is_none() && all_without_org {
+            self.role_strings()
+        } else {
+            self.restricted_to_org(org).role_strings()
+        };
+        if self.platform_admin {
+            roles.insert(0, "platform:admin".to_owned());
+        }
+        roles.join(",")
+    }
+
     /// The org roles and project roles, rendered `org:role` and
     /// `org/project:role`, sorted: the identity header upstreams see.
     #[must_use]
@@ -265,6 +281,15 @@ pub enum Denial {
 }
 
 impl Denial {
+    /// Whether the caller is an outsider to the route's tenant: such a
+    /// caller must get the answer a missing route gets (no enumeration);
+    /// an org member who lacks the project or role may learn it is
+    /// forbidden.
+    #[must_use]
+    pub fn is_outsider(self) -> bool {
+        matches!(self, Self::CrossTenant | Self::RouteHasNoOrg)
+    }
+
     /// Snake-case code for audit records and metrics.
     #[must_use]
     pub fn code(self) -> &'static str {

@@ -574,9 +574,14 @@ impl RoutePatch {
     }
 }
 
-/// Identifiers become path segments and log fields: keep them to a safe
-/// alphabet so no identifier can smuggle `/`, `..` or encoded bytes.
-fn check_id(field: &str, v: &str) -> Result<(), ValidationError> {
+/// Identifiers become path segments, log fields and header values: keep
+/// them to a safe alphabet so no identifier can smuggle `/`, `..` or
+/// encoded bytes.
+///
+/// # Errors
+/// The field, named, when `v` is empty, longer than 128 bytes, a dot
+/// segment or outside `[A-Za-z0-9._-]`.
+pub fn check_id(field: &str, v: &str) -> Result<(), ValidationError> {
     if v.is_empty() || v.len() > 128 {
         return Err(ValidationError::new(field, "must be 1 to 128 characters"));
     }

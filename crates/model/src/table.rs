@@ -28,6 +28,22 @@ pub struct CompiledRoute {
     /// `policy.public = true`: served without authentication (docs,
     /// status pages). Off unless the operator says so.
     pub public: bool,
+    /// The name of this route's session cookie ([`session_cookie_name`]).
+    pub session_cookie: String,
+}
+
+/// Prefix of every cookie the proxy sets: what the forwarder strips so no
+/// proxy cookie reaches an upstream.
+pub const SESSION_COOKIE_PREFIX: &str = "pp_s_";
+
+/// The session cookie name of a route. Path routes share one host, so each
+/// route gets its own name; the browser then sends only the cookie of the
+/// route whose Path matches, and one route's cookie never shadows
+/// another's.
+#[must_use]
+pub fn session_cookie_name(route: uuid::Uuid) -> String {
+    let simple = route.simple().to_string();
+    format!("{SESSION_COOKIE_PREFIX}{}", &simple[..12])
 }
 
 /// An auth-bridge header ready to send: lower-case name and full value
@@ -156,6 +172,7 @@ impl RouteTable {
                     .as_ref()
                     .and_then(|b| unseal(&route).map(|secret| BridgeHeader::new(b, &secret))),
                 public: route.is_public(),
+                session_cookie: session_cookie_name(route.id),
                 route,
             };
             if let Some(existing) = map.get(&key) {

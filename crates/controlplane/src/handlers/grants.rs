@@ -11,7 +11,8 @@ use axum::response::IntoResponse;
 use axum::Json;
 use pp_model::access::may_manage;
 use pp_model::records::{AuditOutcome, Grant};
-use pp_model::{ErrorEnvelope, Principal, Role, Scope, ValidationError};
+use pp_model::route::check_id;
+use pp_model::{ErrorEnvelope, Principal, Role, Scope};
 use pp_store::GrantFilter;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -42,24 +43,6 @@ pub(crate) struct NewGrant {
 pub(crate) struct GrantList {
     pub(crate) items: Vec<Grant>,
     pub(crate) next_cursor: Option<Uuid>,
-}
-
-/// Ids become log fields and header values: the model's safe alphabet.
-pub(crate) fn check_id(field: &str, v: &str) -> Result<(), ValidationError> {
-    let ok = !v.is_empty()
-        && v.len() <= 128
-        && v != "."
-        && v != ".."
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ValidationError::new(
-            field,
-            "must be 1 to 128 ASCII letters, digits, '-', '_' or '.'",
-        ))
-    }
 }
 
 /// The strongest role `p` may hand out on `scope`: platform admins any;

@@ -58,9 +58,10 @@ pub(crate) struct MintedSession {
 }
 
 fn deny(d: Denial) -> ApiError {
-    match d {
-        Denial::CrossTenant | Denial::RouteHasNoOrg => ApiError::RouteNotFound,
-        _ => ApiError::Forbidden("your roles do not allow opening this app"),
+    if d.is_outsider() {
+        ApiError::RouteNotFound
+    } else {
+        ApiError::Forbidden("your roles do not allow opening this app")
     }
 }
 

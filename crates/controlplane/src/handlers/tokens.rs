@@ -14,7 +14,9 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::grants::{check_id, may_grant};
+use pp_model::route::check_id;
+
+use super::grants::may_grant;
 use crate::audit;
 use crate::auth::Caller;
 use crate::correlation::Cid;

@@ -148,18 +148,8 @@ pub fn set_identity(
     if let Some(project) = &route.route.project_id {
         set(headers, X_FORWARDED_PROJECT, project);
     }
-    let roles = principal
-        .restricted_to_org(route.route.org_id.as_deref())
-        .role_strings()
-        .join(",");
-    if principal.platform_admin {
-        let all = if roles.is_empty() {
-            "platform:admin".to_owned()
-        } else {
-            format!("platform:admin,{roles}")
-        };
-        set(headers, X_FORWARDED_ROLES, &all);
-    } else if !roles.is_empty() {
+    let roles = principal.role_header(route.route.org_id.as_deref(), false);
+    if !roles.is_empty() {
         set(headers, X_FORWARDED_ROLES, &roles);
     }
     if let Some(a) = assertion {

@@ -290,6 +290,7 @@ async fn audit_and_sessions_are_read_only_within_your_scope() {
     )
     .await;
     assert_eq!(r.0, 200, "signing yourself out everywhere");
+    s.proxy.running().routes_applied().await;
     // ... which also ends the token it was done with.
     assert_eq!(
         call(&s, &member, Method::GET, "/api/v1/me", None).await.0,

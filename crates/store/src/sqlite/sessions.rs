@@ -1,11 +1,8 @@
 //! `platform_proxy_sessions` and `platform_proxy_revocations`: browser
 //! sessions with their one-time launch codes, and what ended them.
 
-use std::collections::BTreeMap;
-
 use pp_model::records::{Revocation, RevocationTarget, SessionFilter, SessionRecord};
-use pp_model::{Principal, PrincipalKind, Role, Scope};
-use serde::{Deserialize, Serialize};
+use pp_model::Principal;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Sqlite};
 use time::OffsetDateTime;
@@ -47,7 +44,7 @@ pub(super) async fn create(store: &SqliteStore, s: &SessionRecord) -> Result<(),
     .bind(s.id.to_string())
     .bind(s.route_id.to_string())
     .bind(&s.user_id)
-    .bind(rows::to_json(&StoredPrincipal::from(&s.principal))?)
+    .bind(rows::to_json(&s.principal)?)
     .bind(&s.platform_session)
     .bind(&s.launch_code_hash)
     .bind(timestamp::encode(s.launch_expires_at)?)
@@ -243,7 +240,7 @@ fn decode_session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         id,
         route_id: c.uuid("route_id")?,
         user_id: c.text("user_id")?,
-        principal: c.json::<StoredPrincipal>("principal")?.into(),
+        principal: c.json::<Principal>("principal")?,
         platform_session: c.opt_text("platform_session")?,
         launch_code_hash: c.text("launch_code_hash")?,
         launch_expires_at: c.time("launch_expires_at")?,
@@ -253,95 +250,4 @@ fn decode_session(row: &SqliteRow) -> Result<SessionRecord, StoreError> {
         revoked_at: c.opt_time("revoked_at")?,
         correlation_id: c.text("correlation_id")?,
     })
-}
-
-/// A session's principal as the `principal` column stores it (JSON).
-///
-/// Not the model's serde: `Principal::roles` is a map keyed by [`Scope`], a
-/// struct, which JSON objects cannot key (serde_json refuses to write it).
-/// The store keeps roles as a list, and its own shape means the stored form
-/// does not move when the API's does. Conversions destructure every field,
-/// so a field added to `Principal` fails to compile here instead of being
-/// dropped silently.
-#[derive(Serialize, Deserialize)]
-struct StoredPrincipal {
-    kind: PrincipalKind,
-    id: String,
-    email: Option<String>,
-    name: Option<String>,
-    platform_admin: bool,
-    roles: Vec<StoredRole>,
-    platform_session: Option<String>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredRole {
-    org_id: String,
-    project_id: Option<String>,
-    role: Role,
-}
-
-impl From<&Principal> for StoredPrincipal {
-    fn from(p: &Principal) -> Self {
-        let Principal {
-            kind,
-            id,
-            email,
-            name,
-            platform_admin,
-            roles,
-            platform_session,
-        } = p;
-        Self {
-            kind: *kind,
-            id: id.clone(),
-            email: email.clone(),
-            name: name.clone(),
-            platform_admin: *platform_admin,
-            roles: roles
-                .iter()
-                .map(|(scope, role)| StoredRole {
-                    org_id: scope.org_id.clone(),
-                    project_id: scope.project_id.clone(),
-                    role: *role,
-                })
-                .collect(),
-            platform_session: platform_session.clone(),
-        }
-    }
-}
-
-impl From<StoredPrincipal> for Principal {
-    fn from(p: StoredPrincipal) -> Self {
-        let StoredPrincipal {
-            kind,
-            id,
-            email,
-            name,
-            platform_admin,
-            roles,
-            platform_session,
-        } = p;
-        let roles: BTreeMap<Scope, Role> = roles
-            .into_iter()
-            .map(|r| {
-                (
-                    Scope {
-                        org_id: r.org_id,
-                        project_id: r.project_id,
-                    },
-                    r.role,
-                )
-            })
-            .collect();
-        Self {
-            kind,
-            id,
-            email,
-            name,
-            platform_admin,
-            roles,
-            platform_session,
-        }
-    }
 }
