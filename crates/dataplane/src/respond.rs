@@ -58,3 +58,43 @@ pub fn rewrite_headers(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+    use pp_model::{NewRoute, RouteTable};
+
+    use super::*;
+
+    #[test]
+    fn set_cookies_lose_their_domain_and_unreadable_ones_are_dropped() {
+        let new: NewRoute = serde_json::from_value(serde_json::json!({
+            "owner_type": "app_instance", "owner_id": "a1", "endpoint_name": "web",
+            "route_mode": "path_prefix", "upstream": {"targets": ["127.0.0.1:1"]},
+        }))
+        .expect("route");
+        let route = new
+            .into_route(time::OffsetDateTime::now_utc())
+            .expect("valid");
+        let id = route.id;
+        let (table, _) = RouteTable::build("apps.test", vec![route]);
+        let compiled = table.get(id).expect("served");
+        let mut h = HeaderMap::new();
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_static("a=1; Path=/; Domain=apps.test"),
+        );
+        // Non-ASCII bytes: its Domain cannot be read, so it cannot pass.
+        h.append(
+            header::SET_COOKIE,
+            HeaderValue::from_bytes(b"x=\xc3\xa9; Domain=apps.test").expect("obs-text"),
+        );
+        rewrite_headers(&mut h, compiled, "http", "apps.test");
+        let got: Vec<&[u8]> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect();
+        assert_eq!(got, vec![b"a=1; Path=/w/a1/web/".as_slice()]);
+    }
+}

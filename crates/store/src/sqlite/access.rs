@@ -132,18 +132,7 @@ pub(super) async fn list_grants(
     if let Some(project_id) = &filter.project_id {
         q.push(" AND project_id = ").push_bind(project_id.clone());
     }
-    if let Some(after) = filter.after {
-        // As for routes: the cursor is looked up unfiltered, and an unknown
-        // (or since deleted) cursor compares as NULL, giving an empty page.
-        q.push(
-            " AND (created_at, id) > \
-             (SELECT created_at, id FROM platform_proxy_grants WHERE id = ",
-        )
-        .push_bind(after.to_string())
-        .push(")");
-    }
-    q.push(" ORDER BY created_at, id LIMIT ")
-        .push_bind(rows::fetch_limit(limit));
+    rows::keyset_page(&mut q, "platform_proxy_grants", filter.after, limit);
     let found = q.build().fetch_all(&store.pool).await?;
     let items = found
         .iter()

@@ -166,20 +166,7 @@ pub(super) async fn list(
     if let Some(status) = filter.status {
         q.push(" AND status = ").push_bind(status.as_str());
     }
-    if let Some(after) = filter.after {
-        // The cursor route is looked up without the filters, so paging
-        // survives the cursor route itself changing status or being deleted
-        // between pages. An unknown cursor compares as NULL and yields an
-        // empty page.
-        q.push(
-            " AND (created_at, id) > \
-             (SELECT created_at, id FROM platform_proxy_routes WHERE id = ",
-        )
-        .push_bind(after.to_string())
-        .push(")");
-    }
-    q.push(" ORDER BY created_at, id LIMIT ")
-        .push_bind(rows::fetch_limit(limit));
+    rows::keyset_page(&mut q, "platform_proxy_routes", filter.after, limit);
     let found = q.build().fetch_all(&store.pool).await?;
     let items = found.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
     Ok(rows::page(items, limit, |r| r.id))

@@ -137,6 +137,29 @@ pub(super) fn fetch_limit(limit: u32) -> i64 {
 
 /// A page from rows fetched with [`fetch_limit`]: the cursor is the last
 /// item's id, set only when a row past the page came back.
+/// Ends a listing query with keyset paging in `(created_at, id)` order:
+/// rows after the cursor row, then one more than `limit` (so [`page`] can
+/// tell whether a next page exists). The cursor row is looked up without
+/// the listing's filters, so paging survives the cursor row itself changing
+/// or going away between pages; an unknown cursor compares as NULL and
+/// yields an empty page.
+pub(super) fn keyset_page(
+    q: &mut sqlx::QueryBuilder<'_, sqlx::Sqlite>,
+    table: &'static str,
+    after: Option<Uuid>,
+    limit: u32,
+) {
+    if let Some(after) = after {
+        q.push(" AND (created_at, id) > (SELECT created_at, id FROM ")
+            .push(table)
+            .push(" WHERE id = ")
+            .push_bind(after.to_string())
+            .push(")");
+    }
+    q.push(" ORDER BY created_at, id LIMIT ")
+        .push_bind(fetch_limit(limit));
+}
+
 pub(super) fn page<T>(mut items: Vec<T>, limit: u32, id: impl Fn(&T) -> Uuid) -> Page<T> {
     let limit = limit as usize;
     let more = items.len() > limit;

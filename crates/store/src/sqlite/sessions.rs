@@ -135,16 +135,7 @@ pub(super) async fn list(
             .push_bind(live_at)
             .push(")");
     }
-    if let Some(after) = filter.after {
-        q.push(
-            " AND (created_at, id) > \
-             (SELECT created_at, id FROM platform_proxy_sessions WHERE id = ",
-        )
-        .push_bind(after.to_string())
-        .push(")");
-    }
-    q.push(" ORDER BY created_at, id LIMIT ")
-        .push_bind(rows::fetch_limit(limit));
+    rows::keyset_page(&mut q, "platform_proxy_sessions", filter.after, limit);
     let found = q.build().fetch_all(&store.pool).await?;
     let items = found
         .iter()
