@@ -214,17 +214,13 @@ async fn pushed_grants_open_and_removed_grants_close_a_route() {
     let host = format!("gr.apps.test:{}", s.proxy.addr.port());
     let get = || s.proxy.get(&host, "/").bearer_auth(&bob).send();
     assert_eq!(get().await.expect("send").status(), 404);
-    let g: Value = s
-        .proxy
-        .api(reqwest::Method::POST, "/api/v1/grants")
-        .json(&json!({"subject": "bob", "org_id": "acme", "project_id": "dev", "role": "member"}))
-        .send()
-        .await
-        .expect("grant")
-        .json()
-        .await
-        .expect("json");
-    s.proxy.running().routes_applied().await;
+    let g = s
+        .operator(
+            reqwest::Method::POST,
+            "/api/v1/grants",
+            json!({"subject": "bob", "org_id": "acme", "project_id": "dev", "role": "member"}),
+        )
+        .await;
     assert_eq!(get().await.expect("send").status(), 200);
     let del = s
         .proxy

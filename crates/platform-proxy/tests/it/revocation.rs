@@ -292,18 +292,14 @@ async fn revoked_service_tokens_and_removed_grants_close_their_websockets() {
     let s = Secured::start().await;
     let up = ws_echo().await;
     s.route("st", up, "acme", "dev", json!({})).await;
-    let created: Value = s
-        .proxy
-        .api(reqwest::Method::POST, "/api/v1/service-tokens")
-        .json(&json!({"name": "bot", "org_id": "acme", "project_id": "dev", "role": "member"}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+    let created = s
+        .operator(
+            reqwest::Method::POST,
+            "/api/v1/service-tokens",
+            json!({"name": "bot", "org_id": "acme", "project_id": "dev", "role": "member"}),
+        )
+        .await;
     let token = created["token"].as_str().expect("token").to_owned();
-    s.proxy.running().routes_applied().await;
     let port = s.proxy.addr.port();
     let url = format!("ws://st.apps.test:{port}/ws");
     let bearer = format!("Bearer {token}");
@@ -311,17 +307,13 @@ async fn revoked_service_tokens_and_removed_grants_close_their_websockets() {
         .await
         .expect("handshake");
     // Bob's access comes from a pushed grant only.
-    let grant: Value = s
-        .proxy
-        .api(reqwest::Method::POST, "/api/v1/grants")
-        .json(&json!({"subject": "bob", "org_id": "acme", "project_id": "dev", "role": "viewer"}))
-        .send()
-        .await
-        .expect("grant")
-        .json()
-        .await
-        .expect("json");
-    s.proxy.running().routes_applied().await;
+    let grant = s
+        .operator(
+            reqwest::Method::POST,
+            "/api/v1/grants",
+            json!({"subject": "bob", "org_id": "acme", "project_id": "dev", "role": "viewer"}),
+        )
+        .await;
     let bob = s.token("bob", &[]);
     let (mut bob_ws, _) = connect(
         s.proxy.addr,

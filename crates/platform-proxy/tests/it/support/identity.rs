@@ -44,6 +44,24 @@ impl Secured {
         Self { proxy, idp }
     }
 
+    /// An operator (bootstrap token) call with a JSON body that must
+    /// succeed; waits until the data plane applies its change. Returns the
+    /// answer's JSON.
+    pub async fn operator(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .proxy
+            .api(method, path)
+            .json(&body)
+            .send()
+            .await
+            .expect("operator call");
+        let status = r.status();
+        let v: Value = r.json().await.expect("json");
+        assert!(status.is_success(), "{path}: {status} {v}");
+        self.proxy.running().routes_applied().await;
+        v
+    }
+
     /// A user token with `memberships` (`org[/project]:role`).
     pub fn token(&self, user: &str, memberships: &[&str]) -> String {
         self.idp
