@@ -29,7 +29,7 @@ struct ConfigArg {
 enum Command {
     /// Run the proxy.
     Serve(ConfigArg),
-    /// Run a self-contained demo: embedded store, a demo app, two routes.
+    /// Run a self-contained demo: embedded store, a dev identity provider and launch page, a demo app, two routes.
     Demo(demo::DemoArgs),
     /// Apply store migrations and exit.
     Migrate(ConfigArg),
