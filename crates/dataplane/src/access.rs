@@ -1,7 +1,8 @@
 //! What the pipeline's identity steps need, handed in by the binary: the
 //! key ring, the bearer authenticator, the session backend (launch-code
 //! redemption and logout, which are the only identity steps that write),
-//! the audit sink and the optional assertion signer.
+//! the audit sink, the optional assertion signer and the cache of opened
+//! session cookies.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,6 +13,8 @@ use pp_identity::assertion::AssertionSigner;
 use pp_identity::{AuditSink, Authenticator, Keyring};
 use pp_model::records::SessionRecord;
 use uuid::Uuid;
+
+use crate::opened::OpenedSessions;
 
 /// Boxed future of the session backend.
 pub type BackendFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, String>> + Send + 'a>>;
@@ -62,6 +65,8 @@ pub struct Access {
     pub sessions: Arc<dyn SessionBackend>,
     pub audit: Arc<dyn AuditSink>,
     pub assertion: Option<Arc<AssertionSigner>>,
+    /// Session cookies already opened (see [`OpenedSessions`]).
+    pub opened: Arc<OpenedSessions>,
 }
 
 impl std::fmt::Debug for Access {

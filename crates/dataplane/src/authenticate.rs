@@ -51,7 +51,7 @@ pub async fn authenticate(
     let directory = access.authn.directory().load();
     let mut cookie_problem = None;
     for value in cookies_named(headers, &route.session_cookie) {
-        let claims = match SessionClaims::open(&access.keys, route.route.id, value) {
+        let claims = match access.opened.open(&access.keys, route.route.id, value, now) {
             Ok(c) => c,
             Err(_) => {
                 cookie_problem = Some("session_invalid");
@@ -68,7 +68,7 @@ pub async fn authenticate(
         }
         let idle = i64::try_from(access.settings.session_idle.as_secs()).unwrap_or(i64::MAX);
         let renewed = (claims.exp - now <= idle / 2 && claims.exp < claims.hard).then(|| {
-            let mut r = claims.clone();
+            let mut r = SessionClaims::clone(&claims);
             r.exp = now.saturating_add(idle).min(claims.hard);
             r
         });
@@ -78,7 +78,7 @@ pub async fn authenticate(
             via: Via::SessionCookie,
             issued_at: claims.iat,
             expires_at: Some(claims.hard),
-            session: Some(claims),
+            session: Some(std::sync::Arc::unwrap_or_clone(claims)),
             renewed,
         });
     }

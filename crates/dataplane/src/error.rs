@@ -148,7 +148,7 @@ impl ProxyError {
             HeaderValue::from_static("nosniff"),
         );
         if let Ok(v) = HeaderValue::from_str(&cid.0) {
-            h.insert(pp_model::CORRELATION_HEADER, v);
+            h.insert(crate::headers::X_CORRELATION_ID, v);
         }
         if matches!(
             self,

@@ -1,64 +1,73 @@
-//! Forwarding to the upstream: a pooled keep-alive client, the upstream
+//! Forwarding to the upstream: a keep-alive connection pool, the upstream
 //! request built from the client's, and upstream failures classified into
 //! the error codes the contract names.
 
+mod pool;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use pp_model::adapter::UpstreamHostHeader;
 use pp_model::table::CompiledRoute;
 use pp_model::CorrelationId;
 
+pub use self::pool::UpstreamBody;
+use self::pool::{DialError, Dialer, Pool};
 use crate::body::{boxed, is_body_too_large, OnDone, ProxyBody};
 use crate::error::ProxyError;
-use crate::headers::{forwarded, hop};
+use crate::headers::{forwarded, hop, X_CORRELATION_ID};
+
+/// Idle connections kept per upstream authority.
+const MAX_IDLE_PER_AUTHORITY: usize = 1024;
 
 /// The shared upstream client. One pool for every route: connections are
 /// keyed by upstream authority, so routes to one app share warm sockets.
 #[derive(Clone, Debug)]
 pub struct Upstreams {
-    client: Client<HttpConnector, ProxyBody>,
+    pool: Arc<Pool>,
+    dialer: Dialer,
     response_timeout: Duration,
 }
 
 impl Upstreams {
     #[must_use]
     pub fn new(connect_timeout: Duration, response_timeout: Duration, idle: Duration) -> Self {
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        http.enforce_http(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(idle)
-            .pool_max_idle_per_host(1024)
-            .retry_canceled_requests(true)
-            .set_host(false)
-            .build(http);
         Self {
-            client,
+            pool: Pool::new(idle, MAX_IDLE_PER_AUTHORITY),
+            dialer: Dialer { connect_timeout },
             response_timeout,
         }
     }
 
-    /// Sends `req` and waits for the response head within the response
-    /// timeout. The body then streams with no deadline of its own.
+    /// Idle upstream connections in the pool, over every authority.
+    #[must_use]
+    pub fn idle_connections(&self) -> usize {
+        self.pool.idle_count()
+    }
+
+    /// Sends `req` (origin-form, `Host` set) to `authority` and waits for
+    /// the response head within the response timeout. The body then
+    /// streams with no deadline of its own. A WebSocket handshake
+    /// (`upgrade`) goes on a connection of its own.
     ///
     /// # Errors
     /// The upstream failure as a [`ProxyError`].
-    pub async fn send(&self, req: Request<ProxyBody>) -> Result<Response<Incoming>, ProxyError> {
+    pub async fn send(
+        &self,
+        req: Request<ProxyBody>,
+        authority: &str,
+        upgrade: bool,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
         // The response timeout starts once the request body is sent: an
         // upload of gigabytes over a slow link may take far longer than
         // the upstream needs to answer it.
         let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
         let req = if http_body::Body::is_end_stream(req.body()) {
-            // Nothing to send: the client may never poll an empty body.
+            // Nothing to send: the connection may never poll an empty body.
             let _ = sent_tx.send(());
             req
         } else {
@@ -68,24 +77,77 @@ impl Upstreams {
                 }))
             })
         };
-        let fut = self.client.request(req);
+        let fut = self.forward(req, authority, upgrade);
         tokio::pin!(fut);
         tokio::select! {
-            r = &mut fut => return r.map_err(|e| classify(&e)),
+            r = &mut fut => return r,
             _ = sent_rx => {}
         }
         match tokio::time::timeout(self.response_timeout, fut).await {
             Err(_) => Err(ProxyError::UpstreamTimeout),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) => Err(classify(&e)),
+            Ok(r) => r,
+        }
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<ProxyBody>,
+        authority: &str,
+        upgrade: bool,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        if upgrade {
+            let mut sender = self
+                .dialer
+                .dial_upgradable(authority)
+                .await
+                .map_err(dial_error)?;
+            let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
+            return Ok(resp.map(UpstreamBody::detached));
+        }
+        loop {
+            let conn = match self.pool.checkout(authority).await {
+                Some(c) => c,
+                None => self.dialer.dial(authority).await.map_err(dial_error)?,
+            };
+            let reused = conn.reused;
+            let (conn, result) = pool::exchange(conn, req).await;
+            match result {
+                Ok(resp) => {
+                    let pool = Arc::clone(&self.pool);
+                    return Ok(resp.map(|b| UpstreamBody::pooled(b, conn, pool, authority)));
+                }
+                Err(mut e) => match e.take_message() {
+                    // The upstream closed a pooled connection as the request
+                    // went out, before a byte of it was written: the request
+                    // was never seen, so another connection may carry it.
+                    Some(unsent) if reused => req = unsent,
+                    _ => return Err(classify(e.error())),
+                },
+            }
         }
     }
 }
 
-/// Maps a client error onto the contract's codes by walking its causes.
-fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
+fn dial_error(e: DialError) -> ProxyError {
+    match e {
+        DialError::Timeout => ProxyError::UpstreamTimeout,
+        DialError::Io(ref io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            ProxyError::UpstreamTimeout
+        }
+        DialError::Io(_) | DialError::Handshake(_) => {
+            tracing::debug!(error = %e, "upstream unreachable");
+            ProxyError::UpstreamUnreachable
+        }
+    }
+}
+
+/// Maps a connection error onto the contract's codes by walking its causes.
+fn classify(err: &hyper::Error) -> ProxyError {
     if let Some(limit) = is_body_too_large(err) {
         return ProxyError::PayloadTooLarge { limit };
+    }
+    if err.is_parse() || err.is_parse_status() {
+        return ProxyError::UpstreamProtocol;
     }
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(e) = cur {
@@ -94,13 +156,9 @@ fn classify(err: &hyper_util::client::legacy::Error) -> ProxyError {
                 return ProxyError::UpstreamTimeout;
             }
         }
-        if let Some(h) = e.downcast_ref::<hyper::Error>() {
-            if h.is_parse() || h.is_parse_status() {
-                return ProxyError::UpstreamProtocol;
-            }
-        }
         cur = e.source();
     }
+    tracing::debug!(error = %err, "upstream exchange failed");
     ProxyError::UpstreamUnreachable
 }
 
@@ -142,17 +200,30 @@ pub fn upstream_request(
     upstream_path: &str,
     inc: &ClientFacts<'_>,
 ) -> Result<Request<ProxyBody>, ProxyError> {
-    let scheme = route.route.upstream.scheme.as_str();
-    let uri = match req.uri().query() {
-        Some(q) => format!("{scheme}://{target}{upstream_path}?{q}"),
-        None => format!("{scheme}://{target}{upstream_path}"),
+    // Origin-form (RFC 9112 §3.2.1): the connection is already to `target`.
+    let same_path = req.uri().path() == upstream_path;
+    let pq = match (same_path, req.uri().path_and_query()) {
+        (true, Some(pq)) => pq.clone(),
+        _ => {
+            let s = match req.uri().query() {
+                Some(q) => format!("{upstream_path}?{q}"),
+                None => upstream_path.to_owned(),
+            };
+            PathAndQuery::from_maybe_shared(bytes::Bytes::from(s)).map_err(|_| {
+                ProxyError::BadRequest("the request target cannot be forwarded".into())
+            })?
+        }
     };
-    *req.uri_mut() = uri
-        .parse::<Uri>()
-        .map_err(|_| ProxyError::BadRequest("the request target cannot be forwarded".into()))?;
+    *req.uri_mut() = Uri::from(pq);
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     hop::strip(headers, inc.upgrade);
+    // The client's Host value, when it is the public authority (HTTP/1.1;
+    // HTTP/2 carries it in `:authority`), is reused rather than copied.
+    let client_host = headers
+        .get(header::HOST)
+        .filter(|v| v.as_bytes() == inc.public_authority.as_bytes())
+        .cloned();
     forwarded::set(
         headers,
         &forwarded::ForwardedFacts {
@@ -161,16 +232,19 @@ pub fn upstream_request(
             proto: inc.proto,
             prefix: &route.public_prefix,
         },
+        client_host.clone(),
     );
     let host = match route.adapter.upstream_host_header {
-        UpstreamHostHeader::Preserve => inc.public_authority,
-        UpstreamHostHeader::Target => target,
+        UpstreamHostHeader::Preserve => {
+            client_host.or_else(|| HeaderValue::from_str(inc.public_authority).ok())
+        }
+        UpstreamHostHeader::Target => HeaderValue::from_str(target).ok(),
     };
-    if let Ok(v) = HeaderValue::from_str(host) {
+    if let Some(v) = host {
         headers.insert(header::HOST, v);
     }
     if let Ok(v) = HeaderValue::from_str(&inc.correlation_id.0) {
-        headers.insert(pp_model::CORRELATION_HEADER, v);
+        headers.insert(X_CORRELATION_ID, v);
     }
     Ok(req)
 }

@@ -28,11 +28,25 @@ pub fn split_authority(auth: &str) -> Option<(String, Option<u16>)> {
         Some(p) => Some(p.parse::<u16>().ok()?),
         None => None,
     };
-    let host = host.trim_end_matches('.').to_owned();
+    let host = match host.strip_suffix('.') {
+        Some(h) => h.trim_end_matches('.').to_owned(),
+        None => host,
+    };
     if host.is_empty() {
         return None;
     }
     Some((host, port))
+}
+
+/// The port of an authority that [`split_authority`] accepted, without
+/// building the host name.
+#[must_use]
+pub fn port_of(auth: &str) -> Option<u16> {
+    let tail = match auth.strip_prefix('[') {
+        Some(rest) => rest.split_once(']')?.1.strip_prefix(':')?,
+        None => auth.rsplit_once(':')?.1,
+    };
+    tail.parse().ok()
 }
 
 /// The authority string the client addressed, as sent.
@@ -71,6 +85,9 @@ mod tests {
         ];
         for (input, want) in cases {
             let got = split_authority(input);
+            if let Some((_, port)) = got {
+                assert_eq!(port_of(input), port, "{input}");
+            }
             let want = want.map(|(h, p)| (h.to_owned(), p));
             assert_eq!(got, want, "{input}");
         }

@@ -20,6 +20,7 @@ pub mod headers;
 pub mod host;
 pub mod limit;
 pub mod listener;
+pub mod opened;
 pub mod pipeline;
 pub mod reserved;
 pub mod respond;

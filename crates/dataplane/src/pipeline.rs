@@ -148,7 +148,9 @@ impl Proxy {
             let path = req.uri().path().to_owned();
             let host = authority(&req).unwrap_or_default();
             let mut note = Note::default();
-            let mut resp = match self.dispatch(req, conn, &cid, &mut note).await {
+            // Boxed: the pipeline's future is several kilobytes, and hyper
+            // moves the service future it is given; a pointer moves cheaper.
+            let mut resp = match Box::pin(self.dispatch(req, conn, &cid, &mut note)).await {
                 Ok(r) => r,
                 Err(e) => {
                     match e.source() {
@@ -168,7 +170,7 @@ impl Proxy {
             // The proxy's id wins over one the upstream sent: it is the one
             // in the proxy's logs.
             if let Ok(v) = HeaderValue::from_str(&cid.0) {
-                resp.headers_mut().insert(pp_model::CORRELATION_HEADER, v);
+                resp.headers_mut().insert(crate::headers::X_CORRELATION_ID, v);
             }
             account::log(&AccessRecord {
                 correlation_id: &cid.0,
@@ -328,7 +330,7 @@ impl Proxy {
         let req = req.map(|b| boxed(Limited::new(b, max_body)));
         let mut up_req = upstream_request(req, &route, &target, &resolved.upstream_path, &facts)?;
         self.set_identity(up_req.headers_mut(), caller.as_ref(), &route, proto, auth);
-        let mut resp = self.upstreams.send(up_req).await?;
+        let mut resp = self.upstreams.send(up_req, &target, upgrade).await?;
         // 8. rewrite
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())

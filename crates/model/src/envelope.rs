@@ -12,6 +12,8 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CorrelationId(pub String);
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 impl CorrelationId {
     /// A fresh id: 32 hex digits, a per-process random half and a counter
     /// half. Ids need to be unique, not unguessable, so the hot path costs
@@ -22,7 +24,14 @@ impl CorrelationId {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let seed = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        Self(format!("{seed:016x}{n:016x}"))
+        let mut hex = [0u8; 32];
+        for (i, byte) in seed.to_be_bytes().into_iter().chain(n.to_be_bytes()).enumerate() {
+            hex[2 * i] = HEX[usize::from(byte >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+        }
+        let mut id = String::with_capacity(hex.len());
+        id.extend(hex.iter().map(|b| char::from(*b)));
+        Self(id)
     }
 }
 

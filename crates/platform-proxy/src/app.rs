@@ -190,6 +190,7 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
         }),
         audit,
         assertion: assertion.clone(),
+        opened: Arc::default(),
     };
     // `listen = ["…:0"]` binds a free port: public URLs name the bound one.
     let mut public = config.public.clone();

@@ -20,26 +20,25 @@ const HOP: [HeaderName; 8] = [
 /// Removes hop-by-hop headers. With `keep_upgrade`, an `Upgrade` header is
 /// kept and `Connection: upgrade` restored, for a protocol switch.
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
-        if keep_upgrade && name == header::UPGRADE {
-            continue;
+    let named: Vec<HeaderName> = if headers.contains_key(header::CONNECTION) {
+        headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    super::remove_where(headers, |k| {
+        if *k == header::UPGRADE {
+            return !keep_upgrade;
         }
-        headers.remove(&name);
-    }
-    for name in &HOP {
-        headers.remove(name);
-    }
+        HOP.contains(k) || named.contains(k)
+    });
     if keep_upgrade && headers.contains_key(header::UPGRADE) {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 

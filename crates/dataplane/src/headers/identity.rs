@@ -47,17 +47,13 @@ const CLIENT_IDENTITY: &[&str] = &[
 /// Drops every client-sent identity header, and everything under the
 /// proxy's own `x-platform-proxy-` namespace.
 pub fn strip_client_identity(headers: &mut HeaderMap) {
-    for name in CLIENT_IDENTITY {
-        headers.remove(*name);
-    }
-    let own: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("x-platform-proxy-"))
-        .cloned()
-        .collect();
-    for k in own {
-        headers.remove(k);
-    }
+    super::remove_where(headers, |k| {
+        let name = k.as_str();
+        // Every listed name starts with `x-` or is `remote-user`: most
+        // headers are ruled out by their first bytes.
+        (name.starts_with("x-") || name == "remote-user")
+            && (name.starts_with("x-platform-proxy-") || CLIENT_IDENTITY.contains(&name))
+    });
 }
 
 /// Removes the proxy's session cookies from `Cookie`, keeping the app's

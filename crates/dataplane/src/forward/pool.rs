@@ -1,0 +1,348 @@
+//! The upstream connection pool: HTTP/1.1 keep-alive connections driven in
+//! the task of the request that uses them.
+//!
+//! A pooled client that spawns one task per upstream connection (as
+//! hyper-util's legacy client does) hands every request and every body
+//! chunk across a channel to that task and back: two task switches per
+//! request on top of the socket work. Here a checked-out connection travels
+//! with the request instead. The request's future polls it while waiting
+//! for the response head, and the response body polls it while streaming,
+//! so the client connection's task does all the work of one exchange, as
+//! nginx's event loop does. An idle connection sits in the pool unpolled;
+//! checkout polls it once, which notices an upstream that closed it
+//! meanwhile, and a reaper drops connections idle past the timeout.
+//!
+//! A WebSocket handshake gets a fresh connection of its own, spawned with
+//! upgrades enabled: after the 101 the socket belongs to the tunnel and is
+//! never pooled.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::body::ProxyBody;
+
+type Connection = http1::Connection<TokioIo<TcpStream>, ProxyBody>;
+
+/// One upstream HTTP/1.1 connection: the handle requests are sent on and
+/// the connection state machine that does the socket work. Always boxed:
+/// it is large (hyper's buffers and parser state) and moves between the
+/// pool, the request and the response body several times per request.
+pub(super) struct Conn {
+    sender: http1::SendRequest<ProxyBody>,
+    conn: Connection,
+    /// Whether this connection came out of the pool (and so may have been
+    /// closed by the upstream while idle) rather than being just opened.
+    pub(super) reused: bool,
+}
+
+impl Conn {
+    /// Polls the connection state machine; `true` once it has ended (the
+    /// upstream closed it, an I/O error, or hyper decided not to keep it).
+    fn poll_ended(&mut self, cx: &mut Context<'_>) -> bool {
+        match Pin::new(&mut self.conn).poll(cx) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(())) => true,
+            Poll::Ready(Err(e)) => {
+                tracing::debug!(error = %e, "upstream connection ended with an error");
+                true
+            }
+        }
+    }
+}
+
+/// Opens upstream connections.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Dialer {
+    pub(super) connect_timeout: Duration,
+}
+
+/// Why a connection could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum DialError {
+    #[error("connecting to the upstream timed out")]
+    Timeout,
+    #[error("connecting to the upstream failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("upstream handshake failed: {0}")]
+    Handshake(#[from] hyper::Error),
+}
+
+impl Dialer {
+    async fn stream(&self, authority: &str) -> Result<TokioIo<TcpStream>, DialError> {
+        let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
+            .await
+            .map_err(|_| DialError::Timeout)??;
+        tcp.set_nodelay(true)?;
+        Ok(TokioIo::new(tcp))
+    }
+
+    /// A fresh connection for pooled use.
+    pub(super) async fn dial(&self, authority: &str) -> Result<Box<Conn>, DialError> {
+        let io = self.stream(authority).await?;
+        let (sender, conn) = http1::Builder::new().handshake(io).await?;
+        Ok(Box::new(Conn {
+            sender,
+            conn,
+            reused: false,
+        }))
+    }
+
+    /// A fresh connection for a WebSocket handshake, driven by a task of
+    /// its own with upgrades enabled.
+    pub(super) async fn dial_upgradable(
+        &self,
+        authority: &str,
+    ) -> Result<http1::SendRequest<ProxyBody>, DialError> {
+        let io = self.stream(authority).await?;
+        let (sender, conn) = http1::Builder::new().handshake(io).await?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream upgrade connection ended with an error");
+            }
+        });
+        Ok(sender)
+    }
+}
+
+/// A connection resting in the pool.
+struct Idle {
+    conn: Box<Conn>,
+    since: Instant,
+}
+
+/// Idle connections by upstream authority, most recently used last.
+pub(super) struct Pool {
+    idle: Mutex<HashMap<Box<str>, Vec<Idle>>>,
+    idle_timeout: Duration,
+    max_idle_per_authority: usize,
+    /// Started by the first checkin, which runs on the runtime.
+    reaper: std::sync::Once,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("idle", &self.idle_count())
+            .field("idle_timeout", &self.idle_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pool {
+    pub(super) fn new(idle_timeout: Duration, max_idle_per_authority: usize) -> Arc<Self> {
+        Arc::new(Self {
+            idle: Mutex::new(HashMap::new()),
+            idle_timeout,
+            max_idle_per_authority,
+            reaper: std::sync::Once::new(),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Idle>>> {
+        // A panic while holding the lock leaves only connections behind.
+        self.idle
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Connections resting in the pool, over every authority.
+    pub(super) fn idle_count(&self) -> usize {
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    /// The most recently used live connection to `authority`, if any.
+    /// Each candidate is polled once: one the upstream closed while it
+    /// rested, or that is not ready for another request, is dropped.
+    pub(super) async fn checkout(&self, authority: &str) -> Option<Box<Conn>> {
+        loop {
+            let mut idle = {
+                let mut map = self.lock();
+                let list = map.get_mut(authority)?;
+                let idle = list.pop();
+                if list.is_empty() {
+                    map.remove(authority);
+                }
+                idle?
+            };
+            if idle.since.elapsed() >= self.idle_timeout {
+                continue;
+            }
+            let ended = std::future::poll_fn(|cx| Poll::Ready(idle.conn.poll_ended(cx))).await;
+            if !ended && idle.conn.sender.is_ready() {
+                idle.conn.reused = true;
+                return Some(idle.conn);
+            }
+        }
+    }
+
+    /// Returns a connection whose exchange has completed.
+    fn checkin(self: &Arc<Self>, authority: &str, conn: Box<Conn>) {
+        if conn.sender.is_closed() {
+            return;
+        }
+        self.reaper.call_once(|| {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(reap(Arc::downgrade(self)));
+            }
+        });
+        let now = Instant::now();
+        let mut map = self.lock();
+        let list = map.entry(authority.into()).or_default();
+        list.retain(|i| now.duration_since(i.since) < self.idle_timeout);
+        if list.len() < self.max_idle_per_authority {
+            list.push(Idle { conn, since: now });
+        }
+    }
+
+    /// Drops every connection idle for the timeout or longer.
+    fn reap_expired(&self) {
+        let now = Instant::now();
+        let mut map = self.lock();
+        map.retain(|_, list| {
+            list.retain(|i| now.duration_since(i.since) < self.idle_timeout);
+            !list.is_empty()
+        });
+    }
+}
+
+/// Drops expired idle connections until the pool itself is gone, so an
+/// upstream nobody calls any more does not keep sockets open.
+async fn reap(pool: Weak<Pool>) {
+    let period = match pool.upgrade() {
+        Some(p) => (p.idle_timeout / 2).max(Duration::from_secs(1)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        match pool.upgrade() {
+            Some(p) => p.reap_expired(),
+            None => return,
+        }
+    }
+}
+
+/// Sends `req` on `conn` and drives the connection until the response head
+/// has arrived. The connection comes back unless it ended meanwhile. On
+/// failure the request comes back when it was never written (a pooled
+/// connection the upstream had just closed), so the caller may send it
+/// again on a fresh connection.
+pub(super) async fn exchange(
+    mut conn: Box<Conn>,
+    req: Request<ProxyBody>,
+) -> (
+    Option<Box<Conn>>,
+    Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<ProxyBody>>>,
+) {
+    let mut live = true;
+    let mut response = std::pin::pin!(conn.sender.try_send_request(req));
+    let result = std::future::poll_fn(|cx| {
+        if live && conn.poll_ended(cx) {
+            live = false;
+        }
+        response.as_mut().poll(cx)
+    })
+    .await;
+    (live.then_some(conn), result)
+}
+
+/// A response body that drives its upstream connection while it streams
+/// and, once it has streamed to the end, returns the connection to the
+/// pool. A body dropped before its end takes the connection with it:
+/// HTTP/1.1 cannot abandon a response and keep the connection.
+pub struct UpstreamBody {
+    inner: Incoming,
+    conn: Option<Box<Conn>>,
+    home: Option<(Arc<Pool>, Box<str>)>,
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("pooled", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamBody {
+    /// A body whose connection is driven elsewhere (upgrade connections).
+    pub(super) fn detached(inner: Incoming) -> Self {
+        Self {
+            inner,
+            conn: None,
+            home: None,
+        }
+    }
+
+    pub(super) fn pooled(
+        inner: Incoming,
+        conn: Option<Box<Conn>>,
+        pool: Arc<Pool>,
+        authority: &str,
+    ) -> Self {
+        let mut body = Self {
+            inner,
+            conn,
+            home: Some((pool, authority.into())),
+        };
+        // A response without a body (204, 304, HEAD, Content-Length: 0)
+        // may never be polled: the exchange is over already.
+        if body.inner.is_end_stream() {
+            body.release();
+        }
+        body
+    }
+
+    fn release(&mut self) {
+        if let (Some(conn), Some((pool, authority))) = (self.conn.take(), self.home.as_ref()) {
+            pool.checkin(authority, conn);
+        }
+    }
+}
+
+impl Body for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = &mut *self;
+        if let Some(c) = this.conn.as_mut() {
+            if c.poll_ended(cx) {
+                this.conn = None;
+            }
+        }
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.release(),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(Some(Err(_))) => this.conn = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,168 @@
+//! Session cookies already opened, remembered by their sealed value.
+//!
+//! Opening a cookie (base64, AES-256-GCM, the claims' JSON) costs about as
+//! much as forwarding the request it came with, and a browser sends the
+//! same value on every request until the cookie is renewed. The sealed
+//! value fixes the claims (the cipher authenticates every byte, with the
+//! route id bound in), so what it opened to once it opens to again; only
+//! the checks that depend on the clock and on revocations are repeated on
+//! every request, by the caller. The key ring is fixed for the process's
+//! life, so an entry never goes stale.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use pp_identity::{Keyring, SealError, SessionClaims};
+use uuid::Uuid;
+
+/// Opened cookies kept at most; past it the expired ones go, and if that
+/// is not enough, all of them (the next requests open their cookies again).
+pub const DEFAULT_CAPACITY: usize = 4096;
+
+/// A bounded map from sealed cookie value to its claims.
+#[derive(Debug)]
+pub struct OpenedSessions {
+    map: Mutex<HashMap<Box<str>, Arc<SessionClaims>>>,
+    capacity: usize,
+}
+
+impl Default for OpenedSessions {
+    fn default() -> Self {
+        Self::new(DEFAULT_CAPACITY)
+    }
+}
+
+impl OpenedSessions {
+    #[must_use]
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            map: Mutex::new(HashMap::new()),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<SessionClaims>>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Cookies remembered right now.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The claims sealed in `value` for `route`: remembered, or opened and
+    /// remembered. `now` (Unix seconds) decides which entries may go when
+    /// the map is full.
+    ///
+    /// # Errors
+    /// [`SealError`] when `value` is not a cookie sealed for `route`.
+    pub fn open(
+        &self,
+        keys: &Keyring,
+        route: Uuid,
+        value: &str,
+        now: i64,
+    ) -> Result<Arc<SessionClaims>, SealError> {
+        if let Some(claims) = self.lock().get(value) {
+            // One value opens for one route only (the route id is sealed
+            // in); a value seen on another route is not a hit.
+            if claims.route == route {
+                return Ok(Arc::clone(claims));
+            }
+        }
+        let claims = Arc::new(SessionClaims::open(keys, route, value)?);
+        if claims.expired(now) {
+            return Ok(claims);
+        }
+        let mut map = self.lock();
+        if map.len() >= self.capacity {
+            map.retain(|_, c| !c.expired(now));
+            if map.len() >= self.capacity {
+                map.clear();
+            }
+        }
+        map.insert(value.into(), Arc::clone(&claims));
+        Ok(claims)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use pp_model::{Principal, PrincipalKind};
+
+    use super::*;
+
+    fn keys() -> Keyring {
+        Keyring::new(&[vec![7; 32]]).expect("ring")
+    }
+
+    fn sealed(keys: &Keyring, route: Uuid, exp: i64) -> String {
+        SessionClaims {
+            sid: Uuid::new_v4(),
+            route,
+            iat: 100,
+            exp,
+            hard: exp,
+            principal: Principal::new(PrincipalKind::User, "alice"),
+        }
+        .seal(keys)
+        .expect("seal")
+    }
+
+    #[test]
+    fn a_value_opens_once_and_is_then_remembered() {
+        let (k, route) = (keys(), Uuid::new_v4());
+        let cache = OpenedSessions::new(8);
+        let v = sealed(&k, route, 1000);
+        let first = cache.open(&k, route, &v, 150).expect("opens");
+        let again = cache.open(&k, route, &v, 150).expect("opens");
+        assert!(Arc::ptr_eq(&first, &again), "second open is the remembered one");
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
+    fn a_remembered_value_is_no_good_on_another_route() {
+        let (k, route) = (keys(), Uuid::new_v4());
+        let cache = OpenedSessions::new(8);
+        let v = sealed(&k, route, 1000);
+        cache.open(&k, route, &v, 150).expect("opens");
+        assert!(cache.open(&k, Uuid::new_v4(), &v, 150).is_err());
+    }
+
+    #[test]
+    fn garbage_and_expired_cookies_are_not_remembered() {
+        let (k, route) = (keys(), Uuid::new_v4());
+        let cache = OpenedSessions::new(8);
+        assert!(cache.open(&k, route, "not-a-cookie", 150).is_err());
+        let old = sealed(&k, route, 120);
+        let claims = cache.open(&k, route, &old, 150).expect("opens");
+        assert!(claims.expired(150), "the caller still sees it expired");
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn crossing_the_capacity_drops_expired_entries_first_then_all() {
+        let (k, route) = (keys(), Uuid::new_v4());
+        let cache = OpenedSessions::new(3);
+        let short = sealed(&k, route, 200);
+        cache.open(&k, route, &short, 150).expect("opens");
+        for _ in 0..2 {
+            cache.open(&k, route, &sealed(&k, route, 1000), 150).expect("opens");
+        }
+        assert_eq!(cache.len(), 3);
+        // Full at t=300: the one expired entry goes, the new one comes in.
+        cache.open(&k, route, &sealed(&k, route, 1000), 300).expect("opens");
+        assert_eq!(cache.len(), 3);
+        // Full with live entries only: everything goes but the newcomer.
+        cache.open(&k, route, &sealed(&k, route, 1000), 300).expect("opens");
+        assert_eq!(cache.len(), 1);
+    }
+}
