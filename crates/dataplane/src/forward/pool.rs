@@ -248,16 +248,21 @@ pub(super) async fn exchange(
     Option<Box<Conn>>,
     Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<ProxyBody>>>,
 ) {
-    let mut live = true;
     let mut response = std::pin::pin!(conn.sender.try_send_request(req));
+    let mut conn = Some(conn);
     let result = std::future::poll_fn(|cx| {
-        if live && conn.poll_ended(cx) {
-            live = false;
+        if let Some(c) = conn.as_mut() {
+            if c.poll_ended(cx) {
+                // Dropped at once, not merely no longer polled: a request
+                // still queued on it is answered (with its message back)
+                // only when the connection is gone.
+                conn = None;
+            }
         }
         response.as_mut().poll(cx)
     })
     .await;
-    (live.then_some(conn), result)
+    (conn, result)
 }
 
 /// A response body that drives its upstream connection while it streams

@@ -13,6 +13,7 @@ mod errors;
 mod forward_auth;
 mod forwarding;
 mod listeners;
+mod pool;
 mod revocation;
 mod rewriting;
 mod routing;
