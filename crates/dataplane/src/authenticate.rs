@@ -4,6 +4,8 @@
 //! self-contained, revocations and pushed grants come from the directory
 //! snapshot, and only a JWT with an unknown key costs a JWKS fetch.
 
+use std::sync::Arc;
+
 use http::header::{self, HeaderMap, HeaderValue};
 use pp_identity::authn::bearer_token;
 use pp_identity::{AuthError, SessionClaims, Via};
@@ -20,14 +22,14 @@ use crate::headers::identity::cookies_named;
 #[derive(Debug, Clone)]
 pub struct Caller {
     /// Roles from the credential merged with the pushed grants in force.
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     /// The credential's own roles, before pushed grants: re-merged with
     /// the grants of each new directory snapshot while a tunnel is open.
-    pub credential: Principal,
+    pub credential: Arc<Principal>,
     pub via: Via,
     /// The session, for cookie callers: its id goes to logs, and open
     /// tunnels watch it for revocation.
-    pub session: Option<SessionClaims>,
+    pub session: Option<Arc<SessionClaims>>,
     /// When the credential was issued (Unix seconds).
     pub issued_at: i64,
     /// When the credential ends (Unix seconds): the session's hard end or
@@ -51,34 +53,39 @@ pub async fn authenticate(
     let directory = access.authn.directory().load();
     let mut cookie_problem = None;
     for value in cookies_named(headers, &route.session_cookie) {
-        let claims = match access.opened.open(&access.keys, route.route.id, value, now) {
-            Ok(c) => c,
-            Err(_) => {
-                cookie_problem = Some("session_invalid");
-                continue;
-            }
+        let Ok(opened) = access.opened.open(&access.keys, route.route.id, value, now) else {
+            cookie_problem = Some("session_invalid");
+            continue;
         };
+        let claims = &opened.claims;
         if claims.expired(now) {
             cookie_problem = Some("session_expired");
             continue;
         }
-        if directory.revocations().check(&claims).is_some() {
+        if directory.revocations().check(claims).is_some() {
             cookie_problem = Some("session_revoked");
             continue;
         }
         let idle = i64::try_from(access.settings.session_idle.as_secs()).unwrap_or(i64::MAX);
         let renewed = (claims.exp - now <= idle / 2 && claims.exp < claims.hard).then(|| {
-            let mut r = SessionClaims::clone(&claims);
+            let mut r = SessionClaims::clone(claims);
             r.exp = now.saturating_add(idle).min(claims.hard);
             r
         });
+        // Most users have no pushed grants: they share the opened
+        // cookie's principal instead of merging into a copy of it.
+        let principal = if directory.has_grants(&opened.principal.id) {
+            Arc::new(directory.with_grants(Principal::clone(&opened.principal)))
+        } else {
+            Arc::clone(&opened.principal)
+        };
         return Ok(Caller {
-            principal: directory.with_grants(claims.principal.clone()),
-            credential: claims.principal.clone(),
+            principal,
+            credential: opened.principal,
             via: Via::SessionCookie,
             issued_at: claims.iat,
             expires_at: Some(claims.hard),
-            session: Some(std::sync::Arc::unwrap_or_clone(claims)),
+            session: Some(opened.claims),
             renewed,
         });
     }
@@ -89,8 +96,8 @@ pub async fn authenticate(
     if let Some(token) = bearer {
         return match access.authn.bearer(token).await {
             Ok(a) => Ok(Caller {
-                principal: a.principal,
-                credential: a.token_principal,
+                principal: Arc::new(a.principal),
+                credential: Arc::new(a.token_principal),
                 via: a.via,
                 session: None,
                 issued_at: a.issued_at,

@@ -239,7 +239,7 @@ pub async fn check(
                 return Err(ProxyError::Forbidden);
             }
             (
-                caller.principal,
+                Principal::clone(&caller.principal),
                 route.route.org_id.clone(),
                 route.route.project_id.clone(),
             )

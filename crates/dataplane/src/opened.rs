@@ -10,19 +10,51 @@
 //! life, so an entry never goes stale.
 
 use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 
 use pp_identity::{Keyring, SealError, SessionClaims};
+use pp_model::Principal;
 use uuid::Uuid;
 
 /// Opened cookies kept at most; past it the expired ones go, and if that
 /// is not enough, all of them (the next requests open their cookies again).
 pub const DEFAULT_CAPACITY: usize = 4096;
 
+/// One opened cookie: its claims, and their principal shared on its own
+/// (every request's caller holds it; cloning its role map each time was a
+/// good part of what the cache saves).
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub claims: Arc<SessionClaims>,
+    pub principal: Arc<Principal>,
+}
+
+impl Opened {
+    fn new(claims: SessionClaims) -> Self {
+        Self {
+            principal: Arc::new(claims.principal.clone()),
+            claims: Arc::new(claims),
+        }
+    }
+}
+
+/// Sealed values by a hash of their tail (the cipher's tag, which differs
+/// for every sealing), each bucket compared in full: hashing a whole
+/// cookie of a few hundred bytes on every request cost a tenth of its
+/// authentication. Only cookies that opened are ever inserted, and nobody
+/// can seal one to collide on purpose.
+type Buckets = HashMap<u64, Vec<(Box<str>, Opened)>>;
+
+/// How many trailing bytes of a sealed value are hashed.
+const HASHED_TAIL: usize = 24;
+
 /// A bounded map from sealed cookie value to its claims.
 #[derive(Debug)]
 pub struct OpenedSessions {
-    map: Mutex<HashMap<Box<str>, Arc<SessionClaims>>>,
+    map: Mutex<Buckets>,
+    hasher: std::hash::RandomState,
+    len: std::sync::atomic::AtomicUsize,
     capacity: usize,
 }
 
@@ -37,11 +69,13 @@ impl OpenedSessions {
     pub fn new(capacity: usize) -> Self {
         Self {
             map: Mutex::new(HashMap::new()),
+            hasher: std::hash::RandomState::new(),
+            len: std::sync::atomic::AtomicUsize::new(0),
             capacity,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Arc<SessionClaims>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
         self.map
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -50,7 +84,13 @@ impl OpenedSessions {
     /// Cookies remembered right now.
     #[must_use]
     pub fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().values().map(Vec::len).sum()
+    }
+
+    fn key(&self, value: &str) -> u64 {
+        let b = value.as_bytes();
+        self.hasher
+            .hash_one(&b[b.len().saturating_sub(HASHED_TAIL)..])
     }
 
     #[must_use]
@@ -70,33 +110,49 @@ impl OpenedSessions {
         route: Uuid,
         value: &str,
         now: i64,
-    ) -> Result<Arc<SessionClaims>, SealError> {
-        if let Some(claims) = self.lock().get(value) {
-            // One value opens for one route only (the route id is sealed
-            // in); a value seen on another route is not a hit.
-            if claims.route == route {
-                return Ok(Arc::clone(claims));
-            }
+    ) -> Result<Opened, SealError> {
+        let key = self.key(value);
+        let hit = self.lock().get(&key).and_then(|bucket| {
+            bucket
+                .iter()
+                .find(|(v, _)| **v == *value)
+                .map(|(_, o)| o.clone())
+        });
+        // One value opens for one route only (the route id is sealed in);
+        // a value seen on another route is not a hit.
+        if let Some(opened) = hit.filter(|o| o.claims.route == route) {
+            return Ok(opened);
         }
-        let claims = Arc::new(SessionClaims::open(keys, route, value)?);
-        if claims.expired(now) {
-            return Ok(claims);
+        let opened = Opened::new(SessionClaims::open(keys, route, value)?);
+        if opened.claims.expired(now) {
+            return Ok(opened);
         }
         let mut map = self.lock();
-        if map.len() >= self.capacity {
-            map.retain(|_, c| !c.expired(now));
-            if map.len() >= self.capacity {
+        let mut len = self.len.load(std::sync::atomic::Ordering::Relaxed);
+        if len >= self.capacity {
+            map.retain(|_, bucket| {
+                bucket.retain(|(_, o)| !o.claims.expired(now));
+                !bucket.is_empty()
+            });
+            len = map.values().map(Vec::len).sum();
+            if len >= self.capacity {
                 map.clear();
+                len = 0;
             }
         }
-        map.insert(value.into(), Arc::clone(&claims));
-        Ok(claims)
+        let bucket = map.entry(key).or_default();
+        if !bucket.iter().any(|(v, _)| **v == *value) {
+            bucket.push((value.into(), opened.clone()));
+            len += 1;
+        }
+        self.len.store(len, std::sync::atomic::Ordering::Relaxed);
+        Ok(opened)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use pp_model::{Principal, PrincipalKind};
+    use pp_model::PrincipalKind;
 
     use super::*;
 
@@ -124,7 +180,11 @@ mod tests {
         let v = sealed(&k, route, 1000);
         let first = cache.open(&k, route, &v, 150).expect("opens");
         let again = cache.open(&k, route, &v, 150).expect("opens");
-        assert!(Arc::ptr_eq(&first, &again), "second open is the remembered one");
+        assert!(
+            Arc::ptr_eq(&first.claims, &again.claims),
+            "second open is the remembered one"
+        );
+        assert!(Arc::ptr_eq(&first.principal, &again.principal));
         assert_eq!(cache.len(), 1);
     }
 
@@ -138,13 +198,30 @@ mod tests {
     }
 
     #[test]
+    fn a_forgery_that_shares_a_cookies_tail_is_not_a_hit() {
+        let (k, route) = (keys(), Uuid::new_v4());
+        let cache = OpenedSessions::new(8);
+        let v = sealed(&k, route, 1000);
+        cache.open(&k, route, &v, 150).expect("opens");
+        // Same hashed tail (same bucket), different head.
+        let head = if v.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{head}{}", &v[1..]);
+        assert_eq!(cache.key(&forged), cache.key(&v));
+        assert!(cache.open(&k, route, &forged, 150).is_err());
+        assert_eq!(cache.len(), 1);
+    }
+
+    #[test]
     fn garbage_and_expired_cookies_are_not_remembered() {
         let (k, route) = (keys(), Uuid::new_v4());
         let cache = OpenedSessions::new(8);
         assert!(cache.open(&k, route, "not-a-cookie", 150).is_err());
         let old = sealed(&k, route, 120);
-        let claims = cache.open(&k, route, &old, 150).expect("opens");
-        assert!(claims.expired(150), "the caller still sees it expired");
+        let opened = cache.open(&k, route, &old, 150).expect("opens");
+        assert!(
+            opened.claims.expired(150),
+            "the caller still sees it expired"
+        );
         assert!(cache.is_empty());
     }
 
@@ -155,14 +232,20 @@ mod tests {
         let short = sealed(&k, route, 200);
         cache.open(&k, route, &short, 150).expect("opens");
         for _ in 0..2 {
-            cache.open(&k, route, &sealed(&k, route, 1000), 150).expect("opens");
+            cache
+                .open(&k, route, &sealed(&k, route, 1000), 150)
+                .expect("opens");
         }
         assert_eq!(cache.len(), 3);
         // Full at t=300: the one expired entry goes, the new one comes in.
-        cache.open(&k, route, &sealed(&k, route, 1000), 300).expect("opens");
+        cache
+            .open(&k, route, &sealed(&k, route, 1000), 300)
+            .expect("opens");
         assert_eq!(cache.len(), 3);
         // Full with live entries only: everything goes but the newcomer.
-        cache.open(&k, route, &sealed(&k, route, 1000), 300).expect("opens");
+        cache
+            .open(&k, route, &sealed(&k, route, 1000), 300)
+            .expect("opens");
         assert_eq!(cache.len(), 1);
     }
 }

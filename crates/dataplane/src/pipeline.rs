@@ -170,7 +170,8 @@ impl Proxy {
             // The proxy's id wins over one the upstream sent: it is the one
             // in the proxy's logs.
             if let Ok(v) = HeaderValue::from_str(&cid.0) {
-                resp.headers_mut().insert(crate::headers::X_CORRELATION_ID, v);
+                resp.headers_mut()
+                    .insert(crate::headers::X_CORRELATION_ID, v);
             }
             account::log(&AccessRecord {
                 correlation_id: &cid.0,
@@ -612,7 +613,7 @@ async fn watch_revocation(
         if caller.via == Via::ServiceToken && !d.service_token_live(&caller.principal.id) {
             return "service token revoked";
         }
-        let now = d.with_grants(caller.credential.clone());
+        let now = d.with_grants(pp_model::Principal::clone(&caller.credential));
         if pp_model::access::may_use_route(&now, crate::authorize::route_scope(&route)).is_err() {
             return "access revoked";
         }

@@ -174,6 +174,12 @@ impl Directory {
         }
     }
 
+    /// Whether grants are pushed for the principal with this id.
+    #[must_use]
+    pub fn has_grants(&self, id: &str) -> bool {
+        self.grants.get(id).is_some_and(|gs| !gs.is_empty())
+    }
+
     /// `p` with the grants pushed for its subject merged in.
     #[must_use]
     pub fn with_grants(&self, mut p: Principal) -> Principal {

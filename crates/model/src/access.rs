@@ -230,15 +230,29 @@ impl Principal {
     /// `org` is `None` and `all_without_org`).
     #[must_use]
     pub fn role_header(&self, org: Option<&str>, all_without_org: bool) -> String {
-        let mut roles = if org.is_none() && all_without_org {
-            self.role_strings()
-        } else {
-            self.restricted_to_org(org).role_strings()
-        };
+        let all = org.is_none() && all_without_org;
+        let mut out = String::new();
         if self.platform_admin {
-            roles.insert(0, "platform:admin".to_owned());
+            out.push_str("platform:admin");
         }
-        roles.join(",")
+        // Written straight into one string: this runs on every
+        // authenticated request.
+        for (scope, role) in &self.roles {
+            if !all && Some(scope.org_id.as_str()) != org {
+                continue;
+            }
+            if !out.is_empty() {
+                out.push(',');
+            }
+            out.push_str(&scope.org_id);
+            if let Some(p) = &scope.project_id {
+                out.push('/');
+                out.push_str(p);
+            }
+            out.push(':');
+            out.push_str(role.as_str());
+        }
+        out
     }
 
     /// The org roles and project roles, rendered `org:role` and

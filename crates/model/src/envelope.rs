@@ -25,7 +25,12 @@ impl CorrelationId {
         let seed = *SEED.get_or_init(|| uuid::Uuid::new_v4().as_u64_pair().0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut hex = [0u8; 32];
-        for (i, byte) in seed.to_be_bytes().into_iter().chain(n.to_be_bytes()).enumerate() {
+        for (i, byte) in seed
+            .to_be_bytes()
+            .into_iter()
+            .chain(n.to_be_bytes())
+            .enumerate()
+        {
             hex[2 * i] = HEX[usize::from(byte >> 4)];
             hex[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
         }

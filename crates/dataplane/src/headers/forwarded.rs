@@ -70,7 +70,8 @@ pub fn set(headers: &mut HeaderMap, f: &ForwardedFacts<'_>, host: Option<HeaderV
 /// machinery with padding support, several times slower.
 fn ip_value(ip: IpAddr) -> HeaderValue {
     let IpAddr::V4(v4) = ip else {
-        return HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+        return HeaderValue::from_str(&ip.to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
     };
     let mut buf = [0u8; 15];
     let mut n = 0;

@@ -264,3 +264,33 @@ fn tenant_admins_hold_only_routes_that_stay_inside_the_tenant() {
         assert!(may_hold_route(&operator, &r).is_ok(), "operator: {extra}");
     }
 }
+
+#[test]
+fn role_header_lists_the_org_roles_in_order_and_platform_admin_first() {
+    let mut p = Principal::new(PrincipalKind::User, "u");
+    p.grant(Scope::project("acme", "prod"), Role::Viewer);
+    p.grant(Scope::org("acme"), Role::Member);
+    p.grant(Scope::org("globex"), Role::Admin);
+    p.grant(Scope::project("acme", "dev"), Role::Admin);
+    assert_eq!(
+        p.role_header(Some("acme"), false),
+        "acme:member,acme/dev:admin,acme/prod:viewer"
+    );
+    assert_eq!(p.role_header(Some("globex"), true), "globex:admin");
+    assert_eq!(p.role_header(Some("initech"), false), "");
+    assert_eq!(p.role_header(None, false), "");
+    assert_eq!(
+        p.role_header(None, true),
+        "acme:member,acme/dev:admin,acme/prod:viewer,globex:admin"
+    );
+    // The same order as the sorted role strings.
+    assert_eq!(p.role_header(None, true), p.role_strings().join(","));
+    p.platform_admin = true;
+    assert_eq!(
+        p.role_header(Some("globex"), false),
+        "platform:admin,globex:admin"
+    );
+    let mut root = Principal::new(PrincipalKind::User, "root");
+    root.platform_admin = true;
+    assert_eq!(root.role_header(Some("acme"), false), "platform:admin");
+}

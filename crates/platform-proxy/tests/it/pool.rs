@@ -138,7 +138,11 @@ async fn a_response_with_connection_close_is_never_reused() {
 async fn bodiless_responses_give_their_connection_back() {
     let p = TestProxy::start().await;
     let up = serve(|req: http::Request<hyper::body::Incoming>| async move {
-        let status = if req.uri().path() == "/nothing" { 204 } else { 200 };
+        let status = if req.uri().path() == "/nothing" {
+            204
+        } else {
+            200
+        };
         Response::builder()
             .status(status)
             .header("content-length", if status == 204 { "0" } else { "5" })
@@ -189,7 +193,11 @@ async fn a_body_the_client_abandons_takes_its_connection_with_it() {
     })
     .await;
     p.host_route("abandon", up.addr, json!({})).await;
-    let mut r = p.get("abandon.apps.test", "/big").send().await.expect("send");
+    let mut r = p
+        .get("abandon.apps.test", "/big")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(r.status(), 200);
     let first = r.chunk().await.expect("chunk").expect("some bytes");
     assert!(!first.is_empty());
@@ -197,7 +205,11 @@ async fn a_body_the_client_abandons_takes_its_connection_with_it() {
     // The abandoned exchange cannot be finished on its connection; the
     // next request must get its own answer, whole, not the rest of it.
     for _ in 0..3 {
-        let r = p.get("abandon.apps.test", "/small").send().await.expect("send");
+        let r = p
+            .get("abandon.apps.test", "/small")
+            .send()
+            .await
+            .expect("send");
         assert_eq!(r.text().await.expect("body"), "small");
     }
     assert!(up.connections() >= 2, "{}", up.connections());
