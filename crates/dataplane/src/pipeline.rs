@@ -146,11 +146,12 @@ impl Proxy {
             let html = wants_html(req.headers());
             let method = req.method().clone();
             let path = req.uri().path().to_owned();
-            let host = authority(&req).unwrap_or_default();
+            let host = authority(&req);
             let mut note = Note::default();
             // Boxed: the pipeline's future is several kilobytes, and hyper
             // moves the service future it is given; a pointer moves cheaper.
-            let mut resp = match Box::pin(self.dispatch(req, conn, &cid, &mut note)).await {
+            let dispatched = self.dispatch(req, host.as_deref(), conn, &cid, &mut note);
+            let mut resp = match Box::pin(dispatched).await {
                 Ok(r) => r,
                 Err(e) => {
                     match e.source() {
@@ -176,7 +177,7 @@ impl Proxy {
             account::log(&AccessRecord {
                 correlation_id: &cid.0,
                 method: &method,
-                host: &host,
+                host: host.as_deref().unwrap_or_default(),
                 path: &path,
                 status: resp.status(),
                 route_id: note.route_id,
@@ -194,6 +195,7 @@ impl Proxy {
     async fn dispatch(
         &self,
         mut req: Request<Incoming>,
+        authority: Option<&str>,
         conn: ConnInfo,
         cid: &CorrelationId,
         note: &mut Note,
@@ -208,9 +210,9 @@ impl Proxy {
                 limit: self.settings.max_header_bytes,
             });
         }
-        let auth = authority(&req)
-            .ok_or_else(|| ProxyError::BadRequest("the request has no Host".into()))?;
-        let (host, _) = split_authority(&auth)
+        let auth =
+            authority.ok_or_else(|| ProxyError::BadRequest("the request has no Host".into()))?;
+        let (host, _) = split_authority(auth)
             .ok_or_else(|| ProxyError::BadRequest("the Host header is malformed".into()))?;
         if host == self.settings.api_host {
             if req.uri().path() == forward_auth::PATH {
@@ -232,7 +234,7 @@ impl Proxy {
         if !table.is_apps_host(&host) {
             return Err(ProxyError::UnknownHost);
         }
-        self.app_request(req, conn, cid, &table, &host, &auth, note)
+        self.app_request(req, conn, cid, &table, &host, auth, note)
             .await
     }
 

@@ -196,7 +196,24 @@ impl Principal {
     /// The role on an org itself.
     #[must_use]
     pub fn org_role(&self, org: &str) -> Option<Role> {
-        self.roles.get(&Scope::org(org)).copied()
+        self.role_on(org, None)
+    }
+
+    /// The role granted on exactly this scope. Principals hold a handful of
+    /// roles: a scan over borrowed names beats building an owned key for
+    /// the map on every request; a long list takes the map lookup.
+    fn role_on(&self, org: &str, project: Option<&str>) -> Option<Role> {
+        if self.roles.len() > 16 {
+            let key = Scope {
+                org_id: org.to_owned(),
+                project_id: project.map(str::to_owned),
+            };
+            return self.roles.get(&key).copied();
+        }
+        self.roles
+            .iter()
+            .find(|(s, _)| s.org_id == org && s.project_id.as_deref() == project)
+            .map(|(_, r)| *r)
     }
 
     /// The effective role on a project: its own grant or the org's admin
@@ -204,7 +221,7 @@ impl Principal {
     /// member by that alone.
     #[must_use]
     pub fn project_role(&self, org: &str, project: &str) -> Option<Role> {
-        let own = self.roles.get(&Scope::project(org, project)).copied();
+        let own = self.role_on(org, Some(project));
         let via_org = self.org_role(org).filter(|r| *r == Role::Admin);
         own.max(via_org)
     }

@@ -294,3 +294,24 @@ fn role_header_lists_the_org_roles_in_order_and_platform_admin_first() {
     root.platform_admin = true;
     assert_eq!(root.role_header(Some("acme"), false), "platform:admin");
 }
+
+#[test]
+fn role_lookups_agree_for_short_and_long_role_lists() {
+    for extra in [0usize, 40] {
+        let mut p = Principal::new(PrincipalKind::User, "u");
+        for i in 0..extra {
+            p.grant(Scope::project("filler", &format!("p{i}")), Role::Viewer);
+        }
+        p.grant(Scope::org("acme"), Role::Admin);
+        p.grant(Scope::project("globex", "dev"), Role::Member);
+        assert_eq!(p.org_role("acme"), Some(Role::Admin), "{extra}");
+        assert_eq!(p.org_role("globex"), None, "{extra}");
+        assert_eq!(p.project_role("acme", "any"), Some(Role::Admin), "{extra}");
+        assert_eq!(
+            p.project_role("globex", "dev"),
+            Some(Role::Member),
+            "{extra}"
+        );
+        assert_eq!(p.project_role("globex", "prod"), None, "{extra}");
+    }
+}
