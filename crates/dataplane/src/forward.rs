@@ -113,6 +113,21 @@ impl Upstreams {
             let (conn, result) = pool::exchange(conn, req).await;
             match result {
                 Ok(resp) => {
+                    if http_body::Body::is_end_stream(resp.body()) {
+                        // No body (204, 304, HEAD, Content-Length: 0): it
+                        // may never be polled, and the exchange is over.
+                        if let Some(conn) = conn {
+                            let mut conn = Some(conn);
+                            std::future::poll_fn(|cx| {
+                                if let Some(c) = conn.take() {
+                                    self.pool.release(authority, c, cx);
+                                }
+                                std::task::Poll::Ready(())
+                            })
+                            .await;
+                        }
+                        return Ok(resp.map(UpstreamBody::detached));
+                    }
                     let pool = Arc::clone(&self.pool);
                     return Ok(resp.map(|b| UpstreamBody::pooled(b, conn, pool, authority)));
                 }

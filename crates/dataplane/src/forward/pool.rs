@@ -187,6 +187,40 @@ impl Pool {
         }
     }
 
+    /// Takes back a connection whose response has been read to the end.
+    /// Polled once, it is ready for the next request if its request has
+    /// been sent too. If not, the upstream answered before reading the
+    /// whole upload (nginx's `return 200` does): the upload is still
+    /// flowing, and a task of its own drives the connection until it is
+    /// sent, then pools it, as the client would expect of any proxy.
+    pub(super) fn release(
+        self: &Arc<Self>,
+        authority: &str,
+        mut conn: Box<Conn>,
+        cx: &mut Context<'_>,
+    ) {
+        if conn.poll_ended(cx) {
+            return;
+        }
+        if conn.sender.is_ready() {
+            self.checkin(authority, conn);
+            return;
+        }
+        let (pool, authority) = (Arc::clone(self), Box::<str>::from(authority));
+        tokio::spawn(async move {
+            let ready = std::future::poll_fn(|cx| {
+                if conn.poll_ended(cx) {
+                    return Poll::Ready(false);
+                }
+                conn.sender.poll_ready(cx).map(|r| r.is_ok())
+            })
+            .await;
+            if ready {
+                pool.checkin(&authority, conn);
+            }
+        });
+    }
+
     /// Returns a connection whose exchange has completed.
     fn checkin(self: &Arc<Self>, authority: &str, conn: Box<Conn>) {
         if conn.sender.is_closed() {
@@ -284,7 +318,8 @@ impl std::fmt::Debug for UpstreamBody {
 }
 
 impl UpstreamBody {
-    /// A body whose connection is driven elsewhere (upgrade connections).
+    /// A body whose connection is driven elsewhere (upgrade connections)
+    /// or was released already (responses without a body).
     pub(super) fn detached(inner: Incoming) -> Self {
         Self {
             inner,
@@ -299,22 +334,16 @@ impl UpstreamBody {
         pool: Arc<Pool>,
         authority: &str,
     ) -> Self {
-        let mut body = Self {
+        Self {
             inner,
             conn,
             home: Some((pool, authority.into())),
-        };
-        // A response without a body (204, 304, HEAD, Content-Length: 0)
-        // may never be polled: the exchange is over already.
-        if body.inner.is_end_stream() {
-            body.release();
         }
-        body
     }
 
-    fn release(&mut self) {
+    fn release(&mut self, cx: &mut Context<'_>) {
         if let (Some(conn), Some((pool, authority))) = (self.conn.take(), self.home.as_ref()) {
-            pool.checkin(authority, conn);
+            pool.release(authority, conn, cx);
         }
     }
 }
@@ -335,8 +364,8 @@ impl Body for UpstreamBody {
         }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => this.release(),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(),
+            Poll::Ready(None) => this.release(cx),
+            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(cx),
             Poll::Ready(Some(Err(_))) => this.conn = None,
             _ => {}
         }

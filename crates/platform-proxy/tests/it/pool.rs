@@ -250,3 +250,93 @@ async fn concurrent_requests_each_get_a_connection_and_then_share_them() {
         Err(_) => panic!("proxy still shared"),
     }
 }
+
+/// An upstream that answers as soon as it has read the request head, then
+/// reads and discards the body (nginx's `return 200` does this). Counts
+/// the body bytes it discarded.
+async fn answers_before_the_body() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let discarded = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&discarded);
+    tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            let d = Arc::clone(&d);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let mut pending = Vec::new();
+                loop {
+                    // Read a head.
+                    let end = loop {
+                        if let Some(e) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break e + 4;
+                        }
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => pending.extend_from_slice(&buf[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+                    let mut left: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    pending.drain(..end);
+                    let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+                    if s.write_all(answer).await.is_err() {
+                        return;
+                    }
+                    // Then discard the body.
+                    let have = pending.len().min(left);
+                    pending.drain(..have);
+                    left -= have;
+                    d.fetch_add(have, Ordering::SeqCst);
+                    while left > 0 {
+                        match s.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                let used = n.min(left);
+                                left -= used;
+                                d.fetch_add(used, Ordering::SeqCst);
+                                pending.extend_from_slice(&buf[used..n]);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, discarded)
+}
+
+#[tokio::test]
+async fn an_upload_answered_before_it_is_read_still_goes_through_whole() {
+    let p = TestProxy::start().await;
+    let (addr, discarded) = answers_before_the_body().await;
+    p.host_route("early", addr, json!({})).await;
+    const LEN: usize = 16 * 1024 * 1024;
+    for round in 1..=2 {
+        let r = p
+            .req(reqwest::Method::PUT, "early.apps.test", "/sink")
+            .body(vec![b'u'; LEN])
+            .send()
+            .await
+            .expect("the upload is not cut off");
+        assert_eq!(r.status(), 200, "round {round}");
+        assert_eq!(r.text().await.expect("body"), "ok\n");
+        let d = Arc::clone(&discarded);
+        eventually(Duration::from_secs(10), || {
+            let d = Arc::clone(&d);
+            async move { d.load(Ordering::SeqCst) == round * LEN }
+        })
+        .await;
+    }
+    // The connection went back to the pool once the upload was sent.
+    let r = p.get("early.apps.test", "/").send().await.expect("send");
+    assert_eq!(r.text().await.expect("body"), "ok\n");
+    p.stop().await;
+}
