@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of platform-proxy against its peers on loopback.
 #
-#   bench/run.sh http|h2|ws|stream|propagation|all [runs] [seconds]
+#   bench/run.sh http|h2|ws|stream|propagation|table|all [runs] [seconds]
 #
 #   http         1 KiB GET with wrk -t1 -c64: direct to the nginx upstream (the
 #                physical limit), nginx and haproxy as reverse proxies with
@@ -20,6 +20,8 @@
 #                public and authenticated; MiB/s and RSS.
 #   propagation  route created through the API -> first 2xx through the
 #                proxy, over PROP_ROUTES (50) new routes per run.
+#   table        TABLE_ROUTES (100000) host routes in the store: time from
+#                exec to the first 200 through one of them, and RSS.
 #
 # Runs alternate through the peers (reversed every other run) and the table
 # shows medians. Load tools run on core 0; upstream and proxies on core 1.
@@ -42,7 +44,7 @@ usage() { sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 2; }
 case=${1:-}
 runs=${2:-3}
 secs=${3:-10}
-[[ "$case" =~ ^(http|h2|ws|stream|propagation|all)$ ]] || usage
+[[ "$case" =~ ^(http|h2|ws|stream|propagation|table|all)$ ]] || usage
 [[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 1 && "$runs" -le 50 ]] || die "runs: 1..50"
 [[ "$secs" =~ ^[0-9]+$ && "$secs" -ge 1 && "$secs" -le 600 ]] || die "seconds: 1..600"
 
@@ -351,6 +353,66 @@ case_propagation() {
     bench_stop_all
 }
 
+case_table() {
+    local n=${TABLE_ROUTES:-100000}
+    echo "## Route table: $n host routes in the store; exec -> first 200 through one of them, $runs start(s)"
+    bench_start_upstream "$up_port"
+    bench_start_pp "$px_port" table
+    [ -n "$(pp_route r0 "127.0.0.1:$up_port" public)" ] || die "could not create the seed route"
+    kill "$px_pid"; wait "$px_pid" 2>/dev/null || true; bench_forget "$px_pid"
+    # The seed route copied n-1 times straight into the SQLite file: the
+    # API would take minutes for 100k, and start-up is what is measured.
+    local stored
+    stored=$(python3 - "$work/pp-table.db" "$n" <<'PY'
+import sqlite3, sys
+db, n = sys.argv[1], int(sys.argv[2])
+c = sqlite3.connect(db)
+cols = [r[1] for r in c.execute("PRAGMA table_info(platform_proxy_routes)")]
+subst = {
+    "id": "printf('%08x-0000-4000-8000-%012x', k, k)",
+    "owner_id": "'r' || k",
+    "route_host": "'r' || k",
+}
+sel = ", ".join(subst.get(col, col) for col in cols)
+c.execute(
+    "WITH RECURSIVE seq(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM seq WHERE k < ?) "
+    f"INSERT INTO platform_proxy_routes ({', '.join(cols)}) "
+    f"SELECT {sel} FROM platform_proxy_routes, seq WHERE route_host = 'r0'",
+    (n - 1,),
+)
+c.commit()
+print(c.execute("SELECT count(*) FROM platform_proxy_routes WHERE deleted_at IS NULL").fetchone()[0])
+PY
+)
+    [ "$stored" = "$n" ] || die "expected $n stored routes, found $stored"
+    local probe="r$((n / 2)).apps.bench" i t0 ms code
+    local -a starts rss
+    for i in $(seq "$runs"); do
+        t0=$(date +%s%N)
+        bench_spawn "$work/pp-table.log" "$BENCH_BIN" serve --config "$work/pp-table.toml"
+        px_pid=$spawned
+        code=000
+        for _ in $(seq 3000); do
+            code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: $probe" "http://127.0.0.1:$px_port/1k.txt" || true)
+            [ "$code" = 200 ] && break
+            kill -0 "$px_pid" 2>/dev/null || { cat "$work/pp-table.log" >&2; die "platform-proxy died"; }
+            sleep 0.005
+        done
+        [ "$code" = 200 ] || die "route $probe never served"
+        ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+        starts+=("$ms"); rss+=("$(rss_kib "$px_pid")")
+        echo "start $i: ${ms} ms to the first 200, RSS $(rss_kib "$px_pid") KiB"
+        kill "$px_pid"; wait "$px_pid" 2>/dev/null || true; bench_forget "$px_pid"
+    done
+    local m r
+    m=$(median "${starts[@]}"); r=$(median "${rss[@]}")
+    echo
+    echo "| routes | start to first 200 ms (median) | RSS KiB serving | KiB per route |"
+    echo "| ---: | ---: | ---: | ---: |"
+    echo "| $n | $m | $r | $(awk -v r="$r" -v n="$n" 'BEGIN{printf "%.2f", r/n}') |"
+    bench_stop_all
+}
+
 case_stream() {
     local gib=${STREAM_MIB:-1024}
     echo "## Streaming: a ${gib} MiB upload (PUT) and download, curl, $runs run(s)"
@@ -415,11 +477,13 @@ case "$case" in
     h2) case_h2 ;;
     ws) case_ws ;;
     propagation) case_propagation ;;
+    table) case_table ;;
     all)
         case_http; echo
         case_h2; echo
         case_ws; echo
         case_stream; echo
-        case_propagation
+        case_propagation; echo
+        case_table
         ;;
 esac
