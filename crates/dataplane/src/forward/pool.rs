@@ -167,15 +167,9 @@ impl Pool {
     /// rested, or that is not ready for another request, is dropped.
     pub(super) async fn checkout(&self, authority: &str) -> Option<Box<Conn>> {
         loop {
-            let mut idle = {
-                let mut map = self.lock();
-                let list = map.get_mut(authority)?;
-                let idle = list.pop();
-                if list.is_empty() {
-                    map.remove(authority);
-                }
-                idle?
-            };
+            // An emptied list stays (the reaper removes it): the next
+            // checkin then costs no key and no vector.
+            let mut idle = self.lock().get_mut(authority)?.pop()?;
             if idle.since.elapsed() >= self.idle_timeout {
                 continue;
             }
@@ -231,23 +225,44 @@ impl Pool {
                 rt.spawn(reap(Arc::downgrade(self)));
             }
         });
-        let now = Instant::now();
-        let mut map = self.lock();
-        let list = map.entry(authority.into()).or_default();
-        list.retain(|i| now.duration_since(i.since) < self.idle_timeout);
-        if list.len() < self.max_idle_per_authority {
-            list.push(Idle { conn, since: now });
+        let idle = Idle {
+            conn,
+            since: Instant::now(),
+        };
+        // Whatever is dropped (a connection over the bound) closes its
+        // socket after the lock is released.
+        let mut refused = None;
+        {
+            let mut map = self.lock();
+            match map.get_mut(authority) {
+                Some(list) if list.len() >= self.max_idle_per_authority => refused = Some(idle),
+                Some(list) => list.push(idle),
+                None => {
+                    map.insert(authority.into(), vec![idle]);
+                }
+            }
         }
+        drop(refused);
     }
 
-    /// Drops every connection idle for the timeout or longer.
+    /// Drops every connection idle for the timeout or longer, and the
+    /// lists left empty; the sockets close after the lock is released.
     fn reap_expired(&self) {
         let now = Instant::now();
-        let mut map = self.lock();
-        map.retain(|_, list| {
-            list.retain(|i| now.duration_since(i.since) < self.idle_timeout);
-            !list.is_empty()
-        });
+        let mut expired = Vec::new();
+        {
+            let mut map = self.lock();
+            map.retain(|_, list| {
+                // Most recently used last: the expired ones lead.
+                let fresh = list
+                    .iter()
+                    .position(|i| now.duration_since(i.since) < self.idle_timeout)
+                    .unwrap_or(list.len());
+                expired.extend(list.drain(..fresh));
+                !list.is_empty()
+            });
+        }
+        drop(expired);
     }
 }
 
@@ -378,5 +393,41 @@ impl Body for UpstreamBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_pool_keeps_at_most_its_bound_per_authority() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let authority = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            for _ in 0..4 {
+                if let Ok((s, _)) = listener.accept().await {
+                    held.push(s);
+                }
+            }
+            std::future::pending::<()>().await;
+        });
+        let dialer = Dialer {
+            connect_timeout: Duration::from_secs(5),
+        };
+        let pool = Pool::new(Duration::from_secs(60), 2);
+        for _ in 0..3 {
+            let conn = dialer.dial(&authority).await.expect("dial");
+            pool.checkin(&authority, conn);
+        }
+        assert_eq!(pool.idle_count(), 2, "the third connection is refused");
+        // Another authority has a bound of its own.
+        let other = "127.0.0.1:1";
+        let conn = dialer.dial(&authority).await.expect("dial");
+        pool.checkin(other, conn);
+        assert_eq!(pool.idle_count(), 3);
     }
 }
