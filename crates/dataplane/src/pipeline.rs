@@ -319,8 +319,8 @@ impl Proxy {
             }
         }
         // 6. pick
-        let target = self.picker.pick(&route).to_owned();
-        note.upstream = Some(target.clone());
+        let target = self.picker.pick(&route);
+        note.upstream = Some(target.to_owned());
         // 7. forward
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let facts = ClientFacts {
@@ -331,9 +331,9 @@ impl Proxy {
             upgrade,
         };
         let req = req.map(|b| boxed(Limited::new(b, max_body)));
-        let mut up_req = upstream_request(req, &route, &target, &resolved.upstream_path, &facts)?;
+        let mut up_req = upstream_request(req, &route, target, &resolved.upstream_path, &facts)?;
         self.set_identity(up_req.headers_mut(), caller.as_ref(), &route, proto, auth);
-        let mut resp = self.upstreams.send(up_req, &target, upgrade).await?;
+        let mut resp = self.upstreams.send(up_req, target, upgrade).await?;
         // 8. rewrite
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())
