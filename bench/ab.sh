@@ -11,20 +11,19 @@ up_port=$((base + 1)); pa=$((base + 2)); pb=$((base + 3))
 bench_init
 bench_port_free "$up_port" "$pa" "$pb"
 bench_start_upstream "$up_port"
-declare -A cookie
+declare -A cookies
 for side in a b; do
   if [ $side = a ]; then BENCH_BIN=$bin_a; port=$pa; else BENCH_BIN=$bin_b; port=$pb; fi
   bench_start_pp "$port" "ab-$side"
-  pp_route b "127.0.0.1:$up_port" public >/dev/null
-  rid=$(pp_route s "127.0.0.1:$up_port")
-  cookie[$side]=$(pp_sign_in "$rid" s.apps.bench)
+  pp_route_pair "127.0.0.1:$up_port"
+  cookies[$side]=$cookie
 done
 host=b.apps.bench; [ "$which" = auth ] && host=s.apps.bench
 declare -a ra rb
 for i in $(seq "$runs"); do
   for side in a b; do
     port=$pa; [ $side = b ] && port=$pb
-    c=""; [ "$which" = auth ] && c=${cookie[$side]}
+    c=""; [ "$which" = auth ] && c=${cookies[$side]}
     bench_wrk "$side" "$secs" "http://127.0.0.1:$port/1k.txt" "$host" "$c"
     if [ $side = a ]; then ra+=("$wrk_rps"); else rb+=("$wrk_rps"); fi
   done

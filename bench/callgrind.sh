@@ -46,15 +46,8 @@ for _ in $(seq 300); do
     kill -0 "$vg_pid" 2>/dev/null || { cat "$work/pp-cg.log" >&2; die "the proxy died under valgrind"; }
     sleep 0.2
 done
-pp_route b "127.0.0.1:$up_port" public >/dev/null
-route_id=$(pp_route s "127.0.0.1:$up_port")
-cookie=$(pp_sign_in "$route_id" s.apps.bench)
-[ -n "$cookie" ] || die "could not sign in"
-case $which in
-  public) host=b.apps.bench; hdr=() ;;
-  auth) host=s.apps.bench; hdr=(-H "Cookie: $cookie") ;;
-  *) die "public or auth" ;;
-esac
+pp_route_pair "127.0.0.1:$up_port"
+bench_target "$which"
 bench_check "$which" "http://127.0.0.1:$px_port/1k.txt" "$host" "$([ "$which" = auth ] && echo "$cookie")"
 callgrind_control -z "$vg_pid" >/dev/null 2>&1
 run=$(bench_load wrk -t1 -c8 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px_port/1k.txt")

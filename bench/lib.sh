@@ -283,6 +283,27 @@ pp_route() {
         | sed -n 's/.*"id":"\([0-9a-f-]*\)".*/\1/p'
 }
 
+# pp_route_pair UPSTREAM: on the running proxy, the public route b and the
+# authenticated route s to UPSTREAM, and a session on s. Sets cookie.
+pp_route_pair() {
+    [ -n "$(pp_route b "$1" public)" ] || die "could not create the public route"
+    local id
+    id=$(pp_route s "$1")
+    [ -n "$id" ] || die "could not create the authenticated route"
+    cookie=$(pp_sign_in "$id" s.apps.bench)
+    [ -n "$cookie" ] || die "could not sign in to the authenticated route"
+}
+
+# bench_target public|auth: the Host (host) and header arguments (hdr) of a
+# request to that route of pp_route_pair.
+bench_target() {
+    case $1 in
+      public) host=b.apps.bench; hdr=() ;;
+      auth) host=s.apps.bench; hdr=(-H "Cookie: $cookie") ;;
+      *) die "public or auth, not '$1'" ;;
+    esac
+}
+
 # pp_sign_in ROUTE_ID HOST: a service account of the project mints a
 # browser session; its launch code is redeemed like a browser would. Prints
 # the session cookie (`name=value`).

@@ -21,15 +21,8 @@ bench_init
 bench_port_free "$px_port" "$up_port"
 bench_start_upstream "$up_port"
 bench_start_pp "$px_port" prof
-pp_route b "127.0.0.1:$up_port" public >/dev/null
-route_id=$(pp_route s "127.0.0.1:$up_port")
-cookie=$(pp_sign_in "$route_id" s.apps.bench)
-[ -n "$cookie" ] || die "could not sign in"
-case $which in
-  public) host=b.apps.bench; hdr=() ;;
-  auth) host=s.apps.bench; hdr=(-H "Cookie: $cookie") ;;
-  *) die "public or auth" ;;
-esac
+pp_route_pair "127.0.0.1:$up_port"
+bench_target "$which"
 perf record -e cpu-clock -F 2000 -g --call-graph dwarf,16384 -p "$px_pid" -o "$work/perf.data" -- sleep "$secs" >/dev/null 2>&1 &
 rec=$!
 taskset -c 0 wrk -t1 -c64 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px_port/1k.txt" | grep -E "Requests/sec|Non-2xx" || true

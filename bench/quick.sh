@@ -19,10 +19,7 @@ bench_port_free "$px_port" "$up_port"
 
 bench_start_upstream "$up_port"
 bench_start_pp "$px_port" quick
-echo "public route create: $([ -n "$(pp_route b "127.0.0.1:$up_port" public)" ] && echo ok || echo failed)"
-route_id=$(pp_route s "127.0.0.1:$up_port")
-cookie=$(pp_sign_in "$route_id" s.apps.bench)
-[ -n "$cookie" ] || die "could not sign in to the authenticated route"
+pp_route_pair "127.0.0.1:$up_port"
 bench_check auth "http://127.0.0.1:$px_port/1k.txt" s.apps.bench "$cookie"
 echo "authenticated route with cookie: 200"
 rss_idle=$(rss_kib "$px_pid")

@@ -82,12 +82,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else pr
 pp_with_routes() {
     local tag=$1 upstream=$2
     bench_start_pp "$px_port" "$tag"
-    [ -n "$(pp_route b "$upstream" public)" ] || die "could not create the public route"
-    local id
-    id=$(pp_route s "$upstream")
-    [ -n "$id" ] || die "could not create the authenticated route"
-    cookie=$(pp_sign_in "$id" s.apps.bench)
-    [ -n "$cookie" ] || die "could not sign in to the authenticated route"
+    pp_route_pair "$upstream"
 }
 
 case_http() {

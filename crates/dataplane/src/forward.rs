@@ -43,12 +43,6 @@ impl Upstreams {
         }
     }
 
-    /// Idle upstream connections in the pool, over every authority.
-    #[must_use]
-    pub fn idle_connections(&self) -> usize {
-        self.pool.idle_count()
-    }
-
     /// Sends `req` (origin-form, `Host` set) to `authority` and waits for
     /// the response head within the response timeout. The body then
     /// streams with no deadline of its own. A WebSocket handshake
@@ -117,19 +111,12 @@ impl Upstreams {
                         // No body (204, 304, HEAD, Content-Length: 0): it
                         // may never be polled, and the exchange is over.
                         if let Some(conn) = conn {
-                            let mut conn = Some(conn);
-                            std::future::poll_fn(|cx| {
-                                if let Some(c) = conn.take() {
-                                    self.pool.release(authority, c, cx);
-                                }
-                                std::task::Poll::Ready(())
-                            })
-                            .await;
+                            self.pool.give_back(conn).await;
                         }
                         return Ok(resp.map(UpstreamBody::detached));
                     }
                     let pool = Arc::clone(&self.pool);
-                    return Ok(resp.map(|b| UpstreamBody::pooled(b, conn, pool, authority)));
+                    return Ok(resp.map(|b| UpstreamBody::pooled(b, conn, pool)));
                 }
                 Err(mut e) => match e.take_message() {
                     // The upstream closed a pooled connection as the request

@@ -45,6 +45,8 @@ pub(super) struct Conn {
     /// Whether this connection came out of the pool (and so may have been
     /// closed by the upstream while idle) rather than being just opened.
     pub(super) reused: bool,
+    /// The upstream it is connected to: the pool key it goes back under.
+    authority: Box<str>,
 }
 
 impl Conn {
@@ -96,6 +98,7 @@ impl Dialer {
             sender,
             conn,
             reused: false,
+            authority: authority.into(),
         }))
     }
 
@@ -187,20 +190,15 @@ impl Pool {
     /// whole upload (nginx's `return 200` does): the upload is still
     /// flowing, and a task of its own drives the connection until it is
     /// sent, then pools it, as the client would expect of any proxy.
-    pub(super) fn release(
-        self: &Arc<Self>,
-        authority: &str,
-        mut conn: Box<Conn>,
-        cx: &mut Context<'_>,
-    ) {
+    pub(super) fn release(self: &Arc<Self>, mut conn: Box<Conn>, cx: &mut Context<'_>) {
         if conn.poll_ended(cx) {
             return;
         }
         if conn.sender.is_ready() {
-            self.checkin(authority, conn);
+            self.checkin(conn);
             return;
         }
-        let (pool, authority) = (Arc::clone(self), Box::<str>::from(authority));
+        let pool = Arc::clone(self);
         tokio::spawn(async move {
             let ready = std::future::poll_fn(|cx| {
                 if conn.poll_ended(cx) {
@@ -210,13 +208,26 @@ impl Pool {
             })
             .await;
             if ready {
-                pool.checkin(&authority, conn);
+                pool.checkin(conn);
             }
         });
     }
 
+    /// [`Pool::release`] from async code without a context at hand: for a
+    /// response without a body, whose exchange is over at once.
+    pub(super) async fn give_back(self: &Arc<Self>, conn: Box<Conn>) {
+        let mut conn = Some(conn);
+        std::future::poll_fn(|cx| {
+            if let Some(c) = conn.take() {
+                self.release(c, cx);
+            }
+            Poll::Ready(())
+        })
+        .await;
+    }
+
     /// Returns a connection whose exchange has completed.
-    fn checkin(self: &Arc<Self>, authority: &str, conn: Box<Conn>) {
+    fn checkin(self: &Arc<Self>, conn: Box<Conn>) {
         if conn.sender.is_closed() {
             return;
         }
@@ -234,11 +245,11 @@ impl Pool {
         let mut refused = None;
         {
             let mut map = self.lock();
-            match map.get_mut(authority) {
+            match map.get_mut(&idle.conn.authority) {
                 Some(list) if list.len() >= self.max_idle_per_authority => refused = Some(idle),
                 Some(list) => list.push(idle),
                 None => {
-                    map.insert(authority.into(), vec![idle]);
+                    map.insert(idle.conn.authority.clone(), vec![idle]);
                 }
             }
         }
@@ -321,7 +332,8 @@ pub(super) async fn exchange(
 pub struct UpstreamBody {
     inner: Incoming,
     conn: Option<Box<Conn>>,
-    home: Option<(Arc<Pool>, Box<str>)>,
+    /// The pool the connection goes back to.
+    home: Option<Arc<Pool>>,
 }
 
 impl std::fmt::Debug for UpstreamBody {
@@ -343,22 +355,17 @@ impl UpstreamBody {
         }
     }
 
-    pub(super) fn pooled(
-        inner: Incoming,
-        conn: Option<Box<Conn>>,
-        pool: Arc<Pool>,
-        authority: &str,
-    ) -> Self {
+    pub(super) fn pooled(inner: Incoming, conn: Option<Box<Conn>>, pool: Arc<Pool>) -> Self {
         Self {
             inner,
             conn,
-            home: Some((pool, authority.into())),
+            home: Some(pool),
         }
     }
 
     fn release(&mut self, cx: &mut Context<'_>) {
-        if let (Some(conn), Some((pool, authority))) = (self.conn.take(), self.home.as_ref()) {
-            pool.release(authority, conn, cx);
+        if let (Some(conn), Some(pool)) = (self.conn.take(), self.home.as_ref()) {
+            pool.release(conn, cx);
         }
     }
 }
@@ -421,13 +428,14 @@ mod tests {
         let pool = Pool::new(Duration::from_secs(60), 2);
         for _ in 0..3 {
             let conn = dialer.dial(&authority).await.expect("dial");
-            pool.checkin(&authority, conn);
+            pool.checkin(conn);
         }
         assert_eq!(pool.idle_count(), 2, "the third connection is refused");
         // Another authority has a bound of its own.
         let other = "127.0.0.1:1";
-        let conn = dialer.dial(&authority).await.expect("dial");
-        pool.checkin(other, conn);
+        let mut conn = dialer.dial(&authority).await.expect("dial");
+        conn.authority = other.into();
+        pool.checkin(conn);
         assert_eq!(pool.idle_count(), 3);
     }
 }
