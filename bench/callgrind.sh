@@ -4,26 +4,38 @@
 # counters, drives a fixed wrk run through the public or the authenticated
 # route, dumps, and prints the total per request and the hottest functions
 # (inclusive). Instruction counts repeat on a shared machine where wall
-# clock does not; compare builds with it.
+# clock does not; compare builds with it. `ws` instead relays WebSocket
+# echoes (100 connections through the authenticated route, a 32-byte
+# message every 10 ms each) and prints instructions per round trip (two
+# frames relayed).
 #
-# Usage: bench/callgrind.sh [public|auth] [seconds] [rows]
-#   (needs valgrind, nginx, wrk; the profiling build:
+# Usage: bench/callgrind.sh [public|auth|ws] [seconds] [rows]
+#   (needs valgrind, nginx, wrk, the bench tools; the profiling build:
 #    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
-#    cargo build --release --target-dir target/prof -p platform-proxy)
+#    cargo build --release --target-dir target/prof -p platform-proxy;
+#    PP_BIN=path counts another build, without line tables)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 which=${1:-public}
 secs=${2:-10}
 rows=${3:-40}
-prof_bin=$BENCH_ROOT/target/prof/release/platform-proxy
+prof_bin=${PP_BIN:-$BENCH_ROOT/target/prof/release/platform-proxy}
 [ -x "$prof_bin" ] || die "build the profiling binary first (see the header)"
+[[ "$which" =~ ^(public|auth|ws)$ ]] || die "public, auth or ws, not '$which'"
 command -v valgrind >/dev/null || die "valgrind is needed"
 base=${BENCH_PORT_BASE:-18080}
-px_port=$base; up_port=$((base + 1))
+px_port=$base; up_port=$((base + 1)); ws_port=$((base + 9))
 bench_init
-bench_port_free "$px_port" "$up_port"
+bench_port_free "$px_port" "$up_port" "$ws_port"
 bench_start_upstream "$up_port"
+upstream=127.0.0.1:$up_port
+if [ "$which" = ws ]; then
+    bench_build tools
+    bench_spawn "$work/wsecho.log" "$BENCH_TOOLS/wsecho" --listen "127.0.0.1:$ws_port"
+    bench_wait_tcp "$ws_port" "$spawned"
+    upstream=127.0.0.1:$ws_port
+fi
 cat >"$work/pp-cg.toml" <<TOML
 api_host = "api.bench"
 apps_domain = "apps.bench"
@@ -46,18 +58,41 @@ for _ in $(seq 300); do
     kill -0 "$vg_pid" 2>/dev/null || { cat "$work/pp-cg.log" >&2; die "the proxy died under valgrind"; }
     sleep 0.2
 done
-pp_route_pair "127.0.0.1:$up_port"
-bench_target "$which"
-bench_check "$which" "http://127.0.0.1:$px_port/1k.txt" "$host" "$([ "$which" = auth ] && echo "$cookie")"
-callgrind_control -z "$vg_pid" >/dev/null 2>&1
-run=$(bench_load wrk -t1 -c8 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px_port/1k.txt")
-callgrind_control -d "$vg_pid" >/dev/null 2>&1
-grep -q "Non-2xx" <<<"$run" && die "non-2xx answers during the run: $run"
-requests=$(awk '/requests in/{print $1}' <<<"$run")
+pp_route_pair "$upstream"
+if [ "$which" = ws ]; then
+    ws_args=(--connect "127.0.0.1:$px_port" --url "ws://s.apps.bench:$px_port/ws"
+        --header "Cookie: $cookie" --header "Origin: http://s.apps.bench:$px_port"
+        --connections 100 --active 100 --interval-ms 10 --reply-timeout-secs 30)
+    # Warm-up (handshakes included), then only the echoes are counted.
+    bench_load "$BENCH_TOOLS/wsload" "${ws_args[@]}" --duration-secs 2 >/dev/null 2>"$work/wsload.log" \
+        || { cat "$work/wsload.log" >&2; die "wsload failed"; }
+    bench_load "$BENCH_TOOLS/wsload" "${ws_args[@]}" --duration-secs "$secs" --hold-secs 1 >"$work/ws.json" 2>"$work/wsload.log" &
+    ws_pid=$!
+    BENCH_PIDS+=("$ws_pid")
+    # Counted from the idle hold after the handshakes: echoes only.
+    for _ in $(seq 600); do grep -q holding "$work/wsload.log" && break; sleep 0.1; done
+    grep -q holding "$work/wsload.log" || die "wsload did not connect: $(cat "$work/wsload.log")"
+    callgrind_control -z "$vg_pid" >/dev/null 2>&1
+    wait "$ws_pid" || die "wsload failed: $(cat "$work/wsload.log")"
+    bench_forget "$ws_pid"
+    callgrind_control -d "$vg_pid" >/dev/null 2>&1
+    [ "$(json_num failed <"$work/ws.json")" = 0 ] && [ "$(json_num timeouts <"$work/ws.json")" = 0 ] \
+        || die "not every echo came back: $(cat "$work/ws.json")"
+    requests=$(json_num messages <"$work/ws.json")
+else
+    bench_target "$which"
+    bench_check "$which" "http://127.0.0.1:$px_port/1k.txt" "$host" "$([ "$which" = auth ] && echo "$cookie")"
+    callgrind_control -z "$vg_pid" >/dev/null 2>&1
+    run=$(bench_load wrk -t1 -c8 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px_port/1k.txt")
+    callgrind_control -d "$vg_pid" >/dev/null 2>&1
+    grep -q "Non-2xx" <<<"$run" && die "non-2xx answers during the run: $run"
+    requests=$(awk '/requests in/{print $1}' <<<"$run")
+fi
 dump=$(ls -t "$out".* 2>/dev/null | head -1)
 [ -n "$dump" ] || die "callgrind wrote no dump"
 total=$(callgrind_annotate --auto=no "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
-echo "$which route: $requests requests, $total instructions, $((total / requests)) per request"
+unit=request; [ "$which" = ws ] && unit="echo round trip"
+echo "$which route: $requests ${unit}s, $total instructions, $((total / requests)) per $unit"
 callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$dump" 2>/dev/null \
     | grep -E '^ *[0-9,]+ \(' | grep -v 'PROGRAM TOTALS' \
     | grep -vE 'clone\.S|pthread_create|thread_start|tokio-[0-9.]+/src/runtime' \

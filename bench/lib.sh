@@ -10,7 +10,9 @@ BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH_PIDS=()
 declare -A BENCH_LOGS=()
 BENCH_TOKEN=bench-token-0123456789abcdef
-BENCH_BIN=$BENCH_ROOT/target/release/platform-proxy
+# PP_BIN runs another build of platform-proxy (an A/B across cases); the
+# default is the release build, rebuilt when older than its sources.
+BENCH_BIN=${PP_BIN:-$BENCH_ROOT/target/release/platform-proxy}
 BENCH_TOOLS=$BENCH_ROOT/target/release
 NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 HAPROXY_BIN=$(command -v haproxy || echo /usr/sbin/haproxy)
@@ -119,7 +121,9 @@ newer_than() {
 # bench_build proxy|tools: builds platform-proxy (and with `tools` the bench
 # tools too) in release mode when missing or older than their sources.
 bench_build() {
-    if [ ! -x "$BENCH_BIN" ] || [ -n "$(newer_than "$BENCH_BIN" crates)" ]; then
+    if [ -n "${PP_BIN:-}" ]; then
+        [ -x "$PP_BIN" ] || die "PP_BIN=$PP_BIN: not an executable"
+    elif [ ! -x "$BENCH_BIN" ] || [ -n "$(newer_than "$BENCH_BIN" crates)" ]; then
         echo "bench: building platform-proxy (release)" >&2
         cargo build --release -p platform-proxy
         # Up to date now, even when cargo found nothing to do.

@@ -3,14 +3,24 @@
 //! byte (so subprotocols, extensions such as permessage-deflate, masking and
 //! close codes pass unchanged) while tracking frame boundaries. Knowing the
 //! boundaries lets the proxy end a tunnel *properly*: on idle timeout, hard
-//! lifetime or shutdown it sends each side a Close frame with a code and a
-//! reason instead of cutting TCP mid-message.
+//! lifetime or shutdown it lets the frame in flight finish, then sends each
+//! side a Close frame with a code and a reason instead of cutting TCP
+//! mid-message.
+//!
+//! Bytes are relayed as they arrive, never held back to assemble a frame:
+//! each read goes through the runtime thread's one scratch buffer and is
+//! written on in the same poll, so a message costs one read and one write
+//! and an idle tunnel holds no buffer.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -58,8 +68,11 @@ pub struct TunnelLimits {
 /// How a tunnel ended, for the access log.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TunnelStats {
+    /// Whole frames relayed each way.
     pub frames_to_upstream: u64,
     pub frames_to_client: u64,
+    /// Bytes relayed each way as they went on the wire (frame headers
+    /// included).
     pub bytes_to_upstream: u64,
     pub bytes_to_client: u64,
     pub closed_by_proxy: Option<CloseReason>,
@@ -88,8 +101,12 @@ struct Shared {
     start: Instant,
     /// Milliseconds since `start` of the last frame bytes in either direction.
     last_activity_ms: AtomicU64,
-    stop: CancellationToken,
+    /// Set once the proxy decided to close; the pumps look at it each time
+    /// they are polled, and the relay polls them right after setting it.
+    stop: AtomicBool,
     reason: Mutex<Option<CloseReason>>,
+    /// The relay, woken when `stop` is set.
+    relay: AtomicWaker,
 }
 
 impl Shared {
@@ -107,7 +124,28 @@ impl Shared {
         if let Ok(mut g) = self.reason.lock() {
             g.get_or_insert(r);
         }
-        self.stop.cancel();
+        self.stop.store(true, Ordering::Release);
+        self.relay.wake();
+    }
+
+    /// Resolves once `stop` is set.
+    async fn stopped(&self) {
+        std::future::poll_fn(|cx| {
+            if self.stopping() {
+                return Poll::Ready(());
+            }
+            self.relay.register(cx.waker());
+            if self.stopping() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
     }
 
     fn reason(&self) -> Option<CloseReason> {
@@ -118,6 +156,11 @@ impl Shared {
 /// Relays WebSocket frames between `client` and `upstream` until both sides
 /// are done, a limit is reached, `drain` fires (graceful shutdown) or
 /// `revoked` resolves (the session behind the tunnel was revoked).
+///
+/// The limits and signals are watched by a task of their own
+/// ([`watch_limits`]), so a frame wakes only the relay and its two pumps,
+/// never the timers and subscriptions of the tunnel; the watcher sets the
+/// stop flag and wakes the relay.
 pub async fn relay<C, U, R>(
     client: C,
     upstream: U,
@@ -128,15 +171,21 @@ pub async fn relay<C, U, R>(
 where
     C: AsyncRead + AsyncWrite + Send + Unpin,
     U: AsyncRead + AsyncWrite + Send + Unpin,
-    R: std::future::Future<Output = &'static str> + Send,
+    R: std::future::Future<Output = &'static str> + Send + 'static,
 {
-    tokio::pin!(revoked);
     let shared = Arc::new(Shared {
         start: Instant::now(),
         last_activity_ms: AtomicU64::new(0),
-        stop: CancellationToken::new(),
+        stop: AtomicBool::new(false),
         reason: Mutex::new(None),
+        relay: AtomicWaker::new(),
     });
+    let _watcher = AbortOnDrop(tokio::spawn(watch_limits(
+        Arc::clone(&shared),
+        limits,
+        drain,
+        revoked,
+    )));
     let (cr, cw) = tokio::io::split(client);
     let (ur, uw) = tokio::io::split(upstream);
     let up = pump(cr, uw, Dir::ToUpstream, &shared);
@@ -144,13 +193,6 @@ where
     tokio::pin!(up, down);
     let mut up_done: Option<(u64, u64)> = None;
     let mut down_done: Option<(u64, u64)> = None;
-    // A lifetime too large for the clock means "no deadline worth having":
-    // a year is as far as any tunnel may go.
-    let deadline = Instant::now()
-        .checked_add(limits.max_lifetime)
-        .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
-    let tick = (limits.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let mut idle_check = tokio::time::interval(tick);
     let mut grace_end: Option<Instant> = None;
     // Nothing may follow a Close (RFC 6455 §5.5.1) and the server closes
     // TCP after the handshake (§7.1.1): once one direction is finished the
@@ -166,23 +208,10 @@ where
                 down_done = Some(r);
                 grace_end.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
             }
-            () = drain.cancelled(), if !shared.stop.is_cancelled() => {
-                shared.stop_with(CloseReason::Shutdown);
+            // The pumps see the flag when next polled, which the loop does
+            // at once.
+            () = shared.stopped(), if grace_end.is_none() => {
                 grace_end = Some(Instant::now() + CLOSE_GRACE);
-            }
-            why = &mut revoked, if !shared.stop.is_cancelled() => {
-                shared.stop_with(CloseReason::Revoked(why));
-                grace_end = Some(Instant::now() + CLOSE_GRACE);
-            }
-            () = tokio::time::sleep_until(deadline), if !shared.stop.is_cancelled() => {
-                shared.stop_with(CloseReason::Lifetime);
-                grace_end = Some(Instant::now() + CLOSE_GRACE);
-            }
-            _ = idle_check.tick(), if !shared.stop.is_cancelled() => {
-                if shared.idle_for() >= limits.idle {
-                    shared.stop_with(CloseReason::Idle);
-                    grace_end = Some(Instant::now() + CLOSE_GRACE);
-                }
             }
             () = sleep_until_opt(grace_end) => {
                 // A side that does not finish in time loses the connection;
@@ -202,6 +231,48 @@ where
     }
 }
 
+/// Watches a tunnel's limits and signals until one says stop: graceful
+/// shutdown, revocation, the hard lifetime, idleness.
+async fn watch_limits<R>(
+    shared: Arc<Shared>,
+    limits: TunnelLimits,
+    drain: CancellationToken,
+    revoked: R,
+) where
+    R: std::future::Future<Output = &'static str>,
+{
+    // A lifetime too large for the clock means "no deadline worth having":
+    // a year is as far as any tunnel may go.
+    let deadline = Instant::now()
+        .checked_add(limits.max_lifetime)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
+    let tick = (limits.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let mut idle_check = tokio::time::interval(tick);
+    tokio::pin!(revoked);
+    let reason = loop {
+        tokio::select! {
+            () = drain.cancelled() => break CloseReason::Shutdown,
+            why = &mut revoked => break CloseReason::Revoked(why),
+            () = tokio::time::sleep_until(deadline) => break CloseReason::Lifetime,
+            _ = idle_check.tick() => {
+                if shared.idle_for() >= limits.idle {
+                    break CloseReason::Idle;
+                }
+            }
+        }
+    };
+    shared.stop_with(reason);
+}
+
+/// Aborts the task when dropped: the watcher ends with its tunnel.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 async fn sleep_until_opt(t: Option<Instant>) {
     match t {
         Some(t) => tokio::time::sleep_until(t).await,
@@ -209,63 +280,104 @@ async fn sleep_until_opt(t: Option<Instant>) {
     }
 }
 
-/// A parsed frame header: the raw bytes (forwarded verbatim), the opcode and
-/// the payload length that follows.
-struct FrameHead {
-    raw: Vec<u8>,
-    opcode: u8,
-    payload_len: u64,
+/// Follows frame boundaries through a byte stream that is forwarded as it
+/// arrives: the relay never holds a frame back to parse it, it only needs
+/// to know where one ends (to count frames, to see a Close go by, and to
+/// stop at a boundary).
+#[derive(Debug, Default)]
+struct Frames {
+    /// Header bytes of the frame being read (2 to 14 of them).
+    head: [u8; 14],
+    /// How many of `head` have arrived; 0 at a boundary.
+    have: usize,
+    /// Set once the header is complete: payload bytes still to come.
+    payload_left: Option<u64>,
+    /// Frames passed whole.
+    frames: u64,
+    /// A whole Close frame has passed.
+    closed: bool,
 }
 
-#[derive(Debug)]
-enum ReadHead {
-    Eof,
-    Frame,
-}
-
-async fn read_head<R: AsyncRead + Unpin>(
-    r: &mut R,
-    head: &mut FrameHead,
-) -> std::io::Result<ReadHead> {
-    let mut b = [0u8; 2];
-    // EOF before the first byte is a clean end at a frame boundary.
-    if r.read(&mut b[..1]).await? == 0 {
-        return Ok(ReadHead::Eof);
+impl Frames {
+    fn at_boundary(&self) -> bool {
+        self.have == 0 && self.payload_left.is_none()
     }
-    r.read_exact(&mut b[1..]).await?;
-    head.raw.clear();
-    head.raw.extend_from_slice(&b);
-    head.opcode = b[0] & 0x0f;
-    let masked = b[1] & 0x80 != 0;
-    let len7 = b[1] & 0x7f;
-    head.payload_len = match len7 {
-        126 => {
-            let mut e = [0u8; 2];
-            r.read_exact(&mut e).await?;
-            head.raw.extend_from_slice(&e);
-            u64::from(u16::from_be_bytes(e))
-        }
-        127 => {
-            let mut e = [0u8; 8];
-            r.read_exact(&mut e).await?;
-            head.raw.extend_from_slice(&e);
-            let n = u64::from_be_bytes(e);
-            if n >> 63 != 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    "websocket frame length has its top bit set",
-                ));
+
+    /// Header length once its first two bytes are known.
+    fn head_len(b1: u8) -> usize {
+        let ext = match b1 & 0x7f {
+            126 => 2,
+            127 => 8,
+            _ => 0,
+        };
+        2 + ext + if b1 & 0x80 != 0 { 4 } else { 0 }
+    }
+
+    /// Consumes bytes of `data` up to the end of the current frame at most
+    /// and says how many; `at_boundary` afterwards tells whether the frame
+    /// ended there.
+    fn step(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if let Some(left) = self.payload_left {
+            let take = usize::try_from(left).map_or(data.len(), |l| l.min(data.len()));
+            let left = left - take as u64;
+            if left == 0 {
+                self.end_frame();
+            } else {
+                self.payload_left = Some(left);
             }
-            n
+            return Ok(take);
         }
-        n => u64::from(n),
-    };
-    if masked {
-        let mut m = [0u8; 4];
-        r.read_exact(&mut m).await?;
-        head.raw.extend_from_slice(&m);
+        let mut used = 0;
+        while used < data.len() {
+            let want = if self.have < 2 {
+                2
+            } else {
+                Self::head_len(self.head[1])
+            };
+            let take = (want - self.have).min(data.len() - used);
+            self.head[self.have..self.have + take].copy_from_slice(&data[used..used + take]);
+            self.have += take;
+            used += take;
+            if self.have < want {
+                continue;
+            }
+            if want == 2 && Self::head_len(self.head[1]) > 2 {
+                continue;
+            }
+            let len = match self.head[1] & 0x7f {
+                126 => u64::from(u16::from_be_bytes([self.head[2], self.head[3]])),
+                127 => {
+                    let mut e = [0u8; 8];
+                    e.copy_from_slice(&self.head[2..10]);
+                    let n = u64::from_be_bytes(e);
+                    if n >> 63 != 0 {
+                        return Err(std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            "websocket frame length has its top bit set",
+                        ));
+                    }
+                    n
+                }
+                n => u64::from(n),
+            };
+            if len == 0 {
+                self.end_frame();
+            } else {
+                self.payload_left = Some(len);
+            }
+            break;
+        }
+        Ok(used)
     }
-    Ok(ReadHead::Frame)
+
+    fn end_frame(&mut self) {
+        self.frames += 1;
+        if self.head[0] & 0x0f == OP_CLOSE {
+            self.closed = true;
+        }
+        self.have = 0;
+        self.payload_left = None;
+    }
 }
 
 /// A Close frame with `code` and `reason`, masked when sent upstream
@@ -298,40 +410,145 @@ fn close_frame(dir: Dir, code: u16, reason: &str) -> Vec<u8> {
     frame
 }
 
-/// Forwards frames from `r` to `w` until EOF, error or stop. Returns
-/// `(frames, bytes)` forwarded.
+thread_local! {
+    /// Each runtime thread reads through one buffer, whatever the number
+    /// of tunnels: an idle tunnel (the common case: thousands of open
+    /// notebooks) holds no copy buffer at all, and a busy one allocates
+    /// nothing per message.
+    static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; COPY_BUF]);
+}
+
+/// What one poll of the reading side came to.
+enum Step {
+    /// The proxy decided to close since the pump last looked.
+    Stop,
+    /// `n` bytes were forwarded (those the writer did not take at once wait
+    /// in the backlog); `broken`: what followed them is not WebSocket.
+    Forwarded {
+        n: usize,
+        broken: bool,
+    },
+    Eof,
+    Failed,
+}
+
+/// Reads what `r` has into the thread's scratch buffer, follows the frames
+/// in it and writes them on to `w` in the same poll; whatever `w` cannot
+/// take now is kept in `backlog`. Stopping, nothing past the frame in
+/// flight is forwarded.
+fn poll_forward<R, W>(
+    cx: &mut Context<'_>,
+    r: &mut R,
+    w: &mut W,
+    frames: &mut Frames,
+    stopping: bool,
+    backlog: &mut Vec<u8>,
+) -> Poll<Step>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut forward = |buf: &mut [u8]| {
+        let mut rb = ReadBuf::new(buf);
+        match Pin::new(&mut *r).poll_read(cx, &mut rb) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(Step::Failed),
+            Poll::Ready(Ok(())) => {}
+        }
+        let data = rb.filled();
+        if data.is_empty() {
+            return Poll::Ready(Step::Eof);
+        }
+        let mut end = 0;
+        let mut broken = false;
+        while end < data.len() {
+            match frames.step(&data[end..]) {
+                Ok(k) => end += k,
+                Err(_) => {
+                    broken = true;
+                    break;
+                }
+            }
+            if stopping && frames.at_boundary() {
+                break;
+            }
+        }
+        let mut written = 0;
+        while written < end {
+            match Pin::new(&mut *w).poll_write(cx, &data[written..end]) {
+                Poll::Ready(Ok(0) | Err(_)) => return Poll::Ready(Step::Failed),
+                Poll::Ready(Ok(k)) => written += k,
+                Poll::Pending => break,
+            }
+        }
+        backlog.extend_from_slice(&data[written..end]);
+        Poll::Ready(Step::Forwarded { n: end, broken })
+    };
+    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+        Ok(mut buf) => forward(&mut buf),
+        // Only if a reader polled from inside another's read: a buffer of
+        // its own then.
+        Err(_) => forward(&mut vec![0; COPY_BUF]),
+    })
+}
+
+/// Forwards bytes from `r` to `w` as they arrive, following frame
+/// boundaries, until EOF, error or stop. On stop the frame in flight is
+/// finished (within the relay's grace) and a Close frame follows it.
+/// Returns `(frames, bytes)` forwarded.
 async fn pump<R, W>(mut r: R, mut w: W, dir: Dir, shared: &Shared) -> (u64, u64)
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut frames = 0u64;
+    let mut frames = Frames::default();
     let mut bytes = 0u64;
-    let mut close_sent = false;
-    let mut head = FrameHead {
-        raw: Vec::with_capacity(14),
-        opcode: 0,
-        payload_len: 0,
-    };
+    let mut backlog = Vec::new();
+    let mut stopping = false;
     loop {
-        let read = tokio::select! {
-            biased;
-            () = shared.stop.cancelled() => {
-                if !close_sent {
-                    let reason = shared.reason().unwrap_or(CloseReason::Shutdown);
-                    let _ = w.write_all(&close_frame(dir, reason.code(), reason.text())).await;
-                    let _ = w.flush().await;
-                }
-                let _ = w.shutdown().await;
-                return (frames, bytes);
+        if !backlog.is_empty() {
+            // The writer pushed back: the reader waits until it caught up.
+            if w.write_all(&backlog).await.is_err() {
+                return (frames.frames, bytes);
             }
-            r = read_head(&mut r, &mut head) => r,
-        };
-        match read {
-            Ok(ReadHead::Eof) => {
-                // The sending side vanished without finishing the close
-                // handshake: tell the other side why, then close.
-                if !close_sent {
+            backlog = Vec::new();
+        }
+        if w.flush().await.is_err() {
+            return (frames.frames, bytes);
+        }
+        if stopping && frames.at_boundary() {
+            if !frames.closed {
+                let reason = shared.reason().unwrap_or(CloseReason::Shutdown);
+                let _ = w
+                    .write_all(&close_frame(dir, reason.code(), reason.text()))
+                    .await;
+                let _ = w.flush().await;
+            }
+            let _ = w.shutdown().await;
+            return (frames.frames, bytes);
+        }
+        let step = std::future::poll_fn(|cx| {
+            if !stopping && shared.stopping() {
+                return Poll::Ready(Step::Stop);
+            }
+            poll_forward(cx, &mut r, &mut w, &mut frames, stopping, &mut backlog)
+        })
+        .await;
+        match step {
+            Step::Stop => stopping = true,
+            Step::Forwarded { n, broken } => {
+                shared.touch();
+                bytes += n as u64;
+                if broken {
+                    let _ = w.write_all(&backlog).await;
+                    let _ = w.shutdown().await;
+                    return (frames.frames, bytes);
+                }
+            }
+            Step::Eof => {
+                // The sending side vanished. Between frames, tell the other
+                // side why before closing; mid-frame no clean Close fits.
+                if frames.at_boundary() && !frames.closed {
                     let (code, text) = match dir {
                         Dir::ToClient => (CODE_UPSTREAM_GONE, "upstream closed the connection"),
                         Dir::ToUpstream => (CODE_CLIENT_GONE, "client went away"),
@@ -339,66 +556,12 @@ where
                     let _ = w.write_all(&close_frame(dir, code, text)).await;
                 }
                 let _ = w.shutdown().await;
-                return (frames, bytes);
+                return (frames.frames, bytes);
             }
-            Err(_) => {
+            Step::Failed => {
                 let _ = w.shutdown().await;
-                return (frames, bytes);
+                return (frames.frames, bytes);
             }
-            Ok(ReadHead::Frame) => {}
-        }
-        shared.touch();
-        let mut remaining = head.payload_len;
-        let mut first = true;
-        // A buffer for this frame only: an idle tunnel (the common case:
-        // thousands of open notebooks) holds no copy buffer at all.
-        let size = usize::try_from(remaining.min(COPY_BUF as u64)).unwrap_or(COPY_BUF);
-        let mut buf = vec![0u8; size];
-        loop {
-            let want = usize::try_from(remaining.min(buf.len() as u64)).unwrap_or(buf.len());
-            let n = if want == 0 {
-                0
-            } else {
-                let copied = tokio::select! {
-                    biased;
-                    // Stopped mid-frame: no clean Close is possible on this
-                    // stream any more; drop the connection.
-                    () = shared.stop.cancelled() => None,
-                    n = r.read(&mut buf[..want]) => Some(n),
-                };
-                match copied {
-                    Some(Ok(0) | Err(_)) | None => {
-                        let _ = w.shutdown().await;
-                        return (frames, bytes);
-                    }
-                    Some(Ok(n)) => n,
-                }
-            };
-            let res = if first {
-                first = false;
-                let mut out = Vec::with_capacity(head.raw.len() + n);
-                out.extend_from_slice(&head.raw);
-                out.extend_from_slice(&buf[..n]);
-                w.write_all(&out).await
-            } else {
-                w.write_all(&buf[..n]).await
-            };
-            if res.is_err() {
-                return (frames, bytes);
-            }
-            remaining -= n as u64;
-            bytes += n as u64;
-            shared.touch();
-            if remaining == 0 {
-                break;
-            }
-        }
-        if w.flush().await.is_err() {
-            return (frames, bytes);
-        }
-        frames += 1;
-        if head.opcode == OP_CLOSE {
-            close_sent = true;
         }
     }
 }

@@ -1,5 +1,6 @@
 use super::*;
 use tokio::io::duplex;
+use tokio::io::AsyncReadExt;
 
 fn limits(idle_ms: u64, life_ms: u64) -> TunnelLimits {
     TunnelLimits {
@@ -226,4 +227,162 @@ fn masked_close_frame_round_trips() {
         .map(|(i, b)| b ^ mask[i % 4])
         .collect();
     assert_eq!(p, [0x03, 0xe9, b'b', b'y', b'e']);
+}
+
+/// A close frame as the upstream sends it (unmasked).
+fn server_close(code: u16) -> Vec<u8> {
+    let mut f = vec![0x88, 2];
+    f.extend_from_slice(&code.to_be_bytes());
+    f
+}
+
+#[test]
+fn frame_boundaries_are_found_however_the_bytes_are_cut() {
+    // Every header shape: 7-bit masked, 16-bit, 64-bit, empty, Close.
+    let mut stream = client_text("hello");
+    let mut mid = vec![0x82, 126];
+    mid.extend_from_slice(&300u16.to_be_bytes());
+    mid.extend(std::iter::repeat_n(1u8, 300));
+    stream.extend_from_slice(&mid);
+    stream.extend_from_slice(&server_binary(70_000));
+    stream.extend_from_slice(&[0x89, 0]);
+    stream.extend_from_slice(&server_close(1000));
+    for cut in [1, 2, 3, 5, 13, 14, 4096, stream.len()] {
+        let mut f = Frames::default();
+        let mut boundaries = 0;
+        for chunk in stream.chunks(cut) {
+            let mut at = 0;
+            while at < chunk.len() {
+                at += f.step(&chunk[at..]).expect("valid frames");
+                if f.at_boundary() {
+                    boundaries += 1;
+                }
+            }
+        }
+        assert_eq!(f.frames, 5, "cut into {cut}-byte pieces");
+        assert_eq!(boundaries, 5, "cut into {cut}-byte pieces");
+        assert!(f.closed && f.at_boundary());
+    }
+    let mut half = Frames::default();
+    half.step(&stream[..4]).expect("valid");
+    assert!(!half.at_boundary() && !half.closed);
+}
+
+#[test]
+fn a_frame_length_with_its_top_bit_set_is_refused() {
+    let mut f = Frames::default();
+    let mut head = vec![0x82, 127];
+    head.extend_from_slice(&(1u64 << 63).to_be_bytes());
+    assert!(f.step(&head).is_err());
+}
+
+#[tokio::test]
+async fn frames_arriving_together_are_counted_and_forwarded_together() {
+    let (client, mut browser) = duplex(1 << 16);
+    let (upstream, mut app) = duplex(1 << 16);
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(5000, 60_000),
+        CancellationToken::new(),
+        std::future::pending(),
+    ));
+    let mut burst = Vec::new();
+    for s in ["a", "bb", "ccc"] {
+        burst.extend_from_slice(&client_text(s));
+    }
+    browser.write_all(&burst).await.expect("write");
+    let mut got = vec![0u8; burst.len()];
+    app.read_exact(&mut got).await.expect("read");
+    assert_eq!(got, burst);
+    app.write_all(&server_close(1000)).await.expect("write");
+    let mut close = [0u8; 4];
+    browser.read_exact(&mut close).await.expect("close");
+    assert_eq!(close.to_vec(), server_close(1000));
+    drop(browser);
+    drop(app);
+    let stats = task.await.expect("join");
+    assert_eq!(stats.frames_to_upstream, 3);
+    assert_eq!(stats.frames_to_client, 1);
+    assert_eq!(stats.bytes_to_upstream, burst.len() as u64);
+}
+
+#[tokio::test]
+async fn a_drain_mid_frame_finishes_that_frame_and_then_closes() {
+    let (client, mut browser) = duplex(1 << 20);
+    let (upstream, mut app) = duplex(1 << 20);
+    let drain = CancellationToken::new();
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(10_000, 60_000),
+        drain.clone(),
+        std::future::pending(),
+    ));
+    let big = server_binary(100_000);
+    let (first, rest) = big.split_at(40_000);
+    app.write_all(first).await.expect("write");
+    let mut got = vec![0u8; first.len()];
+    browser.read_exact(&mut got).await.expect("first part");
+    drain.cancel();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // The rest of the frame and a frame after it, in one write: only the
+    // rest passes, then the proxy's Close.
+    let mut tail = rest.to_vec();
+    tail.extend_from_slice(&server_binary(10));
+    app.write_all(&tail).await.expect("write");
+    let mut got = vec![0u8; rest.len()];
+    browser
+        .read_exact(&mut got)
+        .await
+        .expect("rest of the frame");
+    assert_eq!(got, rest);
+    assert_eq!(
+        read_close(&mut browser, false).await,
+        (1001, "proxy shutting down".into())
+    );
+    drop(browser);
+    drop(app);
+    let stats = task.await.expect("join");
+    assert_eq!(stats.frames_to_client, 1);
+    assert_eq!(stats.closed_by_proxy, Some(CloseReason::Shutdown));
+}
+
+#[tokio::test]
+async fn a_slow_reader_gets_every_byte_in_order() {
+    // 1 KiB pipes: nearly every read outruns the writer, so bytes wait in
+    // the pump's backlog and the reader pauses until they are written.
+    let (client, mut browser) = duplex(1024);
+    let (upstream, mut app) = duplex(1024);
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(5000, 60_000),
+        CancellationToken::new(),
+        std::future::pending(),
+    ));
+    let mut big = server_binary(300_000);
+    for (i, b) in big.iter_mut().enumerate().skip(10) {
+        *b = (i % 251) as u8;
+    }
+    let sent = big.clone();
+    let writer = tokio::spawn(async move {
+        app.write_all(&sent).await.expect("write");
+        app
+    });
+    let mut got = Vec::with_capacity(big.len());
+    let mut chunk = [0u8; 700];
+    while got.len() < big.len() {
+        let n = browser.read(&mut chunk).await.expect("read");
+        assert!(n > 0, "the relay ended early");
+        got.extend_from_slice(&chunk[..n]);
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(got, big);
+    let app = writer.await.expect("join");
+    drop(browser);
+    drop(app);
+    let stats = task.await.expect("join");
+    assert_eq!(stats.frames_to_client, 1);
+    assert_eq!(stats.bytes_to_client, big.len() as u64);
 }
