@@ -15,15 +15,76 @@ use crate::{timestamp, Page, StoreError, MAX_PAGE_LIMIT};
 /// written by hand, by a newer build or by a bug is diagnosable from the
 /// error alone and never takes a replica down.
 pub(super) struct Cells<'r> {
-    row: &'r SqliteRow,
+    src: Src<'r>,
     table: &'static str,
     /// How errors name the row: its id, or its key for tables without one.
     key: String,
 }
 
+/// Where a row's columns come from.
+#[derive(Clone, Copy)]
+enum Src<'r> {
+    /// A row as SQLite returned it, one value per column.
+    Row(&'r SqliteRow),
+    /// The same columns folded by SQLite's `json_array()` into one text
+    /// value ([`Folded`]).
+    Folded(&'r [Option<Text<'r>>], &'r [&'r str]),
+}
+
+/// A text column of a [`Folded`] row: borrowed from the row's JSON unless
+/// it had to be unescaped.
+#[derive(serde::Deserialize)]
+pub(super) struct Text<'a>(#[serde(borrow)] std::borrow::Cow<'a, str>);
+
+/// A bulk read that folds each row's text columns into one JSON array.
+///
+/// sqlx hands every column value from SQLite's worker thread to the reading
+/// task on its own (a copy, an allocation and a free across threads each):
+/// for a read of many rows of small columns one value per row is several
+/// times faster (100,000 routes: 0.35 s against 1.1 s before any decoding).
+pub(super) struct Folded {
+    /// The columns in the order the array holds them.
+    columns: Vec<&'static str>,
+    /// `SELECT json_array(columns…) ` followed by the caller's `rest`.
+    pub(super) sql: String,
+}
+
+impl Folded {
+    /// `columns`: comma separated text columns; `rest`: what follows the
+    /// select list (`FROM … WHERE … ORDER BY …`).
+    pub(super) fn new(columns: &'static str, rest: &str) -> Self {
+        let columns: Vec<&'static str> = columns.split(',').map(str::trim).collect();
+        let sql = format!("SELECT json_array({}) {rest}", columns.join(", "));
+        Self { columns, sql }
+    }
+
+    /// The values of one row of [`Self::sql`].
+    pub(super) fn values<'a>(
+        &self,
+        table: &str,
+        row: &'a str,
+    ) -> Result<Vec<Option<Text<'a>>>, StoreError> {
+        let values: Vec<Option<Text<'a>>> = serde_json::from_str(row)
+            .map_err(|e| StoreError::Corrupt(format!("{table} row as JSON: {e}")))?;
+        if values.len() == self.columns.len() {
+            Ok(values)
+        } else {
+            Err(StoreError::Corrupt(format!(
+                "{table} row as JSON: {} values for {} columns",
+                values.len(),
+                self.columns.len()
+            )))
+        }
+    }
+}
+
 impl<'r> Cells<'r> {
     pub(super) fn new(row: &'r SqliteRow, table: &'static str, key: String) -> Self {
-        Self { row, table, key }
+        Self {
+            src: Src::Row(row),
+            table,
+            key,
+        }
     }
 
     /// A row keyed by a UUID `id` column, and that id.
@@ -31,25 +92,63 @@ impl<'r> Cells<'r> {
         row: &'r SqliteRow,
         table: &'static str,
     ) -> Result<(Self, Uuid), StoreError> {
-        let unnamed = Self::new(row, table, "?".to_owned());
-        let raw: String = unnamed.get("id")?;
-        let id = Uuid::parse_str(&raw).map_err(|e| corrupt(table, &raw, "id", &e))?;
-        Ok((Self::new(row, table, raw), id))
+        Self::keyed_by_id(Src::Row(row), table)
     }
 
-    pub(super) fn get<T>(&self, name: &str) -> Result<T, StoreError>
+    /// A row of `folded` (its [`Folded::values`]), keyed by its `id`, and
+    /// that id.
+    pub(super) fn folded_with_id(
+        folded: &'r Folded,
+        values: &'r [Option<Text<'r>>],
+        table: &'static str,
+    ) -> Result<(Self, Uuid), StoreError> {
+        Self::keyed_by_id(Src::Folded(values, &folded.columns), table)
+    }
+
+    fn keyed_by_id(src: Src<'r>, table: &'static str) -> Result<(Self, Uuid), StoreError> {
+        let unnamed = Self {
+            src,
+            table,
+            key: "?".to_owned(),
+        };
+        let raw = unnamed.text("id")?;
+        let id = Uuid::parse_str(&raw).map_err(|e| corrupt(table, &raw, "id", &e))?;
+        Ok((
+            Self {
+                src,
+                table,
+                key: raw,
+            },
+            id,
+        ))
+    }
+
+    fn get<T>(&self, row: &'r SqliteRow, name: &str) -> Result<T, StoreError>
     where
         T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>,
     {
-        self.row.try_get(name).map_err(|e| self.corrupt(name, &e))
+        row.try_get(name).map_err(|e| self.corrupt(name, &e))
     }
 
     pub(super) fn text(&self, name: &str) -> Result<String, StoreError> {
-        self.get(name)
+        self.opt_text(name)?
+            .ok_or_else(|| self.corrupt(name, &"NULL where text is required"))
     }
 
     pub(super) fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
-        self.get(name)
+        match self.src {
+            Src::Row(row) => self.get(row, name),
+            Src::Folded(values, columns) => {
+                match columns
+                    .iter()
+                    .position(|c| *c == name)
+                    .map(|i| values.get(i))
+                {
+                    Some(Some(v)) => Ok(v.as_ref().map(|t| t.0.clone().into_owned())),
+                    _ => Err(self.corrupt(name, &"not among the columns read")),
+                }
+            }
+        }
     }
 
     pub(super) fn time(&self, name: &str) -> Result<OffsetDateTime, StoreError> {

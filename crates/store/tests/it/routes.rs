@@ -315,3 +315,36 @@ async fn auth_bridge_round_trips_with_its_sealed_secret_through_every_read() {
     assert!(store.update_route(&route).await.expect("remove bridge"));
     assert_eq!(store.get_route(route.id).await.expect("get"), Some(route));
 }
+
+#[tokio::test]
+async fn live_routes_read_text_that_needs_escaping_as_it_was_written() {
+    // The bulk read folds each row into JSON inside SQLite; quotes,
+    // backslashes, control characters and non-ASCII must come back as
+    // they went in, and NULL columns as None.
+    let db = TempDb::new();
+    let store = db.open().await;
+    let mut route = app_route("escapes", None);
+    route.failure_reason = Some("o\"q\\b\u{1}\té✓ \u{2028}".to_owned());
+    route.public_path = "/w/o%22q/\u{7f}/ü".to_owned();
+    route.org_id = None;
+    route.project_id = None;
+    route.policy = serde_json::json!({ "note": "a \"quoted\" \\ value\n" });
+    store.create_route(&route).await.expect("create");
+    let plain = app_route("plain", None);
+    store.create_route(&plain).await.expect("create");
+    let live = store.live_routes().await.expect("live");
+    assert_eq!(live.len(), 2);
+    let got = live.iter().find(|r| r.id == route.id).expect("listed");
+    assert_eq!(
+        *got,
+        store
+            .get_route(route.id)
+            .await
+            .expect("get")
+            .expect("found")
+    );
+    assert_eq!(got.failure_reason, route.failure_reason);
+    assert_eq!(got.public_path, route.public_path);
+    assert_eq!(got.policy, route.policy);
+    assert_eq!(got.org_id, None);
+}
