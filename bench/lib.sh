@@ -131,11 +131,11 @@ bench_build() {
     fi
     if [ "${1:-}" = tools ]; then
         local t
-        for t in wsload wsecho propagate; do
+        for t in wsload wsecho sseload sseserve propagate; do
             if [ ! -x "$BENCH_TOOLS/$t" ] || [ -n "$(newer_than "$BENCH_TOOLS/$t" bench/tools)" ]; then
                 echo "bench: building bench tools (release)" >&2
                 cargo build --release -p pp-bench-tools
-                touch "$BENCH_TOOLS"/{wsload,wsecho,propagate}
+                touch "$BENCH_TOOLS"/{wsload,wsecho,sseload,sseserve,propagate}
                 break
             fi
         done

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of platform-proxy against its peers on loopback.
 #
-#   bench/run.sh http|h2|ws|stream|propagation|table|all [runs] [seconds]
+#   bench/run.sh http|h2|ws|sse|stream|propagation|table|all [runs] [seconds]
 #
 #   http         1 KiB GET with wrk -t1 -c64: direct to the nginx upstream (the
 #                physical limit), nginx and haproxy as reverse proxies with
@@ -15,6 +15,10 @@
 #                nginx for scale): RSS per idle connection at WS_IDLE (5000)
 #                connections; echo round trip at WS_ACTIVE (1000) active
 #                connections, direct vs through each proxy.
+#   sse          Server-Sent Events latency: SSE_STREAMS (200) streams of one
+#                event every SSE_INTERVAL_MS (100) from sseserve, read by
+#                sseload: direct, nginx, platform-proxy authenticated; time
+#                from the event's write to its read, p50/p99.
 #   stream       a STREAM_MIB (1024) MiB upload (to nginx's discarding
 #                /sink) and download with curl: direct, nginx, platform-proxy
 #                public and authenticated; MiB/s and RSS.
@@ -30,12 +34,13 @@
 # builds the release binaries when they are older than their sources.
 #
 # Environment: WS_IDLE (5000), WS_ACTIVE (1000), WS_HOLD (seconds the idle
-# connections stay open, 5), WS_INTERVAL_MS (100), PROP_ROUTES (50),
-# BENCH_PORT_BASE (18080; the ten ports from it), BENCH_KEEP=1 (keep the
+# connections stay open, 5), WS_INTERVAL_MS (100), SSE_STREAMS (200),
+# SSE_INTERVAL_MS (100), PROP_ROUTES (50), BENCH_PORT_BASE (18080; the
+# eleven ports from it), BENCH_KEEP=1 (keep the
 # configs and logs). The script raises its own `ulimit -n` to 20000 (5000
 # tunnels take ~15000 descriptors in nginx); where the hard limit is lower,
-# run `ulimit -n 20000` as root before it. The load tools (wsload, propagate)
-# refuse any address outside loopback.
+# run `ulimit -n 20000` as root before it. The load tools (wsload, sseload,
+# propagate) refuse any address outside loopback.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -44,7 +49,7 @@ usage() { sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 2; }
 case=${1:-}
 runs=${2:-3}
 secs=${3:-10}
-[[ "$case" =~ ^(http|h2|ws|stream|propagation|table|all)$ ]] || usage
+[[ "$case" =~ ^(http|h2|ws|sse|stream|propagation|table|all)$ ]] || usage
 [[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 1 && "$runs" -le 50 ]] || die "runs: 1..50"
 [[ "$secs" =~ ^[0-9]+$ && "$secs" -ge 1 && "$secs" -le 600 ]] || die "seconds: 1..600"
 
@@ -59,6 +64,7 @@ hap_h2=$((base + 6))
 chp_port=$((base + 7)) # configurable-http-proxy and its API
 chp_api=$((base + 8))
 ws_port=$((base + 9))  # wsecho upstream
+sse_port=$((base + 10)) # sseserve upstream
 
 # WebSocket and idle-connection counts need a descriptor per socket (the
 # proxy holds two per tunnel); every process started below inherits this.
@@ -66,7 +72,7 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 bench_init
 bench_build tools
-bench_port_free "$px_port" "$up_port" "$up_h2" "$ngx_port" "$ngx_h2" "$hap_port" "$hap_h2" "$chp_port" "$chp_api" "$ws_port"
+bench_port_free "$px_port" "$up_port" "$up_h2" "$ngx_port" "$ngx_h2" "$hap_port" "$hap_h2" "$chp_port" "$chp_api" "$ws_port" "$sse_port"
 
 # order RUN NAME...: the names, reversed on even runs.
 order() {
@@ -319,6 +325,66 @@ case_ws() {
     bench_stop_all
 }
 
+case_sse() {
+    local streams=${SSE_STREAMS:-200} interval=${SSE_INTERVAL_MS:-100} v
+    for v in "$streams" "$interval"; do
+        [[ "$v" =~ ^[0-9]+$ ]] && ((v >= 1)) || die "SSE_STREAMS, SSE_INTERVAL_MS: whole numbers from 1"
+    done
+    echo "## SSE: $streams streams, one event every ${interval} ms each, 1s warm-up + ${secs}s, $runs run(s)"
+    bench_spawn "$work/sseserve.log" "$BENCH_TOOLS/sseserve" --listen "127.0.0.1:$sse_port" --interval-ms "$interval"
+    local sse_pid=$spawned
+    bench_wait_tcp "$sse_port" "$sse_pid"
+    # nginx's upstream is the event server itself; it honours the
+    # server's X-Accel-Buffering: no, as it would for a real SSE app.
+    bench_start_nginx_proxy "$ngx_port" "$sse_port"
+    pp_with_routes sse "127.0.0.1:$sse_port"
+    local peers=(direct nginx pp-auth)
+    declare -A port host hdr
+    port[direct]=$sse_port; host[direct]=localhost
+    port[nginx]=$ngx_port; host[nginx]=localhost
+    port[pp-auth]=$px_port; host[pp-auth]=s.apps.bench; hdr[pp-auth]="Cookie: $cookie"
+    declare -A p50 p99 maxv
+    local i p
+    for i in $(seq "$runs"); do
+        local line="run $i:"
+        for p in $(order "$i" "${peers[@]}"); do
+            local hargs=()
+            [ -n "${hdr[$p]:-}" ] && hargs=(--header "${hdr[$p]}")
+            local out
+            out=$(bench_load "$BENCH_TOOLS/sseload" --connect "127.0.0.1:${port[$p]}" --host "${host[$p]}" \
+                "${hargs[@]}" --streams "$streams" --warmup-secs 1 --duration-secs "$secs" 2>>"$work/sseload.log") \
+                || { cat "$work/sseload.log" >&2; die "$p: sseload failed"; }
+            local f e
+            f=$(json_num failed <<<"$out"); e=$(json_num events <<<"$out")
+            # Every stream, and about every event it should have had.
+            if [ "$f" != 0 ] || ((e < streams * secs * 1000 / interval * 9 / 10)); then
+                die "$p: streams failed or events missing; refusing to report: $out"
+            fi
+            p50[$p]+=" $(json_num latency_p50_us <<<"$out")"
+            p99[$p]+=" $(json_num latency_p99_us <<<"$out")"
+            maxv[$p]+=" $(json_num latency_max_us <<<"$out")"
+            line+=" $p p50 $(json_num latency_p50_us <<<"$out")us p99 $(json_num latency_p99_us <<<"$out")us ($e events) |"
+        done
+        echo "${line% |}"
+    done
+    declare -A m50 m99 mmax
+    for p in "${peers[@]}"; do
+        # shellcheck disable=SC2086
+        { m50[$p]=$(median ${p50[$p]}); m99[$p]=$(median ${p99[$p]}); mmax[$p]=$(median ${maxv[$p]}); }
+    done
+    echo
+    echo "| peer | latency p50 µs | latency p99 µs | max µs | p50 added vs direct µs | p99 added vs direct µs |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for p in "${peers[@]}"; do
+        local a50=- a99=-
+        [ "$p" != direct ] && { a50=$((m50[$p] - m50[direct])); a99=$((m99[$p] - m99[direct])); }
+        echo "| $p | ${m50[$p]} | ${m99[$p]} | ${mmax[$p]} | $a50 | $a99 |"
+    done
+    echo
+    echo "Latency: from sseserve writing an event to sseload reading it (one clock, one machine)."
+    bench_stop_all
+}
+
 case_propagation() {
     local n=${PROP_ROUTES:-50}
     echo "## Change propagation: API create -> first 2xx through the proxy, $n routes per run, $runs run(s)"
@@ -471,12 +537,14 @@ case "$case" in
     stream) case_stream ;;
     h2) case_h2 ;;
     ws) case_ws ;;
+    sse) case_sse ;;
     propagation) case_propagation ;;
     table) case_table ;;
     all)
         case_http; echo
         case_h2; echo
         case_ws; echo
+        case_sse; echo
         case_stream; echo
         case_propagation; echo
         case_table

@@ -138,10 +138,12 @@ pub async fn start(config: &Config) -> anyhow::Result<Running> {
     // when the store moves past it (a second full build at start would
     // double the start-up time of a large table).
     let initial = *store.subscribe().borrow();
-    let table = Arc::new(RouteTableHandle::new(
-        build_table(&*store, &apps_domain, &keys).await?,
-    ));
-    let directory = Arc::new(DirectoryHandle::new(build_directory(&*store).await?));
+    let (table, directory) = tokio::try_join!(
+        build_table(&*store, &apps_domain, &keys),
+        build_directory(&*store)
+    )?;
+    let table = Arc::new(RouteTableHandle::new(table));
+    let directory = Arc::new(DirectoryHandle::new(directory));
     let shutdown = CancellationToken::new();
     let (applied_tx, applied) = tokio::sync::watch::channel(initial);
     tokio::spawn(follow(

@@ -1,0 +1,95 @@
+//! `sseserve`: a Server-Sent Events upstream for `bench/run.sh sse`.
+//!
+//! Answers any GET at a loopback address with a `text/event-stream` of one
+//! event every `--interval-ms`, each carrying the wall-clock time it was
+//! written (`data: <unix nanoseconds>`), as one chunk of a chunked body.
+//! `sseload` on the same machine subtracts it from the time it reads the
+//! event: one clock, so the difference is the delivery latency. It sends
+//! `X-Accel-Buffering: no`, as SSE apps do for nginx. Runs until SIGINT or
+//! SIGTERM; every stream ends after `--max-stream-secs`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::signal::unix::{signal, SignalKind};
+
+#[derive(Parser, Debug)]
+#[command(about = "Server-Sent Events upstream for the bench (loopback only)")]
+struct Args {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = "127.0.0.1:18092")]
+    listen: SocketAddr,
+    /// Milliseconds between two events of one stream.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    interval_ms: u64,
+    /// Seconds after which a stream is ended.
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    max_stream_secs: u64,
+}
+
+/// Largest request head read before the stream starts.
+const MAX_HEAD: usize = 16 * 1024;
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), String> {
+    let args = Args::parse();
+    pp_bench_tools::require_loopback(args.listen, "--listen")?;
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .map_err(|e| format!("bind {}: {e}", args.listen))?;
+    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let interval = Duration::from_millis(args.interval_ms);
+    let lifetime = Duration::from_secs(args.max_stream_secs);
+    eprintln!("sseserve: listening on {}", args.listen);
+    loop {
+        let (tcp, _) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(conn) => conn,
+                Err(err) => {
+                    eprintln!("sseserve: accept: {err}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        };
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(lifetime, stream(tcp, interval)).await;
+        });
+    }
+    Ok(())
+}
+
+async fn stream(mut tcp: TcpStream, interval: Duration) -> std::io::Result<()> {
+    tcp.set_nodelay(true)?;
+    // Read the request head (a keep-alive proxy sends nothing more).
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 || head.len() + n > MAX_HEAD {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    tcp.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
+          X-Accel-Buffering: no\r\nTransfer-Encoding: chunked\r\n\r\n",
+    )
+    .await?;
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let event = format!("data: {nanos}\n\n");
+        let chunk = format!("{:x}\r\n{event}\r\n", event.len());
+        tcp.write_all(chunk.as_bytes()).await?;
+    }
+}
