@@ -62,17 +62,19 @@ pub fn strip_client_identity(headers: &mut HeaderMap) {
 /// upstream. Works on bytes: a value with non-ASCII bytes (which an app's
 /// script can plant) must not shield the proxy's cookie beside it.
 pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
-    if !headers.contains_key(header::COOKIE) {
+    let mut fields = headers.get_all(header::COOKIE).iter();
+    let Some(first) = fields.next() else {
+        return;
+    };
+    // The common case: one field that holds none of ours stays as it is.
+    let split = fields.next().is_some();
+    if !split && memchr::memmem::find(first.as_bytes(), COOKIE_PREFIX.as_bytes()).is_none() {
         return;
     }
     let mut kept: Vec<u8> = Vec::new();
     let mut dropped = false;
     for v in headers.get_all(header::COOKIE) {
-        for pair in v.as_bytes().split(|b| *b == b';') {
-            let pair = pair.trim_ascii();
-            if pair.is_empty() {
-                continue;
-            }
+        for pair in cookie_pairs(v.as_bytes()) {
             if pair.starts_with(COOKIE_PREFIX.as_bytes()) {
                 dropped = true;
                 continue;
@@ -83,7 +85,7 @@ pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
             kept.extend_from_slice(pair);
         }
     }
-    if !dropped && headers.get_all(header::COOKIE).iter().count() == 1 {
+    if !dropped && !split {
         return;
     }
     headers.remove(header::COOKIE);
@@ -94,6 +96,25 @@ pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
     }
 }
 
+/// The `name=value` pairs of one `Cookie` field, trimmed, empty ones
+/// skipped. Splits with `memchr`: a session cookie is a few hundred bytes,
+/// and a byte-by-byte split of it was a tenth of an authenticated request.
+fn cookie_pairs(field: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(field);
+    std::iter::from_fn(move || loop {
+        let r = rest?;
+        let (pair, after) = match memchr::memchr(b';', r) {
+            Some(i) => (&r[..i], Some(&r[i + 1..])),
+            None => (r, None),
+        };
+        rest = after;
+        let pair = pair.trim_ascii();
+        if !pair.is_empty() {
+            return Some(pair);
+        }
+    })
+}
+
 /// The values of every `name=value` cookie called `name`, in the order the
 /// browser sent them (most specific Path first, RFC 6265 §5.4). Pairs are
 /// split on bytes, so a neighbour with non-ASCII bytes hides nothing; our
@@ -102,14 +123,9 @@ pub fn cookies_named<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator
     headers
         .get_all(header::COOKIE)
         .iter()
-        .flat_map(|v| v.as_bytes().split(|b| *b == b';'))
+        .flat_map(|v| cookie_pairs(v.as_bytes()))
         .filter_map(move |pair| {
-            let pair = pair.trim_ascii();
-            let eq = pair.iter().position(|b| *b == b'=')?;
-            let (k, v) = (&pair[..eq], &pair[eq + 1..]);
-            if k != name.as_bytes() {
-                return None;
-            }
+            let v = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
             std::str::from_utf8(v).ok()
         })
 }
@@ -229,6 +245,29 @@ mod tests {
         assert_eq!(found, vec!["sealed"]);
         strip_proxy_cookies(&mut h);
         assert_eq!(h[header::COOKIE].as_bytes(), b"z=\xc3\xa9");
+    }
+
+    #[test]
+    fn a_field_without_our_cookies_passes_unchanged_even_when_a_value_looks_like_one() {
+        for field in ["app=1;;  theme=dark ", "app=pp_s_lookalike; x_pp_s_y=2"] {
+            let mut h = map(&[("cookie", field)]);
+            strip_proxy_cookies(&mut h);
+            assert_eq!(
+                h.get(header::COOKIE).map(HeaderValue::as_bytes),
+                Some(field.as_bytes())
+            );
+        }
+        let mut h = map(&[("cookie", "app=pp_s_lookalike; pp_s_abc=v;x=1")]);
+        strip_proxy_cookies(&mut h);
+        assert_eq!(
+            h.get(header::COOKIE).map(HeaderValue::as_bytes),
+            Some(&b"app=pp_s_lookalike; x=1"[..])
+        );
+        assert_eq!(
+            cookies_named(&h, "app").collect::<Vec<_>>(),
+            ["pp_s_lookalike"]
+        );
+        assert_eq!(cookies_named(&h, "ap").count(), 0);
     }
 
     #[test]
