@@ -194,6 +194,7 @@ where
     let mut up_done: Option<(u64, u64)> = None;
     let mut down_done: Option<(u64, u64)> = None;
     let mut grace_end: Option<Instant> = None;
+    let mut stop_seen = false;
     // Nothing may follow a Close (RFC 6455 §5.5.1) and the server closes
     // TCP after the handshake (§7.1.1): once one direction is finished the
     // other gets a bounded time to finish too, so a peer that keeps its
@@ -209,9 +210,10 @@ where
                 grace_end.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
             }
             // The pumps see the flag when next polled, which the loop does
-            // at once.
-            () = shared.stopped(), if grace_end.is_none() => {
-                grace_end = Some(Instant::now() + CLOSE_GRACE);
+            // at once (a direction still open after the other ended too).
+            () = shared.stopped(), if !stop_seen => {
+                stop_seen = true;
+                grace_end.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
             }
             () = sleep_until_opt(grace_end) => {
                 // A side that does not finish in time loses the connection;

@@ -386,3 +386,32 @@ async fn a_slow_reader_gets_every_byte_in_order() {
     assert_eq!(stats.frames_to_client, 1);
     assert_eq!(stats.bytes_to_client, big.len() as u64);
 }
+
+#[tokio::test]
+async fn a_drain_after_one_side_left_still_closes_the_other_properly() {
+    let (client, mut browser) = duplex(4096);
+    let (upstream, mut app) = duplex(4096);
+    let drain = CancellationToken::new();
+    let task = tokio::spawn(relay(
+        client,
+        upstream,
+        limits(10_000, 60_000),
+        drain.clone(),
+        std::future::pending(),
+    ));
+    // The browser stops sending (its write side closes): the upstream is
+    // told, and the other direction stays open within its grace.
+    browser.shutdown().await.expect("half close");
+    assert_eq!(read_close(&mut app, true).await.0, 1001);
+    drain.cancel();
+    assert_eq!(
+        read_close(&mut browser, false).await,
+        (1001, "proxy shutting down".into())
+    );
+    drop(browser);
+    drop(app);
+    assert_eq!(
+        task.await.expect("join").closed_by_proxy,
+        Some(CloseReason::Shutdown)
+    );
+}
