@@ -1,4 +1,4 @@
-//! Shared pieces of the bench tools (`wsload`, `wsecho`).
+//! Shared pieces of the bench tools (load tools and upstreams).
 //!
 //! Both tools talk to loopback addresses only: `bench/run.sh` runs every
 //! server on 127.0.0.1, and a load tool pointed anywhere else is a mistake,
@@ -39,6 +39,64 @@ pub fn percentile(sorted: &[u32], p: f64) -> Option<u32> {
     )]
     let rank = ((p / 100.0) * n as f64).ceil() as usize;
     sorted.get(rank.clamp(1, n) - 1).copied()
+}
+
+/// A loopback listener for the bench's upstreams (`wsecho`, `sseserve`)
+/// that hands out connections until SIGINT or SIGTERM.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    term: tokio::signal::unix::Signal,
+    name: &'static str,
+}
+
+impl Server {
+    /// Binds `addr` (loopback only) and says so on stderr as `name`.
+    ///
+    /// # Errors
+    /// A non-loopback address, a failed bind or signal registration.
+    pub async fn bind(addr: SocketAddr, name: &'static str) -> Result<Self, String> {
+        require_loopback(addr, "--listen")?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("bind {addr}: {e}"))?;
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| e.to_string())?;
+        eprintln!("{name}: listening on {addr}");
+        Ok(Self {
+            listener,
+            term,
+            name,
+        })
+    }
+
+    /// The next connection; `None` once asked to stop. Accept errors
+    /// (EMFILE and friends) back off instead of spinning.
+    pub async fn next(&mut self) -> Option<tokio::net::TcpStream> {
+        loop {
+            tokio::select! {
+                r = self.listener.accept() => match r {
+                    Ok((tcp, _)) => return Some(tcp),
+                    Err(err) => {
+                        eprintln!("{}: accept: {err}", self.name);
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                },
+                () = Self::signalled(&mut self.term) => return None,
+            }
+        }
+    }
+
+    /// Resolves once asked to stop (for waits other than accepting).
+    pub async fn stopped(&mut self) {
+        Self::signalled(&mut self.term).await;
+    }
+
+    async fn signalled(term: &mut tokio::signal::unix::Signal) {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,8 +13,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::net::TcpStream;
 
 #[derive(Parser, Debug)]
 #[command(about = "Server-Sent Events upstream for the bench (loopback only)")]
@@ -36,27 +35,10 @@ const MAX_HEAD: usize = 16 * 1024;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), String> {
     let args = Args::parse();
-    pp_bench_tools::require_loopback(args.listen, "--listen")?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("bind {}: {e}", args.listen))?;
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut server = pp_bench_tools::Server::bind(args.listen, "sseserve").await?;
     let interval = Duration::from_millis(args.interval_ms);
     let lifetime = Duration::from_secs(args.max_stream_secs);
-    eprintln!("sseserve: listening on {}", args.listen);
-    loop {
-        let (tcp, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(conn) => conn,
-                Err(err) => {
-                    eprintln!("sseserve: accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
-        };
+    while let Some(tcp) = server.next().await {
         tokio::spawn(async move {
             let _ = tokio::time::timeout(lifetime, stream(tcp, interval)).await;
         });

@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -34,32 +33,16 @@ struct Args {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), String> {
     let args = Args::parse();
-    pp_bench_tools::require_loopback(args.listen, "--listen")?;
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .map_err(|e| format!("bind {}: {e}", args.listen))?;
+    let mut server = pp_bench_tools::Server::bind(args.listen, "wsecho").await?;
     let slots = Arc::new(Semaphore::new(args.max_connections as usize));
     let handshake_timeout = Duration::from_secs(args.handshake_timeout_secs);
-    let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    eprintln!("wsecho: listening on {}", args.listen);
     loop {
         let permit = tokio::select! {
             p = Arc::clone(&slots).acquire_owned() => p.map_err(|e| e.to_string())?,
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+            () = server.stopped() => break,
         };
-        let (tcp, _) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(conn) => conn,
-                Err(err) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    eprintln!("wsecho: accept: {err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = tokio::signal::ctrl_c() => break,
-            _ = term.recv() => break,
+        let Some(tcp) = server.next().await else {
+            break;
         };
         tokio::spawn(async move {
             serve(tcp, handshake_timeout).await;

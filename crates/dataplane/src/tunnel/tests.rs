@@ -1,12 +1,36 @@
 use super::*;
-use tokio::io::duplex;
 use tokio::io::AsyncReadExt;
+use tokio::io::{duplex, DuplexStream};
+use tokio::task::JoinHandle;
 
 fn limits(idle_ms: u64, life_ms: u64) -> TunnelLimits {
     TunnelLimits {
         idle: Duration::from_millis(idle_ms),
         max_lifetime: Duration::from_millis(life_ms),
     }
+}
+
+/// A relay between two in-memory pipes of `pipe` bytes each, never
+/// revoked: the browser's end, the app's end and the relay's task.
+fn tunnel(
+    pipe: usize,
+    limits: TunnelLimits,
+    drain: CancellationToken,
+) -> (DuplexStream, DuplexStream, JoinHandle<TunnelStats>) {
+    tunnel_revoked(pipe, limits, drain, std::future::pending())
+}
+
+/// [`tunnel`], ended by `revoked` when it resolves.
+fn tunnel_revoked(
+    pipe: usize,
+    limits: TunnelLimits,
+    drain: CancellationToken,
+    revoked: impl std::future::Future<Output = &'static str> + Send + 'static,
+) -> (DuplexStream, DuplexStream, JoinHandle<TunnelStats>) {
+    let (client, browser) = duplex(pipe);
+    let (upstream, app) = duplex(pipe);
+    let task = tokio::spawn(relay(client, upstream, limits, drain, revoked));
+    (browser, app, task)
 }
 
 /// A masked text frame as a browser sends it.
@@ -27,15 +51,8 @@ fn server_binary(n: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn frames_pass_byte_for_byte_both_ways() {
-    let (client, mut browser) = duplex(1 << 20);
-    let (upstream, mut app) = duplex(1 << 20);
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(5000, 60_000),
-        CancellationToken::new(),
-        std::future::pending(),
-    ));
+    let (mut browser, mut app, task) =
+        tunnel(1 << 20, limits(5000, 60_000), CancellationToken::new());
     let hello = client_text("hello");
     browser.write_all(&hello).await.expect("write");
     let mut got = vec![0u8; hello.len()];
@@ -79,15 +96,7 @@ async fn read_close(r: &mut (impl AsyncRead + Unpin), masked: bool) -> (u16, Str
 
 #[tokio::test]
 async fn idle_tunnel_is_closed_with_1001_on_both_sides() {
-    let (client, mut browser) = duplex(4096);
-    let (upstream, mut app) = duplex(4096);
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(200, 60_000),
-        CancellationToken::new(),
-        std::future::pending(),
-    ));
+    let (mut browser, mut app, task) = tunnel(4096, limits(200, 60_000), CancellationToken::new());
     assert_eq!(
         read_close(&mut browser, false).await,
         (1001, "idle timeout".into())
@@ -104,15 +113,8 @@ async fn idle_tunnel_is_closed_with_1001_on_both_sides() {
 
 #[tokio::test]
 async fn busy_tunnel_still_ends_at_its_lifetime() {
-    let (client, mut browser) = duplex(1 << 16);
-    let (upstream, mut app) = duplex(1 << 16);
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(10_000, 400),
-        CancellationToken::new(),
-        std::future::pending(),
-    ));
+    let (mut browser, mut app, task) =
+        tunnel(1 << 16, limits(10_000, 400), CancellationToken::new());
     let sender = tokio::spawn(async move {
         for _ in 0..40 {
             if browser.write_all(&client_text("x")).await.is_err() {
@@ -143,16 +145,8 @@ async fn busy_tunnel_still_ends_at_its_lifetime() {
 
 #[tokio::test]
 async fn drain_closes_with_shutdown_reason() {
-    let (client, mut browser) = duplex(4096);
-    let (upstream, _app) = duplex(4096);
     let drain = CancellationToken::new();
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(10_000, 60_000),
-        drain.clone(),
-        std::future::pending(),
-    ));
+    let (mut browser, _app, task) = tunnel(4096, limits(10_000, 60_000), drain.clone());
     drain.cancel();
     assert_eq!(
         read_close(&mut browser, false).await,
@@ -168,19 +162,16 @@ async fn drain_closes_with_shutdown_reason() {
 
 #[tokio::test]
 async fn revocation_closes_both_sides_with_1008_and_the_reason() {
-    let (client, mut browser) = duplex(4096);
-    let (upstream, mut app) = duplex(4096);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
+    let (mut browser, mut app, task) = tunnel_revoked(
+        4096,
         limits(10_000, 60_000),
         CancellationToken::new(),
         async move {
             let _ = rx.await;
             "user signed out"
         },
-    ));
+    );
     tx.send(()).expect("relay alive");
     assert_eq!(
         read_close(&mut browser, false).await,
@@ -200,15 +191,7 @@ async fn revocation_closes_both_sides_with_1008_and_the_reason() {
 
 #[tokio::test]
 async fn upstream_vanishing_gives_the_browser_1014() {
-    let (client, mut browser) = duplex(4096);
-    let (upstream, app) = duplex(4096);
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(10_000, 60_000),
-        CancellationToken::new(),
-        std::future::pending(),
-    ));
+    let (mut browser, app, task) = tunnel(4096, limits(10_000, 60_000), CancellationToken::new());
     drop(app);
     assert_eq!(read_close(&mut browser, false).await.0, 1014);
     drop(browser);
@@ -278,15 +261,8 @@ fn a_frame_length_with_its_top_bit_set_is_refused() {
 
 #[tokio::test]
 async fn frames_arriving_together_are_counted_and_forwarded_together() {
-    let (client, mut browser) = duplex(1 << 16);
-    let (upstream, mut app) = duplex(1 << 16);
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(5000, 60_000),
-        CancellationToken::new(),
-        std::future::pending(),
-    ));
+    let (mut browser, mut app, task) =
+        tunnel(1 << 16, limits(5000, 60_000), CancellationToken::new());
     let mut burst = Vec::new();
     for s in ["a", "bb", "ccc"] {
         burst.extend_from_slice(&client_text(s));
@@ -309,16 +285,8 @@ async fn frames_arriving_together_are_counted_and_forwarded_together() {
 
 #[tokio::test]
 async fn a_drain_mid_frame_finishes_that_frame_and_then_closes() {
-    let (client, mut browser) = duplex(1 << 20);
-    let (upstream, mut app) = duplex(1 << 20);
     let drain = CancellationToken::new();
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(10_000, 60_000),
-        drain.clone(),
-        std::future::pending(),
-    ));
+    let (mut browser, mut app, task) = tunnel(1 << 20, limits(10_000, 60_000), drain.clone());
     let big = server_binary(100_000);
     let (first, rest) = big.split_at(40_000);
     app.write_all(first).await.expect("write");
@@ -352,15 +320,7 @@ async fn a_drain_mid_frame_finishes_that_frame_and_then_closes() {
 async fn a_slow_reader_gets_every_byte_in_order() {
     // 1 KiB pipes: nearly every read outruns the writer, so bytes wait in
     // the pump's backlog and the reader pauses until they are written.
-    let (client, mut browser) = duplex(1024);
-    let (upstream, mut app) = duplex(1024);
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(5000, 60_000),
-        CancellationToken::new(),
-        std::future::pending(),
-    ));
+    let (mut browser, mut app, task) = tunnel(1024, limits(5000, 60_000), CancellationToken::new());
     let mut big = server_binary(300_000);
     for (i, b) in big.iter_mut().enumerate().skip(10) {
         *b = (i % 251) as u8;
@@ -389,16 +349,8 @@ async fn a_slow_reader_gets_every_byte_in_order() {
 
 #[tokio::test]
 async fn a_drain_after_one_side_left_still_closes_the_other_properly() {
-    let (client, mut browser) = duplex(4096);
-    let (upstream, mut app) = duplex(4096);
     let drain = CancellationToken::new();
-    let task = tokio::spawn(relay(
-        client,
-        upstream,
-        limits(10_000, 60_000),
-        drain.clone(),
-        std::future::pending(),
-    ));
+    let (mut browser, mut app, task) = tunnel(4096, limits(10_000, 60_000), drain.clone());
     // The browser stops sending (its write side closes): the upstream is
     // told, and the other direction stays open within its grace.
     browser.shutdown().await.expect("half close");
