@@ -67,6 +67,8 @@ pub struct Config {
     pub bootstrap_token: Option<String>,
     pub dataplane: Settings,
     pub route_resync: Duration,
+    /// Runtime threads; 0 is one per core the process may run on.
+    pub workers: usize,
     pub identity: IdentityConfig,
     pub log_format: LogFormat,
     pub log_level: String,

@@ -7,3 +7,4 @@ pub mod config;
 pub mod demo;
 pub mod demo_app;
 pub mod dev_platform;
+pub mod runtime;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use platform_proxy::config::{Config, LogFormat};
-use platform_proxy::{app, demo};
+use platform_proxy::{app, demo, runtime};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,29 +55,45 @@ fn init_logging(format: LogFormat, level: &str) {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("platform-proxy: starting the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
-        }
+    // `serve` sizes the runtime from its config, so that is read first.
+    let (command, workers) = match cli.command {
+        Command::Serve(a) => match Config::load(a.config.as_deref()) {
+            Ok(config) => {
+                let workers = config.workers;
+                (Run::Serve(Box::new(config)), workers)
+            }
+            Err(e) => return fail(&e),
+        },
+        Command::Demo(a) => (Run::Demo(a), 0),
+        Command::Migrate(a) => (Run::Migrate(a), 0),
+        Command::CheckConfig(a) => (Run::CheckConfig(a), 0),
     };
-    match rt.block_on(run(cli)) {
+    let rt = match runtime::build(workers) {
+        Ok(rt) => rt,
+        Err(e) => return fail(&format!("starting the runtime: {e}")),
+    };
+    match rt.block_on(run(command)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("platform-proxy: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => fail(&format!("{e:#}")),
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
-        Command::Serve(a) => {
-            let config = Config::load(a.config.as_deref())?;
+fn fail(e: &dyn std::fmt::Display) -> std::process::ExitCode {
+    eprintln!("platform-proxy: {e}");
+    std::process::ExitCode::FAILURE
+}
+
+/// A command, with what it needs read before the runtime starts.
+enum Run {
+    Serve(Box<Config>),
+    Demo(demo::DemoArgs),
+    Migrate(ConfigArg),
+    CheckConfig(ConfigArg),
+}
+
+async fn run(command: Run) -> anyhow::Result<()> {
+    match command {
+        Run::Serve(config) => {
             init_logging(config.log_format, &config.log_level);
             let running = app::start(&config).await?;
             let shutdown = running.shutdown.clone();
@@ -89,11 +105,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             running.wait().await;
             Ok(())
         }
-        Command::Demo(args) => {
+        Run::Demo(args) => {
             init_logging(LogFormat::Text, "warn");
             demo::run(args, wait_for_signal()).await
         }
-        Command::Migrate(a) => {
+        Run::Migrate(a) => {
             let config = Config::load(a.config.as_deref())?;
             init_logging(config.log_format, &config.log_level);
             pp_store::open(&config.store_url)
@@ -102,7 +118,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied to {}", config.store_url);
             Ok(())
         }
-        Command::CheckConfig(a) => {
+        Run::CheckConfig(a) => {
             let config = Config::load(a.config.as_deref())?;
             if !config.certificates.is_empty() {
                 pp_dataplane::tls::server_config(&config.certificates)?;

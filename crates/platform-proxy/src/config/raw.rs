@@ -45,6 +45,9 @@ fn d_apps_domain() -> String {
     "apps.localhost".into()
 }
 
+/// More runtime threads than this is a typo, not a machine.
+const MAX_WORKERS: usize = 1024;
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 struct RawServer {
@@ -56,6 +59,7 @@ struct RawServer {
     max_header_bytes: usize,
     shutdown_grace_secs: u64,
     route_resync_secs: u64,
+    workers: usize,
 }
 
 impl Default for RawServer {
@@ -69,6 +73,7 @@ impl Default for RawServer {
             max_header_bytes: 64 * 1024,
             shutdown_grace_secs: 30,
             route_resync_secs: 30,
+            workers: 0,
         }
     }
 }
@@ -268,6 +273,12 @@ impl Raw {
                 "must be between 1024 and 1048576",
             ));
         }
+        if self.server.workers > MAX_WORKERS {
+            return Err(invalid(
+                "server.workers",
+                format!("must be at most {MAX_WORKERS} (0: one per core the process may use)"),
+            ));
+        }
         if self.limits.max_body_bytes == 0 {
             return Err(invalid("limits.max_body_bytes", "must be at least 1"));
         }
@@ -321,6 +332,7 @@ impl Raw {
             bootstrap_token,
             dataplane,
             route_resync: secs("server.route_resync_secs", self.server.route_resync_secs)?,
+            workers: self.server.workers,
             identity: self.identity.validate()?,
             log_format: self.log.format,
             log_level: self.log.level,

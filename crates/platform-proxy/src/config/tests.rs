@@ -98,6 +98,8 @@ fn bad_keys_are_named() {
             "upstream.connect_timeout_secs",
         ),
         ("", &[("PLATFORM_PROXY_LOG__FORMAT", "xml")], "log.format"),
+        ("[server]\nworkers = 1025", &[], "server.workers"),
+        ("[server]\nworkers = -1", &[], "server.workers"),
     ];
     for (text, e, key) in cases {
         assert_eq!(err_key(text, e), *key, "{text} {e:?}");
