@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A/B of two platform-proxy binaries on the same upstream: both run side by
-# side (pinned to core 1 with the upstream), wrk alternates between them.
+# side (pinned to core 1 with the upstream), wrk alternates between them;
+# prints the median req/s of each, their ratio and each one's RSS after load.
 # Usage: bench/ab.sh BIN_A BIN_B [runs] [secs] [public|auth]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -11,10 +12,11 @@ up_port=$((base + 1)); pa=$((base + 2)); pb=$((base + 3))
 bench_init
 bench_port_free "$up_port" "$pa" "$pb"
 bench_start_upstream "$up_port"
-declare -A cookies
+declare -A cookies pids
 for side in a b; do
   if [ $side = a ]; then BENCH_BIN=$bin_a; port=$pa; else BENCH_BIN=$bin_b; port=$pb; fi
   bench_start_pp "$port" "ab-$side"
+  pids[$side]=$px_pid
   pp_route_pair "127.0.0.1:$up_port"
   cookies[$side]=$cookie
 done
@@ -32,3 +34,4 @@ done
 ma=$(median "${ra[@]}"); mb=$(median "${rb[@]}")
 echo "median A $ma req/s, B $mb req/s"
 awk -v a="$ma" -v b="$mb" 'BEGIN{printf "B/A: %.3f\n", b/a}'
+echo "RSS after load: A $(rss_kib "${pids[a]}") KiB, B $(rss_kib "${pids[b]}") KiB"

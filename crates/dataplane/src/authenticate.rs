@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use crate::access::Access;
 use crate::error::ProxyError;
-use crate::headers::identity::cookies_named;
+use crate::headers::identity::{cookies_named, IdentityValues};
 
 /// An authenticated caller of an app route.
 #[derive(Debug, Clone)]
@@ -26,6 +26,9 @@ pub struct Caller {
     /// The credential's own roles, before pushed grants: re-merged with
     /// the grants of each new directory snapshot while a tunnel is open.
     pub credential: Arc<Principal>,
+    /// The identity header values kept for `principal` on this route, when
+    /// it is a session cookie's own (no pushed grants merged in).
+    pub identity: Option<Arc<IdentityValues>>,
     pub via: Via,
     /// The session, for cookie callers: its id goes to logs, and open
     /// tunnels watch it for revocation.
@@ -74,14 +77,16 @@ pub async fn authenticate(
         });
         // Most users have no pushed grants: they share the opened
         // cookie's principal instead of merging into a copy of it.
-        let principal = if directory.has_grants(&opened.principal.id) {
-            Arc::new(directory.with_grants(Principal::clone(&opened.principal)))
+        let (principal, identity) = if directory.has_grants(&opened.principal.id) {
+            let merged = directory.with_grants(Principal::clone(&opened.principal));
+            (Arc::new(merged), None)
         } else {
-            Arc::clone(&opened.principal)
+            (Arc::clone(&opened.principal), Some(opened.identity))
         };
         return Ok(Caller {
             principal,
             credential: opened.principal,
+            identity,
             via: Via::SessionCookie,
             issued_at: claims.iat,
             expires_at: Some(claims.hard),
@@ -98,6 +103,7 @@ pub async fn authenticate(
             Ok(a) => Ok(Caller {
                 principal: Arc::new(a.principal),
                 credential: Arc::new(a.token_principal),
+                identity: None,
                 via: a.via,
                 session: None,
                 issued_at: a.issued_at,

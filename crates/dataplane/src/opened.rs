@@ -17,17 +17,21 @@ use pp_identity::{Keyring, SealError, SessionClaims};
 use pp_model::Principal;
 use uuid::Uuid;
 
+use crate::headers::identity::IdentityValues;
+
 /// Opened cookies kept at most; past it the expired ones go, and if that
 /// is not enough, all of them (the next requests open their cookies again).
 pub const DEFAULT_CAPACITY: usize = 4096;
 
 /// One opened cookie: its claims, and their principal shared on its own
 /// (every request's caller holds it; cloning its role map each time was a
-/// good part of what the cache saves).
+/// good part of what the cache saves), and the identity header values the
+/// principal gets on the cookie's route, built on first use.
 #[derive(Debug, Clone)]
 pub struct Opened {
     pub claims: Arc<SessionClaims>,
     pub principal: Arc<Principal>,
+    pub identity: Arc<IdentityValues>,
 }
 
 impl Opened {
@@ -35,6 +39,7 @@ impl Opened {
         Self {
             principal: Arc::new(claims.principal.clone()),
             claims: Arc::new(claims),
+            identity: Arc::default(),
         }
     }
 }

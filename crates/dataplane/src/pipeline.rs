@@ -467,7 +467,13 @@ impl Proxy {
                 .map_err(|e| tracing::warn!(error = %e, "signing the identity assertion failed"))
                 .ok()
         });
-        identity::set_identity(headers, &caller.principal, route, assertion.as_deref());
+        identity::set_identity(
+            headers,
+            &caller.principal,
+            route,
+            caller.identity.as_deref(),
+            assertion.as_deref(),
+        );
         identity::set_bridge(headers, route);
     }
 

@@ -6,6 +6,8 @@
 //! never reach the upstream; the route's auth-bridge header is injected in
 //! their place.
 
+use std::sync::OnceLock;
+
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pp_identity::session::COOKIE_PREFIX;
 use pp_model::table::CompiledRoute;
@@ -130,42 +132,97 @@ pub fn cookies_named<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator
         })
 }
 
-/// Sets the identity headers for an authorized caller on `route`, and the
-/// auth-bridge header if the route has one.
-pub fn set_identity(
-    headers: &mut HeaderMap,
-    principal: &Principal,
-    route: &CompiledRoute,
-    assertion: Option<&str>,
-) {
-    let set = |h: &mut HeaderMap, name: HeaderName, v: &str| {
+/// The identity header values of one principal on one route, built on
+/// first use and kept beside an opened session cookie: a cookie is sealed
+/// for one route and its principal never changes, so building five header
+/// values (an allocation and a copy each, and the role list) on every
+/// request repeated the same work.
+#[derive(Debug, Default)]
+pub struct IdentityValues(OnceLock<Values>);
+
+#[derive(Debug)]
+struct Values {
+    /// The route scope the values were built for. A route moved to another
+    /// org or project since has its values built afresh on each request.
+    org: Option<Box<str>>,
+    project: Option<Box<str>>,
+    fields: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl IdentityValues {
+    fn fields(
+        &self,
+        principal: &Principal,
+        route: &CompiledRoute,
+    ) -> Option<&[(HeaderName, HeaderValue)]> {
+        let v = self.0.get_or_init(|| Values {
+            org: route.route.org_id.as_deref().map(Box::from),
+            project: route.route.project_id.as_deref().map(Box::from),
+            fields: identity_fields(principal, route),
+        });
+        (v.org.as_deref() == route.route.org_id.as_deref()
+            && v.project.as_deref() == route.route.project_id.as_deref())
+        .then_some(v.fields.as_slice())
+    }
+}
+
+/// The identity headers `principal` gets on `route`.
+fn identity_fields(principal: &Principal, route: &CompiledRoute) -> Vec<(HeaderName, HeaderValue)> {
+    let mut out = Vec::with_capacity(5);
+    let mut set = |name: HeaderName, v: &str| {
         // A claim that is not a valid header value (control bytes) is left
         // out rather than mangled: the upstream sees no header, not a lie.
         match HeaderValue::from_str(v) {
-            Ok(v) => {
-                h.insert(name, v);
-            }
+            Ok(v) => out.push((name, v)),
             Err(_) => {
                 tracing::warn!(header = %name, "identity value is not a valid header value; not sent")
             }
         }
     };
-    set(headers, X_FORWARDED_USER, &principal.id);
+    set(X_FORWARDED_USER, &principal.id);
     if let Some(email) = &principal.email {
-        set(headers, X_FORWARDED_EMAIL, email);
+        set(X_FORWARDED_EMAIL, email);
     }
     if let Some(org) = &route.route.org_id {
-        set(headers, X_FORWARDED_ORG, org);
+        set(X_FORWARDED_ORG, org);
     }
     if let Some(project) = &route.route.project_id {
-        set(headers, X_FORWARDED_PROJECT, project);
+        set(X_FORWARDED_PROJECT, project);
     }
     let roles = principal.role_header(route.route.org_id.as_deref(), false);
     if !roles.is_empty() {
-        set(headers, X_FORWARDED_ROLES, &roles);
+        set(X_FORWARDED_ROLES, &roles);
+    }
+    out
+}
+
+/// Sets the identity headers for an authorized caller on `route`: from
+/// `kept` when the caller's session keeps them, else built now.
+pub fn set_identity(
+    headers: &mut HeaderMap,
+    principal: &Principal,
+    route: &CompiledRoute,
+    kept: Option<&IdentityValues>,
+    assertion: Option<&str>,
+) {
+    let built;
+    let fields = match kept.and_then(|k| k.fields(principal, route)) {
+        Some(f) => f,
+        None => {
+            built = identity_fields(principal, route);
+            &built
+        }
+    };
+    for (name, value) in fields {
+        headers.insert(name.clone(), value.clone());
     }
     if let Some(a) = assertion {
-        set(headers, X_ASSERTION, a);
+        match HeaderValue::from_str(a) {
+            Ok(v) => {
+                headers.insert(X_ASSERTION, v);
+            }
+            Err(_) => tracing::warn!("identity assertion is not a valid header value; not sent"),
+        }
     }
 }
 
@@ -275,5 +332,97 @@ mod tests {
         let h = map(&[("cookie", "x=1; pp_s_a=first"), ("cookie", "pp_s_a=second")]);
         let got: Vec<&str> = cookies_named(&h, "pp_s_a").collect();
         assert_eq!(got, vec!["first", "second"]);
+    }
+
+    fn org_route(org: &str, project: &str) -> CompiledRoute {
+        let new: pp_model::NewRoute = serde_json::from_value(serde_json::json!({
+            "owner_type": "app_instance", "owner_id": "a1", "endpoint_name": "web",
+            "route_mode": "subdomain", "route_host": "a1",
+            "upstream": {"targets": ["127.0.0.1:1"]}, "adapter": "generic",
+            "org_id": org, "project_id": project,
+        }))
+        .expect("new route");
+        let route = new
+            .into_route(time::OffsetDateTime::now_utc())
+            .expect("valid route");
+        let id = route.id;
+        let (table, _) = pp_model::RouteTable::build("apps.test", vec![route]);
+        CompiledRoute::clone(table.get(id).expect("served"))
+    }
+
+    fn alice() -> Principal {
+        let mut p = Principal::new(pp_model::PrincipalKind::User, "alice");
+        p.email = Some("alice@example.com".into());
+        p.grant(pp_model::Scope::org("acme"), pp_model::Role::Member);
+        p.grant(pp_model::Scope::org("globex"), pp_model::Role::Admin);
+        p
+    }
+
+    fn identity_of(h: &HeaderMap) -> Vec<(String, String)> {
+        let mut v: Vec<_> = h
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_str().expect("ascii").to_owned()))
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn kept_identity_values_are_the_ones_built_fresh_and_follow_a_moved_route() {
+        let (p, kept) = (alice(), IdentityValues::default());
+        let acme = org_route("acme", "p1");
+        let (mut fresh, mut from_kept) = (HeaderMap::new(), HeaderMap::new());
+        set_identity(&mut fresh, &p, &acme, None, Some("jwt"));
+        set_identity(&mut from_kept, &p, &acme, Some(&kept), Some("jwt"));
+        assert!(kept.0.get().is_some(), "the values are kept on first use");
+        let want = [
+            ("x-forwarded-email", "alice@example.com"),
+            ("x-forwarded-org", "acme"),
+            ("x-forwarded-project", "p1"),
+            ("x-forwarded-roles", "acme:member"),
+            ("x-forwarded-user", "alice"),
+            ("x-platform-proxy-assertion", "jwt"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()));
+        assert_eq!(identity_of(&fresh), want);
+        assert_eq!(identity_of(&from_kept), want);
+        // Used again: the same values, replacing whatever is there.
+        from_kept.insert(X_FORWARDED_USER, HeaderValue::from_static("mallory"));
+        set_identity(&mut from_kept, &p, &acme, Some(&kept), Some("jwt"));
+        assert_eq!(identity_of(&from_kept), want);
+
+        // The route moved to another org: the kept values are not used.
+        let mut moved = acme.clone();
+        moved.route.org_id = Some("globex".into());
+        let mut h = HeaderMap::new();
+        set_identity(&mut h, &p, &moved, Some(&kept), None);
+        let got = identity_of(&h);
+        assert!(
+            got.contains(&("x-forwarded-org".into(), "globex".into())),
+            "{got:?}"
+        );
+        assert!(
+            got.contains(&("x-forwarded-roles".into(), "globex:admin".into())),
+            "{got:?}"
+        );
+        let mut moved = acme;
+        moved.route.project_id = Some("p2".into());
+        let mut h = HeaderMap::new();
+        set_identity(&mut h, &p, &moved, Some(&kept), None);
+        assert!(identity_of(&h).contains(&("x-forwarded-project".into(), "p2".into())));
+    }
+
+    #[test]
+    fn an_identity_value_that_is_no_header_value_is_left_out() {
+        let mut p = alice();
+        p.email = Some("alice\n@example.com".into());
+        let kept = IdentityValues::default();
+        let mut h = HeaderMap::new();
+        set_identity(&mut h, &p, &org_route("acme", "p1"), Some(&kept), None);
+        assert!(h.get("x-forwarded-email").is_none());
+        assert_eq!(
+            h.get("x-forwarded-user").map(HeaderValue::as_bytes),
+            Some(&b"alice"[..])
+        );
     }
 }
