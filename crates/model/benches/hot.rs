@@ -113,3 +113,8 @@ fn build_table(b: divan::Bencher<'_, '_>, n: usize) {
     b.with_inputs(|| routes.clone())
         .bench_values(|r| RouteTable::build("apps.example.com", r));
 }
+
+#[divan::bench]
+fn correlation_id() -> pp_model::CorrelationId {
+    pp_model::CorrelationId::new()
+}
