@@ -49,7 +49,7 @@ impl Opened {
 /// cookie of a few hundred bytes on every request cost a tenth of its
 /// authentication. Only cookies that opened are ever inserted, and nobody
 /// can seal one to collide on purpose.
-type Buckets = HashMap<u64, Vec<(Box<str>, Opened)>>;
+type Buckets = HashMap<u64, Vec<(Box<str>, Opened)>, foldhash::quality::RandomState>;
 
 /// How many trailing bytes of a sealed value are hashed.
 const HASHED_TAIL: usize = 24;
@@ -58,7 +58,7 @@ const HASHED_TAIL: usize = 24;
 #[derive(Debug)]
 pub struct OpenedSessions {
     map: Mutex<Buckets>,
-    hasher: std::hash::RandomState,
+    hasher: foldhash::quality::RandomState,
     len: std::sync::atomic::AtomicUsize,
     capacity: usize,
 }
@@ -73,8 +73,8 @@ impl OpenedSessions {
     #[must_use]
     pub fn new(capacity: usize) -> Self {
         Self {
-            map: Mutex::new(HashMap::new()),
-            hasher: std::hash::RandomState::new(),
+            map: Mutex::new(HashMap::default()),
+            hasher: foldhash::quality::RandomState::default(),
             len: std::sync::atomic::AtomicUsize::new(0),
             capacity,
         }

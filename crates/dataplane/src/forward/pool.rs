@@ -127,7 +127,7 @@ struct Idle {
 
 /// Idle connections by upstream authority, most recently used last.
 pub(super) struct Pool {
-    idle: Mutex<HashMap<Box<str>, Vec<Idle>>>,
+    idle: Mutex<HashMap<Box<str>, Vec<Idle>, foldhash::quality::RandomState>>,
     idle_timeout: Duration,
     max_idle_per_authority: usize,
     /// Started by the first checkin, which runs on the runtime.
@@ -146,14 +146,17 @@ impl std::fmt::Debug for Pool {
 impl Pool {
     pub(super) fn new(idle_timeout: Duration, max_idle_per_authority: usize) -> Arc<Self> {
         Arc::new(Self {
-            idle: Mutex::new(HashMap::new()),
+            idle: Mutex::new(HashMap::default()),
             idle_timeout,
             max_idle_per_authority,
             reaper: std::sync::Once::new(),
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Idle>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Idle>, foldhash::quality::RandomState>>
+    {
         // A panic while holding the lock leaves only connections behind.
         self.idle
             .lock()
