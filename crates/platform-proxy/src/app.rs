@@ -18,7 +18,7 @@ use pp_identity::assertion::AssertionSigner;
 use pp_identity::jwt::JwtVerifier;
 use pp_identity::seal::Purpose;
 use pp_identity::{Authenticator, Directory, DirectoryHandle, Keyring};
-use pp_model::{Route, RouteTable};
+use pp_model::{Route, RouteTable, TableBuilder};
 use pp_store::Store;
 use time::OffsetDateTime;
 use tokio::net::TcpListener;
@@ -315,9 +315,13 @@ async fn build_table(
     apps_domain: &str,
     keys: &Keyring,
 ) -> anyhow::Result<RouteTable> {
-    let routes = store.live_routes().await.context("reading routes")?;
-    let (table, conflicts) =
-        RouteTable::build_with(apps_domain, routes, &|r| unseal_bridge(keys, r));
+    let unseal = |r: &Route| unseal_bridge(keys, r);
+    let mut builder = TableBuilder::new(apps_domain, &unseal);
+    store
+        .each_live_route(&mut |r| builder.push(r))
+        .await
+        .context("reading routes")?;
+    let (table, conflicts) = builder.finish();
     for c in conflicts {
         tracing::warn!(kept = %c.kept, dropped = %c.dropped, address = %c.address, "two routes claim one address");
     }

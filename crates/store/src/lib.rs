@@ -112,8 +112,21 @@ pub trait Store: Send + Sync + 'static {
     fn delete_route(&self, id: Uuid) -> StoreFuture<'_, bool>;
     /// A page of routes in creation order.
     fn list_routes<'a>(&'a self, filter: &'a RouteFilter) -> StoreFuture<'a, Page<Route>>;
-    /// Every live (not deleted) route, for building the route table.
-    fn live_routes(&self) -> StoreFuture<'_, Vec<Route>>;
+    /// Every live (not deleted) route in creation order, handed to `each`
+    /// as it is read: the route table is built from them without the whole
+    /// set held twice.
+    fn each_live_route<'a>(
+        &'a self,
+        each: &'a mut (dyn FnMut(Route) + Send),
+    ) -> StoreFuture<'a, ()>;
+    /// Every live route in creation order, collected.
+    fn live_routes(&self) -> StoreFuture<'_, Vec<Route>> {
+        Box::pin(async move {
+            let mut routes = Vec::new();
+            self.each_live_route(&mut |r| routes.push(r)).await?;
+            Ok(routes)
+        })
+    }
 
     /// Stores a grant. [`StoreError::GrantExists`] when the subject already
     /// holds a grant on the same (org, project).

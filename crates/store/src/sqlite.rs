@@ -189,8 +189,11 @@ impl Store for SqliteStore {
         Box::pin(routes::list(self, filter))
     }
 
-    fn live_routes(&self) -> StoreFuture<'_, Vec<Route>> {
-        Box::pin(routes::live(self))
+    fn each_live_route<'a>(
+        &'a self,
+        each: &'a mut (dyn FnMut(Route) + Send),
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(routes::live(self, each))
     }
 
     fn create_grant<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()> {

@@ -283,7 +283,10 @@ impl Store for FailingStore {
     ) -> pp_store::StoreFuture<'a, pp_store::Page<pp_model::Route>> {
         fail()
     }
-    fn live_routes(&self) -> pp_store::StoreFuture<'_, Vec<pp_model::Route>> {
+    fn each_live_route<'a>(
+        &'a self,
+        _: &'a mut (dyn FnMut(pp_model::Route) + Send),
+    ) -> pp_store::StoreFuture<'a, ()> {
         fail()
     }
     fn create_grant<'a>(&'a self, _: &'a Grant) -> StoreFuture<'a, ()> {

@@ -105,14 +105,69 @@ fn apps_host_recognition() {
 }
 
 #[test]
-fn older_route_keeps_a_contested_address() {
+fn older_route_keeps_a_contested_address_in_either_order() {
     let first = route("c1", RouteMode::Subdomain, Some("same"), "generic");
-    let second = route("c2", RouteMode::Subdomain, Some("same"), "generic");
-    let (t, conflicts) = RouteTable::build("apps.example.com", vec![second, first.clone()]);
-    assert_eq!(conflicts.len(), 1);
-    assert_eq!(conflicts[0].kept, first.id);
-    let r = t.resolve("same.apps.example.com", "/").expect("found");
-    assert_eq!(r.route.route.owner_id, "c1");
+    let mut second = route("c2", RouteMode::Subdomain, Some("same"), "generic");
+    second.created_at = first.created_at + time::Duration::seconds(1);
+    for routes in [
+        vec![second.clone(), first.clone()],
+        vec![first.clone(), second.clone()],
+    ] {
+        let (t, conflicts) = RouteTable::build("apps.example.com", routes);
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].kept, first.id);
+        assert_eq!(conflicts[0].dropped, second.id);
+        assert_eq!(conflicts[0].address, "same.apps.example.com");
+        let r = t.resolve("same.apps.example.com", "/").expect("found");
+        assert_eq!(r.route.route.owner_id, "c1");
+        assert!(t.get(second.id).is_none(), "the loser is not served by id");
+        assert_eq!(t.routes().count(), 1);
+    }
+}
+
+#[test]
+fn same_age_contest_is_decided_by_id() {
+    let a = route("c1", RouteMode::PathPrefix, None, "generic");
+    let mut b = route("c2", RouteMode::PathPrefix, None, "generic");
+    b.public_path.clone_from(&a.public_path);
+    b.created_at = a.created_at;
+    let lower = a.id.min(b.id);
+    for routes in [vec![a.clone(), b.clone()], vec![b.clone(), a.clone()]] {
+        let (t, conflicts) = RouteTable::build("apps.example.com", routes);
+        assert_eq!(conflicts.len(), 1);
+        assert_eq!(conflicts[0].kept, lower);
+        assert!(t.get(lower).is_some());
+    }
+}
+
+#[test]
+fn table_keeps_public_but_not_the_policy_map() {
+    let mut open = route("p1", RouteMode::Subdomain, Some("open"), "generic");
+    open.policy = serde_json::json!({ "public": true, "note": "docs" });
+    let closed = route("p2", RouteMode::Subdomain, Some("closed"), "generic");
+    let (t, _) = RouteTable::build("apps.example.com", vec![open.clone(), closed.clone()]);
+    let served = t.get(open.id).expect("served");
+    assert!(served.public);
+    assert_eq!(served.route.policy, serde_json::Value::Null);
+    assert!(!t.get(closed.id).expect("served").public);
+}
+
+#[test]
+fn routes_without_overrides_share_their_preset() {
+    let a = route("s1", RouteMode::Subdomain, Some("s1"), "jupyterlab");
+    let b = route("s2", RouteMode::Subdomain, Some("s2"), "jupyterlab");
+    let mut c = route("s3", RouteMode::Subdomain, Some("s3"), "jupyterlab");
+    c.adapter_overrides.default_open_path = Some("/tree".into());
+    let (t, _) = RouteTable::build("apps.example.com", vec![a.clone(), b.clone(), c.clone()]);
+    let (ta, tb, tc) = (
+        t.get(a.id).expect("a"),
+        t.get(b.id).expect("b"),
+        t.get(c.id).expect("c"),
+    );
+    assert!(Arc::ptr_eq(&ta.adapter, &tb.adapter));
+    assert!(!Arc::ptr_eq(&ta.adapter, &tc.adapter));
+    assert_eq!(*ta.adapter, a.effective_adapter());
+    assert_eq!(tc.adapter.default_open_path, "/tree");
 }
 
 #[test]

@@ -174,31 +174,60 @@ pub(super) async fn list(
     Ok(rows::page(items, limit, |r| r.id))
 }
 
-/// Every live route, decoded as the rows stream in. Collecting the rows
-/// first held every row's copied values beside the decoded routes: at
-/// 100,000 routes that was 270 MB of the start-up's peak heap.
+/// Routes one chunk of the bulk read carries: about 700 KB of JSON text.
+const LIVE_CHUNK: usize = 1000;
+
+/// Every live route in creation order, each handed to `each` as its chunk
+/// is decoded; nothing but the current chunk is held.
 ///
-/// Each row comes as one JSON array ([`Folded`]): the route table's
-/// rebuild reads every route, at start-up and on every change, and sqlx's
-/// per-column values were most of its cost. The table is STRICT, so every
-/// column is text or NULL and always folds.
-pub(super) async fn live(store: &SqliteStore) -> Result<Vec<Route>, StoreError> {
-    use futures_util::TryStreamExt as _;
-    static FOLDED: LazyLock<Folded> = LazyLock::new(|| {
-        Folded::new(
+/// Rows come folded by SQLite, a thousand to a value ([`Folded`]): the
+/// route table's rebuild reads every route, at start-up and on every
+/// change, and sqlx's per-column values and per-row hand-offs were most of
+/// its cost. The table is STRICT, so every column is text or NULL and
+/// always folds. The chunks are keyset pages in (`created_at`, `id`)
+/// order, read in one transaction so they come from one snapshot.
+pub(super) async fn live(
+    store: &SqliteStore,
+    each: &mut (dyn FnMut(Route) + Send),
+) -> Result<(), StoreError> {
+    static CHUNK: LazyLock<Folded> = LazyLock::new(|| {
+        Folded::chunked(
             route_columns!(),
-            "FROM platform_proxy_routes WHERE deleted_at IS NULL ORDER BY created_at, id",
+            "platform_proxy_routes WHERE deleted_at IS NULL AND (created_at, id) > (?, ?) \
+             ORDER BY created_at, id LIMIT ?",
+            "created_at, id",
         )
     });
-    let folded = &*FOLDED;
-    let mut rows = sqlx::query(folded.sql.as_str()).fetch(&store.pool);
-    let mut out = Vec::new();
-    while let Some(row) = rows.try_next().await? {
-        let values = folded.values(TABLE, row.try_get(0)?)?;
-        let (cells, id) = Cells::folded_with_id(folded, &values, TABLE)?;
-        out.push(decode_cells(&cells, id)?);
+    let chunk_sql = CHUNK.sql.as_str();
+    let mut tx = store.pool.begin().await?;
+    // Below every stored timestamp and id: the first chunk starts at the top.
+    let (mut after_created, mut after_id) = (String::new(), String::new());
+    loop {
+        let text: String = sqlx::query_scalar(chunk_sql)
+            .bind(&after_created)
+            .bind(&after_id)
+            .bind(LIVE_CHUNK as i64)
+            .fetch_one(&mut *tx)
+            .await?;
+        let rows = CHUNK.chunk(TABLE, &text)?;
+        let mut last = None;
+        for values in &rows {
+            let (cells, id) = Cells::folded_with_id(&CHUNK, values, TABLE)?;
+            let route = decode_cells(&cells, id)?;
+            last = Some(cells);
+            each(route);
+        }
+        match last {
+            Some(cells) if rows.len() == LIVE_CHUNK => {
+                after_created = cells.text("created_at")?;
+                after_id = cells.text("id")?;
+            }
+            _ => break,
+        }
     }
-    Ok(out)
+    // Read only: nothing to commit.
+    tx.rollback().await?;
+    Ok(())
 }
 
 /// A route's auth bridge as the `auth_bridge` column stores it (JSON).

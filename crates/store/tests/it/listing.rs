@@ -298,3 +298,68 @@ async fn live_routes_returns_every_undeleted_route_in_creation_order() {
     let want: Vec<Uuid> = [4, 3, 1, 0].iter().map(|&i| routes[i].id).collect();
     assert_eq!(ids(&live), want);
 }
+
+/// The bulk read comes in chunks of a thousand routes: a set that spans
+/// several, with whole runs of equal `created_at` across the chunk
+/// boundaries (so only the id decides the order there), comes back whole,
+/// once each, in the order an independent query gives.
+#[tokio::test]
+async fn live_routes_span_chunks_with_ties_at_their_boundaries() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let seed = app_route_at("seed", Some("seed"), 0);
+    store.create_route(&seed).await.expect("create");
+    let raw = db.raw().await;
+    // 2,499 copies of the seed: every third an hour earlier, the rest at
+    // the seed's instant; ids in no relation to that order.
+    sqlx::query(
+        "WITH RECURSIVE seq(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM seq WHERE k < 2499) \
+         INSERT INTO platform_proxy_routes SELECT \
+           printf('%08x-0000-4000-8000-%012x', (k * 7919) % 100003, k), owner_type, \
+           'o' || k, endpoint_name, org_id, project_id, proxy_pool_id, route_mode, 'h' || k, \
+           public_path, upstream, adapter, adapter_overrides, limits, policy, status, \
+           failure_reason, \
+           CASE WHEN k % 3 = 0 THEN replace(created_at, 'T12:', 'T11:') ELSE created_at END, \
+           updated_at, deleted_at, auth_bridge \
+         FROM platform_proxy_routes, seq WHERE route_host = 'seed'",
+    )
+    .execute(&raw)
+    .await
+    .expect("copy the seed");
+    sqlx::query(
+        "UPDATE platform_proxy_routes SET deleted_at = updated_at \
+         WHERE owner_id IN ('o5', 'o1000', 'o2001')",
+    )
+    .execute(&raw)
+    .await
+    .expect("delete three");
+    let want: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM platform_proxy_routes WHERE deleted_at IS NULL ORDER BY created_at, id",
+    )
+    .fetch_all(&raw)
+    .await
+    .expect("independent order");
+    assert_eq!(want.len(), 2497);
+    let instants: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT created_at) FROM platform_proxy_routes WHERE deleted_at IS NULL",
+    )
+    .fetch_one(&raw)
+    .await
+    .expect("instants");
+    assert_eq!(instants, 2, "two runs of ties");
+
+    let live = store.live_routes().await.expect("live");
+    let got: Vec<String> = live.iter().map(|r| r.id.to_string()).collect();
+    assert_eq!(got, want);
+    let hosts: HashSet<&str> = live
+        .iter()
+        .filter_map(|r| r.route_host.as_deref())
+        .collect();
+    assert_eq!(hosts.len(), 2497, "every route once");
+    let copy = live
+        .iter()
+        .find(|r| r.owner_id == "o7")
+        .expect("a copy is read");
+    assert_eq!(copy.policy, seed.policy);
+    assert_eq!(copy.adapter_overrides, seed.adapter_overrides);
+}
