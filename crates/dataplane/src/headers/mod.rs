@@ -14,9 +14,23 @@ pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static(pp_model::CORRE
 /// names present. A request carries a handful of headers while the lists
 /// of names to drop are long: removing each listed name would hash every
 /// one of them on every request, for headers that are almost never there.
+///
+/// The names found are held on the stack (a response nearly always loses
+/// one or two, `Connection` among them); only more than [`INLINE`] spill to
+/// the heap.
 pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
-    let names: Vec<HeaderName> = headers.keys().filter(|k| doomed(k)).cloned().collect();
-    for name in names {
+    let mut inline: [Option<HeaderName>; INLINE] = [const { None }; INLINE];
+    let mut spill = Vec::new();
+    for (found, name) in headers.keys().filter(|k| doomed(k)).enumerate() {
+        match inline.get_mut(found) {
+            Some(slot) => *slot = Some(name.clone()),
+            None => spill.push(name.clone()),
+        }
+    }
+    for name in inline.into_iter().flatten().chain(spill) {
         headers.remove(name);
     }
 }
+
+/// Names [`remove_where`] holds without allocating.
+const INLINE: usize = 8;
