@@ -172,11 +172,11 @@ pub struct Picker {
 }
 
 impl Picker {
+    /// The index into the route's `upstream.targets` of the next target.
     #[must_use]
-    pub fn pick<'a>(&self, route: &'a CompiledRoute) -> &'a str {
-        let targets = &route.route.upstream.targets;
-        let i = self.next.fetch_add(1, Ordering::Relaxed) % targets.len().max(1);
-        targets.get(i).map_or("", String::as_str)
+    pub fn pick(&self, route: &CompiledRoute) -> usize {
+        let targets = route.route.upstream.targets.len();
+        self.next.fetch_add(1, Ordering::Relaxed) % targets.max(1)
     }
 }
 

@@ -145,7 +145,8 @@ impl Proxy {
             let started = Instant::now();
             let html = wants_html(req.headers());
             let method = req.method().clone();
-            let path = req.uri().path().to_owned();
+            // The path for the log: the URI's bytes are shared, not copied.
+            let uri = req.uri().clone();
             let host = authority(&req);
             let mut note = Note::default();
             // Boxed: the pipeline's future is several kilobytes, and hyper
@@ -178,11 +179,11 @@ impl Proxy {
                 correlation_id: &cid.0,
                 method: &method,
                 host: host.as_deref().unwrap_or_default(),
-                path: &path,
+                path: uri.path(),
                 status: resp.status(),
                 route_id: note.route_id,
-                user: note.user.as_deref(),
-                upstream: note.upstream.as_deref(),
+                user: note.user.as_deref().map(|p| p.id.as_str()),
+                upstream: note.upstream(),
                 elapsed: started.elapsed(),
                 client: conn.remote,
             });
@@ -281,7 +282,7 @@ impl Proxy {
                 Ok(c) => c,
                 Err(e) => return self.unauthenticated(&req, proto, auth, e),
             };
-            note.user = Some(caller.principal.id.clone());
+            note.user = Some(Arc::clone(&caller.principal));
             authorize(&self.access, &caller, &route, cid)?;
             Some(caller)
         };
@@ -319,8 +320,14 @@ impl Proxy {
             }
         }
         // 6. pick
-        let target = self.picker.pick(&route);
-        note.upstream = Some(target.to_owned());
+        let picked = self.picker.pick(&route);
+        let target = route
+            .route
+            .upstream
+            .targets
+            .get(picked)
+            .map_or("", String::as_str);
+        note.upstream = Some((Arc::clone(&route), picked));
         // 7. forward
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         let facts = ClientFacts {
@@ -637,12 +644,21 @@ fn is_navigation<B>(req: &Request<B>) -> bool {
     matches!(*req.method(), Method::GET | Method::HEAD) && wants_html(req.headers())
 }
 
-/// What the access log learns along the way.
+/// What the access log learns along the way. Shared, not copied: the
+/// principal and the route are already behind `Arc`s.
 #[derive(Debug, Default)]
 struct Note {
     route_id: Option<uuid::Uuid>,
-    user: Option<String>,
-    upstream: Option<String>,
+    user: Option<Arc<pp_model::Principal>>,
+    /// The route and the index of the target picked for it.
+    upstream: Option<(Arc<CompiledRoute>, usize)>,
+}
+
+impl Note {
+    fn upstream(&self) -> Option<&str> {
+        let (route, i) = self.upstream.as_ref()?;
+        route.route.upstream.targets.get(*i).map(String::as_str)
+    }
 }
 
 /// WebSocket opening handshake (RFC 6455 §4.1): GET with `Upgrade:

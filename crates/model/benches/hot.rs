@@ -71,7 +71,7 @@ fn resolve_path_route(b: divan::Bencher<'_, '_>, n: usize) {
     "/w/a7f9c2/web/static/../lab/%2e%2e/tree",
     "/p/grafana//d/abc/dashboard?orgId=1",
 ])]
-fn normalize_path(p: &str) -> Result<String, pp_model::path::PathError> {
+fn normalize_path(p: &str) -> Result<std::borrow::Cow<'_, str>, pp_model::path::PathError> {
     normalize(divan::black_box(p))
 }
 

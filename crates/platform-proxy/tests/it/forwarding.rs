@@ -276,3 +276,62 @@ async fn route_connection_limit_refuses_with_429_and_frees_on_completion() {
     );
     p.stop().await;
 }
+
+/// The access line of a proxied request names the caller, the route and
+/// the upstream target it went to, carries the correlation id the client
+/// got, and keeps the query string (which may hold tokens) out of the log.
+#[tokio::test]
+async fn the_access_line_names_caller_route_and_upstream_but_not_the_query() {
+    let up = echo().await;
+    let proxy = process::ChildProxy::serve("").await;
+    let route = proxy
+        .create_route(json!({
+            "owner_type": "app_instance", "owner_id": "logged", "endpoint_name": "web",
+            "route_mode": "subdomain", "route_host": "logged",
+            "upstream": {"targets": [up.addr.to_string()]},
+        }))
+        .await;
+    let route_id = route["id"].as_str().expect("id").to_owned();
+    // The route is served a moment after the API answers.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let cid = loop {
+        let r = proxy
+            .req(
+                reqwest::Method::GET,
+                "logged.apps.test",
+                "/seen/here?token=s3cret",
+            )
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .expect("send");
+        if r.status() == 200 {
+            break r
+                .headers()
+                .get("x-correlation-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "route never served");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(!cid.is_empty(), "the answer carries a correlation id");
+    proxy
+        .wait_log(&format!("correlation_id={cid}"), Duration::from_secs(5))
+        .await;
+    let log = proxy.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&cid) && l.contains("status=200"))
+        .unwrap_or_else(|| panic!("no access line for {cid}:\n{log}"));
+    for want in [
+        "path=\"/seen/here\"".to_owned(),
+        "user=\"operator\"".to_owned(),
+        format!("upstream=\"{}\"", up.addr),
+        format!("route_id=\"{route_id}\""),
+    ] {
+        assert!(line.contains(&want), "{want} missing from: {line}");
+    }
+    assert!(!log.contains("s3cret"), "the query string reached the log");
+}
