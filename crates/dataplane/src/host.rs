@@ -2,12 +2,17 @@
 //! absolute-form target or HTTP/2 `:authority` wins over `Host`) and how it
 //! splits into a lower-case host name and a port.
 
-use http::{header, Request};
+use std::borrow::Cow;
 
-/// `(host, port)` of an authority such as `a.example.com:8080` or `[::1]:80`.
-/// `None` for something that is not an authority.
+use http::uri::Authority;
+use http::{header, HeaderValue, Request};
+
+/// `(host, port)` of an authority such as `a.example.com:8080` or `[::1]:80`,
+/// the host lower-case without trailing dots: borrowed when it already is
+/// (as browsers send it), copied otherwise. `None` for something that is
+/// not an authority.
 #[must_use]
-pub fn split_authority(auth: &str) -> Option<(String, Option<u16>)> {
+pub fn split_authority(auth: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
     if auth.is_empty() || auth.len() > 255 || auth.contains(['/', '@', ' ', '\\']) {
         return None;
     }
@@ -17,24 +22,27 @@ pub fn split_authority(auth: &str) -> Option<(String, Option<u16>)> {
             "" => None,
             p => Some(p.strip_prefix(':')?),
         };
-        (format!("[{}]", h.to_ascii_lowercase()), port)
+        // `[` + h + `]`, the bracketed part of `auth` itself.
+        (&auth[..h.len() + 2], port)
     } else {
         match auth.rsplit_once(':') {
-            Some((h, p)) => (h.to_ascii_lowercase(), Some(p)),
-            None => (auth.to_ascii_lowercase(), None),
+            Some((h, p)) => (h, Some(p)),
+            None => (auth, None),
         }
     };
     let port = match port {
         Some(p) => Some(p.parse::<u16>().ok()?),
         None => None,
     };
-    let host = match host.strip_suffix('.') {
-        Some(h) => h.trim_end_matches('.').to_owned(),
-        None => host,
-    };
+    let host = host.trim_end_matches('.');
     if host.is_empty() {
         return None;
     }
+    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(host.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(host)
+    };
     Some((host, port))
 }
 
@@ -49,19 +57,41 @@ pub fn port_of(auth: &str) -> Option<u16> {
     tail.parse().ok()
 }
 
+/// The authority the client addressed, as sent. It shares the request's
+/// bytes (a `Host` value or the target's authority), so keeping it for the
+/// access log after the request has moved on copies nothing.
+#[derive(Debug, Clone)]
+pub enum Addressed {
+    /// The `Host` header, checked to be visible ASCII.
+    Host(HeaderValue),
+    /// The absolute-form target's or HTTP/2 `:authority`.
+    Target(Authority),
+}
+
+impl Addressed {
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match self {
+            // Checked when made; `to_str` only scans it again.
+            Self::Host(v) => v.to_str().unwrap_or_default(),
+            Self::Target(a) => a.as_str(),
+        }
+    }
+}
+
 /// The authority string the client addressed, as sent.
 #[must_use]
-pub fn authority<B>(req: &Request<B>) -> Option<String> {
+pub fn authority<B>(req: &Request<B>) -> Option<Addressed> {
     // Only the absolute form (scheme present; always so for HTTP/2) names
     // the authority; a bare `x` target is authority-form, valid only for
     // CONNECT, and must not steer routing.
     if let (Some(_), Some(a)) = (req.uri().scheme(), req.uri().authority()) {
-        return Some(a.as_str().to_owned());
+        return Some(Addressed::Target(a.clone()));
     }
     req.headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_owned)
+        .filter(|h| h.to_str().is_ok())
+        .map(|h| Addressed::Host(h.clone()))
 }
 
 #[cfg(test)]
@@ -76,6 +106,9 @@ mod tests {
             ("a.localhost:8080", Some(("a.localhost", Some(8080)))),
             ("[::1]:80", Some(("[::1]", Some(80)))),
             ("[::1]", Some(("[::1]", None))),
+            ("[::FFFF:a]:8", Some(("[::ffff:a]", Some(8)))),
+            ("A.b..:81", Some(("a.b", Some(81)))),
+            ("...", None),
             ("a:b", None),
             ("a:99999", None),
             ("", None),
@@ -88,8 +121,10 @@ mod tests {
             if let Some((_, port)) = got {
                 assert_eq!(port_of(input), port, "{input}");
             }
-            let want = want.map(|(h, p)| (h.to_owned(), p));
-            assert_eq!(got, want, "{input}");
+            assert_eq!(got, want.map(|(h, p)| (Cow::Borrowed(h), p)), "{input}");
+            if let Some((Cow::Borrowed(h), _)) = split_authority(input) {
+                assert!(input.starts_with(h), "{input}: borrowed from the input");
+            }
         }
     }
 
@@ -100,12 +135,27 @@ mod tests {
             .header("host", "b.example.com")
             .body(())
             .expect("req");
-        assert_eq!(authority(&req).as_deref(), Some("a.example.com"));
+        assert_eq!(
+            authority(&req).as_ref().map(Addressed::as_str),
+            Some("a.example.com")
+        );
         let req = Request::builder()
             .uri("/x")
             .header("host", "b.example.com")
             .body(())
             .expect("req");
-        assert_eq!(authority(&req).as_deref(), Some("b.example.com"));
+        assert_eq!(
+            authority(&req).as_ref().map(Addressed::as_str),
+            Some("b.example.com")
+        );
+        let mut req = req;
+        req.headers_mut().insert(
+            header::HOST,
+            HeaderValue::from_bytes(b"b\xffexample.com").expect("opaque value"),
+        );
+        assert!(
+            authority(&req).is_none(),
+            "a Host that is not text names nothing"
+        );
     }
 }

@@ -34,7 +34,7 @@ use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
 use crate::forward_auth::{self, ForwardAuthCache};
 use crate::headers::hop;
 use crate::headers::identity;
-use crate::host::{authority, split_authority};
+use crate::host::{authority, split_authority, Addressed};
 use crate::limit::{Permit, RouteCounters};
 use crate::reserved::{self, ReservedRequest};
 use crate::respond::rewrite_headers;
@@ -151,7 +151,8 @@ impl Proxy {
             let mut note = Note::default();
             // Boxed: the pipeline's future is several kilobytes, and hyper
             // moves the service future it is given; a pointer moves cheaper.
-            let dispatched = self.dispatch(req, host.as_deref(), conn, &cid, &mut note);
+            let addressed = host.as_ref().map(Addressed::as_str);
+            let dispatched = self.dispatch(req, addressed, conn, &cid, &mut note);
             let mut resp = match Box::pin(dispatched).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -178,7 +179,7 @@ impl Proxy {
             account::log(&AccessRecord {
                 correlation_id: &cid.0,
                 method: &method,
-                host: host.as_deref().unwrap_or_default(),
+                host: addressed.unwrap_or_default(),
                 path: uri.path(),
                 status: resp.status(),
                 route_id: note.route_id,
