@@ -122,9 +122,19 @@ mod tests {
                 assert_eq!(port_of(input), port, "{input}");
             }
             assert_eq!(got, want.map(|(h, p)| (Cow::Borrowed(h), p)), "{input}");
-            if let Some((Cow::Borrowed(h), _)) = split_authority(input) {
-                assert!(input.starts_with(h), "{input}: borrowed from the input");
+        }
+        // Already lower-case without trailing dots: the input's own bytes.
+        for input in ["a.localhost:8080", "[::1]:80", "apps.example.com"] {
+            match split_authority(input) {
+                Some((Cow::Borrowed(h), _)) => assert_eq!(h.as_ptr(), input.as_ptr(), "{input}"),
+                other => panic!("{input}: not borrowed: {other:?}"),
             }
+        }
+        for input in ["Apps.Example.com", "A.b..:81"] {
+            assert!(
+                matches!(split_authority(input), Some((Cow::Owned(_), _))),
+                "{input}: lower-casing needs a copy"
+            );
         }
     }
 

@@ -330,6 +330,12 @@ impl<'u> TableBuilder<'u> {
                 });
                 return;
             }
+            // Routes the displaced one had beaten lose to the newcomer now.
+            for c in &mut self.conflicts {
+                if c.kept == existing.route.id && c.address == key {
+                    c.kept = compiled.route.id;
+                }
+            }
             self.conflicts.push(Conflict {
                 kept: compiled.route.id,
                 dropped: existing.route.id,

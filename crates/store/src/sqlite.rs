@@ -75,8 +75,7 @@ impl SqliteStore {
             .map_err(|_| unsupported())?
             .create_if_missing(true)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true)
-            .row_buffer_size(ROW_BUFFER);
+            .foreign_keys(true);
         let pool = if in_memory {
             // An in-memory database lives as long as its last connection:
             // keep exactly one, forever. One connection also sidesteps the
@@ -117,12 +116,6 @@ impl SqliteStore {
         self.revision.send_modify(|r| *r += 1);
     }
 }
-
-/// Rows SQLite's worker thread may read ahead of the task decoding them
-/// (sqlx's default: 50). The bulk read of routes hands rows across threads
-/// in fewer batches with more room (start-up at 100,000 routes about 5%
-/// faster); 512 rows of a few hundred bytes each is nothing to hold.
-const ROW_BUFFER: usize = 512;
 
 /// Opens the pool on a file, retrying while another process holds the lock.
 ///

@@ -126,6 +126,30 @@ fn older_route_keeps_a_contested_address_in_either_order() {
 }
 
 #[test]
+fn three_claimants_arriving_newest_first_all_lose_to_the_oldest() {
+    let oldest = route("t1", RouteMode::Subdomain, Some("three"), "generic");
+    let mut middle = route("t2", RouteMode::Subdomain, Some("three"), "generic");
+    middle.created_at = oldest.created_at + time::Duration::seconds(1);
+    let mut newest = route("t3", RouteMode::Subdomain, Some("three"), "generic");
+    newest.created_at = oldest.created_at + time::Duration::seconds(2);
+    let (t, conflicts) = RouteTable::build(
+        "apps.example.com",
+        vec![newest.clone(), middle.clone(), oldest.clone()],
+    );
+    assert_eq!(conflicts.len(), 2);
+    assert!(
+        conflicts.iter().all(|c| c.kept == oldest.id),
+        "every report names the served route as kept: {conflicts:?}"
+    );
+    let mut dropped: Vec<_> = conflicts.iter().map(|c| c.dropped).collect();
+    dropped.sort();
+    let mut want = vec![middle.id, newest.id];
+    want.sort();
+    assert_eq!(dropped, want);
+    assert_eq!(t.routes().count(), 1);
+}
+
+#[test]
 fn same_age_contest_is_decided_by_id() {
     let a = route("c1", RouteMode::PathPrefix, None, "generic");
     let mut b = route("c2", RouteMode::PathPrefix, None, "generic");

@@ -312,3 +312,54 @@ async fn five_mib_binary_message_passes_intact() {
     drop(c);
     proxy.stop().await;
 }
+
+/// An upstream that greets in the same TCP write as its 101 answer: the
+/// proxy's HTTP client has read the greeting's bytes along with the head,
+/// and the tunnel must relay them before anything it reads from the socket
+/// afterwards.
+#[tokio::test]
+async fn a_frame_sent_with_the_101_answer_reaches_the_client_first() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let up = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        let (head, _) = ws::read_head(&mut s).await;
+        let key = ws::header_of(&head, "sec-websocket-key").unwrap_or_default();
+        let mut answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\n",
+            tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes())
+        )
+        .into_bytes();
+        // An unmasked text frame, "greeting", in the same write.
+        answer.extend_from_slice(&[0x81, 8]);
+        answer.extend_from_slice(b"greeting");
+        if s.write_all(&answer).await.is_err() {
+            return;
+        }
+        // Then echo raw bytes back (a masked client frame comes back as is,
+        // which tungstenite rejects; answer with a fixed frame instead).
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = tokio::io::AsyncReadExt::read(&mut s, &mut buf).await {
+            if n == 0
+                || s.write_all(&[0x81, 5, b'a', b'f', b't', b'e', b'r'])
+                    .await
+                    .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let proxy = TestProxy::start().await;
+    proxy.host_route("wsgreet", up, json!({})).await;
+    let mut c = open(proxy.addr, "ws://wsgreet.apps.test/").await;
+    assert_eq!(next(&mut c).await, Message::text("greeting"));
+    c.send(Message::text("x")).await.expect("send");
+    assert_eq!(next(&mut c).await, Message::text("after"));
+    drop(c);
+    proxy.stop().await;
+}

@@ -59,6 +59,10 @@ impl Folded {
     /// value. `from` is what follows `FROM` in the chunk's subquery (its
     /// `WHERE`, `ORDER BY` and `LIMIT`), `order` the order the rows keep
     /// inside the chunk.
+    ///
+    /// Needs SQLite 3.44 or later (an `ORDER BY` inside an aggregate, and
+    /// `json_array`'s result kept as JSON through it); the bundled library
+    /// is newer, and a test checks the version the store runs on.
     pub(super) fn chunked(columns: &'static str, from: &str, order: &str) -> Self {
         let columns: Vec<&'static str> = columns.split(',').map(str::trim).collect();
         let sql = format!(

@@ -363,3 +363,31 @@ async fn live_routes_span_chunks_with_ties_at_their_boundaries() {
     assert_eq!(copy.policy, seed.policy);
     assert_eq!(copy.adapter_overrides, seed.adapter_overrides);
 }
+
+/// The bulk read needs SQLite 3.44 or later (`ORDER BY` inside
+/// `json_group_array`, JSON kept through it): the library the store runs
+/// on is checked, so a build against an older system SQLite fails here and
+/// not at a replica's start.
+#[tokio::test]
+async fn the_sqlite_the_store_runs_on_can_fold_ordered_chunks() {
+    let db = TempDb::new();
+    let _store = db.open().await;
+    let raw = db.raw().await;
+    let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+        .fetch_one(&raw)
+        .await
+        .expect("version");
+    let parts: Vec<u32> = version.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+    assert!(
+        parts.as_slice() >= [3, 44].as_slice(),
+        "SQLite {version} is older than 3.44"
+    );
+    let folded: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(k, 'x') ORDER BY k DESC) \
+         FROM (SELECT 1 AS k UNION ALL SELECT 2)",
+    )
+    .fetch_one(&raw)
+    .await
+    .expect("fold");
+    assert_eq!(folded, r#"[[2,"x"],[1,"x"]]"#);
+}

@@ -87,7 +87,7 @@ pub fn header_of(head: &str, name: &str) -> Option<String> {
 }
 
 /// Reads from `s` until a blank line ends the head; returns (head, rest).
-async fn read_head(s: &mut TcpStream) -> (String, Vec<u8>) {
+pub async fn read_head(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
