@@ -25,7 +25,9 @@
 #   propagation  route created through the API -> first 2xx through the
 #                proxy, over PROP_ROUTES (50) new routes per run.
 #   table        TABLE_ROUTES (100000) host routes in the store: time from
-#                exec to the first 200 through one of them, and RSS.
+#                exec to the first 200 through one of them, and RSS; then,
+#                on the last start, TABLE_PROP_ROUTES (20) routes created
+#                through the API with the table full (create -> first 2xx).
 #
 # Runs alternate through the peers (reversed every other run) and the table
 # shows medians. Load tools run on core 0; upstream and proxies on core 1.
@@ -446,7 +448,7 @@ print(c.execute("SELECT count(*) FROM platform_proxy_routes WHERE deleted_at IS 
 PY
 )
     [ "$stored" = "$n" ] || die "expected $n stored routes, found $stored"
-    local probe="r$((n / 2)).apps.bench" i t0 ms code
+    local probe="r$((n / 2)).apps.bench" i t0 ms code prop=""
     local -a starts rss
     for i in $(seq "$runs"); do
         t0=$(date +%s%N)
@@ -463,14 +465,22 @@ PY
         ms=$(( ($(date +%s%N) - t0) / 1000000 ))
         starts+=("$ms"); rss+=("$(rss_kib "$px_pid")")
         echo "start $i: ${ms} ms to the first 200, RSS $(rss_kib "$px_pid") KiB"
+        if [ "$i" = "$runs" ]; then
+            # With the table full: what one more route costs to apply.
+            prop=$(bench_load "$BENCH_TOOLS/propagate" --connect "127.0.0.1:$px_port" \
+                --token "$BENCH_TOKEN" --upstream "127.0.0.1:$up_port" --path /1k.txt \
+                --routes "${TABLE_PROP_ROUTES:-20}" --prefix "t$i-") || die "propagate failed"
+            [ "$(json_num failed <<<"$prop")" = 0 ] || die "some routes never served: $prop"
+            echo "propagation at $n routes: $prop"
+        fi
         kill "$px_pid"; wait "$px_pid" 2>/dev/null || true; bench_forget "$px_pid"
     done
     local m r
     m=$(median "${starts[@]}"); r=$(median "${rss[@]}")
     echo
-    echo "| routes | start to first 200 ms (median) | RSS KiB serving | KiB per route |"
-    echo "| ---: | ---: | ---: | ---: |"
-    echo "| $n | $m | $r | $(awk -v r="$r" -v n="$n" 'BEGIN{printf "%.2f", r/n}') |"
+    echo "| routes | start to first 200 ms (median) | RSS KiB serving | KiB per route | new route live p50 / p99 µs |"
+    echo "| ---: | ---: | ---: | ---: | ---: |"
+    echo "| $n | $m | $r | $(awk -v r="$r" -v n="$n" 'BEGIN{printf "%.2f", r/n}') | $(json_num live_p50_us <<<"$prop") / $(json_num live_p99_us <<<"$prop") |"
     bench_stop_all
 }
 

@@ -27,7 +27,9 @@ impl RouteTableHandle {
     }
 
     /// Publishes a new snapshot; requests already running keep the old one.
-    pub fn replace(&self, table: RouteTable) {
-        self.current.store(Arc::new(table));
+    /// Returns the old one, so the caller chooses when its last reference
+    /// (at 100,000 routes, some milliseconds of freeing) goes.
+    pub fn replace(&self, table: RouteTable) -> Arc<RouteTable> {
+        self.current.swap(Arc::new(table))
     }
 }

@@ -24,4 +24,4 @@ pub use route::{
     AuthBridge, AuthBridgeInput, AuthBridgeMode, NewRoute, OwnerType, Route, RouteLimits,
     RouteMode, RoutePatch, RouteStatus, Upstream, UpstreamScheme, ValidationError,
 };
-pub use table::{ResolvedRoute, RouteTable, TableBuilder, Unseal};
+pub use table::{ResolvedRoute, RouteChange, RouteTable, TableBuilder, Unseal};

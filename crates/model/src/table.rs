@@ -105,11 +105,13 @@ pub struct Conflict {
 /// routes, so a client's choice of host cannot crowd a bucket.
 type Map<K, V> = HashMap<K, V, foldhash::quality::RandomState>;
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct RouteTable {
     apps_domain: String,
-    hosts: Map<String, Arc<CompiledRoute>>,
-    paths: Map<String, Arc<CompiledRoute>>,
+    /// Keys are shared strings: an incremental update clones the maps,
+    /// and a shared key clones without an allocation.
+    hosts: Map<Arc<str>, Arc<CompiledRoute>>,
+    paths: Map<Arc<str>, Arc<CompiledRoute>>,
     by_id: Map<uuid::Uuid, Arc<CompiledRoute>>,
     max_depth: usize,
 }
@@ -136,6 +138,42 @@ impl RouteTable {
         let mut builder = TableBuilder::new(apps_domain, unseal);
         for route in routes {
             builder.push(route);
+        }
+        builder.finish()
+    }
+
+    /// This table with `changes` applied: each stored route replaces the
+    /// one of its id, or removes it when it is deleted or no longer served,
+    /// and takes its new address by the same rule as a build (the older
+    /// route wins). Unchanged routes are shared with this table.
+    ///
+    /// Every changed route leaves the table before any is placed again: a
+    /// batch may move one route off an address and give the address to
+    /// another, and only the routes' final states are in it.
+    ///
+    /// A route left out of the table because an older one held its address
+    /// (a conflict) is not reconsidered when that one leaves; the store
+    /// keeps live addresses unique, so only hand-written rows get there, and
+    /// the next full build places it.
+    #[must_use]
+    pub fn with_changes(
+        &self,
+        changes: Vec<RouteChange>,
+        unseal: &Unseal<'_>,
+    ) -> (Self, Vec<Conflict>) {
+        let mut builder = TableBuilder {
+            table: self.clone(),
+            conflicts: Vec::new(),
+            unseal,
+            presets: Map::default(),
+        };
+        for change in &changes {
+            builder.remove(change.id());
+        }
+        for change in changes {
+            if let RouteChange::Stored(route) = change {
+                builder.push(*route);
+            }
         }
         builder.finish()
     }
@@ -239,6 +277,30 @@ impl RouteTable {
     }
 }
 
+/// One route's change since a table was built: its stored state now, or
+/// that it was deleted (a deleted row is not decoded: only its id is
+/// needed to take it out).
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouteChange {
+    Stored(Box<Route>),
+    Deleted(uuid::Uuid),
+}
+
+impl RouteChange {
+    #[must_use]
+    pub fn stored(route: Route) -> Self {
+        Self::Stored(Box::new(route))
+    }
+
+    #[must_use]
+    pub fn id(&self) -> uuid::Uuid {
+        match self {
+            Self::Stored(r) => r.id,
+            Self::Deleted(id) => *id,
+        }
+    }
+}
+
 /// Unseals a route's auth-bridge secret for the table (`None`: no bridge
 /// header). `Sync`, so a builder can be fed from a store's read future.
 pub type Unseal<'u> = dyn Fn(&Route) -> Option<String> + Sync + 'u;
@@ -320,7 +382,7 @@ impl<'u> TableBuilder<'u> {
             RouteMode::Subdomain => &mut self.table.hosts,
             RouteMode::PathPrefix => &mut self.table.paths,
         };
-        if let Some(existing) = map.get(&key) {
+        if let Some(existing) = map.get(key.as_str()) {
             let age = |r: &Route| (r.created_at, r.id);
             if age(&existing.route) <= age(&compiled.route) {
                 self.conflicts.push(Conflict {
@@ -350,7 +412,25 @@ impl<'u> TableBuilder<'u> {
         self.table
             .by_id
             .insert(compiled.route.id, Arc::clone(&compiled));
-        map.insert(key, compiled);
+        map.insert(key.into(), compiled);
+    }
+
+    /// Takes the route of `id` out of the table, with its address if it
+    /// holds one.
+    fn remove(&mut self, id: uuid::Uuid) {
+        let Some(old) = self.table.by_id.remove(&id) else {
+            return;
+        };
+        let (map, key) = match old.route.route_mode {
+            RouteMode::Subdomain => (
+                &mut self.table.hosts,
+                old.host.as_deref().unwrap_or_default(),
+            ),
+            RouteMode::PathPrefix => (&mut self.table.paths, old.public_prefix.as_str()),
+        };
+        if map.get(key).is_some_and(|r| r.route.id == id) {
+            map.remove(key);
+        }
     }
 
     /// The table, and the routes dropped because an older one owns their

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use pp_model::records::{
     AuditEntry, AuditFilter, Grant, Revocation, ServiceToken, SessionFilter, SessionRecord,
 };
-use pp_model::{OwnerType, Route, RouteStatus};
+use pp_model::{OwnerType, Route, RouteChange, RouteStatus};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -114,11 +114,12 @@ pub trait Store: Send + Sync + 'static {
     fn list_routes<'a>(&'a self, filter: &'a RouteFilter) -> StoreFuture<'a, Page<Route>>;
     /// Every live (not deleted) route in creation order, handed to `each`
     /// as it is read: the route table is built from them without the whole
-    /// set held twice.
+    /// set held twice. Returns the change number the read saw (see
+    /// [`Store::routes_changed_since`]).
     fn each_live_route<'a>(
         &'a self,
         each: &'a mut (dyn FnMut(Route) + Send),
-    ) -> StoreFuture<'a, ()>;
+    ) -> StoreFuture<'a, u64>;
     /// Every live route in creation order, collected.
     fn live_routes(&self) -> StoreFuture<'_, Vec<Route>> {
         Box::pin(async move {
@@ -127,6 +128,20 @@ pub trait Store: Send + Sync + 'static {
             Ok(routes)
         })
     }
+    /// The routes written after change number `since`, in the order they
+    /// were written (a deleted one by its id): what a route table built at
+    /// `since` needs to be current. Every route write takes the next change
+    /// number. `Ok(None)` when more than `at_most` changed (a full read is
+    /// then cheaper) or the store's numbers are behind `since` (a database
+    /// restored from an older copy); otherwise the changes and the change
+    /// number they bring the reader to. A row removed outright behind the
+    /// store's back (the store itself only soft-deletes) is seen by a full
+    /// read.
+    fn routes_changed_since(
+        &self,
+        since: u64,
+        at_most: usize,
+    ) -> StoreFuture<'_, Option<(Vec<RouteChange>, u64)>>;
 
     /// Stores a grant. [`StoreError::GrantExists`] when the subject already
     /// holds a grant on the same (org, project).

@@ -38,6 +38,11 @@ pub(crate) const SQLITE: &[Migration] = &[
         name: "identity",
         sql: include_str!("../migrations/sqlite/0002_identity.sql"),
     },
+    Migration {
+        version: 3,
+        name: "route_changes",
+        sql: include_str!("../migrations/sqlite/0003_route_changes.sql"),
+    },
 ];
 
 /// A row of `schema_migrations`.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use pp_model::records::{
     AuditEntry, AuditFilter, Grant, Revocation, ServiceToken, SessionFilter, SessionRecord,
 };
-use pp_model::Route;
+use pp_model::{Route, RouteChange};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use sqlx::SqlitePool;
 use time::OffsetDateTime;
@@ -185,8 +185,16 @@ impl Store for SqliteStore {
     fn each_live_route<'a>(
         &'a self,
         each: &'a mut (dyn FnMut(Route) + Send),
-    ) -> StoreFuture<'a, ()> {
+    ) -> StoreFuture<'a, u64> {
         Box::pin(routes::live(self, each))
+    }
+
+    fn routes_changed_since(
+        &self,
+        since: u64,
+        at_most: usize,
+    ) -> StoreFuture<'_, Option<(Vec<RouteChange>, u64)>> {
+        Box::pin(routes::changed_since(self, since, at_most))
     }
 
     fn create_grant<'a>(&'a self, grant: &'a Grant) -> StoreFuture<'a, ()> {

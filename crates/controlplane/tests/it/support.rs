@@ -286,7 +286,14 @@ impl Store for FailingStore {
     fn each_live_route<'a>(
         &'a self,
         _: &'a mut (dyn FnMut(pp_model::Route) + Send),
-    ) -> pp_store::StoreFuture<'a, ()> {
+    ) -> pp_store::StoreFuture<'a, u64> {
+        fail()
+    }
+    fn routes_changed_since(
+        &self,
+        _: u64,
+        _: usize,
+    ) -> pp_store::StoreFuture<'_, Option<(Vec<pp_model::RouteChange>, u64)>> {
         fail()
     }
     fn create_grant<'a>(&'a self, _: &'a Grant) -> StoreFuture<'a, ()> {

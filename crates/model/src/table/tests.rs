@@ -216,3 +216,150 @@ fn strategy_decides_upstream_prefix() {
     assert_eq!(j.route.upstream_prefix, "/w/j1/web");
     assert_eq!(j.route.public_prefix, "/w/j1/web");
 }
+
+#[test]
+fn changes_move_remove_and_add_routes_and_share_the_rest() {
+    let keep = route("k1", RouteMode::Subdomain, Some("keep"), "generic");
+    let moves = route("m1", RouteMode::Subdomain, Some("before"), "generic");
+    let goes = route("g1", RouteMode::PathPrefix, None, "generic");
+    let off = route("d1", RouteMode::Subdomain, Some("off"), "generic");
+    let (t, _) = RouteTable::build(
+        "apps.example.com",
+        vec![keep.clone(), moves.clone(), goes.clone(), off.clone()],
+    );
+
+    let mut moved = moves.clone();
+    moved.route_host = Some("after".into());
+    let mut deleted = goes.clone();
+    deleted.deleted_at = Some(OffsetDateTime::now_utc());
+    let mut disabled = off.clone();
+    disabled.status = RouteStatus::Disabled;
+    let added = route("n1", RouteMode::PathPrefix, None, "jupyterlab");
+    let (u, conflicts) = t.with_changes(
+        vec![
+            RouteChange::stored(moved),
+            RouteChange::Deleted(deleted.id),
+            RouteChange::stored(disabled),
+            RouteChange::stored(added.clone()),
+        ],
+        &|_| None,
+    );
+    assert!(conflicts.is_empty());
+    assert!(
+        u.resolve("before.apps.example.com", "/").is_none(),
+        "old address freed"
+    );
+    assert_eq!(
+        u.resolve("after.apps.example.com", "/")
+            .expect("moved")
+            .route
+            .route
+            .id,
+        moves.id
+    );
+    assert!(u.resolve("apps.example.com", "/w/g1/web/").is_none());
+    assert!(u.get(goes.id).is_none());
+    assert!(u.resolve("off.apps.example.com", "/").is_none());
+    assert!(u.get(off.id).is_none());
+    assert_eq!(
+        u.resolve("apps.example.com", "/w/n1/web/lab")
+            .expect("added")
+            .route
+            .route
+            .id,
+        added.id
+    );
+    assert!(
+        Arc::ptr_eq(t.get(keep.id).expect("kept"), u.get(keep.id).expect("kept")),
+        "an unchanged route is shared, not rebuilt"
+    );
+    assert_eq!(u.len(), 3);
+    // The table it came from is untouched: requests in flight keep it.
+    assert_eq!(t.len(), 4);
+    assert!(t.resolve("before.apps.example.com", "/").is_some());
+}
+
+#[test]
+fn a_change_that_claims_a_held_address_follows_the_build_rule() {
+    let older = route("o1", RouteMode::Subdomain, Some("held"), "generic");
+    let mut newer = route("n1", RouteMode::Subdomain, Some("free"), "generic");
+    newer.created_at = older.created_at + time::Duration::seconds(1);
+    let (t, _) = RouteTable::build("apps.example.com", vec![older.clone(), newer.clone()]);
+    let mut grab = newer.clone();
+    grab.route_host = Some("held".into());
+    let (u, conflicts) = t.with_changes(vec![RouteChange::stored(grab)], &|_| None);
+    assert_eq!(conflicts.len(), 1);
+    assert_eq!(
+        (conflicts[0].kept, conflicts[0].dropped),
+        (older.id, newer.id)
+    );
+    assert_eq!(
+        u.resolve("held.apps.example.com", "/")
+            .expect("held")
+            .route
+            .route
+            .id,
+        older.id
+    );
+    assert!(
+        u.resolve("free.apps.example.com", "/").is_none(),
+        "its old address is gone"
+    );
+    assert!(u.get(newer.id).is_none());
+}
+
+/// A batch holds only each route's final state: route Y moved from A to B,
+/// then a newer route X took A. X comes first in the batch; Y must have
+/// left A before X is placed, or X would lose A to the stale Y.
+#[test]
+fn a_batch_that_moves_one_route_off_an_address_and_gives_it_to_another() {
+    let y = route("y1", RouteMode::Subdomain, Some("a"), "generic");
+    let (t, _) = RouteTable::build("apps.example.com", vec![y.clone()]);
+    let mut x = route("x1", RouteMode::Subdomain, Some("a"), "generic");
+    x.created_at = y.created_at + time::Duration::seconds(1);
+    let mut y_moved = y.clone();
+    y_moved.route_host = Some("b".into());
+    let (u, conflicts) = t.with_changes(
+        vec![RouteChange::stored(x.clone()), RouteChange::stored(y_moved)],
+        &|_| None,
+    );
+    assert!(conflicts.is_empty(), "{conflicts:?}");
+    assert_eq!(
+        u.resolve("a.apps.example.com", "/")
+            .expect("a")
+            .route
+            .route
+            .id,
+        x.id
+    );
+    assert_eq!(
+        u.resolve("b.apps.example.com", "/")
+            .expect("b")
+            .route
+            .route
+            .id,
+        y.id
+    );
+    assert_eq!(u.len(), 2);
+}
+
+#[test]
+fn a_route_that_changes_mode_leaves_its_old_map() {
+    let r = route("mm", RouteMode::Subdomain, Some("mode"), "generic");
+    let (t, _) = RouteTable::build("apps.example.com", vec![r.clone()]);
+    let mut as_path = r.clone();
+    as_path.route_mode = RouteMode::PathPrefix;
+    as_path.route_host = None;
+    as_path.public_path = "/w/mm/web/".into();
+    let (u, _) = t.with_changes(vec![RouteChange::stored(as_path)], &|_| None);
+    assert!(u.resolve("mode.apps.example.com", "/").is_none());
+    assert_eq!(
+        u.resolve("apps.example.com", "/w/mm/web/x")
+            .expect("path")
+            .route
+            .route
+            .id,
+        r.id
+    );
+    assert_eq!(u.len(), 1);
+}

@@ -344,3 +344,39 @@ async fn raw_backslash_in_the_target_is_refused() {
     // Not a valid URI character: refused at parse time, before routing.
     traversal("/w/a/web/..\\..\\b\\web", Expect::BadRequest).await;
 }
+
+/// A route moved to another host is served there and no longer at the old
+/// one once the follower has applied the write (it applies just the
+/// changed route to the table), and the other routes stay.
+#[tokio::test]
+async fn a_moved_route_is_served_at_its_new_host_only_once_applied() {
+    let p = TestProxy::start().await;
+    let up = echo().await;
+    p.host_route("stays", up.addr, json!({})).await;
+    let r = p.host_route("before", up.addr, json!({})).await;
+    let id = r["id"].as_str().expect("id").to_owned();
+    let resp = p
+        .api(reqwest::Method::PATCH, &format!("/api/v1/routes/{id}"))
+        .json(&json!({"route_host": "after"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(resp.status(), 200);
+    p.running().routes_applied().await;
+    let status = |host: &'static str| {
+        let req = p.get(host, "/").bearer_auth(TOKEN);
+        async move { req.send().await.expect("send").status().as_u16() }
+    };
+    assert_eq!(
+        status("after.apps.test").await,
+        200,
+        "served at the new host"
+    );
+    assert_eq!(
+        status("before.apps.test").await,
+        404,
+        "gone from the old one"
+    );
+    assert_eq!(status("stays.apps.test").await, 200, "the others untouched");
+    p.stop().await;
+}

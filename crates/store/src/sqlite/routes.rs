@@ -1,6 +1,6 @@
 //! `platform_proxy_routes`: create, read, update, soft delete, listing.
 
-use pp_model::{AuthBridge, AuthBridgeMode, OwnerType, Route, RouteMode, RouteStatus};
+use pp_model::{AuthBridge, AuthBridgeMode, OwnerType, Route, RouteChange, RouteMode, RouteStatus};
 use std::sync::LazyLock;
 
 use serde::{Deserialize, Serialize};
@@ -178,7 +178,8 @@ pub(super) async fn list(
 const LIVE_CHUNK: usize = 1000;
 
 /// Every live route in creation order, each handed to `each` as its chunk
-/// is decoded; nothing but the current chunk is held.
+/// is decoded; nothing but the current chunk is held. Returns the change
+/// number of the snapshot read.
 ///
 /// Rows come folded by SQLite, a thousand to a value ([`Folded`]): the
 /// route table's rebuild reads every route, at start-up and on every
@@ -189,7 +190,7 @@ const LIVE_CHUNK: usize = 1000;
 pub(super) async fn live(
     store: &SqliteStore,
     each: &mut (dyn FnMut(Route) + Send),
-) -> Result<(), StoreError> {
+) -> Result<u64, StoreError> {
     static CHUNK: LazyLock<Folded> = LazyLock::new(|| {
         Folded::chunked(
             route_columns!(),
@@ -200,6 +201,7 @@ pub(super) async fn live(
     });
     let chunk_sql = CHUNK.sql.as_str();
     let mut tx = store.pool.begin().await?;
+    let seen = last_change(&mut tx).await?;
     // Below every stored timestamp and id: the first chunk starts at the top.
     let (mut after_created, mut after_id) = (String::new(), String::new());
     loop {
@@ -228,7 +230,68 @@ pub(super) async fn live(
     // Read only: nothing to commit, and a rollback that failed would throw
     // away a complete read. Dropping the transaction ends it.
     drop(tx);
-    Ok(())
+    Ok(seen)
+}
+
+/// The last change number handed out, in the reader's snapshot.
+async fn last_change(tx: &mut sqlx::Transaction<'_, Sqlite>) -> Result<u64, StoreError> {
+    let n: Option<i64> = sqlx::query_scalar("SELECT n FROM platform_proxy_route_change_counter")
+        .fetch_optional(&mut **tx)
+        .await?;
+    let n = n.ok_or_else(|| {
+        StoreError::Corrupt("platform_proxy_route_change_counter has no row".to_owned())
+    })?;
+    u64::try_from(n).map_err(|_| StoreError::Corrupt(format!("{TABLE}: change number {n}")))
+}
+
+/// The routes written after change number `since` in write order, a
+/// deleted one by its id alone; `None` when more than `at_most` changed,
+/// or when the store's numbers are behind `since` (a database restored
+/// from an older copy): a full read is due then. One read transaction:
+/// the changes and the change number returned are one snapshot.
+pub(super) async fn changed_since(
+    store: &SqliteStore,
+    since: u64,
+    at_most: usize,
+) -> Result<Option<(Vec<RouteChange>, u64)>, StoreError> {
+    static CHANGED: LazyLock<Folded> = LazyLock::new(|| {
+        Folded::chunked(
+            route_columns!(),
+            "platform_proxy_routes WHERE change_seq > ? ORDER BY change_seq LIMIT ?",
+            "change_seq",
+        )
+    });
+    let since_i = i64::try_from(since).unwrap_or(i64::MAX);
+    let mut tx = store.pool.begin().await?;
+    let seen = last_change(&mut tx).await?;
+    if seen < since {
+        return Ok(None);
+    }
+    if seen == since {
+        return Ok(Some((Vec::new(), since)));
+    }
+    // One more than allowed tells "too many" from "exactly at_most".
+    let limit = i64::try_from(at_most.saturating_add(1)).unwrap_or(i64::MAX);
+    let text: String = sqlx::query_scalar(CHANGED.sql.as_str())
+        .bind(since_i)
+        .bind(limit)
+        .fetch_one(&mut *tx)
+        .await?;
+    drop(tx);
+    let rows = CHANGED.chunk(TABLE, &text)?;
+    if rows.len() > at_most {
+        return Ok(None);
+    }
+    let mut changes = Vec::with_capacity(rows.len());
+    for values in &rows {
+        let (cells, id) = Cells::folded_with_id(&CHANGED, values, TABLE)?;
+        changes.push(if cells.opt_text("deleted_at")?.is_some() {
+            RouteChange::Deleted(id)
+        } else {
+            RouteChange::stored(decode_cells(&cells, id)?)
+        });
+    }
+    Ok(Some((changes, seen)))
 }
 
 /// A route's auth bridge as the `auth_bridge` column stores it (JSON).

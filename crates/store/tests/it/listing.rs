@@ -320,7 +320,7 @@ async fn live_routes_span_chunks_with_ties_at_their_boundaries() {
            public_path, upstream, adapter, adapter_overrides, limits, policy, status, \
            failure_reason, \
            CASE WHEN k % 3 = 0 THEN replace(created_at, 'T12:', 'T11:') ELSE created_at END, \
-           updated_at, deleted_at, auth_bridge \
+           updated_at, deleted_at, auth_bridge, 0 \
          FROM platform_proxy_routes, seq WHERE route_host = 'seed'",
     )
     .execute(&raw)

@@ -2,6 +2,7 @@
 //! machine links once).
 
 mod audit;
+mod changes;
 mod corrupt;
 mod feed;
 mod grants;

@@ -36,7 +36,11 @@ async fn migrating_again_applies_nothing_and_keeps_data() {
         .collect();
     assert_eq!(
         recorded,
-        [(1, "routes".to_owned()), (2, "identity".to_owned())]
+        [
+            (1, "routes".to_owned()),
+            (2, "identity".to_owned()),
+            (3, "route_changes".to_owned())
+        ]
     );
 }
 
@@ -120,7 +124,7 @@ async fn two_stores_migrating_one_new_file_together_apply_it_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(count, 2);
+    assert_eq!(count, 3);
     b.create_route(&app_route("a1", None))
         .await
         .expect("schema usable");
@@ -198,5 +202,93 @@ async fn migration_0002_upgrades_a_0001_database_and_keeps_its_routes() {
             .fetch_all(&raw)
             .await
             .expect("history");
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
+}
+
+/// 0003 numbers the rows an older build left, so a follower's first
+/// incremental read after the upgrade starts above them, and a write after
+/// the upgrade takes a higher number.
+#[tokio::test]
+async fn migration_0003_numbers_the_routes_an_older_build_left() {
+    let db = TempDb::new();
+    let old = [
+        app_route("o1", Some("old-1")),
+        app_route("o2", Some("old-2")),
+    ];
+    {
+        let raw = db.raw_new().await;
+        for sql in [
+            include_str!("../../migrations/sqlite/0001_routes.sql"),
+            include_str!("../../migrations/sqlite/0002_identity.sql"),
+        ] {
+            sqlx::raw_sql(sql).execute(&raw).await.expect("apply");
+        }
+        sqlx::raw_sql(
+            "CREATE TABLE schema_migrations (
+                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
+             INSERT INTO schema_migrations VALUES
+                (1, 'routes', '2025-01-01T00:00:00.000000000Z'),
+                (2, 'identity', '2025-01-01T00:00:00.000000000Z');",
+        )
+        .execute(&raw)
+        .await
+        .expect("record 0001 and 0002");
+        let json = |v: serde_json::Value| v.to_string();
+        for route in &old {
+            sqlx::query(
+                "INSERT INTO platform_proxy_routes (id, owner_type, owner_id, endpoint_name,
+                    org_id, project_id, proxy_pool_id, route_mode, route_host, public_path,
+                    upstream, adapter, adapter_overrides, limits, policy, status,
+                    failure_reason, created_at, updated_at, deleted_at, auth_bridge)
+                 VALUES (?, 'app_instance', ?, 'web', 'acme', 'ml-dev', 'shared', 'subdomain',
+                    ?, '/', ?, 'jupyterlab', ?, ?, ?, 'pending', NULL, ?, ?, NULL, NULL)",
+            )
+            .bind(route.id.to_string())
+            .bind(&route.owner_id)
+            .bind(&route.route_host)
+            .bind(json(serde_json::json!(route.upstream)))
+            .bind(json(serde_json::json!(route.adapter_overrides)))
+            .bind(json(serde_json::json!(route.limits)))
+            .bind(json(route.policy.clone()))
+            .bind(T0_TEXT)
+            .bind(T0_TEXT)
+            .execute(&raw)
+            .await
+            .expect("insert a 0002 route");
+        }
+        raw.close().await;
+    }
+
+    let store = db.open().await;
+    let raw = db.raw().await;
+    let numbers: Vec<i64> =
+        sqlx::query_scalar("SELECT change_seq FROM platform_proxy_routes ORDER BY change_seq")
+            .fetch_all(&raw)
+            .await
+            .expect("numbers");
+    assert_eq!(numbers.len(), 2);
+    assert!(
+        numbers[0] > 0 && numbers[0] < numbers[1],
+        "distinct numbers: {numbers:?}"
+    );
+    let (both, seen) = store
+        .routes_changed_since(0, 10)
+        .await
+        .expect("changes")
+        .expect("few");
+    assert_eq!(both.len(), 2);
+    assert_eq!(seen, u64::try_from(numbers[1]).expect("positive"));
+    assert_eq!(
+        store.each_live_route(&mut |_| {}).await.expect("live"),
+        seen
+    );
+
+    let new = app_route("n1", Some("new-1"));
+    store.create_route(&new).await.expect("create after 0003");
+    let (after, _) = store
+        .routes_changed_since(seen, 10)
+        .await
+        .expect("changes")
+        .expect("few");
+    assert_eq!(after, [pp_model::RouteChange::stored(new)]);
 }
