@@ -467,7 +467,7 @@ async fn follow(mut f: Follower, shutdown: CancellationToken) {
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %format!("{e:#}"), "identity directory rebuild failed; serving the previous one");
+                tracing::warn!(error = %format!("{e:#}"), "identity directory rebuild failed; serving the previous directory");
                 false
             }
         };
@@ -501,7 +501,7 @@ async fn follow(mut f: Follower, shutdown: CancellationToken) {
                         t.map(|t| f.table.replace(t))
                     }
                     Err(e) => {
-                        tracing::warn!(error = %format!("{e:#}"), "route table rebuild failed; serving the previous one");
+                        tracing::warn!(error = %format!("{e:#}"), "route table rebuild failed; serving the previous table");
                         None
                     }
                 };
