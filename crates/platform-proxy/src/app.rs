@@ -414,10 +414,11 @@ struct Follower {
 /// store reports a change: the table takes just the routes written since
 /// the change number it is current to (a full read of 100,000 routes on
 /// every write left a new route unserved for most of a second), the
-/// directory is read again. The periodic resync rebuilds both in full as a safety net
-/// (it also drops service tokens and revocations that expired, and places
-/// a route that an incremental update could not). A failed read keeps the
-/// current snapshots: the data plane goes on serving what it has.
+/// directory is read again. The periodic resync rebuilds both in full as
+/// a safety net (it also drops service tokens and revocations that
+/// expired, and places a route that an incremental update could not). A
+/// failed read keeps the current snapshots: the data plane goes on
+/// serving what it has.
 async fn follow(mut f: Follower, shutdown: CancellationToken) {
     let mut changes = f.store.subscribe();
     let mut built_at = *f.applied.borrow();
