@@ -322,12 +322,7 @@ impl Proxy {
         }
         // 6. pick
         let picked = self.picker.pick(&route);
-        let target = route
-            .route
-            .upstream
-            .targets
-            .get(picked)
-            .map_or("", String::as_str);
+        let target = route.target(picked).unwrap_or_default();
         note.upstream = Some((Arc::clone(&route), picked));
         // 7. forward
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
@@ -658,7 +653,7 @@ struct Note {
 impl Note {
     fn upstream(&self) -> Option<&str> {
         let (route, i) = self.upstream.as_ref()?;
-        route.route.upstream.targets.get(*i).map(String::as_str)
+        route.target(*i)
     }
 }
 

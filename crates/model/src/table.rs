@@ -33,6 +33,14 @@ pub struct CompiledRoute {
     pub session_cookie: String,
 }
 
+impl CompiledRoute {
+    /// Upstream target `i` (a [`crate::route::Upstream`] index), as stored.
+    #[must_use]
+    pub fn target(&self, i: usize) -> Option<&str> {
+        self.route.upstream.targets.get(i).map(String::as_str)
+    }
+}
+
 /// Prefix of every cookie the proxy sets: what the forwarder strips so no
 /// proxy cookie reaches an upstream.
 pub const SESSION_COOKIE_PREFIX: &str = "pp_s_";
@@ -117,25 +125,14 @@ pub struct RouteTable {
 }
 
 impl RouteTable {
-    /// Builds a table from stored routes. Routes that are deleted or not in
-    /// a served state are left out; of two routes claiming one address the
-    /// older wins and the other is reported.
+    /// Builds a table from stored routes, with no auth-bridge secrets (a
+    /// running proxy builds through [`TableBuilder`], which unseals them).
+    /// Routes that are deleted or not in a served state are left out; of
+    /// two routes claiming one address the older wins and the other is
+    /// reported.
     #[must_use]
     pub fn build(apps_domain: &str, routes: Vec<Route>) -> (Self, Vec<Conflict>) {
-        Self::build_with(apps_domain, routes, &|_| None)
-    }
-
-    /// [`RouteTable::build`], unsealing each route's auth-bridge secret with
-    /// `unseal` (the caller holds the key ring; this crate does no crypto).
-    /// A secret that does not unseal leaves the route without its bridge
-    /// header; the caller logs why.
-    #[must_use]
-    pub fn build_with(
-        apps_domain: &str,
-        routes: Vec<Route>,
-        unseal: &Unseal<'_>,
-    ) -> (Self, Vec<Conflict>) {
-        let mut builder = TableBuilder::new(apps_domain, unseal);
+        let mut builder = TableBuilder::new(apps_domain, &|_| None);
         for route in routes {
             builder.push(route);
         }
@@ -161,12 +158,7 @@ impl RouteTable {
         changes: Vec<RouteChange>,
         unseal: &Unseal<'_>,
     ) -> (Self, Vec<Conflict>) {
-        let mut builder = TableBuilder {
-            table: self.clone(),
-            conflicts: Vec::new(),
-            unseal,
-            presets: Map::default(),
-        };
+        let mut builder = TableBuilder::over(self.clone(), unseal);
         for change in &changes {
             builder.remove(change.id());
         }
@@ -323,13 +315,25 @@ pub struct TableBuilder<'u> {
 }
 
 impl<'u> TableBuilder<'u> {
+    /// A builder of a new table; `unseal` opens each route's auth-bridge
+    /// secret (the caller holds the key ring; this crate does no crypto).
+    /// A secret that does not unseal leaves the route without its bridge
+    /// header; the caller logs why.
     #[must_use]
     pub fn new(apps_domain: &str, unseal: &'u Unseal<'u>) -> Self {
-        Self {
-            table: RouteTable {
+        Self::over(
+            RouteTable {
                 apps_domain: apps_domain.to_ascii_lowercase(),
                 ..RouteTable::default()
             },
+            unseal,
+        )
+    }
+
+    /// A builder that goes on from `table`.
+    fn over(table: RouteTable, unseal: &'u Unseal<'u>) -> Self {
+        Self {
+            table,
             conflicts: Vec::new(),
             unseal,
             presets: Map::default(),

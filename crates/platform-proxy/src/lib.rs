@@ -7,4 +7,5 @@ pub mod config;
 pub mod demo;
 pub mod demo_app;
 pub mod dev_platform;
+mod follower;
 pub mod runtime;

@@ -120,14 +120,6 @@ pub trait Store: Send + Sync + 'static {
         &'a self,
         each: &'a mut (dyn FnMut(Route) + Send),
     ) -> StoreFuture<'a, u64>;
-    /// Every live route in creation order, collected.
-    fn live_routes(&self) -> StoreFuture<'_, Vec<Route>> {
-        Box::pin(async move {
-            let mut routes = Vec::new();
-            self.each_live_route(&mut |r| routes.push(r)).await?;
-            Ok(routes)
-        })
-    }
     /// The routes written after change number `since`, in the order they
     /// were written (a deleted one by its id): what a route table built at
     /// `since` needs to be current. Every route write takes the next change

@@ -5,7 +5,7 @@ use pp_model::{Route, RouteChange, RouteStatus};
 use pp_store::Store;
 use uuid::Uuid;
 
-use crate::support::{app_route_at, TempDb};
+use crate::support::{app_route_at, changes_since, TempDb};
 
 fn ids(changes: &[RouteChange]) -> Vec<Uuid> {
     changes.iter().map(RouteChange::id).collect()
@@ -22,11 +22,7 @@ fn stored(change: &RouteChange) -> &Route {
 async fn every_write_after_a_snapshot_is_read_back_in_write_order_deletes_included() {
     let db = TempDb::new();
     let store = db.open().await;
-    let (no_routes, _) = store
-        .routes_changed_since(0, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (no_routes, _) = changes_since(&store, 0).await;
     assert!(no_routes.is_empty());
 
     let a = app_route_at("a", Some("a"), 0);
@@ -37,11 +33,7 @@ async fn every_write_after_a_snapshot_is_read_back_in_write_order_deletes_includ
     }
     let seen = store.each_live_route(&mut |_| {}).await.expect("live");
     assert!(seen >= 3, "three writes, three numbers: {seen}");
-    let (none, same) = store
-        .routes_changed_since(seen, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (none, same) = changes_since(&store, seen).await;
     assert!(none.is_empty(), "nothing written after the snapshot");
     assert_eq!(same, seen);
 
@@ -53,11 +45,7 @@ async fn every_write_after_a_snapshot_is_read_back_in_write_order_deletes_includ
     disabled.status = RouteStatus::Disabled;
     assert!(store.update_route(&disabled).await.expect("disable"));
 
-    let (changed, now) = store
-        .routes_changed_since(seen, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (changed, now) = changes_since(&store, seen).await;
     assert_eq!(ids(&changed), [a.id, b.id, c.id], "in write order");
     assert_eq!(stored(&changed[0]).route_host.as_deref(), Some("a2"));
     assert_eq!(
@@ -69,21 +57,13 @@ async fn every_write_after_a_snapshot_is_read_back_in_write_order_deletes_includ
     assert_eq!(now, seen + 3);
 
     // Only what came after a given number.
-    let (last, _) = store
-        .routes_changed_since(now - 1, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (last, _) = changes_since(&store, now - 1).await;
     assert_eq!(ids(&last), [c.id]);
     // A route written twice comes once, as it is now.
     let mut again = moved.clone();
     again.route_host = Some("a3".into());
     assert!(store.update_route(&again).await.expect("update again"));
-    let (twice, _) = store
-        .routes_changed_since(seen, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (twice, _) = changes_since(&store, seen).await;
     assert_eq!(ids(&twice), [b.id, c.id, a.id]);
     assert_eq!(stored(&twice[2]).route_host.as_deref(), Some("a3"));
 }
@@ -123,11 +103,7 @@ async fn a_row_written_by_hand_takes_a_change_number_too() {
         .execute(&raw)
         .await
         .expect("hand edit");
-    let (changed, now) = store
-        .routes_changed_since(seen, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (changed, now) = changes_since(&store, seen).await;
     assert_eq!(ids(&changed), [seed.id]);
     assert_eq!(stored(&changed[0]).status, RouteStatus::Disabled);
     assert!(now > seen);
@@ -137,11 +113,7 @@ async fn a_row_written_by_hand_takes_a_change_number_too() {
         .execute(&raw)
         .await
         .expect("restore");
-    let (restored, after) = store
-        .routes_changed_since(now, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (restored, after) = changes_since(&store, now).await;
     assert_eq!(ids(&restored), [seed.id]);
     assert!(after > now);
 }
@@ -165,11 +137,7 @@ async fn a_number_is_never_handed_out_twice() {
         .expect("remove outright");
     let c = app_route_at("c", Some("c"), 2);
     store.create_route(&c).await.expect("create");
-    let (changed, _) = store
-        .routes_changed_since(seen, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (changed, _) = changes_since(&store, seen).await;
     assert_eq!(ids(&changed), [c.id], "the new write is past the reader");
 }
 

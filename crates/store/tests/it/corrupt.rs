@@ -7,7 +7,7 @@ use sqlx::SqlitePool;
 use uuid::Uuid;
 
 use crate::support::{
-    app_route, at, audit_entry, grant, revocation, service_token, session, TempDb,
+    app_route, at, audit_entry, grant, live_routes, revocation, service_token, session, TempDb,
 };
 
 #[tokio::test]
@@ -83,7 +83,7 @@ async fn live_routes_reports_a_corrupt_row_instead_of_skipping_it() {
         .await
         .expect("corrupt the row");
 
-    let err = store.live_routes().await.expect_err("corrupt");
+    let err = live_routes(&store).await.expect_err("corrupt");
     assert!(
         matches!(&err, StoreError::Corrupt(m) if m.contains("policy")),
         "{err:?}"

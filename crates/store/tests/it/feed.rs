@@ -8,7 +8,7 @@ use pp_store::Store;
 use uuid::Uuid;
 
 use crate::support::{
-    app_route, at, audit_entry, grant, revocation, service_token, session, TempDb,
+    app_route, at, audit_entry, grant, live_routes, revocation, service_token, session, TempDb,
 };
 
 #[tokio::test]
@@ -66,7 +66,7 @@ async fn a_subscriber_is_woken_by_a_write_and_sees_it() {
     let revision = waiter.await.expect("waiter task");
     assert!(revision > seen);
     // The write is visible to a follower that re-reads on wake-up.
-    assert_eq!(store.live_routes().await.expect("live"), [route]);
+    assert_eq!(live_routes(&store).await.expect("live"), [route]);
 }
 
 #[tokio::test]

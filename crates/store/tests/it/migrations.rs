@@ -1,10 +1,10 @@
 //! Opening, URLs and schema migrations.
 
-use pp_model::{AuthBridge, AuthBridgeMode, RouteStatus};
+use pp_model::{AuthBridge, AuthBridgeMode, Route, RouteStatus};
 use pp_store::{RouteFilter, SqliteStore, Store, StoreError};
 use sqlx::Row;
 
-use crate::support::{app_route, TempDb};
+use crate::support::{app_route, changes_since, live_routes, TempDb};
 
 /// `T0` as the store writes it.
 const T0_TEXT: &str = "2025-06-01T12:00:00.123456789Z";
@@ -83,7 +83,7 @@ async fn in_memory_store_keeps_its_data_for_its_lifetime() {
     store.create_route(&route).await.expect("create");
     route.status = RouteStatus::Active;
     assert!(store.update_route(&route).await.expect("update"));
-    assert_eq!(store.live_routes().await.expect("live"), [route]);
+    assert_eq!(live_routes(&*store).await.expect("live"), [route]);
 }
 
 #[tokio::test]
@@ -134,43 +134,8 @@ async fn two_stores_migrating_one_new_file_together_apply_it_once() {
 async fn migration_0002_upgrades_a_0001_database_and_keeps_its_routes() {
     let db = TempDb::new();
     let route = app_route("a1", Some("jupyter-a1"));
-    {
-        // The file as a build that knew only 0001 left it: its schema, its
-        // history row, and a route in its columns (no auth_bridge).
-        let raw = db.raw_new().await;
-        sqlx::raw_sql(include_str!("../../migrations/sqlite/0001_routes.sql"))
-            .execute(&raw)
-            .await
-            .expect("apply 0001");
-        sqlx::raw_sql(
-            "CREATE TABLE schema_migrations (
-                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
-             INSERT INTO schema_migrations VALUES (1, 'routes', '2025-01-01T00:00:00.000000000Z');",
-        )
-        .execute(&raw)
-        .await
-        .expect("record 0001");
-        let json = |v: serde_json::Value| v.to_string();
-        sqlx::query(
-            "INSERT INTO platform_proxy_routes (id, owner_type, owner_id, endpoint_name, org_id,
-                project_id, proxy_pool_id, route_mode, route_host, public_path, upstream,
-                adapter, adapter_overrides, limits, policy, status, failure_reason,
-                created_at, updated_at, deleted_at)
-             VALUES (?, 'app_instance', 'a1', 'web', 'acme', 'ml-dev', 'shared', 'subdomain',
-                'jupyter-a1', '/', ?, 'jupyterlab', ?, ?, ?, 'pending', NULL, ?, ?, NULL)",
-        )
-        .bind(route.id.to_string())
-        .bind(json(serde_json::json!(route.upstream)))
-        .bind(json(serde_json::json!(route.adapter_overrides)))
-        .bind(json(serde_json::json!(route.limits)))
-        .bind(json(route.policy.clone()))
-        .bind(T0_TEXT)
-        .bind(T0_TEXT)
-        .execute(&raw)
-        .await
-        .expect("insert a 0001 route");
-        raw.close().await;
-    }
+    // The file as a build that knew only 0001 left it (no auth_bridge).
+    older_database(&db, &OLD[..1], std::slice::from_ref(&route)).await;
 
     let store = db.open().await;
     assert_eq!(
@@ -178,7 +143,7 @@ async fn migration_0002_upgrades_a_0001_database_and_keeps_its_routes() {
         Some(route.clone())
     );
     assert_eq!(
-        store.live_routes().await.expect("live"),
+        live_routes(&store).await.expect("live"),
         std::slice::from_ref(&route)
     );
 
@@ -215,49 +180,7 @@ async fn migration_0003_numbers_the_routes_an_older_build_left() {
         app_route("o1", Some("old-1")),
         app_route("o2", Some("old-2")),
     ];
-    {
-        let raw = db.raw_new().await;
-        for sql in [
-            include_str!("../../migrations/sqlite/0001_routes.sql"),
-            include_str!("../../migrations/sqlite/0002_identity.sql"),
-        ] {
-            sqlx::raw_sql(sql).execute(&raw).await.expect("apply");
-        }
-        sqlx::raw_sql(
-            "CREATE TABLE schema_migrations (
-                version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL);
-             INSERT INTO schema_migrations VALUES
-                (1, 'routes', '2025-01-01T00:00:00.000000000Z'),
-                (2, 'identity', '2025-01-01T00:00:00.000000000Z');",
-        )
-        .execute(&raw)
-        .await
-        .expect("record 0001 and 0002");
-        let json = |v: serde_json::Value| v.to_string();
-        for route in &old {
-            sqlx::query(
-                "INSERT INTO platform_proxy_routes (id, owner_type, owner_id, endpoint_name,
-                    org_id, project_id, proxy_pool_id, route_mode, route_host, public_path,
-                    upstream, adapter, adapter_overrides, limits, policy, status,
-                    failure_reason, created_at, updated_at, deleted_at, auth_bridge)
-                 VALUES (?, 'app_instance', ?, 'web', 'acme', 'ml-dev', 'shared', 'subdomain',
-                    ?, '/', ?, 'jupyterlab', ?, ?, ?, 'pending', NULL, ?, ?, NULL, NULL)",
-            )
-            .bind(route.id.to_string())
-            .bind(&route.owner_id)
-            .bind(&route.route_host)
-            .bind(json(serde_json::json!(route.upstream)))
-            .bind(json(serde_json::json!(route.adapter_overrides)))
-            .bind(json(serde_json::json!(route.limits)))
-            .bind(json(route.policy.clone()))
-            .bind(T0_TEXT)
-            .bind(T0_TEXT)
-            .execute(&raw)
-            .await
-            .expect("insert a 0002 route");
-        }
-        raw.close().await;
-    }
+    older_database(&db, &OLD, &old).await;
 
     let store = db.open().await;
     let raw = db.raw().await;
@@ -271,11 +194,7 @@ async fn migration_0003_numbers_the_routes_an_older_build_left() {
         numbers[0] > 0 && numbers[0] < numbers[1],
         "distinct numbers: {numbers:?}"
     );
-    let (both, seen) = store
-        .routes_changed_since(0, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (both, seen) = changes_since(&store, 0).await;
     assert_eq!(both.len(), 2);
     assert_eq!(seen, u64::try_from(numbers[1]).expect("positive"));
     assert_eq!(
@@ -285,10 +204,68 @@ async fn migration_0003_numbers_the_routes_an_older_build_left() {
 
     let new = app_route("n1", Some("new-1"));
     store.create_route(&new).await.expect("create after 0003");
-    let (after, _) = store
-        .routes_changed_since(seen, 10)
-        .await
-        .expect("changes")
-        .expect("few");
+    let (after, _) = changes_since(&store, seen).await;
     assert_eq!(after, [pp_model::RouteChange::stored(new)]);
+}
+
+/// Migrations of older builds, as (version, name, script).
+const OLD: [(i64, &str, &str); 2] = [
+    (
+        1,
+        "routes",
+        include_str!("../../migrations/sqlite/0001_routes.sql"),
+    ),
+    (
+        2,
+        "identity",
+        include_str!("../../migrations/sqlite/0002_identity.sql"),
+    ),
+];
+
+/// The file as a build that knew only `known` left it: their schema, their
+/// history rows, and `routes` written in 0001's columns.
+async fn older_database(db: &TempDb, known: &[(i64, &str, &str)], routes: &[Route]) {
+    let raw = db.raw_new().await;
+    sqlx::raw_sql(
+        "CREATE TABLE schema_migrations (
+            version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+    )
+    .execute(&raw)
+    .await
+    .expect("history table");
+    for (version, name, sql) in known {
+        sqlx::raw_sql(sql).execute(&raw).await.expect("apply");
+        sqlx::query(
+            "INSERT INTO schema_migrations VALUES (?, ?, '2025-01-01T00:00:00.000000000Z')",
+        )
+        .bind(version)
+        .bind(name)
+        .execute(&raw)
+        .await
+        .expect("record");
+    }
+    let json = |v: serde_json::Value| v.to_string();
+    for route in routes {
+        sqlx::query(
+            "INSERT INTO platform_proxy_routes (id, owner_type, owner_id, endpoint_name, org_id,
+                project_id, proxy_pool_id, route_mode, route_host, public_path, upstream,
+                adapter, adapter_overrides, limits, policy, status, failure_reason,
+                created_at, updated_at, deleted_at)
+             VALUES (?, 'app_instance', ?, 'web', 'acme', 'ml-dev', 'shared', 'subdomain',
+                ?, '/', ?, 'jupyterlab', ?, ?, ?, 'pending', NULL, ?, ?, NULL)",
+        )
+        .bind(route.id.to_string())
+        .bind(&route.owner_id)
+        .bind(&route.route_host)
+        .bind(json(serde_json::json!(route.upstream)))
+        .bind(json(serde_json::json!(route.adapter_overrides)))
+        .bind(json(serde_json::json!(route.limits)))
+        .bind(json(route.policy.clone()))
+        .bind(T0_TEXT)
+        .bind(T0_TEXT)
+        .execute(&raw)
+        .await
+        .expect("insert an old route");
+    }
+    raw.close().await;
 }

@@ -8,10 +8,10 @@ use pp_model::records::{
     AuditEntry, AuditOutcome, Grant, Revocation, RevocationTarget, ServiceToken, SessionRecord,
 };
 use pp_model::{
-    AdapterOverrides, NewRoute, OwnerType, Principal, PrincipalKind, Role, Route, RouteLimits,
-    RouteMode, Scope, Upstream,
+    AdapterOverrides, NewRoute, OwnerType, Principal, PrincipalKind, Role, Route, RouteChange,
+    RouteLimits, RouteMode, Scope, Upstream,
 };
-use pp_store::{SqliteStore, Store};
+use pp_store::{SqliteStore, Store, StoreError};
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::SqlitePool;
 use time::macros::datetime;
@@ -226,4 +226,21 @@ pub(crate) fn audit_entry(action: &str, seconds: i64) -> AuditEntry {
         correlation_id: format!("corr-{seconds}"),
         details: serde_json::json!({ "n": seconds, "list": [1, "two"] }),
     }
+}
+
+/// Every live route in creation order, collected from `each_live_route`.
+pub(crate) async fn live_routes(store: &dyn Store) -> Result<Vec<Route>, StoreError> {
+    let mut routes = Vec::new();
+    store.each_live_route(&mut |r| routes.push(r)).await?;
+    Ok(routes)
+}
+
+/// The routes changed after `since` and the change number they bring the
+/// reader to, for a read expected to fit in `at_most` (10).
+pub(crate) async fn changes_since(store: &dyn Store, since: u64) -> (Vec<RouteChange>, u64) {
+    store
+        .routes_changed_since(since, 10)
+        .await
+        .expect("changes")
+        .expect("no more than 10 changes")
 }
