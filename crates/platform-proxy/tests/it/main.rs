@@ -10,6 +10,7 @@ mod api;
 mod api_access;
 mod demo;
 mod errors;
+mod follower;
 mod forward_auth;
 mod forwarding;
 mod listeners;
