@@ -2,6 +2,7 @@
 //! request built from the client's, and upstream failures classified into
 //! the error codes the contract names.
 
+mod h1;
 mod pool;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,9 +16,11 @@ use pp_model::adapter::UpstreamHostHeader;
 use pp_model::table::CompiledRoute;
 use pp_model::CorrelationId;
 
+pub use self::h1::UpstreamError;
+use self::h1::{Conn, Framing, Head};
 pub use self::pool::UpstreamBody;
 use self::pool::{DialError, Dialer, Pool};
-use crate::body::{boxed, is_body_too_large, OnDone, ProxyBody};
+use crate::body::{is_body_too_large, ProxyBody};
 use crate::error::ProxyError;
 use crate::headers::{forwarded, hop, X_CORRELATION_ID};
 
@@ -44,9 +47,10 @@ impl Upstreams {
     }
 
     /// Sends `req` (origin-form, `Host` set) to `authority` and waits for
-    /// the response head within the response timeout. The body then
-    /// streams with no deadline of its own. A WebSocket handshake
-    /// (`upgrade`) goes on a connection of its own.
+    /// the response head within the response timeout, which starts once
+    /// the request body has been sent. The body then streams with no
+    /// deadline of its own. A WebSocket handshake (`upgrade`) goes on a
+    /// connection of its own.
     ///
     /// # Errors
     /// The upstream failure as a [`ProxyError`].
@@ -56,77 +60,72 @@ impl Upstreams {
         authority: &str,
         upgrade: bool,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
-        // The response timeout starts once the request body is sent: an
-        // upload of gigabytes over a slow link may take far longer than
-        // the upstream needs to answer it.
-        let (sent_tx, sent_rx) = tokio::sync::oneshot::channel();
-        let req = if http_body::Body::is_end_stream(req.body()) {
-            // Nothing to send: the connection may never poll an empty body.
-            let _ = sent_tx.send(());
-            req
-        } else {
-            req.map(|b| {
-                boxed(OnDone::new(b, move || {
-                    let _ = sent_tx.send(());
-                }))
-            })
-        };
-        let fut = self.forward(req, authority, upgrade);
-        tokio::pin!(fut);
-        tokio::select! {
-            r = &mut fut => return r,
-            _ = sent_rx => {}
+        if upgrade {
+            return self.send_upgrade(req, authority).await;
         }
-        match tokio::time::timeout(self.response_timeout, fut).await {
-            Err(_) => Err(ProxyError::UpstreamTimeout),
-            Ok(r) => r,
+        let (parts, body) = req.into_parts();
+        let mut conn = match self.pool.checkout(authority) {
+            Some(c) => c,
+            None => self.dialer.dial(authority).await.map_err(dial_error)?,
+        };
+        conn.start(&parts, body).map_err(|e| classify(&e))?;
+        loop {
+            match pool::exchange(&mut conn, &parts.method, self.response_timeout).await {
+                Ok(head) => return Ok(self.response(conn, head)),
+                // The upstream closed a pooled connection as the request
+                // went out and answered nothing: an idempotent request
+                // without a body goes again on a fresh connection (RFC
+                // 9112 §9.3.1), once.
+                Err(e) if conn.may_retry(&e) && parts.method.is_idempotent() => {
+                    tracing::debug!(error = %e, "a pooled upstream connection had closed; sending again");
+                    let head = conn.take_head().unwrap_or_default();
+                    conn = self.dialer.dial(authority).await.map_err(dial_error)?;
+                    conn.start_with(head);
+                }
+                Err(e) => return Err(classify(&e)),
+            }
         }
     }
 
-    async fn forward(
+    /// The response of a completed head: a body without bytes gives its
+    /// connection back at once; any other carries it while it streams.
+    fn response(&self, conn: Box<Conn>, head: Head) -> Response<UpstreamBody> {
+        let body = if head.framing == Framing::Done {
+            if head.keep_alive {
+                self.pool.release(conn);
+            }
+            UpstreamBody::empty()
+        } else {
+            UpstreamBody::pooled(conn, head.framing, head.keep_alive, Arc::clone(&self.pool))
+        };
+        let mut resp = Response::new(body);
+        *resp.status_mut() = head.status;
+        *resp.version_mut() = head.version;
+        *resp.headers_mut() = head.headers;
+        resp
+    }
+
+    /// A protocol switch's handshake, on hyper's client with upgrades.
+    async fn send_upgrade(
         &self,
-        mut req: Request<ProxyBody>,
+        req: Request<ProxyBody>,
         authority: &str,
-        upgrade: bool,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
-        if upgrade {
+        let handshake = async {
             let mut sender = self
                 .dialer
                 .dial_upgradable(authority)
                 .await
                 .map_err(dial_error)?;
-            let resp = sender.send_request(req).await.map_err(|e| classify(&e))?;
-            return Ok(resp.map(UpstreamBody::detached));
-        }
-        loop {
-            let conn = match self.pool.checkout(authority).await {
-                Some(c) => c,
-                None => self.dialer.dial(authority).await.map_err(dial_error)?,
-            };
-            let reused = conn.reused;
-            let (conn, result) = pool::exchange(conn, req).await;
-            match result {
-                Ok(resp) => {
-                    if http_body::Body::is_end_stream(resp.body()) {
-                        // No body (204, 304, HEAD, Content-Length: 0): it
-                        // may never be polled, and the exchange is over.
-                        if let Some(conn) = conn {
-                            self.pool.give_back(conn).await;
-                        }
-                        return Ok(resp.map(UpstreamBody::detached));
-                    }
-                    let pool = Arc::clone(&self.pool);
-                    return Ok(resp.map(|b| UpstreamBody::pooled(b, conn, pool)));
-                }
-                Err(mut e) => match e.take_message() {
-                    // The upstream closed a pooled connection as the request
-                    // went out, before a byte of it was written: the request
-                    // was never seen, so another connection may carry it.
-                    Some(unsent) if reused => req = unsent,
-                    _ => return Err(classify(e.error())),
-                },
-            }
-        }
+            let resp = sender
+                .send_request(req)
+                .await
+                .map_err(|e| classify(&UpstreamError::Upgrade(e)))?;
+            Ok(resp.map(UpstreamBody::upgrade))
+        };
+        tokio::time::timeout(self.response_timeout, handshake)
+            .await
+            .unwrap_or(Err(ProxyError::UpstreamTimeout))
     }
 }
 
@@ -143,8 +142,32 @@ fn dial_error(e: DialError) -> ProxyError {
     }
 }
 
-/// Maps a connection error onto the contract's codes by walking its causes.
-fn classify(err: &hyper::Error) -> ProxyError {
+/// Maps an exchange's failure onto the contract's codes.
+fn classify(err: &UpstreamError) -> ProxyError {
+    match err {
+        UpstreamError::Timeout => ProxyError::UpstreamTimeout,
+        UpstreamError::Protocol(_) => ProxyError::UpstreamProtocol,
+        UpstreamError::BadRequest(why) => ProxyError::BadRequest((*why).into()),
+        UpstreamError::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            ProxyError::UpstreamTimeout
+        }
+        UpstreamError::Upload(e) => match is_body_too_large(e.as_ref()) {
+            Some(limit) => ProxyError::PayloadTooLarge { limit },
+            None => {
+                tracing::debug!(error = %err, "the request body failed on its way upstream");
+                ProxyError::UpstreamUnreachable
+            }
+        },
+        UpstreamError::Upgrade(e) => classify_hyper(e),
+        UpstreamError::Io(_) | UpstreamError::Closed(_) => {
+            tracing::debug!(error = %err, "upstream exchange failed");
+            ProxyError::UpstreamUnreachable
+        }
+    }
+}
+
+/// Maps hyper's connection error (protocol switches) by walking its causes.
+fn classify_hyper(err: &hyper::Error) -> ProxyError {
     if let Some(limit) = is_body_too_large(err) {
         return ProxyError::PayloadTooLarge { limit };
     }

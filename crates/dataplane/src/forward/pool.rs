@@ -5,16 +5,17 @@
 //! hyper-util's legacy client does) hands every request and every body
 //! chunk across a channel to that task and back: two task switches per
 //! request on top of the socket work. Here a checked-out connection travels
-//! with the request instead. The request's future polls it while waiting
-//! for the response head, and the response body polls it while streaming,
-//! so the client connection's task does all the work of one exchange, as
-//! nginx's event loop does. An idle connection sits in the pool unpolled;
-//! checkout polls it once, which notices an upstream that closed it
-//! meanwhile, and a reaper drops connections idle past the timeout.
+//! with the request instead (`h1.rs` is its client side): the request's
+//! future polls it while waiting for the response head, and the response
+//! body polls it while streaming, so the client connection's task does all
+//! the work of one exchange, as nginx's event loop does. An idle connection
+//! sits in the pool unpolled; checkout looks at its socket's readiness,
+//! which notices an upstream that closed it meanwhile, and a reaper drops
+//! connections idle past the timeout.
 //!
-//! A WebSocket handshake gets a fresh connection of its own, spawned with
-//! upgrades enabled: after the 101 the socket belongs to the tunnel and is
-//! never pooled.
+//! A WebSocket handshake gets a fresh connection of its own, driven by
+//! hyper's client with upgrades enabled: after the 101 the socket belongs
+//! to the tunnel and is never pooled.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -24,45 +25,15 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::Method;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::h1::{Conn, Framing, Head, UpstreamError};
 use crate::body::ProxyBody;
-
-type Connection = http1::Connection<TokioIo<TcpStream>, ProxyBody>;
-
-/// One upstream HTTP/1.1 connection: the handle requests are sent on and
-/// the connection state machine that does the socket work. Always boxed:
-/// it is large (hyper's buffers and parser state) and moves between the
-/// pool, the request and the response body several times per request.
-pub(super) struct Conn {
-    sender: http1::SendRequest<ProxyBody>,
-    conn: Connection,
-    /// Whether this connection came out of the pool (and so may have been
-    /// closed by the upstream while idle) rather than being just opened.
-    pub(super) reused: bool,
-    /// The upstream it is connected to: the pool key it goes back under.
-    authority: Box<str>,
-}
-
-impl Conn {
-    /// Polls the connection state machine; `true` once it has ended (the
-    /// upstream closed it, an I/O error, or hyper decided not to keep it).
-    fn poll_ended(&mut self, cx: &mut Context<'_>) -> bool {
-        match Pin::new(&mut self.conn).poll(cx) {
-            Poll::Pending => false,
-            Poll::Ready(Ok(())) => true,
-            Poll::Ready(Err(e)) => {
-                tracing::debug!(error = %e, "upstream connection ended with an error");
-                true
-            }
-        }
-    }
-}
 
 /// Opens upstream connections.
 #[derive(Debug, Clone, Copy)]
@@ -82,24 +53,17 @@ pub(super) enum DialError {
 }
 
 impl Dialer {
-    async fn stream(&self, authority: &str) -> Result<TokioIo<TcpStream>, DialError> {
+    async fn stream(&self, authority: &str) -> Result<TcpStream, DialError> {
         let tcp = tokio::time::timeout(self.connect_timeout, TcpStream::connect(authority))
             .await
             .map_err(|_| DialError::Timeout)??;
         tcp.set_nodelay(true)?;
-        Ok(TokioIo::new(tcp))
+        Ok(tcp)
     }
 
     /// A fresh connection for pooled use.
     pub(super) async fn dial(&self, authority: &str) -> Result<Box<Conn>, DialError> {
-        let io = self.stream(authority).await?;
-        let (sender, conn) = http1::Builder::new().handshake(io).await?;
-        Ok(Box::new(Conn {
-            sender,
-            conn,
-            reused: false,
-            authority: authority.into(),
-        }))
+        Ok(Conn::new(self.stream(authority).await?, authority))
     }
 
     /// A fresh connection for a WebSocket handshake, driven by a task of
@@ -108,7 +72,7 @@ impl Dialer {
         &self,
         authority: &str,
     ) -> Result<http1::SendRequest<ProxyBody>, DialError> {
-        let io = self.stream(authority).await?;
+        let io = TokioIo::new(self.stream(authority).await?);
         let (sender, conn) = http1::Builder::new().handshake(io).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
@@ -168,72 +132,47 @@ impl Pool {
         self.lock().values().map(Vec::len).sum()
     }
 
-    /// The most recently used live connection to `authority`, if any.
-    /// Each candidate is polled once: one the upstream closed while it
-    /// rested, or that is not ready for another request, is dropped.
-    pub(super) async fn checkout(&self, authority: &str) -> Option<Box<Conn>> {
+    /// The most recently used live connection to `authority`, if any. A
+    /// candidate the upstream closed while it rested, or that it sent
+    /// anything unasked, is dropped.
+    pub(super) fn checkout(&self, authority: &str) -> Option<Box<Conn>> {
         loop {
             // An emptied list stays (the reaper removes it): the next
             // checkin then costs no key and no vector.
             let mut idle = self.lock().get_mut(authority)?.pop()?;
-            if idle.since.elapsed() >= self.idle_timeout {
-                continue;
-            }
-            let ended = std::future::poll_fn(|cx| Poll::Ready(idle.conn.poll_ended(cx))).await;
-            if !ended && idle.conn.sender.is_ready() {
+            if idle.since.elapsed() < self.idle_timeout && idle.conn.is_usable() {
                 idle.conn.reused = true;
                 return Some(idle.conn);
             }
         }
     }
 
-    /// Takes back a connection whose response has been read to the end.
-    /// Polled once, it is ready for the next request if its request has
-    /// been sent too. If not, the upstream answered before reading the
-    /// whole upload (nginx's `return 200` does): the upload is still
-    /// flowing, and a task of its own drives the connection until it is
-    /// sent, then pools it, as the client would expect of any proxy.
-    pub(super) fn release(self: &Arc<Self>, mut conn: Box<Conn>, cx: &mut Context<'_>) {
-        if conn.poll_ended(cx) {
+    /// Takes back a connection whose response has been read to the end
+    /// and that may carry another exchange. If its request has not been
+    /// sent in full, the upstream answered before reading the whole upload
+    /// (nginx's `return 200` does): the upload is still flowing, and a task
+    /// of its own sends the rest, then pools the connection, as the client
+    /// would expect of any proxy.
+    pub(super) fn release(self: &Arc<Self>, mut conn: Box<Conn>) {
+        if !conn.is_reusable() {
             return;
         }
-        if conn.sender.is_ready() {
+        if conn.is_sent() {
             self.checkin(conn);
             return;
         }
         let pool = Arc::clone(self);
         tokio::spawn(async move {
-            let ready = std::future::poll_fn(|cx| {
-                if conn.poll_ended(cx) {
-                    return Poll::Ready(false);
-                }
-                conn.sender.poll_ready(cx).map(|r| r.is_ok())
-            })
-            .await;
-            if ready {
+            let sent = std::future::poll_fn(|cx| conn.poll_send(cx)).await;
+            if sent.is_ok() && conn.is_reusable() {
                 pool.checkin(conn);
             }
         });
     }
 
-    /// [`Pool::release`] from async code without a context at hand: for a
-    /// response without a body, whose exchange is over at once.
-    pub(super) async fn give_back(self: &Arc<Self>, conn: Box<Conn>) {
-        let mut conn = Some(conn);
-        std::future::poll_fn(|cx| {
-            if let Some(c) = conn.take() {
-                self.release(c, cx);
-            }
-            Poll::Ready(())
-        })
-        .await;
-    }
-
     /// Returns a connection whose exchange has completed.
-    fn checkin(self: &Arc<Self>, conn: Box<Conn>) {
-        if conn.sender.is_closed() {
-            return;
-        }
+    fn checkin(self: &Arc<Self>, mut conn: Box<Conn>) {
+        conn.settle();
         self.reaper.call_once(|| {
             if let Ok(rt) = tokio::runtime::Handle::try_current() {
                 rt.spawn(reap(Arc::downgrade(self)));
@@ -299,110 +238,172 @@ async fn reap(pool: Weak<Pool>) {
     }
 }
 
-/// Sends `req` on `conn` and drives the connection until the response head
-/// has arrived. The connection comes back unless it ended meanwhile. On
-/// failure the request comes back when it was never written (a pooled
-/// connection the upstream had just closed), so the caller may send it
-/// again on a fresh connection.
+/// Sends the request started on `conn` and reads the response head. The
+/// upstream has `timeout` to answer once the request has been sent in
+/// full: an upload of gigabytes over a slow link may take far longer than
+/// the upstream needs to answer it.
 pub(super) async fn exchange(
-    mut conn: Box<Conn>,
-    req: Request<ProxyBody>,
-) -> (
-    Option<Box<Conn>>,
-    Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<ProxyBody>>>,
-) {
-    let mut response = std::pin::pin!(conn.sender.try_send_request(req));
-    let mut conn = Some(conn);
-    let result = std::future::poll_fn(|cx| {
-        if let Some(c) = conn.as_mut() {
-            if c.poll_ended(cx) {
-                // Dropped at once, not merely no longer polled: a request
-                // still queued on it is answered (with its message back)
-                // only when the connection is gone.
-                conn = None;
+    conn: &mut Conn,
+    method: &Method,
+    timeout: Duration,
+) -> Result<Head, UpstreamError> {
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let mut sent = false;
+    let mut first = true;
+    std::future::poll_fn(|cx| {
+        if !sent {
+            match conn.poll_send(cx) {
+                Poll::Ready(Ok(())) => {
+                    sent = true;
+                    if !first {
+                        deadline
+                            .as_mut()
+                            .reset(tokio::time::Instant::now() + timeout);
+                    }
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {}
             }
         }
-        response.as_mut().poll(cx)
+        first = false;
+        if let Poll::Ready(head) = conn.poll_head(cx, method) {
+            return Poll::Ready(head);
+        }
+        if sent && deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(UpstreamError::Timeout));
+        }
+        Poll::Pending
     })
-    .await;
-    (conn, result)
+    .await
 }
 
-/// A response body that drives its upstream connection while it streams
-/// and, once it has streamed to the end, returns the connection to the
-/// pool. A body dropped before its end takes the connection with it:
+/// A response body. A pooled one drives its upstream connection while it
+/// streams and, once it has streamed to the end, returns the connection to
+/// the pool. A body dropped before its end takes the connection with it:
 /// HTTP/1.1 cannot abandon a response and keep the connection.
-pub struct UpstreamBody {
-    inner: Incoming,
-    conn: Option<Box<Conn>>,
-    /// The pool the connection goes back to.
-    home: Option<Arc<Pool>>,
+pub struct UpstreamBody(Inner);
+
+enum Inner {
+    /// Nothing to stream: the connection has been released already.
+    Empty,
+    /// A protocol switch's answer, on a connection hyper drives.
+    Upgrade(Incoming),
+    Pooled {
+        /// `None` once the body has ended or failed.
+        conn: Option<Box<Conn>>,
+        framing: Framing,
+        keep_alive: bool,
+        /// The pool the connection goes back to.
+        home: Arc<Pool>,
+    },
 }
 
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamBody")
-            .field("pooled", &self.conn.is_some())
-            .finish_non_exhaustive()
+        let kind = match &self.0 {
+            Inner::Empty => "empty",
+            Inner::Upgrade(_) => "upgrade",
+            Inner::Pooled { .. } => "pooled",
+        };
+        f.debug_tuple("UpstreamBody").field(&kind).finish()
     }
 }
 
 impl UpstreamBody {
-    /// A body whose connection is driven elsewhere (upgrade connections)
-    /// or was released already (responses without a body).
-    pub(super) fn detached(inner: Incoming) -> Self {
-        Self {
-            inner,
-            conn: None,
-            home: None,
-        }
+    pub(super) fn empty() -> Self {
+        Self(Inner::Empty)
     }
 
-    pub(super) fn pooled(inner: Incoming, conn: Option<Box<Conn>>, pool: Arc<Pool>) -> Self {
-        Self {
-            inner,
-            conn,
-            home: Some(pool),
-        }
+    pub(super) fn upgrade(inner: Incoming) -> Self {
+        Self(Inner::Upgrade(inner))
     }
 
-    fn release(&mut self, cx: &mut Context<'_>) {
-        if let (Some(conn), Some(pool)) = (self.conn.take(), self.home.as_ref()) {
-            pool.release(conn, cx);
-        }
+    pub(super) fn pooled(
+        conn: Box<Conn>,
+        framing: Framing,
+        keep_alive: bool,
+        home: Arc<Pool>,
+    ) -> Self {
+        Self(Inner::Pooled {
+            conn: Some(conn),
+            framing,
+            keep_alive,
+            home,
+        })
     }
 }
 
 impl Body for UpstreamBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = UpstreamError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        if let Some(c) = this.conn.as_mut() {
-            if c.poll_ended(cx) {
-                this.conn = None;
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
+        let (slot, framing, keep_alive, home) = match &mut self.0 {
+            Inner::Empty => return Poll::Ready(None),
+            Inner::Upgrade(inner) => {
+                return Pin::new(inner)
+                    .poll_frame(cx)
+                    .map_err(UpstreamError::Upgrade);
+            }
+            Inner::Pooled {
+                conn,
+                framing,
+                keep_alive,
+                home,
+            } => (conn, framing, *keep_alive, home),
+        };
+        let Some(conn) = slot.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if !conn.is_sent() {
+            if let Poll::Ready(Err(e)) = conn.poll_send(cx) {
+                // The response may still be whole; the connection is not
+                // reused (the failed upload marked it).
+                tracing::debug!(error = %e, "the upload ended while its response streamed");
             }
         }
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => this.release(cx),
-            Poll::Ready(Some(Ok(_))) if this.inner.is_end_stream() => this.release(cx),
-            Poll::Ready(Some(Err(_))) => this.conn = None,
-            _ => {}
+        let polled = conn.poll_body(cx, framing);
+        let ended = match &polled {
+            Poll::Ready(Ok(None)) => true,
+            Poll::Ready(Ok(Some(_))) => *framing == Framing::Done,
+            Poll::Ready(Err(_)) => {
+                *slot = None;
+                false
+            }
+            Poll::Pending => false,
+        };
+        if ended {
+            if let Some(conn) = slot.take() {
+                if keep_alive {
+                    home.release(conn);
+                }
+            }
         }
-        polled
+        polled.map(Result::transpose)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.0 {
+            Inner::Empty => true,
+            Inner::Upgrade(inner) => inner.is_end_stream(),
+            Inner::Pooled { framing, .. } => *framing == Framing::Done,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.0 {
+            Inner::Empty => SizeHint::with_exact(0),
+            Inner::Upgrade(inner) => inner.size_hint(),
+            Inner::Pooled { framing, .. } => match framing {
+                Framing::Done => SizeHint::with_exact(0),
+                Framing::Length(n) => SizeHint::with_exact(*n),
+                Framing::Chunked(_) | Framing::Close => SizeHint::default(),
+            },
+        }
     }
 }
 

@@ -340,3 +340,73 @@ async fn an_upload_answered_before_it_is_read_still_goes_through_whole() {
     assert_eq!(r.text().await.expect("body"), "ok\n");
     p.stop().await;
 }
+
+/// A raw upstream that answers the first request on each connection and,
+/// on reading a second one, closes the connection without answering: the
+/// race of a keep-alive timeout that fires as the proxy reuses the socket.
+async fn closes_on_the_second_request() -> (std::net::SocketAddr, Arc<AtomicUsize>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let a = Arc::clone(&accepted);
+    tokio::spawn(async move {
+        for _ in 0..8 {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            a.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let mut seen = Vec::new();
+                let mut answered = false;
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                    if let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        if answered {
+                            return;
+                        }
+                        seen.drain(..end + 4);
+                        answered = true;
+                        let answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+                        if s.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_connection_closed_as_it_is_reused_resends_only_what_is_safe_to() {
+    let p = TestProxy::start().await;
+    let (addr, accepted) = closes_on_the_second_request().await;
+    p.host_route("race", addr, json!({})).await;
+    let r = p.get("race.apps.test", "/").send().await.expect("send");
+    assert_eq!(r.text().await.expect("body"), "ok");
+    // The pooled connection is closed under this GET: it goes again, on
+    // a fresh connection, and the client never sees the race.
+    let r = p.get("race.apps.test", "/").send().await.expect("send");
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.expect("body"), "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    // A POST may have been acted on: it is not sent twice.
+    let r = p
+        .req(reqwest::Method::POST, "race.apps.test", "/")
+        .body("once")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 502);
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        2,
+        "no second connection for the POST"
+    );
+    p.stop().await;
+}

@@ -1,0 +1,840 @@
+//! The client side of one upstream HTTP/1.1 connection (RFC 9112): the
+//! request head written straight into the connection's buffer, the
+//! response head parsed with `httparse` out of the bytes read, and the
+//! response body framed by length, chunks or the connection's end.
+//!
+//! A connection is a plain value with no task of its own: the request's
+//! future polls it for the response head, and the response body polls it
+//! while the body streams, so one exchange is a write, a read and no
+//! hand-off between tasks. A request body still being sent when the
+//! response head arrives (an upstream may answer an upload before reading
+//! it, as nginx's `return` does) keeps flowing as the response streams.
+//!
+//! Limits: each response head (status line and headers) of at most
+//! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] fields, a chunk-size line of at
+//! most [`MAX_CHUNK_LINE`] bytes; past any of them the answer is a protocol
+//! error (502 `upstream_bad_response`), never a larger buffer. Interim 1xx
+//! heads are read past one by one, within the response timeout.
+
+use std::io::{self, IoSlice};
+use std::mem::MaybeUninit;
+use std::ops::Range;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{request, Method, StatusCode, Version};
+use http_body::{Body, Frame};
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+
+use crate::body::{BoxError, ProxyBody};
+
+/// The most bytes one response head may take.
+pub(super) const MAX_HEAD: usize = 64 * 1024;
+/// The most header fields a response head (or a trailer section) may have.
+pub(super) const MAX_HEADERS: usize = 100;
+/// The most bytes a chunk-size line (size and extensions) may take.
+pub(super) const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// The first read's size; reads that fill it double it, up to [`MAX_READ`].
+const FIRST_READ: usize = 8 * 1024;
+const MAX_READ: usize = 512 * 1024;
+
+/// Why an exchange with the upstream failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamError {
+    #[error("upstream I/O failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("upstream sent an invalid response: {0}")]
+    Protocol(&'static str),
+    #[error("upstream closed the connection {0}")]
+    Closed(&'static str),
+    #[error("the request body failed: {0}")]
+    Upload(BoxError),
+    /// The client's request cannot be written as it stands.
+    #[error("the request cannot be forwarded: {0}")]
+    BadRequest(&'static str),
+    #[error("the upstream did not answer in time")]
+    Timeout,
+    /// A protocol switch's exchange, which hyper's client carries.
+    #[error("upstream exchange failed: {0}")]
+    Upgrade(#[from] hyper::Error),
+}
+
+/// How the rest of a response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Framing {
+    /// Nothing (more) to read: the body has ended.
+    Done,
+    /// `Content-Length`: this many bytes are left.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, in this state.
+    Chunked(Chunk),
+    /// Everything until the upstream closes the connection.
+    Close,
+}
+
+/// Where a chunked body's decoder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Chunk {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this many bytes left.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    /// After the last chunk, before the trailer section's end.
+    Trailers,
+    /// The trailer section has ended.
+    Done,
+}
+
+/// How the request body is being framed on the wire.
+#[derive(Debug, Clone, Copy)]
+enum Sending {
+    Length(u64),
+    /// `open`: a chunk was written and its closing CRLF was not yet.
+    Chunked {
+        open: bool,
+    },
+}
+
+/// A request body on its way to the upstream.
+struct Upload {
+    body: ProxyBody,
+    framing: Sending,
+}
+
+/// A parsed response head.
+#[derive(Debug)]
+pub(super) struct Head {
+    pub(super) status: StatusCode,
+    pub(super) version: Version,
+    pub(super) headers: HeaderMap,
+    pub(super) framing: Framing,
+    /// Whether the connection may carry another exchange after this one.
+    pub(super) keep_alive: bool,
+}
+
+/// One upstream connection and the state of its current exchange.
+pub(super) struct Conn {
+    io: TcpStream,
+    /// Bytes read and not yet consumed.
+    rbuf: BytesMut,
+    read_size: usize,
+    /// The request head and body framing; `out[out_pos..]` is unwritten.
+    /// Kept after it is written so a request the upstream never answered
+    /// can be sent again as it was.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// A body chunk, written after `out`.
+    data: Bytes,
+    upload: Option<Upload>,
+    /// Writing failed: the rest of the request is dropped, the response
+    /// may still come, and the connection is not reused.
+    write_failed: bool,
+    /// Whether any byte of a response arrived in this exchange.
+    answered: bool,
+    /// Whether this exchange's request has no body: only such a request
+    /// can be sent again from its head alone.
+    bodiless: bool,
+    /// Whether this connection came out of the pool (and so may have been
+    /// closed by the upstream while idle) rather than being just opened.
+    pub(super) reused: bool,
+    /// The upstream it is connected to: the pool key it goes back under.
+    pub(super) authority: Box<str>,
+    /// Reused per response head: the fields before the head is frozen.
+    fields: Vec<(HeaderName, Range<usize>)>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("authority", &self.authority)
+            .field("reused", &self.reused)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Conn {
+    pub(super) fn new(io: TcpStream, authority: &str) -> Box<Self> {
+        Box::new(Self {
+            io,
+            rbuf: BytesMut::new(),
+            read_size: FIRST_READ,
+            out: Vec::new(),
+            out_pos: 0,
+            data: Bytes::new(),
+            upload: None,
+            write_failed: false,
+            answered: false,
+            bodiless: true,
+            reused: false,
+            authority: authority.into(),
+            fields: Vec::new(),
+        })
+    }
+
+    /// Whether a resting connection is still good for a request: the
+    /// upstream has neither closed it nor sent anything unasked. Costs no
+    /// system call unless the socket became readable while it rested.
+    pub(super) fn is_usable(&self) -> bool {
+        if !self.rbuf.is_empty() {
+            return false;
+        }
+        let mut probe = [0u8; 1];
+        matches!(self.io.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+    }
+
+    /// Whether the connection may go back to the pool now that an
+    /// exchange's response has been read to its end.
+    pub(super) fn is_reusable(&self) -> bool {
+        !self.write_failed && self.rbuf.is_empty()
+    }
+
+    /// Whether the request (head and body) has been written in full.
+    pub(super) fn is_sent(&self) -> bool {
+        self.upload.is_none() && self.out_pos == self.out.len() && self.data.is_empty()
+    }
+
+    /// Starts an exchange: writes `parts` as the request head into the
+    /// connection's buffer and takes `body` to send after it.
+    pub(super) fn start(
+        &mut self,
+        parts: &request::Parts,
+        body: ProxyBody,
+    ) -> Result<(), UpstreamError> {
+        self.out.clear();
+        self.out_pos = 0;
+        self.answered = false;
+        let framing = encode_head(parts, &body, &mut self.out)?;
+        self.bodiless = framing.is_none();
+        self.upload = framing.map(|framing| Upload { body, framing });
+        Ok(())
+    }
+
+    /// Starts an exchange with a head already written by another
+    /// connection (see [`Conn::take_head`]), for a request without a body.
+    pub(super) fn start_with(&mut self, head: Vec<u8>) {
+        self.out = head;
+        self.out_pos = 0;
+        self.answered = false;
+        self.bodiless = true;
+        self.upload = None;
+    }
+
+    /// The request head of a bodiless exchange that failed before any
+    /// answer, to send again elsewhere.
+    pub(super) fn take_head(&mut self) -> Option<Vec<u8>> {
+        (self.bodiless && !self.answered).then(|| std::mem::take(&mut self.out))
+    }
+
+    /// Whether the failed exchange may be sent again on a fresh
+    /// connection: this one had rested in the pool, the upstream answered
+    /// nothing, and nothing but the head was sent. The upstream closed it
+    /// as the request went out, so the request was most likely never seen.
+    pub(super) fn may_retry(&self, err: &UpstreamError) -> bool {
+        let stale = match err {
+            UpstreamError::Closed(_) => true,
+            UpstreamError::Io(e) => matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            ),
+            _ => false,
+        };
+        stale && self.reused && self.bodiless && !self.answered
+    }
+
+    /// Writes what is buffered, then pumps the request body until it has
+    /// been sent or must wait. A write failure is remembered rather than
+    /// returned: the upstream may have answered before it stopped reading,
+    /// and that answer is still worth reading.
+    pub(super) fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), UpstreamError>> {
+        loop {
+            if self.write_failed {
+                self.upload = None;
+                return Poll::Ready(Ok(()));
+            }
+            if let Err(e) = ready!(self.poll_flush_out(cx)) {
+                tracing::debug!(error = %e, "writing to the upstream failed");
+                self.write_failed = true;
+                continue;
+            }
+            let Some(up) = self.upload.as_mut() else {
+                return Poll::Ready(Ok(()));
+            };
+            let frame = match ready!(Pin::new(&mut up.body).poll_frame(cx)) {
+                Some(Ok(frame)) => frame,
+                Some(Err(e)) => {
+                    self.upload = None;
+                    self.write_failed = true;
+                    return Poll::Ready(Err(UpstreamError::Upload(e)));
+                }
+                None => {
+                    let Upload { framing, .. } =
+                        self.upload.take().unwrap_or_else(|| unreachable!());
+                    self.finish_upload(framing, None)?;
+                    continue;
+                }
+            };
+            match frame.into_data() {
+                Ok(data) if data.is_empty() => {}
+                Ok(data) => self.queue_chunk(data)?,
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        let Upload { framing, .. } =
+                            self.upload.take().unwrap_or_else(|| unreachable!());
+                        self.finish_upload(framing, Some(&trailers))?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Appends to `out`, starting it over when all of it has been written.
+    fn out_buf(&mut self) -> &mut Vec<u8> {
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        &mut self.out
+    }
+
+    fn queue_chunk(&mut self, data: Bytes) -> Result<(), UpstreamError> {
+        let Some(up) = self.upload.as_mut() else {
+            return Ok(());
+        };
+        let n = data.len() as u64;
+        match &mut up.framing {
+            Sending::Length(left) => {
+                if n > *left {
+                    self.upload = None;
+                    self.write_failed = true;
+                    return Err(UpstreamError::Upload(
+                        "the request body is longer than its Content-Length".into(),
+                    ));
+                }
+                *left -= n;
+                let done = *left == 0;
+                self.data = data;
+                if done {
+                    // Sent in full: a body that would only now say it has
+                    // ended is not waited for.
+                    self.upload = None;
+                }
+            }
+            Sending::Chunked { open } => {
+                let reopen = std::mem::replace(open, true);
+                let out = self.out_buf();
+                if reopen {
+                    out.extend_from_slice(b"\r\n");
+                }
+                push_hex(out, n);
+                out.extend_from_slice(b"\r\n");
+                self.data = data;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish_upload(
+        &mut self,
+        framing: Sending,
+        trailers: Option<&HeaderMap>,
+    ) -> Result<(), UpstreamError> {
+        match framing {
+            Sending::Length(0) => Ok(()),
+            Sending::Length(_) => {
+                self.write_failed = true;
+                Err(UpstreamError::Upload(
+                    "the request body ended before its Content-Length".into(),
+                ))
+            }
+            Sending::Chunked { open } => {
+                let out = self.out_buf();
+                if open {
+                    out.extend_from_slice(b"\r\n");
+                }
+                out.extend_from_slice(b"0\r\n");
+                for (name, value) in trailers.into_iter().flatten() {
+                    push_field(out, name, value);
+                }
+                out.extend_from_slice(b"\r\n");
+                Ok(())
+            }
+        }
+    }
+
+    fn poll_flush_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let head = &self.out[self.out_pos..];
+            let n = match (head.is_empty(), self.data.is_empty()) {
+                (true, true) => return Poll::Ready(Ok(())),
+                (false, true) => ready!(Pin::new(&mut self.io).poll_write(cx, head))?,
+                (true, false) => ready!(Pin::new(&mut self.io).poll_write(cx, &self.data))?,
+                (false, false) => {
+                    let bufs = [IoSlice::new(head), IoSlice::new(&self.data)];
+                    ready!(Pin::new(&mut self.io).poll_write_vectored(cx, &bufs))?
+                }
+            };
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let from_head = n.min(head.len());
+            self.out_pos += from_head;
+            self.data.advance(n - from_head);
+        }
+    }
+
+    /// Reads more bytes into `rbuf`; `Ok(0)` is the upstream's end.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.rbuf.reserve(self.read_size);
+        let room = self.rbuf.capacity() - self.rbuf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.rbuf
+        ))?;
+        if n > 0 {
+            self.answered = true;
+        }
+        if n == room && self.read_size < MAX_READ {
+            self.read_size *= 2;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// A connection about to rest: a large read buffer (grown by a large
+    /// body) is let go rather than held while idle.
+    pub(super) fn settle(&mut self) {
+        if self.rbuf.capacity() > 2 * FIRST_READ {
+            self.rbuf = BytesMut::new();
+            self.read_size = FIRST_READ;
+        }
+        self.data = Bytes::new();
+    }
+
+    /// Reads until a final (non-1xx) response head is complete. Interim
+    /// 1xx heads (100 Continue, 103 Early Hints) are read past.
+    pub(super) fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        method: &Method,
+    ) -> Poll<Result<Head, UpstreamError>> {
+        loop {
+            if !self.rbuf.is_empty() {
+                if let Some(head) = self.parse_head(method)? {
+                    return Poll::Ready(Ok(head));
+                }
+            }
+            if ready!(self.poll_fill(cx))? == 0 {
+                return Poll::Ready(Err(UpstreamError::Closed("before the response head")));
+            }
+        }
+    }
+
+    fn parse_head(&mut self, method: &Method) -> Result<Option<Head>, UpstreamError> {
+        loop {
+            let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+            let mut res = httparse::Response::new(&mut []);
+            let parsed = httparse::ParserConfig::default()
+                .parse_response_with_uninit_headers(&mut res, &self.rbuf, &mut slots);
+            let len = match parsed {
+                Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
+                Ok(httparse::Status::Complete(_)) => {
+                    return Err(UpstreamError::Protocol("response head too large"));
+                }
+                Ok(httparse::Status::Partial) if self.rbuf.len() >= MAX_HEAD => {
+                    return Err(UpstreamError::Protocol("response head too large"));
+                }
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(httparse::Error::TooManyHeaders) => {
+                    return Err(UpstreamError::Protocol("too many response header fields"));
+                }
+                Err(_) => return Err(UpstreamError::Protocol("malformed response head")),
+            };
+            let code = res.code.unwrap_or_default();
+            let status = StatusCode::from_u16(code)
+                .map_err(|_| UpstreamError::Protocol("invalid status code"))?;
+            if status.is_informational() {
+                if status == StatusCode::SWITCHING_PROTOCOLS {
+                    return Err(UpstreamError::Protocol("switched protocols unasked"));
+                }
+                self.rbuf.advance(len);
+                if self.rbuf.is_empty() {
+                    return Ok(None);
+                }
+                continue;
+            }
+            let version = if res.version == Some(0) {
+                Version::HTTP_10
+            } else {
+                Version::HTTP_11
+            };
+            let base = self.rbuf.as_ptr() as usize;
+            let mut facts = Facts::default();
+            self.fields.clear();
+            for h in res.headers.iter() {
+                let name = HeaderName::from_bytes(h.name.as_bytes())
+                    .map_err(|_| UpstreamError::Protocol("invalid header name"))?;
+                facts.note(&name, h.value)?;
+                let start = h.value.as_ptr() as usize - base;
+                self.fields.push((name, start..start + h.value.len()));
+            }
+            let frozen = self.rbuf.split_to(len).freeze();
+            let mut headers = HeaderMap::with_capacity(self.fields.len());
+            for (name, range) in self.fields.drain(..) {
+                // A slice of the head, not a copy of it.
+                let value = HeaderValue::from_maybe_shared(frozen.slice(range))
+                    .map_err(|_| UpstreamError::Protocol("invalid header value"))?;
+                headers.append(name, value);
+            }
+            let (framing, framed_keep_alive) = facts.framing(method, status)?;
+            let keep_alive = framed_keep_alive
+                && if version == Version::HTTP_10 {
+                    facts.keep_alive
+                } else {
+                    !facts.close
+                };
+            return Ok(Some(Head {
+                status,
+                version,
+                headers,
+                framing,
+                keep_alive,
+            }));
+        }
+    }
+
+    /// The next piece of the response body framed by `framing`, which it
+    /// advances: `None` once the body has ended.
+    pub(super) fn poll_body(
+        &mut self,
+        cx: &mut Context<'_>,
+        framing: &mut Framing,
+    ) -> Poll<Result<Option<Frame<Bytes>>, UpstreamError>> {
+        loop {
+            if let Some(frame) = self.decode(framing)? {
+                return Poll::Ready(Ok(Some(frame)));
+            }
+            if *framing == Framing::Done {
+                return Poll::Ready(Ok(None));
+            }
+            if ready!(self.poll_fill(cx))? == 0 {
+                if *framing == Framing::Close {
+                    *framing = Framing::Done;
+                    return Poll::Ready(Ok(None));
+                }
+                return Poll::Ready(Err(UpstreamError::Closed("before the end of the body")));
+            }
+        }
+    }
+
+    /// Decodes what `rbuf` holds: a frame, or `None` when more must be
+    /// read (or the body is done). After a data frame the framing is
+    /// carried past whatever follows it in the buffer, so a body whose
+    /// end has arrived reports it at once.
+    fn decode(&mut self, framing: &mut Framing) -> Result<Option<Frame<Bytes>>, UpstreamError> {
+        let frame = match framing {
+            Framing::Done => return Ok(None),
+            Framing::Length(left) => {
+                if self.rbuf.is_empty() {
+                    return Ok(None);
+                }
+                let take = clamp(*left, self.rbuf.len());
+                *left -= take as u64;
+                if *left == 0 {
+                    *framing = Framing::Done;
+                }
+                Frame::data(self.rbuf.split_to(take).freeze())
+            }
+            Framing::Close => {
+                if self.rbuf.is_empty() {
+                    return Ok(None);
+                }
+                Frame::data(self.rbuf.split().freeze())
+            }
+            Framing::Chunked(state) => {
+                let mut at = *state;
+                let frame = self.decode_chunked(&mut at, true)?;
+                if frame.is_some() {
+                    // Past the chunk's end, and the last chunk, if they
+                    // are here already; never another frame.
+                    self.decode_chunked(&mut at, false)?;
+                }
+                *framing = if at == Chunk::Done {
+                    Framing::Done
+                } else {
+                    Framing::Chunked(at)
+                };
+                return Ok(frame);
+            }
+        };
+        Ok(Some(frame))
+    }
+
+    /// Steps a chunked body's decoder over what `rbuf` holds. With
+    /// `frames` false it only moves past framing (a chunk's CRLF, size
+    /// lines, an empty trailer section) and yields nothing.
+    fn decode_chunked(
+        &mut self,
+        state: &mut Chunk,
+        frames: bool,
+    ) -> Result<Option<Frame<Bytes>>, UpstreamError> {
+        loop {
+            match *state {
+                Chunk::Done => return Ok(None),
+                Chunk::Size => match httparse::parse_chunk_size(&self.rbuf) {
+                    Ok(httparse::Status::Complete((n, _))) if n > MAX_CHUNK_LINE => {
+                        return Err(UpstreamError::Protocol("chunk-size line too long"));
+                    }
+                    Ok(httparse::Status::Complete((n, size))) => {
+                        self.rbuf.advance(n);
+                        *state = if size == 0 {
+                            Chunk::Trailers
+                        } else {
+                            Chunk::Data(size)
+                        };
+                    }
+                    Ok(httparse::Status::Partial) if self.rbuf.len() > MAX_CHUNK_LINE => {
+                        return Err(UpstreamError::Protocol("chunk-size line too long"));
+                    }
+                    Ok(httparse::Status::Partial) => return Ok(None),
+                    Err(_) => return Err(UpstreamError::Protocol("invalid chunk size")),
+                },
+                Chunk::Data(left) => {
+                    if !frames || self.rbuf.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = clamp(left, self.rbuf.len());
+                    let rest = left - take as u64;
+                    *state = if rest == 0 {
+                        Chunk::DataEnd
+                    } else {
+                        Chunk::Data(rest)
+                    };
+                    return Ok(Some(Frame::data(self.rbuf.split_to(take).freeze())));
+                }
+                Chunk::DataEnd => {
+                    if self.rbuf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if self.rbuf[..2] != *b"\r\n" {
+                        return Err(UpstreamError::Protocol("chunk data not ended by CRLF"));
+                    }
+                    self.rbuf.advance(2);
+                    *state = Chunk::Size;
+                }
+                Chunk::Trailers => {
+                    if self.rbuf.starts_with(b"\r\n") {
+                        self.rbuf.advance(2);
+                        *state = Chunk::Done;
+                        return Ok(None);
+                    }
+                    if !frames || self.rbuf.len() < 2 {
+                        return Ok(None);
+                    }
+                    return self.decode_trailers(state);
+                }
+            }
+        }
+    }
+
+    fn decode_trailers(
+        &mut self,
+        state: &mut Chunk,
+    ) -> Result<Option<Frame<Bytes>>, UpstreamError> {
+        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let (len, trailers) = match httparse::parse_headers(&self.rbuf, &mut slots) {
+            Ok(httparse::Status::Complete((len, fields))) => {
+                let mut map = HeaderMap::with_capacity(fields.len());
+                for f in fields.iter() {
+                    let name = HeaderName::from_bytes(f.name.as_bytes())
+                        .map_err(|_| UpstreamError::Protocol("invalid trailer name"))?;
+                    let value = HeaderValue::from_bytes(f.value)
+                        .map_err(|_| UpstreamError::Protocol("invalid trailer value"))?;
+                    map.append(name, value);
+                }
+                (len, map)
+            }
+            Ok(httparse::Status::Partial) if self.rbuf.len() >= MAX_HEAD => {
+                return Err(UpstreamError::Protocol("trailer section too large"));
+            }
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => return Err(UpstreamError::Protocol("malformed trailer section")),
+        };
+        self.rbuf.advance(len);
+        *state = Chunk::Done;
+        Ok(Some(Frame::trailers(trailers)))
+    }
+}
+
+/// What a response head's fields say about its framing and connection.
+#[derive(Debug, Default)]
+struct Facts {
+    length: Option<u64>,
+    /// A `Transfer-Encoding` field was present, and whether its last
+    /// coding is `chunked`.
+    coded: bool,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+}
+
+impl Facts {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), UpstreamError> {
+        if *name == header::CONTENT_LENGTH {
+            for part in value.split(|b| *b == b',') {
+                let n = parse_length(part.trim_ascii())
+                    .ok_or(UpstreamError::Protocol("invalid Content-Length"))?;
+                if self.length.is_some_and(|m| m != n) {
+                    return Err(UpstreamError::Protocol("conflicting Content-Length values"));
+                }
+                self.length = Some(n);
+            }
+        } else if *name == header::TRANSFER_ENCODING {
+            self.coded = true;
+            self.chunked = value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if *name == header::CONNECTION {
+            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+        Ok(())
+    }
+
+    /// The body's framing (RFC 9112 §6.3) and whether it leaves the
+    /// connection fit for another exchange.
+    fn framing(
+        &self,
+        method: &Method,
+        status: StatusCode,
+    ) -> Result<(Framing, bool), UpstreamError> {
+        if *method == Method::HEAD
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
+            return Ok((Framing::Done, true));
+        }
+        if self.coded {
+            // Chunked wins over a Content-Length beside it, and such a
+            // message is a smuggling attempt or a broken upstream: the
+            // connection is not trusted with another exchange.
+            if self.chunked {
+                return Ok((Framing::Chunked(Chunk::Size), self.length.is_none()));
+            }
+            return Ok((Framing::Close, false));
+        }
+        Ok(match self.length {
+            Some(0) => (Framing::Done, true),
+            Some(n) => (Framing::Length(n), true),
+            None => (Framing::Close, false),
+        })
+    }
+}
+
+/// Writes the request head: origin-form target, the fields as they are,
+/// and the body's framing when the fields do not declare it.
+fn encode_head(
+    parts: &request::Parts,
+    body: &ProxyBody,
+    out: &mut Vec<u8>,
+) -> Result<Option<Sending>, UpstreamError> {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    let mut declared = None;
+    for (name, value) in &parts.headers {
+        if *name == header::CONTENT_LENGTH {
+            let n = parse_length(value.as_bytes())
+                .ok_or(UpstreamError::BadRequest("invalid Content-Length"))?;
+            if declared.is_some_and(|m| m != n) {
+                return Err(UpstreamError::BadRequest(
+                    "conflicting Content-Length values",
+                ));
+            }
+            if declared.replace(n).is_some() {
+                continue;
+            }
+        }
+        push_field(out, name, value);
+    }
+    let framing = if body.is_end_stream() {
+        None
+    } else if let Some(n) = declared {
+        (n > 0).then_some(Sending::Length(n))
+    } else if let Some(n) = body.size_hint().exact() {
+        out.extend_from_slice(b"content-length: ");
+        push_decimal(out, n);
+        out.extend_from_slice(b"\r\n");
+        (n > 0).then_some(Sending::Length(n))
+    } else {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+        Some(Sending::Chunked { open: false })
+    };
+    out.extend_from_slice(b"\r\n");
+    Ok(framing)
+}
+
+fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// A `Content-Length` value: one or more digits, nothing else.
+fn parse_length(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, b| {
+        let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+/// `left` bytes wanted and `have` at hand: how many to take.
+fn clamp(left: u64, have: usize) -> usize {
+    usize::try_from(left).map_or(have, |l| l.min(have))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,479 @@
+//! The client side of an upstream connection against a raw loopback peer:
+//! what it writes for a request, and how it frames each kind of response,
+//! including every limit crossed by one byte.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::stream;
+use http::Request;
+use http_body_util::StreamBody;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::*;
+use crate::body::{boxed, empty, full};
+
+/// A connection and the raw upstream end of it.
+async fn pair() -> (Box<Conn>, TcpStream) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let client = TcpStream::connect(addr).await.expect("connect");
+    let (upstream, _) = l.accept().await.expect("accept");
+    (Conn::new(client, "test"), upstream)
+}
+
+fn parts(method: &str, target: &str, headers: &[(&str, &str)]) -> request::Parts {
+    let mut b = Request::builder().method(method).uri(target);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(()).expect("request").into_parts().0
+}
+
+fn streamed(frames: Vec<Frame<Bytes>>) -> ProxyBody {
+    let frames: Vec<Result<_, std::io::Error>> = frames.into_iter().map(Ok).collect();
+    boxed(StreamBody::new(stream::iter(frames)))
+}
+
+async fn send(conn: &mut Conn) -> Result<(), UpstreamError> {
+    std::future::poll_fn(|cx| conn.poll_send(cx)).await
+}
+
+async fn head(conn: &mut Conn, method: &Method) -> Result<Head, UpstreamError> {
+    let m = method.clone();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        std::future::poll_fn(|cx| conn.poll_head(cx, &m)),
+    )
+    .await
+    .expect("a head or an error in time")
+}
+
+/// The body's bytes and trailers, read to its end.
+async fn body(
+    conn: &mut Conn,
+    mut framing: Framing,
+) -> Result<(Vec<u8>, Option<HeaderMap>), UpstreamError> {
+    let mut data = Vec::new();
+    let mut trailers = None;
+    loop {
+        let next = tokio::time::timeout(
+            Duration::from_secs(5),
+            std::future::poll_fn(|cx| conn.poll_body(cx, &mut framing)),
+        )
+        .await
+        .expect("a frame or the end in time")?;
+        let Some(frame) = next else {
+            return Ok((data, trailers));
+        };
+        match frame.into_data() {
+            Ok(d) => data.extend_from_slice(&d),
+            Err(f) => trailers = f.into_trailers().ok(),
+        }
+    }
+}
+
+/// What the upstream end receives, until `len` bytes have arrived.
+async fn received(upstream: &mut TcpStream, len: usize) -> String {
+    let mut got = vec![0u8; len];
+    tokio::time::timeout(Duration::from_secs(5), upstream.read_exact(&mut got))
+        .await
+        .expect("in time")
+        .expect("read");
+    String::from_utf8(got).expect("text")
+}
+
+#[tokio::test]
+async fn request_heads_and_bodies_are_framed_for_the_upstream() {
+    let cases: Vec<(&str, request::Parts, ProxyBody, &str)> = vec![
+        (
+            "no body: the head alone",
+            parts("GET", "/a/b?c=1", &[("host", "app"), ("x-two", "1"), ("x-two", "2")]),
+            empty(),
+            "GET /a/b?c=1 HTTP/1.1\r\nhost: app\r\nx-two: 1\r\nx-two: 2\r\n\r\n",
+        ),
+        (
+            "a body of known size gets its Content-Length",
+            parts("POST", "/in", &[("host", "app")]),
+            full("hello"),
+            "POST /in HTTP/1.1\r\nhost: app\r\ncontent-length: 5\r\n\r\nhello",
+        ),
+        (
+            "a declared Content-Length is kept, once",
+            parts("PUT", "/in", &[("content-length", "5"), ("content-length", "5")]),
+            full("hello"),
+            "PUT /in HTTP/1.1\r\ncontent-length: 5\r\n\r\nhello",
+        ),
+        (
+            "a streamed body goes chunked, trailers included",
+            parts("POST", "/in", &[]),
+            streamed(vec![
+                Frame::data(Bytes::from_static(b"abc")),
+                Frame::data(Bytes::new()),
+                Frame::data(Bytes::from(vec![b'z'; 26])),
+                Frame::trailers(HeaderMap::from_iter([(
+                    HeaderName::from_static("x-sum"),
+                    HeaderValue::from_static("7"),
+                )])),
+            ]),
+            "POST /in HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n1a\r\nzzzzzzzzzzzzzzzzzzzzzzzzzz\r\n0\r\nx-sum: 7\r\n\r\n",
+        ),
+    ];
+    for (what, parts, body, wire) in cases {
+        let (mut conn, mut upstream) = pair().await;
+        conn.start(&parts, body).expect(what);
+        send(&mut conn).await.expect(what);
+        assert!(conn.is_sent(), "{what}");
+        assert_eq!(received(&mut upstream, wire.len()).await, wire, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_its_declared_length_fails_the_upload() {
+    for (declared, sent, why) in [("3", "hello", "longer"), ("9", "hello", "ended before")] {
+        let (mut conn, _upstream) = pair().await;
+        let body = streamed(vec![Frame::data(Bytes::from(sent))]);
+        conn.start(&parts("POST", "/", &[("content-length", declared)]), body)
+            .expect("head");
+        let err = send(&mut conn).await.expect_err("the upload fails");
+        assert!(matches!(err, UpstreamError::Upload(_)), "{err}");
+        assert!(err.to_string().contains(why), "{err}");
+        assert!(
+            !conn.is_reusable(),
+            "a broken upload leaves the connection unusable"
+        );
+    }
+    let (mut conn, _upstream) = pair().await;
+    let bad = parts("POST", "/", &[("content-length", "1x")]);
+    assert!(matches!(
+        conn.start(&bad, full("1x")),
+        Err(UpstreamError::BadRequest(_))
+    ));
+}
+
+/// One response case: the raw bytes the upstream sends (and whether it
+/// then closes), the request method, and what must come out.
+struct Case {
+    what: &'static str,
+    method: Method,
+    raw: Vec<u8>,
+    close: bool,
+    status: u16,
+    body: &'static str,
+    keep_alive: bool,
+}
+
+fn case(what: &'static str, raw: &str, status: u16, body: &'static str, keep_alive: bool) -> Case {
+    Case {
+        what,
+        method: Method::GET,
+        raw: raw.as_bytes().to_vec(),
+        close: false,
+        status,
+        body,
+        keep_alive,
+    }
+}
+
+#[tokio::test]
+async fn responses_are_framed_as_rfc_9112_says() {
+    let mut cases = vec![
+        case("length", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 200, "hello", true),
+        case(
+            "one length repeated",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 2\r\n\r\nok",
+            200,
+            "ok",
+            true,
+        ),
+        case(
+            "chunked with an extension and an empty trailer section",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;name=v\r\nhello\r\n6\r\n world\r\n0\r\n\r\n",
+            200,
+            "hello world",
+            true,
+        ),
+        case("no length: until the close", "HTTP/1.1 200 OK\r\n\r\nto the end", 200, "to the end", false),
+        case("204 has no body", "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n", 204, "", true),
+        case("304 has no body", "HTTP/1.1 304 Not Modified\r\nContent-Length: 7\r\n\r\n", 304, "", true),
+        case("zero length", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 200, "", true),
+        case(
+            "interim heads are read past",
+            "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\nHTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok",
+            201,
+            "ok",
+            true,
+        ),
+        case("HTTP/1.0 closes by default", "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, "ok", false),
+        case(
+            "HTTP/1.0 keeps alive when it says so",
+            "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok",
+            200,
+            "ok",
+            true,
+        ),
+        case(
+            "Connection: close",
+            "HTTP/1.1 200 OK\r\nConnection: foo, close\r\nContent-Length: 2\r\n\r\nok",
+            200,
+            "ok",
+            false,
+        ),
+        case(
+            "chunked beside a length: chunked wins, the connection is not trusted",
+            "HTTP/1.1 200 OK\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            200,
+            "ok",
+            false,
+        ),
+        case(
+            "a coding after chunked: until the close",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\nraw",
+            200,
+            "raw",
+            false,
+        ),
+    ];
+    let mut head_case = case(
+        "HEAD: a length but no body",
+        "HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n",
+        200,
+        "",
+        true,
+    );
+    head_case.method = Method::HEAD;
+    cases.push(head_case);
+    for c in &mut cases {
+        c.close = !c.keep_alive;
+    }
+    for c in cases {
+        let (mut conn, mut upstream) = pair().await;
+        upstream.write_all(&c.raw).await.expect("write");
+        if c.close {
+            upstream.shutdown().await.expect("shutdown");
+        }
+        let h = head(&mut conn, &c.method).await.expect(c.what);
+        assert_eq!(h.status.as_u16(), c.status, "{}", c.what);
+        assert_eq!(h.keep_alive, c.keep_alive, "{}", c.what);
+        let (got, _) = body(&mut conn, h.framing).await.expect(c.what);
+        assert_eq!(String::from_utf8_lossy(&got), c.body, "{}", c.what);
+        if c.keep_alive {
+            assert!(conn.is_reusable(), "{}: nothing is left over", c.what);
+        }
+    }
+}
+
+#[tokio::test]
+async fn header_values_and_trailers_arrive_as_sent() {
+    let (mut conn, mut upstream) = pair().await;
+    let raw = "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-Odd: caf\u{e9}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: 42\r\n\r\n";
+    upstream.write_all(raw.as_bytes()).await.expect("write");
+    let h = head(&mut conn, &Method::GET).await.expect("head");
+    let cookies: Vec<_> = h.headers.get_all("set-cookie").iter().collect();
+    assert_eq!(cookies, ["a=1", "b=2"]);
+    assert_eq!(h.headers["x-odd"].as_bytes(), "caf\u{e9}".as_bytes());
+    let (data, trailers) = body(&mut conn, h.framing).await.expect("body");
+    assert_eq!(data, b"ok");
+    assert_eq!(trailers.expect("trailers")["x-checksum"], "42");
+}
+
+#[tokio::test]
+async fn a_response_dribbled_a_byte_at_a_time_reads_the_same() {
+    let (mut conn, mut upstream) = pair().await;
+    upstream.set_nodelay(true).expect("nodelay");
+    let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\nX-T: 1\r\n\r\n";
+    let writer = tokio::spawn(async move {
+        for b in raw {
+            upstream.write_all(&[*b]).await.expect("write");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        upstream
+    });
+    let h = head(&mut conn, &Method::GET).await.expect("head");
+    let (data, trailers) = body(&mut conn, h.framing).await.expect("body");
+    assert_eq!(data, b"abcdefg");
+    assert_eq!(trailers.expect("trailers")["x-t"], "1");
+    assert!(conn.is_reusable());
+    drop(writer.await.expect("writer"));
+}
+
+#[tokio::test]
+async fn a_body_whose_end_is_in_the_buffer_ends_with_its_last_frame() {
+    let (mut conn, mut upstream) = pair().await;
+    let raw = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+    upstream.write_all(raw).await.expect("write");
+    // Wait until all of it can be read at once.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let h = head(&mut conn, &Method::GET).await.expect("head");
+    let mut framing = h.framing;
+    let first = std::future::poll_fn(|cx| conn.poll_body(cx, &mut framing))
+        .await
+        .expect("frame")
+        .expect("data");
+    assert_eq!(first.into_data().expect("data"), "ok");
+    assert_eq!(framing, Framing::Done, "the last chunk was read past");
+}
+
+#[tokio::test]
+async fn malformed_or_oversized_responses_are_protocol_errors() {
+    let big = |n: usize| {
+        format!(
+            "HTTP/1.1 200 OK\r\nX-Big: {}\r\nContent-Length: 0\r\n\r\n",
+            "v".repeat(n)
+        )
+    };
+    let fields = |n: usize| {
+        let mut s = String::from("HTTP/1.1 200 OK\r\n");
+        for i in 0..n {
+            s.push_str(&format!("X-F{i}: 1\r\n"));
+        }
+        s + "Content-Length: 0\r\n\r\n"
+    };
+    // Heads at the limits pass; one over fails.
+    let fit = big(MAX_HEAD - 64);
+    let (mut conn, mut upstream) = pair().await;
+    upstream.write_all(fit.as_bytes()).await.expect("write");
+    head(&mut conn, &Method::GET)
+        .await
+        .expect("a head just under the limit");
+    let (mut conn, mut upstream) = pair().await;
+    upstream
+        .write_all(fields(MAX_HEADERS - 1).as_bytes())
+        .await
+        .expect("write");
+    head(&mut conn, &Method::GET)
+        .await
+        .expect("exactly the most fields");
+
+    let cases = [
+        ("head too large", big(MAX_HEAD)),
+        ("too many fields", fields(MAX_HEADERS)),
+        (
+            "conflicting lengths",
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok".into(),
+        ),
+        (
+            "negative length",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n".into(),
+        ),
+        ("not HTTP", "SSH-2.0-OpenSSH_9.6\r\n\r\n".into()),
+        (
+            "a switch nobody asked for",
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n".into(),
+        ),
+    ];
+    for (what, raw) in cases {
+        let (mut conn, mut upstream) = pair().await;
+        upstream.write_all(raw.as_bytes()).await.expect("write");
+        let err = head(&mut conn, &Method::GET).await.expect_err(what);
+        assert!(matches!(err, UpstreamError::Protocol(_)), "{what}: {err}");
+    }
+
+    let long_line = format!("{};{}\r\n", 1, "e".repeat(MAX_CHUNK_LINE));
+    let bodies = [
+        (
+            "a chunk size that is not hex",
+            "zz\r\nok\r\n0\r\n\r\n".to_owned(),
+        ),
+        (
+            "chunk data without its CRLF",
+            "2\r\nokXX0\r\n\r\n".to_owned(),
+        ),
+        ("a chunk-size line over the limit", long_line),
+    ];
+    for (what, chunks) in bodies {
+        let (mut conn, mut upstream) = pair().await;
+        let raw = format!("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}");
+        upstream.write_all(raw.as_bytes()).await.expect("write");
+        let h = head(&mut conn, &Method::GET).await.expect("head");
+        let err = body(&mut conn, h.framing).await.expect_err(what);
+        assert!(matches!(err, UpstreamError::Protocol(_)), "{what}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_early_is_told_apart_from_a_whole_response() {
+    let (mut conn, upstream) = pair().await;
+    drop(upstream);
+    let err = head(&mut conn, &Method::GET).await.expect_err("no head");
+    assert!(matches!(err, UpstreamError::Closed(_)), "{err}");
+
+    for (what, raw) in [
+        (
+            "a length body cut short",
+            "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort",
+        ),
+        (
+            "a chunked body cut short",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab",
+        ),
+    ] {
+        let (mut conn, mut upstream) = pair().await;
+        upstream.write_all(raw.as_bytes()).await.expect("write");
+        upstream.shutdown().await.expect("shutdown");
+        let h = head(&mut conn, &Method::GET).await.expect("head");
+        let err = body(&mut conn, h.framing).await.expect_err(what);
+        assert!(matches!(err, UpstreamError::Closed(_)), "{what}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_resting_connection_is_usable_until_the_upstream_closes_or_talks() {
+    let (conn, upstream) = pair().await;
+    assert!(conn.is_usable());
+    drop(upstream);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!conn.is_usable(), "closed by the upstream");
+
+    let (conn, mut upstream) = pair().await;
+    upstream
+        .write_all(b"HTTP/1.1 200 OK\r\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(!conn.is_usable(), "bytes nobody asked for");
+}
+
+#[tokio::test]
+async fn a_failed_bodiless_exchange_on_a_rested_connection_may_go_again() {
+    let (mut conn, upstream) = pair().await;
+    conn.reused = true;
+    conn.start(&parts("GET", "/again", &[("host", "app")]), empty())
+        .expect("head");
+    drop(upstream);
+    send(&mut conn)
+        .await
+        .expect("written before the close is seen");
+    let err = head(&mut conn, &Method::GET).await.expect_err("closed");
+    assert!(conn.may_retry(&err), "{err}");
+    let again = conn.take_head().expect("the head");
+    assert_eq!(again, b"GET /again HTTP/1.1\r\nhost: app\r\n\r\n");
+
+    // With a body, the request cannot be rebuilt from its head.
+    let (mut conn, upstream) = pair().await;
+    conn.reused = true;
+    conn.start(&parts("PUT", "/", &[]), full("data"))
+        .expect("head");
+    send(&mut conn).await.expect("written");
+    drop(upstream);
+    let err = head(&mut conn, &Method::PUT).await.expect_err("closed");
+    assert!(!conn.may_retry(&err));
+    assert!(conn.take_head().is_none());
+}
+
+#[test]
+fn lengths_are_digits_only() {
+    for (s, want) in [
+        ("0", Some(0)),
+        ("1024", Some(1024)),
+        ("18446744073709551615", Some(u64::MAX)),
+        ("18446744073709551616", None),
+        ("", None),
+        ("+1", None),
+        ("1 ", None),
+        ("0x10", None),
+    ] {
+        assert_eq!(parse_length(s.as_bytes()), want, "{s:?}");
+    }
+}
