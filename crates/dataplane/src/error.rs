@@ -170,16 +170,18 @@ impl ProxyError {
 /// Whether the client is a browser navigating (it gets HTML errors).
 #[must_use]
 pub fn wants_html(headers: &http::HeaderMap) -> bool {
+    // Asked of every request: a parsed name and a byte search, no text
+    // checks on the way.
+    const SEC_FETCH_MODE: header::HeaderName = header::HeaderName::from_static("sec-fetch-mode");
     if headers
-        .get("sec-fetch-mode")
+        .get(SEC_FETCH_MODE)
         .is_some_and(|m| m.as_bytes() == b"navigate")
     {
         return true;
     }
     headers
         .get(header::ACCEPT)
-        .and_then(|a| a.to_str().ok())
-        .is_some_and(|a| a.contains("text/html"))
+        .is_some_and(|a| memchr::memmem::find(a.as_bytes(), b"text/html").is_some())
 }
 
 /// Drains an error response body into a string (tests and logs).

@@ -22,7 +22,7 @@ pub use self::pool::UpstreamBody;
 use self::pool::{DialError, Dialer, Pool};
 use crate::body::{is_body_too_large, ProxyBody};
 use crate::error::ProxyError;
-use crate::headers::{forwarded, hop, X_CORRELATION_ID};
+use crate::headers::{forwarded, hop, Added, Sink, X_CORRELATION_ID};
 
 /// Idle connections kept per upstream authority.
 const MAX_IDLE_PER_AUTHORITY: usize = 1024;
@@ -46,7 +46,8 @@ impl Upstreams {
         }
     }
 
-    /// Sends `req` (origin-form, `Host` set) to `authority` and waits for
+    /// Sends `req` (origin-form, `Host` set) with the proxy's `added`
+    /// headers to `authority` and waits for
     /// the response head within the response timeout, which starts once
     /// the request body has been sent. The body then streams with no
     /// deadline of its own. A WebSocket handshake (`upgrade`) goes on a
@@ -56,11 +57,13 @@ impl Upstreams {
     /// The upstream failure as a [`ProxyError`].
     pub async fn send(
         &self,
-        req: Request<ProxyBody>,
+        mut req: Request<ProxyBody>,
+        added: Added,
         authority: &str,
         upgrade: bool,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         if upgrade {
+            added.merge_into(req.headers_mut());
             return self.send_upgrade(req, authority).await;
         }
         let (parts, body) = req.into_parts();
@@ -68,7 +71,7 @@ impl Upstreams {
             Some(c) => c,
             None => self.dialer.dial(authority).await.map_err(dial_error)?,
         };
-        conn.start(&parts, body).map_err(|e| classify(&e))?;
+        conn.start(&parts, &added, body).map_err(|e| classify(&e))?;
         loop {
             match pool::exchange(&mut conn, &parts.method, self.response_timeout).await {
                 Ok(head) => return Ok(self.response(conn, head)),
@@ -220,6 +223,7 @@ pub struct ClientFacts<'a> {
 /// [`ProxyError::BadRequest`] when the mapped target is not a valid URI.
 pub fn upstream_request(
     mut req: Request<ProxyBody>,
+    added: &mut Added,
     route: &CompiledRoute,
     target: &str,
     upstream_path: &str,
@@ -251,6 +255,7 @@ pub fn upstream_request(
         .cloned();
     forwarded::set(
         headers,
+        added,
         &forwarded::ForwardedFacts {
             client_ip: inc.client_ip,
             host: inc.public_authority,
@@ -260,16 +265,18 @@ pub fn upstream_request(
         client_host.clone(),
     );
     let host = match route.adapter.upstream_host_header {
-        UpstreamHostHeader::Preserve => {
-            client_host.or_else(|| HeaderValue::from_str(inc.public_authority).ok())
-        }
+        // The client's own Host, already in place, needs no insert.
+        UpstreamHostHeader::Preserve if client_host.is_some() => None,
+        UpstreamHostHeader::Preserve => HeaderValue::from_str(inc.public_authority).ok(),
         UpstreamHostHeader::Target => HeaderValue::from_str(target).ok(),
     };
     if let Some(v) = host {
         headers.insert(header::HOST, v);
     }
+    // The proxy's id replaces one the client sent.
+    headers.remove(X_CORRELATION_ID);
     if let Ok(v) = HeaderValue::from_str(&inc.correlation_id.0) {
-        headers.insert(X_CORRELATION_ID, v);
+        added.put(X_CORRELATION_ID, v);
     }
     Ok(req)
 }

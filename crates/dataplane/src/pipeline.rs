@@ -32,8 +32,8 @@ use crate::body::{boxed, empty, Limited, OnDone, ProxyBody};
 use crate::error::{wants_html, ProxyError};
 use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
 use crate::forward_auth::{self, ForwardAuthCache};
-use crate::headers::hop;
 use crate::headers::identity;
+use crate::headers::{hop, Added};
 use crate::host::{authority, split_authority, Addressed};
 use crate::limit::{Permit, RouteCounters};
 use crate::reserved::{self, ReservedRequest};
@@ -334,9 +334,24 @@ impl Proxy {
             upgrade,
         };
         let req = req.map(|b| boxed(Limited::new(b, max_body)));
-        let mut up_req = upstream_request(req, &route, target, &resolved.upstream_path, &facts)?;
-        self.set_identity(up_req.headers_mut(), caller.as_ref(), &route, proto, auth);
-        let mut resp = self.upstreams.send(up_req, target, upgrade).await?;
+        let mut added = Added::new();
+        let mut up_req = upstream_request(
+            req,
+            &mut added,
+            &route,
+            target,
+            &resolved.upstream_path,
+            &facts,
+        )?;
+        self.set_identity(
+            up_req.headers_mut(),
+            &mut added,
+            caller.as_ref(),
+            &route,
+            proto,
+            auth,
+        );
+        let mut resp = self.upstreams.send(up_req, added, target, upgrade).await?;
         // 8. rewrite
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())
@@ -431,6 +446,7 @@ impl Proxy {
     fn set_identity(
         &self,
         headers: &mut http::HeaderMap,
+        added: &mut Added,
         caller: Option<&Caller>,
         route: &CompiledRoute,
         proto: &str,
@@ -446,7 +462,7 @@ impl Proxy {
             headers.remove(header::AUTHORIZATION);
         }
         let Some(caller) = caller else {
-            identity::set_bridge(headers, route);
+            identity::set_bridge(headers, added, route);
             return;
         };
         let assertion = self.access.assertion.as_ref().and_then(|signer| {
@@ -471,13 +487,13 @@ impl Proxy {
                 .ok()
         });
         identity::set_identity(
-            headers,
+            added,
             &caller.principal,
             route,
             caller.identity.as_deref(),
             assertion.as_deref(),
         );
-        identity::set_bridge(headers, route);
+        identity::set_bridge(headers, added, route);
     }
 
     /// Sets the renewed session cookie when the caller's slid forward.

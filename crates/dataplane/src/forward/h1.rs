@@ -30,6 +30,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::headers::Added;
 
 /// The most bytes one response head may take.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -198,17 +199,19 @@ impl Conn {
         self.upload.is_none() && self.out_pos == self.out.len() && self.data.is_empty()
     }
 
-    /// Starts an exchange: writes `parts` as the request head into the
-    /// connection's buffer and takes `body` to send after it.
+    /// Starts an exchange: writes `parts` and the proxy's `added` fields as
+    /// the request head into the connection's buffer and takes `body` to
+    /// send after it.
     pub(super) fn start(
         &mut self,
         parts: &request::Parts,
+        added: &Added,
         body: ProxyBody,
     ) -> Result<(), UpstreamError> {
         self.out.clear();
         self.out_pos = 0;
         self.answered = false;
-        let framing = encode_head(parts, &body, &mut self.out)?;
+        let framing = encode_head(parts, added, &body, &mut self.out)?;
         self.bodiless = framing.is_none();
         self.upload = framing.map(|framing| Upload { body, framing });
         Ok(())
@@ -480,7 +483,9 @@ impl Conn {
             for h in res.headers.iter() {
                 let name = HeaderName::from_bytes(h.name.as_bytes())
                     .map_err(|_| UpstreamError::Protocol("invalid header name"))?;
-                facts.note(&name, h.value)?;
+                if facts.note(&name, h.value)? {
+                    continue;
+                }
                 let start = h.value.as_ptr() as usize - base;
                 self.fields.push((name, start..start + h.value.len()));
             }
@@ -685,7 +690,12 @@ struct Facts {
 }
 
 impl Facts {
-    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), UpstreamError> {
+    /// Takes in one field; `true` when it only framed this message or
+    /// described this connection, so it is not kept for the answer (which
+    /// drops every hop-by-hop field anyway: this spares the insert and the
+    /// removal). A `Connection` field naming other fields is kept, for the
+    /// answer's hop-by-hop pass to drop them by it.
+    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<bool, UpstreamError> {
         if *name == header::CONTENT_LENGTH {
             for part in value.split(|b| *b == b',') {
                 let n = parse_length(part.trim_ascii())
@@ -695,19 +705,28 @@ impl Facts {
                 }
                 self.length = Some(n);
             }
-        } else if *name == header::TRANSFER_ENCODING {
+            return Ok(false);
+        }
+        if *name == header::TRANSFER_ENCODING {
             self.coded = true;
             self.chunked = value
                 .rsplit(|b| *b == b',')
                 .next()
                 .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if *name == header::CONNECTION {
-            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-            }
+            return Ok(true);
         }
-        Ok(())
+        if *name == header::CONNECTION {
+            let mut names_others = false;
+            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                let close = token.eq_ignore_ascii_case(b"close");
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                self.close |= close;
+                self.keep_alive |= keep_alive;
+                names_others |= !(close || keep_alive || token.is_empty());
+            }
+            return Ok(!names_others);
+        }
+        Ok(name.as_str() == "keep-alive")
     }
 
     /// The body's framing (RFC 9112 §6.3) and whether it leaves the
@@ -741,9 +760,11 @@ impl Facts {
 }
 
 /// Writes the request head: origin-form target, the fields as they are,
-/// and the body's framing when the fields do not declare it.
+/// the proxy's added fields, and the body's framing when the fields do not
+/// declare it.
 fn encode_head(
     parts: &request::Parts,
+    added: &Added,
     body: &ProxyBody,
     out: &mut Vec<u8>,
 ) -> Result<Option<Sending>, UpstreamError> {
@@ -766,6 +787,9 @@ fn encode_head(
                 continue;
             }
         }
+        push_field(out, name, value);
+    }
+    for (name, value) in added.iter() {
         push_field(out, name, value);
     }
     let framing = if body.is_end_stream() {

@@ -6,6 +6,8 @@ use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
+use super::Sink;
+
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -36,17 +38,22 @@ const CLIENT_FORWARDED: [HeaderName; 7] = [
     X_REAL_IP,
 ];
 
-/// Replaces every forwarding header with the proxy's own view. `host`, when
-/// given, is the client's `Host` value (the same text as `f.host`), reused
-/// instead of copied.
-pub fn set(headers: &mut HeaderMap, f: &ForwardedFacts<'_>, host: Option<HeaderValue>) {
+/// Replaces every forwarding header in `headers` with the proxy's own
+/// view, put into `added`. `host`, when given, is the client's `Host` value
+/// (the same text as `f.host`), reused instead of copied.
+pub fn set(
+    headers: &mut HeaderMap,
+    added: &mut impl Sink,
+    f: &ForwardedFacts<'_>,
+    host: Option<HeaderValue>,
+) {
     super::remove_where(headers, |k| CLIENT_FORWARDED.contains(k));
-    headers.insert(X_FORWARDED_FOR, ip_value(f.client_ip));
+    added.put(X_FORWARDED_FOR, ip_value(f.client_ip));
     if let Some(v) = host.or_else(|| HeaderValue::from_str(f.host).ok()) {
-        headers.insert(X_FORWARDED_HOST, v);
+        added.put(X_FORWARDED_HOST, v);
     }
     let https = f.proto == "https";
-    headers.insert(
+    added.put(
         X_FORWARDED_PROTO,
         HeaderValue::from_static(if https { "https" } else { "http" }),
     );
@@ -54,14 +61,14 @@ pub fn set(headers: &mut HeaderMap, f: &ForwardedFacts<'_>, host: Option<HeaderV
         Some(p) => HeaderValue::from(p),
         None => HeaderValue::from_static(if https { "443" } else { "80" }),
     };
-    headers.insert(X_FORWARDED_PORT, port);
+    added.put(X_FORWARDED_PORT, port);
     let prefix = if f.prefix.is_empty() {
         Some(HeaderValue::from_static("/"))
     } else {
         HeaderValue::from_str(f.prefix).ok()
     };
     if let Some(v) = prefix {
-        headers.insert(X_FORWARDED_PREFIX, v);
+        added.put(X_FORWARDED_PREFIX, v);
     }
 }
 
@@ -106,8 +113,10 @@ mod tests {
         h.insert(FORWARDED, HeaderValue::from_static("for=6.6.6.6"));
         h.insert(X_REAL_IP, HeaderValue::from_static("6.6.6.6"));
         h.insert(X_FORWARDED_PREFIX, HeaderValue::from_static("/admin"));
+        let mut added = crate::headers::Added::new();
         set(
             &mut h,
+            &mut added,
             &ForwardedFacts {
                 client_ip: "127.0.0.1".parse().expect("ip"),
                 host: "apps.example.com:8443",
@@ -116,6 +125,7 @@ mod tests {
             },
             None,
         );
+        added.merge_into(&mut h);
         assert_eq!(h[&X_FORWARDED_FOR], "127.0.0.1");
         assert_eq!(h[&X_FORWARDED_HOST], "apps.example.com:8443");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
@@ -128,8 +138,10 @@ mod tests {
     #[test]
     fn host_routes_have_root_prefix_and_default_port() {
         let mut h = HeaderMap::new();
+        let mut added = crate::headers::Added::new();
         set(
             &mut h,
+            &mut added,
             &ForwardedFacts {
                 client_ip: "::1".parse().expect("ip"),
                 host: "demo.apps.example.com",
@@ -138,6 +150,7 @@ mod tests {
             },
             Some(HeaderValue::from_static("demo.apps.example.com")),
         );
+        added.merge_into(&mut h);
         assert_eq!(h[&X_FORWARDED_PREFIX], "/");
         assert_eq!(h[&X_FORWARDED_PORT], "443");
         assert_eq!(h[&X_FORWARDED_FOR], "::1");

@@ -13,6 +13,8 @@ use pp_identity::session::COOKIE_PREFIX;
 use pp_model::table::CompiledRoute;
 use pp_model::Principal;
 
+use super::Sink;
+
 pub const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
 pub const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
 pub const X_FORWARDED_ORG: HeaderName = HeaderName::from_static("x-forwarded-org");
@@ -199,7 +201,7 @@ fn identity_fields(principal: &Principal, route: &CompiledRoute) -> Vec<(HeaderN
 /// Sets the identity headers for an authorized caller on `route`: from
 /// `kept` when the caller's session keeps them, else built now.
 pub fn set_identity(
-    headers: &mut HeaderMap,
+    headers: &mut impl Sink,
     principal: &Principal,
     route: &CompiledRoute,
     kept: Option<&IdentityValues>,
@@ -214,21 +216,19 @@ pub fn set_identity(
         }
     };
     for (name, value) in fields {
-        headers.insert(name.clone(), value.clone());
+        headers.put(name.clone(), value.clone());
     }
     if let Some(a) = assertion {
         match HeaderValue::from_str(a) {
-            Ok(v) => {
-                headers.insert(X_ASSERTION, v);
-            }
+            Ok(v) => headers.put(X_ASSERTION, v),
             Err(_) => tracing::warn!("identity assertion is not a valid header value; not sent"),
         }
     }
 }
 
-/// Injects the route's auth-bridge header (seed 000 "App Auth Bridge"),
-/// replacing whatever the client sent under that name.
-pub fn set_bridge(headers: &mut HeaderMap, route: &CompiledRoute) {
+/// Injects the route's auth-bridge header (seed 000 "App Auth Bridge") into
+/// `added`, dropping whatever the client sent under that name.
+pub fn set_bridge(headers: &mut HeaderMap, added: &mut impl Sink, route: &CompiledRoute) {
     let Some(bridge) = &route.bridge else {
         return;
     };
@@ -238,7 +238,8 @@ pub fn set_bridge(headers: &mut HeaderMap, route: &CompiledRoute) {
     ) {
         let mut value = value;
         value.set_sensitive(true);
-        headers.insert(name, value);
+        headers.remove(&name);
+        added.put(name, value);
     }
 }
 
@@ -332,6 +333,24 @@ mod tests {
         let h = map(&[("cookie", "x=1; pp_s_a=first"), ("cookie", "pp_s_a=second")]);
         let got: Vec<&str> = cookies_named(&h, "pp_s_a").collect();
         assert_eq!(got, vec!["first", "second"]);
+    }
+
+    #[test]
+    fn the_bridge_header_replaces_a_client_copy_of_its_name() {
+        let mut route = org_route("acme", "p1");
+        route.bridge = Some(pp_model::table::BridgeHeader {
+            name: "x-app-key".into(),
+            value: "sealed-secret".into(),
+        });
+        let mut h = map(&[("x-app-key", "forged"), ("x-kept", "yes")]);
+        let mut added = crate::headers::Added::new();
+        set_bridge(&mut h, &mut added, &route);
+        assert!(!h.contains_key("x-app-key"), "the client's copy is gone");
+        added.merge_into(&mut h);
+        let sent: Vec<_> = h.get_all("x-app-key").iter().collect();
+        assert_eq!(sent, ["sealed-secret"]);
+        assert!(h["x-app-key"].is_sensitive());
+        assert_eq!(h["x-kept"], "yes");
     }
 
     fn org_route(org: &str, project: &str) -> CompiledRoute {

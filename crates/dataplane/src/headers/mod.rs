@@ -4,11 +4,58 @@ pub mod forwarded;
 pub mod hop;
 pub mod identity;
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 /// The correlation id header as a parsed name: inserting under a `&str`
 /// parses the name again on every request.
 pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static(pp_model::CORRELATION_HEADER);
+
+/// Where the proxy's own request headers go. A name put is one the
+/// request's map no longer holds: its client copies were removed first, so
+/// putting never has to replace.
+pub trait Sink {
+    fn put(&mut self, name: HeaderName, value: HeaderValue);
+}
+
+impl Sink for HeaderMap {
+    fn put(&mut self, name: HeaderName, value: HeaderValue) {
+        self.insert(name, value);
+    }
+}
+
+/// The headers the proxy adds to an upstream request, kept beside the
+/// client's map and written after its fields on the wire. A dozen inserts
+/// into the map cost a hash and a probe each, about 6% of an
+/// authenticated request; a push costs next to nothing.
+#[derive(Debug, Default)]
+pub struct Added(Vec<(HeaderName, HeaderValue)>);
+
+impl Added {
+    /// Room for what an authenticated request gets: five forwarding
+    /// headers, the correlation id, the identity headers and the assertion.
+    #[must_use]
+    pub fn new() -> Self {
+        Self(Vec::with_capacity(12))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+        self.0.iter().map(|(n, v)| (n, v))
+    }
+
+    /// Moves the headers into `headers`, for a request that travels as a
+    /// map (a protocol switch, on hyper's client).
+    pub fn merge_into(self, headers: &mut HeaderMap) {
+        for (name, value) in self.0 {
+            headers.insert(name, value);
+        }
+    }
+}
+
+impl Sink for Added {
+    fn put(&mut self, name: HeaderName, value: HeaderValue) {
+        self.0.push((name, value));
+    }
+}
 
 /// Removes every header whose name `doomed` picks, in one pass over the
 /// names present. A request carries a handful of headers while the lists

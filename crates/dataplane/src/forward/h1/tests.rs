@@ -122,7 +122,7 @@ async fn request_heads_and_bodies_are_framed_for_the_upstream() {
     ];
     for (what, parts, body, wire) in cases {
         let (mut conn, mut upstream) = pair().await;
-        conn.start(&parts, body).expect(what);
+        conn.start(&parts, &Added::new(), body).expect(what);
         send(&mut conn).await.expect(what);
         assert!(conn.is_sent(), "{what}");
         assert_eq!(received(&mut upstream, wire.len()).await, wire, "{what}");
@@ -134,8 +134,12 @@ async fn a_body_that_breaks_its_declared_length_fails_the_upload() {
     for (declared, sent, why) in [("3", "hello", "longer"), ("9", "hello", "ended before")] {
         let (mut conn, _upstream) = pair().await;
         let body = streamed(vec![Frame::data(Bytes::from(sent))]);
-        conn.start(&parts("POST", "/", &[("content-length", declared)]), body)
-            .expect("head");
+        conn.start(
+            &parts("POST", "/", &[("content-length", declared)]),
+            &Added::new(),
+            body,
+        )
+        .expect("head");
         let err = send(&mut conn).await.expect_err("the upload fails");
         assert!(matches!(err, UpstreamError::Upload(_)), "{err}");
         assert!(err.to_string().contains(why), "{err}");
@@ -147,7 +151,7 @@ async fn a_body_that_breaks_its_declared_length_fails_the_upload() {
     let (mut conn, _upstream) = pair().await;
     let bad = parts("POST", "/", &[("content-length", "1x")]);
     assert!(matches!(
-        conn.start(&bad, full("1x")),
+        conn.start(&bad, &Added::new(), full("1x")),
         Err(UpstreamError::BadRequest(_))
     ));
 }
@@ -267,12 +271,19 @@ async fn responses_are_framed_as_rfc_9112_says() {
 #[tokio::test]
 async fn header_values_and_trailers_arrive_as_sent() {
     let (mut conn, mut upstream) = pair().await;
-    let raw = "HTTP/1.1 200 OK\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-Odd: caf\u{e9}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: 42\r\n\r\n";
+    let raw = "HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\nX-Odd: caf\u{e9}\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Checksum: 42\r\n\r\n";
     upstream.write_all(raw.as_bytes()).await.expect("write");
     let h = head(&mut conn, &Method::GET).await.expect("head");
+    assert!(
+        !h.headers.contains_key("transfer-encoding"),
+        "framing fields are the connection's, not the answer's"
+    );
     let cookies: Vec<_> = h.headers.get_all("set-cookie").iter().collect();
     assert_eq!(cookies, ["a=1", "b=2"]);
     assert_eq!(h.headers["x-odd"].as_bytes(), "caf\u{e9}".as_bytes());
+    for gone in ["connection", "keep-alive"] {
+        assert!(!h.headers.contains_key(gone), "{gone}");
+    }
     let (data, trailers) = body(&mut conn, h.framing).await.expect("body");
     assert_eq!(data, b"ok");
     assert_eq!(trailers.expect("trailers")["x-checksum"], "42");
@@ -439,8 +450,12 @@ async fn a_resting_connection_is_usable_until_the_upstream_closes_or_talks() {
 async fn a_failed_bodiless_exchange_on_a_rested_connection_may_go_again() {
     let (mut conn, upstream) = pair().await;
     conn.reused = true;
-    conn.start(&parts("GET", "/again", &[("host", "app")]), empty())
-        .expect("head");
+    conn.start(
+        &parts("GET", "/again", &[("host", "app")]),
+        &Added::new(),
+        empty(),
+    )
+    .expect("head");
     drop(upstream);
     send(&mut conn)
         .await
@@ -453,7 +468,7 @@ async fn a_failed_bodiless_exchange_on_a_rested_connection_may_go_again() {
     // With a body, the request cannot be rebuilt from its head.
     let (mut conn, upstream) = pair().await;
     conn.reused = true;
-    conn.start(&parts("PUT", "/", &[]), full("data"))
+    conn.start(&parts("PUT", "/", &[]), &Added::new(), full("data"))
         .expect("head");
     send(&mut conn).await.expect("written");
     drop(upstream);
@@ -476,4 +491,17 @@ fn lengths_are_digits_only() {
     ] {
         assert_eq!(parse_length(s.as_bytes()), want, "{s:?}");
     }
+}
+
+#[tokio::test]
+async fn a_connection_field_naming_other_fields_stays_for_the_hop_by_hop_pass() {
+    let (mut conn, mut upstream) = pair().await;
+    let raw = "HTTP/1.1 200 OK\r\nConnection: close, X-Internal\r\nX-Internal: 1\r\nContent-Length: 0\r\n\r\n";
+    upstream.write_all(raw.as_bytes()).await.expect("write");
+    let mut h = head(&mut conn, &Method::GET).await.expect("head");
+    assert!(!h.keep_alive);
+    assert_eq!(h.headers["connection"], "close, X-Internal");
+    crate::headers::hop::strip(&mut h.headers, false);
+    let left: Vec<_> = h.headers.keys().map(HeaderName::as_str).collect();
+    assert_eq!(left, ["content-length"]);
 }

@@ -83,11 +83,18 @@ pub async fn echo() -> Upstream {
     serve(|req: Request<Incoming>| async move {
         let method = req.method().to_string();
         let target = req.uri().to_string();
-        let headers: serde_json::Map<String, serde_json::Value> = req
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned().into()))
-            .collect();
+        // A repeated field is joined with ", " (RFC 9110 §5.3), so a test
+        // sees a header the proxy sent twice.
+        let mut headers = serde_json::Map::new();
+        for name in req.headers().keys() {
+            let joined: Vec<_> = req
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .collect();
+            headers.insert(name.as_str().to_owned(), joined.join(", ").into());
+        }
         let mut body = req.into_body();
         let mut len = 0usize;
         while let Some(Ok(frame)) = body.frame().await {
