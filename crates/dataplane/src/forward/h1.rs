@@ -36,6 +36,8 @@ use crate::headers::Added;
 pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// The most header fields a response head (or a trailer section) may have.
 pub(super) const MAX_HEADERS: usize = 100;
+/// Field names remembered per connection (see `Conn::names`).
+const MAX_KNOWN_NAMES: usize = 32;
 /// The most bytes a chunk-size line (size and extensions) may take.
 pub(super) const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// The first read's size; reads that fill it double it, up to [`MAX_READ`].
@@ -147,6 +149,12 @@ pub(super) struct Conn {
     pub(super) authority: Box<str>,
     /// Reused per response head: the fields before the head is frozen.
     fields: Vec<(HeaderName, Range<usize>)>,
+    /// The last response's field names as sent, in order, and their
+    /// parsed form. An upstream sends the same names in the same order
+    /// answer after answer, so a name that matches its place here is
+    /// cloned rather than parsed again (lower-casing, the standard-name
+    /// lookup, and an allocation for a name outside the standard set).
+    names: Vec<(Box<[u8]>, HeaderName)>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -174,6 +182,7 @@ impl Conn {
             reused: false,
             authority: authority.into(),
             fields: Vec::new(),
+            names: Vec::new(),
         })
     }
 
@@ -480,9 +489,8 @@ impl Conn {
             let base = self.rbuf.as_ptr() as usize;
             let mut facts = Facts::default();
             self.fields.clear();
-            for h in res.headers.iter() {
-                let name = HeaderName::from_bytes(h.name.as_bytes())
-                    .map_err(|_| UpstreamError::Protocol("invalid header name"))?;
+            for (i, h) in res.headers.iter().enumerate() {
+                let name = known_name(&mut self.names, i, h.name.as_bytes())?;
                 if facts.note(&name, h.value)? {
                     continue;
                 }
@@ -675,6 +683,31 @@ impl Conn {
         *state = Chunk::Done;
         Ok(Some(Frame::trailers(trailers)))
     }
+}
+
+/// The field name `raw` at place `i` of a response head, from `names`
+/// when the last head had the same name there.
+fn known_name(
+    names: &mut Vec<(Box<[u8]>, HeaderName)>,
+    i: usize,
+    raw: &[u8],
+) -> Result<HeaderName, UpstreamError> {
+    if let Some((seen, name)) = names.get(i) {
+        if **seen == *raw {
+            return Ok(name.clone());
+        }
+    }
+    let name =
+        HeaderName::from_bytes(raw).map_err(|_| UpstreamError::Protocol("invalid header name"))?;
+    let entry = (Box::from(raw), name.clone());
+    if let Some(slot) = names.get_mut(i) {
+        *slot = entry;
+    } else if i == names.len() && i < MAX_KNOWN_NAMES {
+        // A head with more fields than any before it: its names are kept
+        // up to a bound, past which they are parsed every time.
+        names.push(entry);
+    }
+    Ok(name)
 }
 
 /// What a response head's fields say about its framing and connection.

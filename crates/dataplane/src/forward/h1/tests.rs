@@ -505,3 +505,36 @@ async fn a_connection_field_naming_other_fields_stays_for_the_hop_by_hop_pass() 
     let left: Vec<_> = h.headers.keys().map(HeaderName::as_str).collect();
     assert_eq!(left, ["content-length"]);
 }
+
+#[tokio::test]
+async fn field_names_remembered_from_the_last_answer_never_mislabel_the_next() {
+    let (mut conn, mut upstream) = pair().await;
+    let answers = [
+        "HTTP/1.1 200 OK\r\nX-App: 1\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok",
+        // Same names, same places: taken from the last answer.
+        "HTTP/1.1 200 OK\r\nX-App: 2\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok",
+        // Other names, other case, more of them.
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-App: 3\r\nX-Other: 4\r\nX-Last: 5\r\n\r\nok",
+    ];
+    let mut seen = Vec::new();
+    for raw in answers {
+        upstream.write_all(raw.as_bytes()).await.expect("write");
+        let h = head(&mut conn, &Method::GET).await.expect("head");
+        body(&mut conn, h.framing).await.expect("body");
+        let mut fields: Vec<String> = h
+            .headers
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.to_str().expect("ascii")))
+            .collect();
+        fields.sort();
+        seen.push(fields.join(" "));
+    }
+    assert_eq!(
+        seen,
+        [
+            "content-length=2 content-type=text/plain x-app=1",
+            "content-length=2 content-type=text/html x-app=2",
+            "content-length=2 x-app=3 x-last=5 x-other=4",
+        ]
+    );
+}
