@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::pipeline::{ConnInfo, Proxy};
+use crate::server::{h1, ClientBody};
 
 /// One bound socket and, for HTTPS, its TLS acceptor.
 pub struct Listener {
@@ -38,7 +39,7 @@ const TUNNEL_CLOSE_WAIT: Duration = Duration::from_secs(6);
 /// Serves every listener until `shutdown` fires, then drains and returns.
 pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, shutdown: CancellationToken) {
     let conns = TaskTracker::new();
-    let builder = Arc::new(Builders::new(&proxy));
+    let builder = Arc::new(h2_builder(&proxy));
     let mut accept_loops = Vec::new();
     for l in listeners {
         accept_loops.push(tokio::spawn(accept_loop(
@@ -79,62 +80,42 @@ pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, shutdown: Cancel
     tracing::info!("drained");
 }
 
-/// Connection builders: protocol detection for plain TCP, and one builder a
-/// protocol for TLS, where ALPN already decided (which also keeps hyper's
-/// HTTP/1 header-read timer armed from the first byte on).
-struct Builders {
-    detect: auto::Builder<TokioExecutor>,
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
-}
-
-impl Builders {
-    fn new(proxy: &Proxy) -> Self {
-        Self {
-            detect: builder(proxy),
-            h1: builder(proxy).http1_only(),
-            h2: builder(proxy).http2_only(),
-        }
-    }
-}
-
 /// The HTTP/2 connection preface (RFC 9113 §3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Waits until a plain connection has shown which protocol it speaks: the
-/// first bytes either diverge from the HTTP/2 preface or complete it. A
-/// client that sends nothing (or stops mid-preface) within the header-read
-/// timeout is dropped; protocol detection itself has no timer.
-async fn protocol_shown(stream: &tokio::net::TcpStream, timeout: Duration) -> bool {
+/// first bytes either diverge from the HTTP/2 preface (`Some(false)`:
+/// HTTP/1.1) or complete it (`Some(true)`). A client that sends nothing (or
+/// stops mid-preface) within the header-read timeout is dropped (`None`);
+/// protocol detection itself has no timer.
+async fn protocol_shown(stream: &tokio::net::TcpStream, timeout: Duration) -> Option<bool> {
     let deadline = tokio::time::Instant::now() + timeout;
     let mut buf = [0u8; 24];
     loop {
         match tokio::time::timeout_at(deadline, stream.peek(&mut buf)).await {
-            Ok(Ok(0) | Err(_)) | Err(_) => return false,
+            Ok(Ok(0) | Err(_)) | Err(_) => return None,
             Ok(Ok(n)) => {
-                if n >= H2_PREFACE.len() || buf[..n] != H2_PREFACE[..n] {
-                    return true;
+                if buf[..n] != H2_PREFACE[..n] {
+                    return Some(false);
+                }
+                if n >= H2_PREFACE.len() {
+                    return Some(true);
                 }
             }
         }
         // A partial preface: wait for more bytes without spinning.
         tokio::time::sleep(Duration::from_millis(5)).await;
         if tokio::time::Instant::now() >= deadline {
-            return false;
+            return None;
         }
     }
 }
 
-fn builder(proxy: &Proxy) -> auto::Builder<TokioExecutor> {
+/// hyper's server, for HTTP/2 connections only: HTTP/1.1 is the proxy's
+/// own (`server/h1.rs`).
+fn h2_builder(proxy: &Proxy) -> auto::Builder<TokioExecutor> {
     let s = proxy.settings();
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    // hyper refuses heads above its buffer on its own with a bare 431; keep
-    // its buffer above our limit so the pipeline answers with the envelope.
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(s.header_read_timeout)
-        .max_buf_size((s.max_header_bytes * 2).max(16 * 1024))
-        .keep_alive(true);
+    let mut b = auto::Builder::new(TokioExecutor::new()).http2_only();
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(s.max_header_bytes * 2).unwrap_or(u32::MAX))
@@ -143,10 +124,20 @@ fn builder(proxy: &Proxy) -> auto::Builder<TokioExecutor> {
     b
 }
 
+/// The HTTP/1.1 server's limits: hyper's old bound on a head (twice the
+/// pipeline's limit, so heads over the limit still get the envelope).
+fn h1_limits(proxy: &Proxy) -> h1::Limits {
+    let s = proxy.settings();
+    h1::Limits {
+        header_read_timeout: s.header_read_timeout,
+        max_head: (s.max_header_bytes * 2).max(16 * 1024),
+    }
+}
+
 async fn accept_loop(
     listener: Listener,
     proxy: Arc<Proxy>,
-    builder: Arc<Builders>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
     conns: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -174,25 +165,34 @@ async fn accept_loop(
         conns.spawn(async move {
             let svc = {
                 let proxy = Arc::clone(&proxy);
-                service_fn(move |req| {
+                service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let proxy = Arc::clone(&proxy);
-                    async move { Ok::<_, Infallible>(proxy.handle(req, info).await) }
+                    async move {
+                        let req = req.map(ClientBody::H2);
+                        Ok::<_, Infallible>(proxy.handle(req, info).await)
+                    }
                 })
             };
             let timeout = proxy.settings().header_read_timeout;
+            let limits = h1_limits(&proxy);
             match acceptor {
-                None => {
-                    if protocol_shown(&stream, timeout).await {
-                        serve_conn(&builder.detect, TokioIo::new(stream), svc, &shutdown).await;
-                    } else {
-                        tracing::debug!(%remote, "no request within the header-read timeout");
+                None => match protocol_shown(&stream, timeout).await {
+                    Some(true) => serve_conn(&builder, TokioIo::new(stream), svc, &shutdown).await,
+                    Some(false) => {
+                        let (r, w) = stream.into_split();
+                        h1::serve(Box::new(r), Box::new(w), proxy, info, limits, shutdown).await;
                     }
-                }
+                    None => tracing::debug!(%remote, "no request within the header-read timeout"),
+                },
                 Some(acc) => match tokio::time::timeout(timeout, acc.accept(stream)).await {
                     Ok(Ok(tls_stream)) => {
-                        let h2 = tls_stream.get_ref().1.alpn_protocol() == Some(b"h2");
-                        let b = if h2 { &builder.h2 } else { &builder.h1 };
-                        serve_conn(b, TokioIo::new(tls_stream), svc, &shutdown).await;
+                        if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                            serve_conn(&builder, TokioIo::new(tls_stream), svc, &shutdown).await;
+                        } else {
+                            let (r, w) = tokio::io::split(tls_stream);
+                            h1::serve(Box::new(r), Box::new(w), proxy, info, limits, shutdown)
+                                .await;
+                        }
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
                     Err(_) => tracing::debug!(%remote, "tls handshake timed out"),

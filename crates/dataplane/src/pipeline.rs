@@ -12,7 +12,6 @@ use std::time::Instant;
 
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use pp_identity::Via;
 use pp_model::adapter::AuthStrategy;
@@ -39,6 +38,7 @@ use crate::limit::{Permit, RouteCounters};
 use crate::reserved::{self, ReservedRequest};
 use crate::respond::rewrite_headers;
 use crate::routes::RouteTableHandle;
+use crate::server::{ClientBody, ClientUpgrade};
 use crate::settings::Settings;
 use crate::tunnel::{self, TunnelLimits};
 
@@ -47,7 +47,7 @@ use crate::tunnel::{self, TunnelLimits};
 pub trait ApiHandler: Send + Sync + 'static {
     fn call(
         &self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
     ) -> Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>;
 }
 
@@ -136,7 +136,7 @@ impl Proxy {
     /// Answers one request; never fails: errors become envelopes here.
     pub async fn handle(
         self: Arc<Self>,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
         conn: ConnInfo,
     ) -> Response<ProxyBody> {
         let cid = CorrelationId::new();
@@ -196,7 +196,7 @@ impl Proxy {
 
     async fn dispatch(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
         authority: Option<&str>,
         conn: ConnInfo,
         cid: &CorrelationId,
@@ -243,7 +243,7 @@ impl Proxy {
     #[allow(clippy::too_many_arguments)]
     async fn app_request(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<ClientBody>,
         conn: ConnInfo,
         cid: &CorrelationId,
         table: &RouteTable,
@@ -325,7 +325,7 @@ impl Proxy {
         let target = route.target(picked).unwrap_or_default();
         note.upstream = Some((Arc::clone(&route), picked));
         // 7. forward
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let client_upgrade = upgrade.then(|| ClientUpgrade::on(&mut req));
         let facts = ClientFacts {
             correlation_id: cid,
             client_ip: conn.remote.ip(),
@@ -388,7 +388,7 @@ impl Proxy {
     /// route it may not see.
     async fn no_route(
         &self,
-        req: &Request<Incoming>,
+        req: &Request<ClientBody>,
         path: &str,
         proto: &str,
         auth: &str,
@@ -515,7 +515,7 @@ impl Proxy {
     fn spawn_tunnel(
         &self,
         resolved: &ResolvedRoute,
-        client: hyper::upgrade::OnUpgrade,
+        client: ClientUpgrade,
         upstream: hyper::upgrade::OnUpgrade,
         permit: Permit,
         caller: Option<&Caller>,
@@ -567,7 +567,8 @@ impl Proxy {
         self.tunnels.spawn(
             async move {
                 let _permit = permit;
-                let (c, u) = match tokio::try_join!(client, upstream) {
+                let upstream = async { upstream.await.map_err(crate::body::BoxError::from) };
+                let (c, u) = match tokio::try_join!(client.connected(), upstream) {
                     Ok(pair) => pair,
                     Err(e) => {
                         tracing::warn!(error = %e, "websocket upgrade failed");
@@ -576,8 +577,7 @@ impl Proxy {
                 };
                 tracing::info!("websocket opened");
                 audit.record(connected.clone());
-                let stats =
-                    tunnel::relay(TokioIo::new(c), TokioIo::new(u), limits, drain, revoked).await;
+                let stats = tunnel::relay(c, TokioIo::new(u), limits, drain, revoked).await;
                 let mut closed = connected;
                 closed.id = uuid::Uuid::new_v4();
                 closed.at = time::OffsetDateTime::now_utc();

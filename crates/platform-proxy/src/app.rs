@@ -10,9 +10,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use pp_controlplane::{ApiConfig, ApiDeps};
 use pp_dataplane::body::boxed;
+use pp_dataplane::server::ClientBody;
 use pp_dataplane::{Access, ApiHandler, Listener, Proxy, ProxyBody, RouteTableHandle};
 use pp_identity::assertion::AssertionSigner;
 use pp_identity::jwt::JwtVerifier;
@@ -81,7 +81,7 @@ struct AxumApi(axum::Router);
 impl ApiHandler for AxumApi {
     fn call(
         &self,
-        req: Request<Incoming>,
+        req: Request<ClientBody>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Response<ProxyBody>> + Send>> {
         let router = self.0.clone();
         Box::pin(async move {

@@ -30,16 +30,14 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
+use crate::codec::{self, parse_length, push_decimal, push_field, push_hex, MAX_HEADERS};
+pub(super) use crate::codec::{Chunk, Framing};
 use crate::headers::Added;
 
 /// The most bytes one response head may take.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
-/// The most header fields a response head (or a trailer section) may have.
-pub(super) const MAX_HEADERS: usize = 100;
 /// Field names remembered per connection (see `Conn::names`).
 const MAX_KNOWN_NAMES: usize = 32;
-/// The most bytes a chunk-size line (size and extensions) may take.
-pub(super) const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// The first read's size; reads that fill it double it, up to [`MAX_READ`].
 const FIRST_READ: usize = 8 * 1024;
 const MAX_READ: usize = 512 * 1024;
@@ -63,34 +61,6 @@ pub enum UpstreamError {
     /// A protocol switch's exchange, which hyper's client carries.
     #[error("upstream exchange failed: {0}")]
     Upgrade(#[from] hyper::Error),
-}
-
-/// How the rest of a response body is delimited.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Framing {
-    /// Nothing (more) to read: the body has ended.
-    Done,
-    /// `Content-Length`: this many bytes are left.
-    Length(u64),
-    /// `Transfer-Encoding: chunked`, in this state.
-    Chunked(Chunk),
-    /// Everything until the upstream closes the connection.
-    Close,
-}
-
-/// Where a chunked body's decoder stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Chunk {
-    /// Before a chunk-size line.
-    Size,
-    /// Inside a chunk's data, this many bytes left.
-    Data(u64),
-    /// After a chunk's data, before its CRLF.
-    DataEnd,
-    /// After the last chunk, before the trailer section's end.
-    Trailers,
-    /// The trailer section has ended.
-    Done,
 }
 
 /// How the request body is being framed on the wire.
@@ -546,142 +516,9 @@ impl Conn {
         }
     }
 
-    /// Decodes what `rbuf` holds: a frame, or `None` when more must be
-    /// read (or the body is done). After a data frame the framing is
-    /// carried past whatever follows it in the buffer, so a body whose
-    /// end has arrived reports it at once.
+    /// Decodes what `rbuf` holds (see [`codec::decode`]).
     fn decode(&mut self, framing: &mut Framing) -> Result<Option<Frame<Bytes>>, UpstreamError> {
-        let frame = match framing {
-            Framing::Done => return Ok(None),
-            Framing::Length(left) => {
-                if self.rbuf.is_empty() {
-                    return Ok(None);
-                }
-                let take = clamp(*left, self.rbuf.len());
-                *left -= take as u64;
-                if *left == 0 {
-                    *framing = Framing::Done;
-                }
-                Frame::data(self.rbuf.split_to(take).freeze())
-            }
-            Framing::Close => {
-                if self.rbuf.is_empty() {
-                    return Ok(None);
-                }
-                Frame::data(self.rbuf.split().freeze())
-            }
-            Framing::Chunked(state) => {
-                let mut at = *state;
-                let frame = self.decode_chunked(&mut at, true)?;
-                if frame.is_some() {
-                    // Past the chunk's end, and the last chunk, if they
-                    // are here already; never another frame.
-                    self.decode_chunked(&mut at, false)?;
-                }
-                *framing = if at == Chunk::Done {
-                    Framing::Done
-                } else {
-                    Framing::Chunked(at)
-                };
-                return Ok(frame);
-            }
-        };
-        Ok(Some(frame))
-    }
-
-    /// Steps a chunked body's decoder over what `rbuf` holds. With
-    /// `frames` false it only moves past framing (a chunk's CRLF, size
-    /// lines, an empty trailer section) and yields nothing.
-    fn decode_chunked(
-        &mut self,
-        state: &mut Chunk,
-        frames: bool,
-    ) -> Result<Option<Frame<Bytes>>, UpstreamError> {
-        loop {
-            match *state {
-                Chunk::Done => return Ok(None),
-                Chunk::Size => match httparse::parse_chunk_size(&self.rbuf) {
-                    Ok(httparse::Status::Complete((n, _))) if n > MAX_CHUNK_LINE => {
-                        return Err(UpstreamError::Protocol("chunk-size line too long"));
-                    }
-                    Ok(httparse::Status::Complete((n, size))) => {
-                        self.rbuf.advance(n);
-                        *state = if size == 0 {
-                            Chunk::Trailers
-                        } else {
-                            Chunk::Data(size)
-                        };
-                    }
-                    Ok(httparse::Status::Partial) if self.rbuf.len() > MAX_CHUNK_LINE => {
-                        return Err(UpstreamError::Protocol("chunk-size line too long"));
-                    }
-                    Ok(httparse::Status::Partial) => return Ok(None),
-                    Err(_) => return Err(UpstreamError::Protocol("invalid chunk size")),
-                },
-                Chunk::Data(left) => {
-                    if !frames || self.rbuf.is_empty() {
-                        return Ok(None);
-                    }
-                    let take = clamp(left, self.rbuf.len());
-                    let rest = left - take as u64;
-                    *state = if rest == 0 {
-                        Chunk::DataEnd
-                    } else {
-                        Chunk::Data(rest)
-                    };
-                    return Ok(Some(Frame::data(self.rbuf.split_to(take).freeze())));
-                }
-                Chunk::DataEnd => {
-                    if self.rbuf.len() < 2 {
-                        return Ok(None);
-                    }
-                    if self.rbuf[..2] != *b"\r\n" {
-                        return Err(UpstreamError::Protocol("chunk data not ended by CRLF"));
-                    }
-                    self.rbuf.advance(2);
-                    *state = Chunk::Size;
-                }
-                Chunk::Trailers => {
-                    if self.rbuf.starts_with(b"\r\n") {
-                        self.rbuf.advance(2);
-                        *state = Chunk::Done;
-                        return Ok(None);
-                    }
-                    if !frames || self.rbuf.len() < 2 {
-                        return Ok(None);
-                    }
-                    return self.decode_trailers(state);
-                }
-            }
-        }
-    }
-
-    fn decode_trailers(
-        &mut self,
-        state: &mut Chunk,
-    ) -> Result<Option<Frame<Bytes>>, UpstreamError> {
-        let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let (len, trailers) = match httparse::parse_headers(&self.rbuf, &mut slots) {
-            Ok(httparse::Status::Complete((len, fields))) => {
-                let mut map = HeaderMap::with_capacity(fields.len());
-                for f in fields.iter() {
-                    let name = HeaderName::from_bytes(f.name.as_bytes())
-                        .map_err(|_| UpstreamError::Protocol("invalid trailer name"))?;
-                    let value = HeaderValue::from_bytes(f.value)
-                        .map_err(|_| UpstreamError::Protocol("invalid trailer value"))?;
-                    map.append(name, value);
-                }
-                (len, map)
-            }
-            Ok(httparse::Status::Partial) if self.rbuf.len() >= MAX_HEAD => {
-                return Err(UpstreamError::Protocol("trailer section too large"));
-            }
-            Ok(httparse::Status::Partial) => return Ok(None),
-            Err(_) => return Err(UpstreamError::Protocol("malformed trailer section")),
-        };
-        self.rbuf.advance(len);
-        *state = Chunk::Done;
-        Ok(Some(Frame::trailers(trailers)))
+        codec::decode(&mut self.rbuf, framing).map_err(|m| UpstreamError::Protocol(m.0))
     }
 }
 
@@ -840,57 +677,6 @@ fn encode_head(
     };
     out.extend_from_slice(b"\r\n");
     Ok(framing)
-}
-
-fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-fn push_hex(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 16];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b"0123456789abcdef"[(n & 0xf) as usize];
-        n >>= 4;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
-}
-
-/// A `Content-Length` value: one or more digits, nothing else.
-fn parse_length(s: &[u8]) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    s.iter().try_fold(0u64, |n, b| {
-        let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
-        n.checked_mul(10)?.checked_add(u64::from(d))
-    })
-}
-
-/// `left` bytes wanted and `have` at hand: how many to take.
-fn clamp(left: u64, have: usize) -> usize {
-    usize::try_from(left).map_or(have, |l| l.min(have))
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ mod errors;
 mod follower;
 mod forward_auth;
 mod forwarding;
+mod http1;
 mod listeners;
 mod pool;
 mod revocation;

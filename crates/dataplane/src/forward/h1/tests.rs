@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::body::{boxed, empty, full};
+use crate::codec::MAX_CHUNK_LINE;
 
 /// A connection and the raw upstream end of it.
 async fn pair() -> (Box<Conn>, TcpStream) {

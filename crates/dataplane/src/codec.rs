@@ -1,0 +1,240 @@
+//! The HTTP/1.1 message codec both sides of the proxy share (RFC 9112):
+//! body framing by length, chunks or the connection's end, chunked decoding
+//! with its trailer section, and the small writers heads are built with.
+//! The upstream client (`forward/h1.rs`) and the client-facing server
+//! (`server/h1.rs`) each own their buffers and call into this.
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http_body::Frame;
+
+/// The most header fields a head (or a trailer section) may have.
+pub(crate) const MAX_HEADERS: usize = 100;
+/// The most bytes a chunk-size line (size and extensions) may take.
+pub(crate) const MAX_CHUNK_LINE: usize = 4 * 1024;
+/// The most bytes a trailer section may take.
+pub(crate) const MAX_TRAILERS: usize = 64 * 1024;
+
+/// A message that breaks the framing rules, and which rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Malformed(pub(crate) &'static str);
+
+/// How the rest of a message body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Framing {
+    /// Nothing (more) to read: the body has ended.
+    Done,
+    /// `Content-Length`: this many bytes are left.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`, in this state.
+    Chunked(Chunk),
+    /// Everything until the upstream closes the connection.
+    Close,
+}
+
+/// Where a chunked body's decoder stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Chunk {
+    /// Before a chunk-size line.
+    Size,
+    /// Inside a chunk's data, this many bytes left.
+    Data(u64),
+    /// After a chunk's data, before its CRLF.
+    DataEnd,
+    /// After the last chunk, before the trailer section's end.
+    Trailers,
+    /// The trailer section has ended.
+    Done,
+}
+
+/// Decodes what `rbuf` holds: a frame, or `None` when more must be
+/// read (or the body is done). After a data frame the framing is
+/// carried past whatever follows it in the buffer, so a body whose
+/// end has arrived reports it at once.
+pub(crate) fn decode(
+    rbuf: &mut BytesMut,
+    framing: &mut Framing,
+) -> Result<Option<Frame<Bytes>>, Malformed> {
+    let frame = match framing {
+        Framing::Done => return Ok(None),
+        Framing::Length(left) => {
+            if rbuf.is_empty() {
+                return Ok(None);
+            }
+            let take = clamp(*left, rbuf.len());
+            *left -= take as u64;
+            if *left == 0 {
+                *framing = Framing::Done;
+            }
+            Frame::data(rbuf.split_to(take).freeze())
+        }
+        Framing::Close => {
+            if rbuf.is_empty() {
+                return Ok(None);
+            }
+            Frame::data(rbuf.split().freeze())
+        }
+        Framing::Chunked(state) => {
+            let mut at = *state;
+            let frame = decode_chunked(rbuf, &mut at, true)?;
+            if frame.is_some() {
+                // Past the chunk's end, and the last chunk, if they
+                // are here already; never another frame.
+                decode_chunked(rbuf, &mut at, false)?;
+            }
+            *framing = if at == Chunk::Done {
+                Framing::Done
+            } else {
+                Framing::Chunked(at)
+            };
+            return Ok(frame);
+        }
+    };
+    Ok(Some(frame))
+}
+
+/// Steps a chunked body's decoder over what `rbuf` holds. With
+/// `frames` false it only moves past framing (a chunk's CRLF, size
+/// lines, an empty trailer section) and yields nothing.
+fn decode_chunked(
+    rbuf: &mut BytesMut,
+    state: &mut Chunk,
+    frames: bool,
+) -> Result<Option<Frame<Bytes>>, Malformed> {
+    loop {
+        match *state {
+            Chunk::Done => return Ok(None),
+            Chunk::Size => match httparse::parse_chunk_size(rbuf) {
+                Ok(httparse::Status::Complete((n, _))) if n > MAX_CHUNK_LINE => {
+                    return Err(Malformed("chunk-size line too long"));
+                }
+                Ok(httparse::Status::Complete((n, size))) => {
+                    rbuf.advance(n);
+                    *state = if size == 0 {
+                        Chunk::Trailers
+                    } else {
+                        Chunk::Data(size)
+                    };
+                }
+                Ok(httparse::Status::Partial) if rbuf.len() > MAX_CHUNK_LINE => {
+                    return Err(Malformed("chunk-size line too long"));
+                }
+                Ok(httparse::Status::Partial) => return Ok(None),
+                Err(_) => return Err(Malformed("invalid chunk size")),
+            },
+            Chunk::Data(left) => {
+                if !frames || rbuf.is_empty() {
+                    return Ok(None);
+                }
+                let take = clamp(left, rbuf.len());
+                let rest = left - take as u64;
+                *state = if rest == 0 {
+                    Chunk::DataEnd
+                } else {
+                    Chunk::Data(rest)
+                };
+                return Ok(Some(Frame::data(rbuf.split_to(take).freeze())));
+            }
+            Chunk::DataEnd => {
+                if rbuf.len() < 2 {
+                    return Ok(None);
+                }
+                if rbuf[..2] != *b"\r\n" {
+                    return Err(Malformed("chunk data not ended by CRLF"));
+                }
+                rbuf.advance(2);
+                *state = Chunk::Size;
+            }
+            Chunk::Trailers => {
+                if rbuf.starts_with(b"\r\n") {
+                    rbuf.advance(2);
+                    *state = Chunk::Done;
+                    return Ok(None);
+                }
+                if !frames || rbuf.len() < 2 {
+                    return Ok(None);
+                }
+                return decode_trailers(rbuf, state);
+            }
+        }
+    }
+}
+
+fn decode_trailers(
+    rbuf: &mut BytesMut,
+    state: &mut Chunk,
+) -> Result<Option<Frame<Bytes>>, Malformed> {
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let (len, trailers) = match httparse::parse_headers(rbuf, &mut slots) {
+        Ok(httparse::Status::Complete((len, fields))) => {
+            let mut map = HeaderMap::with_capacity(fields.len());
+            for f in fields.iter() {
+                let name = HeaderName::from_bytes(f.name.as_bytes())
+                    .map_err(|_| Malformed("invalid trailer name"))?;
+                let value = HeaderValue::from_bytes(f.value)
+                    .map_err(|_| Malformed("invalid trailer value"))?;
+                map.append(name, value);
+            }
+            (len, map)
+        }
+        Ok(httparse::Status::Partial) if rbuf.len() >= MAX_TRAILERS => {
+            return Err(Malformed("trailer section too large"));
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(Malformed("malformed trailer section")),
+    };
+    rbuf.advance(len);
+    *state = Chunk::Done;
+    Ok(Some(Frame::trailers(trailers)))
+}
+
+pub(crate) fn push_field(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
+    out.extend_from_slice(name.as_str().as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+pub(crate) fn push_hex(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n & 0xf) as usize];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+pub(crate) fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// A `Content-Length` value: one or more digits, nothing else.
+pub(crate) fn parse_length(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, b| {
+        let d = b.checked_sub(b'0').filter(|d| *d < 10)?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+/// `left` bytes wanted and `have` at hand: how many to take.
+pub(crate) fn clamp(left: u64, have: usize) -> usize {
+    usize::try_from(left).map_or(have, |l| l.min(have))
+}

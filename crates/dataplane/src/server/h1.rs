@@ -1,0 +1,828 @@
+//! The proxy's HTTP/1.1 server (RFC 9112): one task a connection, which
+//! reads a request head, hands the request to the pipeline, writes the
+//! answer, and goes on to the next request.
+//!
+//! The request body is read by whoever holds it (the upstream client, as
+//! it uploads) from the connection's read side, shared with this loop:
+//! both run in the connection's task, so the lock is never contended.
+//! Once the answer has been written the loop waits for the body to end (an
+//! upstream may answer an upload before reading it, and the rest still
+//! goes through) or to be dropped unread, which closes the connection: its
+//! unread bytes cannot be told from the next request.
+//!
+//! Heads are bounded: at most `max_head` bytes (431 beyond, bare, as a
+//! head that large is not parsed at all; the pipeline answers heads over
+//! its own limit with the envelope) and [`MAX_HEADERS`] fields. A head
+//! that does not parse, or frames its body ambiguously (a
+//! `Transfer-Encoding` without `chunked` last, or beside a
+//! `Content-Length`; `Content-Length` values that disagree), gets a bare
+//! 400 and the connection is closed: such a request is how smuggling
+//! starts. A connection with no complete head within the header-read
+//! timeout (idle keep-alive connections included) is closed.
+
+use std::io;
+use std::mem::MaybeUninit;
+use std::ops::Range;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use futures_util::FutureExt;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body::{Body, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use super::ClientBody;
+use crate::body::{BoxError, ProxyBody};
+use crate::codec::{self, parse_length, push_decimal, push_field, push_hex, Framing, MAX_HEADERS};
+use crate::pipeline::{ConnInfo, Proxy};
+
+/// The first read's size; reads that fill it double it, up to `MAX_READ`.
+const FIRST_READ: usize = 8 * 1024;
+const MAX_READ: usize = 256 * 1024;
+/// Body bytes copied into the head's buffer to go out in one write; a
+/// larger frame is written on its own.
+const COALESCE: usize = 16 * 1024;
+
+pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+
+/// What the server takes from the settings.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub(crate) header_read_timeout: Duration,
+    /// The largest head read at all.
+    pub(crate) max_head: usize,
+}
+
+/// The connection's read side: its bytes and the current request body's
+/// framing, shared by the loop and the body.
+struct ReadSide {
+    io: Reader,
+    buf: BytesMut,
+    read_size: usize,
+    body: Framing,
+    /// The body failed (the client closed, or sent a malformed chunk).
+    failed: bool,
+    /// The body was dropped.
+    gone: bool,
+    /// The loop, waiting for the body to end or go.
+    waiter: Option<Waker>,
+}
+
+impl ReadSide {
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.buf.reserve(self.read_size);
+        let room = self.buf.capacity() - self.buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(
+            Pin::new(&mut self.io),
+            cx,
+            &mut self.buf
+        ))?;
+        if n == room && self.read_size < MAX_READ {
+            self.read_size *= 2;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waiter.take() {
+            w.wake();
+        }
+    }
+
+    fn settled(&self) -> bool {
+        self.body == Framing::Done || self.failed || self.gone
+    }
+}
+
+type Shared = Arc<Mutex<ReadSide>>;
+
+fn lock(side: &Shared) -> MutexGuard<'_, ReadSide> {
+    side.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A request body, read from the connection as its holder polls it.
+pub struct RequestBody {
+    side: Shared,
+}
+
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestBody").finish_non_exhaustive()
+    }
+}
+
+impl Drop for RequestBody {
+    fn drop(&mut self) {
+        let mut side = lock(&self.side);
+        side.gone = true;
+        side.wake();
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let mut side = lock(&self.side);
+        if side.failed {
+            return Poll::Ready(None);
+        }
+        loop {
+            let mut framing = side.body;
+            let decoded = codec::decode(&mut side.buf, &mut framing);
+            side.body = framing;
+            match decoded {
+                Ok(Some(frame)) => {
+                    if side.body == Framing::Done {
+                        side.wake();
+                    }
+                    return Poll::Ready(Some(Ok(frame)));
+                }
+                Ok(None) if side.body == Framing::Done => {
+                    side.wake();
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+                Err(m) => {
+                    side.failed = true;
+                    side.wake();
+                    return Poll::Ready(Some(Err(
+                        io::Error::new(io::ErrorKind::InvalidData, m.0).into()
+                    )));
+                }
+            }
+            let filled = ready!(side.poll_fill(cx));
+            let err: BoxError = match filled {
+                Ok(0) => "the client closed the connection before the end of the body".into(),
+                Ok(_) => continue,
+                Err(e) => e.into(),
+            };
+            side.failed = true;
+            side.wake();
+            return Poll::Ready(Some(Err(err)));
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        lock(&self.side).body == Framing::Done
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match lock(&self.side).body {
+            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Chunked(_) | Framing::Close => SizeHint::default(),
+        }
+    }
+}
+
+/// A switched connection: the bytes read past the request head first,
+/// then the socket.
+pub struct Upgraded {
+    read: Reader,
+    prefix: Bytes,
+    write: Writer,
+}
+
+impl std::fmt::Debug for Upgraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Upgraded")
+            .field("prefix", &self.prefix.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix[..n]);
+            self.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.read).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.write).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.write).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.write.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.write).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.write).poll_shutdown(cx)
+    }
+}
+
+/// The request extension a protocol switch's connection arrives through
+/// (extensions must be `Clone`: the receiver is shared, and taken once).
+#[derive(Clone)]
+pub(crate) struct UpgradeSlot(Arc<Mutex<Option<oneshot::Receiver<Upgraded>>>>);
+
+impl UpgradeSlot {
+    pub(crate) fn take(&self) -> Option<oneshot::Receiver<Upgraded>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+    }
+}
+
+/// Why no request came of a head.
+#[derive(Debug)]
+enum HeadError {
+    /// The client closed (or failed) between requests.
+    Closed,
+    TooLarge,
+    Malformed(&'static str),
+}
+
+/// A parsed request head and what it says about its connection.
+struct Head {
+    parts: http::request::Parts,
+    body: Framing,
+    keep_alive: bool,
+    expect_continue: bool,
+    upgrade: bool,
+}
+
+/// Serves HTTP/1.1 requests on one connection until it closes, fails, or
+/// `shutdown` fires between requests.
+pub(crate) async fn serve(
+    read: Reader,
+    mut write: Writer,
+    proxy: Arc<Proxy>,
+    info: ConnInfo,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let side: Shared = Arc::new(Mutex::new(ReadSide {
+        io: read,
+        buf: BytesMut::new(),
+        read_size: FIRST_READ,
+        body: Framing::Done,
+        failed: false,
+        gone: true,
+        waiter: None,
+    }));
+    let mut out = Vec::with_capacity(1024);
+    let mut fields = Vec::new();
+    // One shutdown waiter and one deadline for the connection's life, each
+    // armed again per request rather than made anew.
+    let cancelled = shutdown.cancelled();
+    tokio::pin!(cancelled);
+    let deadline = tokio::time::sleep(limits.header_read_timeout);
+    tokio::pin!(deadline);
+    let mut first = true;
+    loop {
+        if !std::mem::take(&mut first) {
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + limits.header_read_timeout);
+        }
+        let head = tokio::select! {
+            biased;
+            () = &mut cancelled => return,
+            h = read_head(&side, limits.max_head, &mut fields) => h,
+            () = &mut deadline => {
+                tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
+                return;
+            }
+        };
+        let head = match head {
+            Ok(h) => h,
+            Err(HeadError::Closed) => return,
+            Err(e) => {
+                let status = match e {
+                    HeadError::TooLarge => "431 Request Header Fields Too Large",
+                    _ => "400 Bad Request",
+                };
+                let why = match e {
+                    HeadError::Malformed(why) => why,
+                    _ => "the head is too large",
+                };
+                tracing::debug!(remote = %info.remote, why, "refused a request head");
+                let bare =
+                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+                let _ = write.write_all(bare.as_bytes()).await;
+                let _ = write.shutdown().await;
+                return;
+            }
+        };
+        if head.expect_continue
+            && write
+                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+                .await
+                .is_err()
+        {
+            return;
+        }
+        let head_request = head.parts.method == Method::HEAD;
+        let version = head.parts.version;
+        let mut req = Request::from_parts(
+            head.parts,
+            ClientBody::H1(RequestBody {
+                side: Arc::clone(&side),
+            }),
+        );
+        let switch = head.upgrade.then(|| {
+            let (tx, rx) = oneshot::channel();
+            req.extensions_mut()
+                .insert(UpgradeSlot(Arc::new(Mutex::new(Some(rx)))));
+            tx
+        });
+        let handled = Arc::clone(&proxy).handle(req, info);
+        tokio::pin!(handled);
+        let resp = tokio::select! {
+            r = &mut handled => r,
+            () = client_gone(&side, limits.max_head) => {
+                // Nobody is left to answer: the upstream exchange is
+                // dropped with the request's future, and its route slot
+                // with it.
+                tracing::debug!(remote = %info.remote, "the client left before its answer");
+                return;
+            }
+        };
+        if let (Some(tx), StatusCode::SWITCHING_PROTOCOLS) = (switch, resp.status()) {
+            out.clear();
+            encode_head(&mut out, &resp, None, false);
+            if write.write_all(&out).await.is_err() {
+                return;
+            }
+            let mut s = lock(&side);
+            let read = std::mem::replace(&mut s.io, Box::new(tokio::io::empty()));
+            let prefix = s.buf.split().freeze();
+            drop(s);
+            let _ = tx.send(Upgraded {
+                read,
+                prefix,
+                write,
+            });
+            return;
+        }
+        let keep = head.keep_alive && !shutdown.is_cancelled();
+        let kept = match respond(&mut write, &mut out, resp, head_request, version, keep).await {
+            Ok(kept) => kept,
+            Err(e) => {
+                tracing::debug!(error = %e, "writing the answer failed");
+                return;
+            }
+        };
+        // The body ends, fails or is let go; only a body read to its end
+        // leaves the connection fit for another request.
+        std::future::poll_fn(|cx| {
+            let mut s = lock(&side);
+            if s.settled() {
+                return Poll::Ready(());
+            }
+            s.waiter = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await;
+        let clean = {
+            let s = lock(&side);
+            s.body == Framing::Done && !s.failed
+        };
+        if !(kept && clean) {
+            let _ = write.shutdown().await;
+            return;
+        }
+    }
+}
+
+/// Resolves when the client closes its connection while its request is
+/// being answered. Watched only once the request body has been read (until
+/// then the body's reads would see the close); bytes of a next request
+/// read meanwhile stay buffered for it, up to a head's limit.
+async fn client_gone(side: &Shared, max_head: usize) {
+    std::future::poll_fn(|cx| {
+        let mut s = lock(side);
+        if s.body != Framing::Done || s.buf.len() >= max_head {
+            // Woken again when the body ends (the waiter) or never.
+            s.waiter = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        match s.poll_fill(cx) {
+            Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(()),
+            Poll::Ready(Ok(_)) => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await;
+}
+
+/// Reads until a request head is complete, and parses it.
+async fn read_head(
+    side: &Shared,
+    max_head: usize,
+    fields: &mut Vec<(HeaderName, Range<usize>)>,
+) -> Result<Head, HeadError> {
+    std::future::poll_fn(|cx| {
+        let mut s = lock(side);
+        loop {
+            // Blank lines before a request are ignored (RFC 9112 §2.2).
+            while s.buf.starts_with(b"\r\n") {
+                s.buf.advance(2);
+            }
+            if !s.buf.is_empty() {
+                if let Some(head) = parse_head(&mut s.buf, max_head, fields)? {
+                    s.body = head.body;
+                    s.failed = false;
+                    s.gone = false;
+                    return Poll::Ready(Ok(head));
+                }
+            }
+            match ready!(s.poll_fill(cx)) {
+                Ok(0) if s.buf.is_empty() => return Poll::Ready(Err(HeadError::Closed)),
+                Ok(0) => return Poll::Ready(Err(HeadError::Malformed("the head was cut off"))),
+                Ok(_) => {}
+                Err(_) => return Poll::Ready(Err(HeadError::Closed)),
+            }
+        }
+    })
+    .await
+}
+
+fn parse_head(
+    buf: &mut BytesMut,
+    max_head: usize,
+    fields: &mut Vec<(HeaderName, Range<usize>)>,
+) -> Result<Option<Head>, HeadError> {
+    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let len = match httparse::ParserConfig::default()
+        .parse_request_with_uninit_headers(&mut req, buf, &mut slots)
+    {
+        Ok(httparse::Status::Complete(len)) if len <= max_head => len,
+        Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => {
+            return Err(HeadError::TooLarge)
+        }
+        Ok(httparse::Status::Partial) if buf.len() >= max_head => return Err(HeadError::TooLarge),
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(HeadError::Malformed("the head does not parse")),
+    };
+    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+        .map_err(|_| HeadError::Malformed("invalid method"))?;
+    let version = if req.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let base = buf.as_ptr() as usize;
+    let path = req.path.unwrap_or_default();
+    let target = path.as_ptr() as usize - base..path.as_ptr() as usize - base + path.len();
+    let mut facts = Facts::default();
+    fields.clear();
+    for h in req.headers.iter() {
+        let name = HeaderName::from_bytes(h.name.as_bytes())
+            .map_err(|_| HeadError::Malformed("invalid header name"))?;
+        facts.note(&name, h.value)?;
+        let start = h.value.as_ptr() as usize - base;
+        fields.push((name, start..start + h.value.len()));
+    }
+    let frozen = buf.split_to(len).freeze();
+    let uri = Uri::from_maybe_shared(frozen.slice(target))
+        .map_err(|_| HeadError::Malformed("invalid request target"))?;
+    // Origin-form, absolute-form, or `*` for OPTIONS; the proxy is no
+    // tunnel for CONNECT.
+    let origin = uri.scheme().is_none() && uri.path().starts_with('/');
+    let absolute = uri.scheme().is_some() && uri.authority().is_some();
+    let asterisk = method == Method::OPTIONS && uri.path() == "*";
+    if method == Method::CONNECT || !(origin || absolute || asterisk) {
+        return Err(HeadError::Malformed("unsupported request target"));
+    }
+    let mut headers = HeaderMap::with_capacity(fields.len());
+    for (name, range) in fields.drain(..) {
+        let value = HeaderValue::from_maybe_shared(frozen.slice(range))
+            .map_err(|_| HeadError::Malformed("invalid header value"))?;
+        headers.append(name, value);
+    }
+    let body = facts.framing()?;
+    let keep_alive = if version == Version::HTTP_10 {
+        facts.keep_alive && !facts.close
+    } else {
+        !facts.close
+    };
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Some(Head {
+        parts,
+        expect_continue: facts.expect_continue
+            && version == Version::HTTP_11
+            && body != Framing::Done,
+        upgrade: facts.upgrade && version == Version::HTTP_11,
+        body,
+        keep_alive,
+    }))
+}
+
+/// What a request head's fields say about its body and connection.
+#[derive(Debug, Default)]
+struct Facts {
+    length: Option<u64>,
+    coded: bool,
+    chunked: bool,
+    close: bool,
+    keep_alive: bool,
+    upgrade: bool,
+    upgrade_field: bool,
+    expect_continue: bool,
+}
+
+impl Facts {
+    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), HeadError> {
+        if *name == header::CONTENT_LENGTH {
+            for part in value.split(|b| *b == b',') {
+                let n = parse_length(part.trim_ascii())
+                    .ok_or(HeadError::Malformed("invalid Content-Length"))?;
+                if self.length.is_some_and(|m| m != n) {
+                    return Err(HeadError::Malformed("conflicting Content-Length values"));
+                }
+                self.length = Some(n);
+            }
+        } else if *name == header::TRANSFER_ENCODING {
+            self.coded = true;
+            self.chunked = value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if *name == header::CONNECTION {
+            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                self.close |= token.eq_ignore_ascii_case(b"close");
+                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
+                self.upgrade |= token.eq_ignore_ascii_case(b"upgrade");
+            }
+        } else if *name == header::UPGRADE {
+            self.upgrade_field = true;
+        } else if *name == header::EXPECT {
+            self.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
+        }
+        Ok(())
+    }
+
+    /// The body's framing (RFC 9112 §6.3); ambiguity is refused.
+    fn framing(&mut self) -> Result<Framing, HeadError> {
+        self.upgrade &= self.upgrade_field;
+        if self.coded {
+            if !self.chunked {
+                return Err(HeadError::Malformed(
+                    "a Transfer-Encoding without chunked last",
+                ));
+            }
+            if self.length.is_some() {
+                return Err(HeadError::Malformed(
+                    "Transfer-Encoding beside Content-Length",
+                ));
+            }
+            return Ok(Framing::Chunked(codec::Chunk::Size));
+        }
+        Ok(match self.length {
+            None | Some(0) => Framing::Done,
+            Some(n) => Framing::Length(n),
+        })
+    }
+}
+
+/// Writes the answer's status line and fields into `out`, with the
+/// framing field `framing` calls for and `Connection: close` when the
+/// connection ends after it.
+fn encode_head(out: &mut Vec<u8>, resp: &Response<ProxyBody>, framing: Option<Out>, close: bool) {
+    let status = resp.status();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let mut dated = false;
+    for (name, value) in resp.headers() {
+        if *name == header::CONTENT_LENGTH && framing.is_some_and(|f| f != Out::Declared) {
+            continue;
+        }
+        dated |= *name == header::DATE;
+        push_field(out, name, value);
+    }
+    if !dated {
+        date::push(out);
+    }
+    match framing {
+        Some(Out::Length(n)) => {
+            out.extend_from_slice(b"content-length: ");
+            push_decimal(out, n);
+            out.extend_from_slice(b"\r\n");
+        }
+        Some(Out::Chunked) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
+        Some(Out::Declared | Out::Close | Out::None) | None => {}
+    }
+    if close {
+        out.extend_from_slice(b"connection: close\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// How an answer's body goes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// No body (HEAD, 1xx, 204, 304): nothing written after the head.
+    None,
+    /// The answer's own `Content-Length`, kept.
+    Declared,
+    /// A length the proxy declares.
+    Length(u64),
+    Chunked,
+    /// Until the connection closes (an HTTP/1.0 client, length unknown).
+    Close,
+}
+
+/// Writes one answer; `Ok(true)` when the connection may carry another.
+async fn respond(
+    write: &mut Writer,
+    out: &mut Vec<u8>,
+    resp: Response<ProxyBody>,
+    head_request: bool,
+    version: Version,
+    keep: bool,
+) -> io::Result<bool> {
+    let status = resp.status();
+    let declared = resp
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| parse_length(v.as_bytes()));
+    let bodiless = head_request
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let hint = resp.body().size_hint().exact();
+    let framing = if bodiless {
+        Out::None
+    } else if declared.is_some() {
+        Out::Declared
+    } else if resp.body().is_end_stream() {
+        Out::Length(0)
+    } else if let Some(n) = hint {
+        Out::Length(n)
+    } else if version == Version::HTTP_11 {
+        Out::Chunked
+    } else {
+        Out::Close
+    };
+    let mut keep = keep && framing != Out::Close;
+    keep &= !resp
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+    out.clear();
+    encode_head(out, &resp, Some(framing), !keep);
+    let mut body = resp.into_body();
+    let mut left = match framing {
+        Out::Declared => declared,
+        Out::Length(n) => Some(n),
+        _ => None,
+    };
+    if matches!(framing, Out::None) || left == Some(0) {
+        write.write_all(out).await?;
+        return Ok(keep);
+    }
+    loop {
+        let next =
+            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).now_or_never() {
+                Some(f) => f,
+                None => {
+                    // Nothing more right now: what is buffered goes out first.
+                    if !out.is_empty() {
+                        write.write_all(out).await?;
+                        out.clear();
+                    }
+                    std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
+                }
+            };
+        let frame = match next {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
+                // A status already sent cannot change: the answer is cut off.
+                tracing::debug!(error = %e, "the answer's body failed while streaming");
+                write.write_all(out).await?;
+                return Ok(false);
+            }
+        };
+        let data = match frame.into_data() {
+            Ok(d) => d,
+            Err(frame) => {
+                if let (Out::Chunked, Ok(trailers)) = (framing, frame.into_trailers()) {
+                    out.extend_from_slice(b"0\r\n");
+                    for (name, value) in &trailers {
+                        push_field(out, name, value);
+                    }
+                    out.extend_from_slice(b"\r\n");
+                    write.write_all(out).await?;
+                    return Ok(keep);
+                }
+                continue;
+            }
+        };
+        if data.is_empty() {
+            continue;
+        }
+        if let Some(l) = left.as_mut() {
+            let n = data.len() as u64;
+            if n > *l {
+                tracing::debug!("the answer's body is longer than its Content-Length; cut off");
+                write.write_all(out).await?;
+                return Ok(false);
+            }
+            *l -= n;
+        }
+        if framing == Out::Chunked {
+            push_hex(out, data.len() as u64);
+            out.extend_from_slice(b"\r\n");
+        }
+        if data.len() <= COALESCE {
+            out.extend_from_slice(&data);
+        } else {
+            write.write_all(out).await?;
+            out.clear();
+            write.write_all(&data).await?;
+        }
+        if framing == Out::Chunked {
+            out.extend_from_slice(b"\r\n");
+        }
+        if left == Some(0) {
+            break;
+        }
+    }
+    if framing == Out::Chunked {
+        out.extend_from_slice(b"0\r\n\r\n");
+    }
+    write.write_all(out).await?;
+    out.clear();
+    // A body shorter than its declared length leaves the client waiting
+    // for the rest: only closing the connection ends it.
+    Ok(keep && left.is_none_or(|l| l == 0))
+}
+
+/// The `Date` field, formatted once a second.
+mod date {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+    }
+
+    /// Appends `date: <now>\r\n`.
+    pub(super) fn push(out: &mut Vec<u8>) {
+        let now = SystemTime::now();
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        CACHED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != secs || c.1.is_empty() {
+                *c = (secs, httpdate::fmt_http_date(now));
+            }
+            out.extend_from_slice(b"date: ");
+            out.extend_from_slice(c.1.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! Request heads as the server reads them: framing, connection facts, the
+//! forms of request target it takes, and each limit crossed.
+
+use super::*;
+
+fn parsed(raw: &str, max_head: usize) -> Result<Option<Head>, HeadError> {
+    let mut buf = BytesMut::from(raw.as_bytes());
+    parse_head(&mut buf, max_head, &mut Vec::new())
+}
+
+fn head(raw: &str) -> Head {
+    match parsed(raw, 64 * 1024) {
+        Ok(Some(h)) => h,
+        Ok(None) => panic!("incomplete: {raw:?}"),
+        Err(e) => panic!("refused: {raw:?}: {e:?}"),
+    }
+}
+
+#[test]
+fn heads_say_how_their_body_and_connection_go() {
+    let cases: &[(&str, Framing, bool, bool, bool)] = &[
+        // (head, body, keep-alive, expect 100-continue, upgrade)
+        (
+            "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+            Framing::Done,
+            true,
+            false,
+            false,
+        ),
+        (
+            "GET / HTTP/1.1\r\nConnection: close\r\n\r\n",
+            Framing::Done,
+            false,
+            false,
+            false,
+        ),
+        ("GET / HTTP/1.0\r\n\r\n", Framing::Done, false, false, false),
+        (
+            "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+            Framing::Done,
+            true,
+            false,
+            false,
+        ),
+        (
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+            Framing::Length(5),
+            true,
+            false,
+            false,
+        ),
+        (
+            "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
+            Framing::Length(5),
+            true,
+            false,
+            false,
+        ),
+        (
+            "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+            Framing::Done,
+            true,
+            false,
+            false,
+        ),
+        (
+            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            Framing::Chunked(codec::Chunk::Size),
+            true,
+            false,
+            false,
+        ),
+        (
+            "PUT / HTTP/1.1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n",
+            Framing::Length(3),
+            true,
+            true,
+            false,
+        ),
+        // Nothing to continue to without a body.
+        (
+            "GET / HTTP/1.1\r\nExpect: 100-continue\r\n\r\n",
+            Framing::Done,
+            true,
+            false,
+            false,
+        ),
+        (
+            "GET /ws HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            Framing::Done,
+            true,
+            false,
+            true,
+        ),
+        // An upgrade token without the field asks for nothing.
+        (
+            "GET / HTTP/1.1\r\nConnection: upgrade\r\n\r\n",
+            Framing::Done,
+            true,
+            false,
+            false,
+        ),
+    ];
+    for (raw, body, keep_alive, expect_continue, upgrade) in cases {
+        let h = head(raw);
+        assert_eq!(h.body, *body, "{raw:?}");
+        assert_eq!(h.keep_alive, *keep_alive, "{raw:?}");
+        assert_eq!(h.expect_continue, *expect_continue, "{raw:?}");
+        assert_eq!(h.upgrade, *upgrade, "{raw:?}");
+    }
+}
+
+#[test]
+fn request_targets_are_origin_absolute_or_asterisk_form() {
+    for (raw, path) in [
+        ("GET /a/b?c=d HTTP/1.1\r\n\r\n", "/a/b"),
+        ("GET http://app.example/x HTTP/1.1\r\n\r\n", "/x"),
+        ("OPTIONS * HTTP/1.1\r\n\r\n", "*"),
+    ] {
+        assert_eq!(head(raw).parts.uri.path(), path, "{raw:?}");
+    }
+    for raw in [
+        "GET x HTTP/1.1\r\n\r\n",
+        "GET * HTTP/1.1\r\n\r\n",
+        "CONNECT app.example:443 HTTP/1.1\r\n\r\n",
+        "GET app.example:80 HTTP/1.1\r\n\r\n",
+    ] {
+        assert!(
+            matches!(parsed(raw, 4096), Err(HeadError::Malformed(_))),
+            "{raw:?}"
+        );
+    }
+}
+
+#[test]
+fn header_values_are_slices_of_the_head_as_sent() {
+    let h = head("GET / HTTP/1.1\r\nHost: a.example\r\nCookie: x=1\r\ncookie: y=2\r\nX-Odd: caf\u{e9}\r\n\r\n");
+    let cookies: Vec<_> = h.parts.headers.get_all("cookie").iter().collect();
+    assert_eq!(cookies, ["x=1", "y=2"]);
+    assert_eq!(h.parts.headers["host"], "a.example");
+    assert_eq!(h.parts.headers["x-odd"].as_bytes(), "caf\u{e9}".as_bytes());
+    assert_eq!(h.parts.version, Version::HTTP_11);
+}
+
+#[test]
+fn ambiguous_or_broken_heads_are_refused() {
+    for raw in [
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+        "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
+        "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
+        "GET / HTTP/9.9\r\n\r\n",
+        "\x16\x03\x01\x00\x05hello\r\n\r\n",
+    ] {
+        assert!(
+            matches!(parsed(raw, 4096), Err(HeadError::Malformed(_))),
+            "{raw:?}"
+        );
+    }
+}
+
+#[test]
+fn head_limits_pass_at_the_bound_and_refuse_past_it() {
+    let sized = |n: usize| {
+        let fixed = "GET / HTTP/1.1\r\nX: \r\n\r\n".len();
+        format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "v".repeat(n - fixed))
+    };
+    assert!(
+        matches!(parsed(&sized(4096), 4096), Ok(Some(_))),
+        "exactly the limit"
+    );
+    assert!(matches!(
+        parsed(&sized(4097), 4096),
+        Err(HeadError::TooLarge)
+    ));
+    // Incomplete and already past the limit: refused without waiting.
+    let partial = format!("GET / HTTP/1.1\r\nX: {}", "v".repeat(5000));
+    assert!(matches!(parsed(&partial, 4096), Err(HeadError::TooLarge)));
+    assert!(matches!(parsed("GET / HTTP/1.1\r\nHost:", 4096), Ok(None)));
+    let fields = |n: usize| {
+        let mut s = String::from("GET / HTTP/1.1\r\n");
+        for i in 0..n {
+            s.push_str(&format!("X-{i}: 1\r\n"));
+        }
+        s + "\r\n"
+    };
+    assert!(matches!(
+        parsed(&fields(MAX_HEADERS), 64 * 1024),
+        Ok(Some(_))
+    ));
+    assert!(matches!(
+        parsed(&fields(MAX_HEADERS + 1), 64 * 1024),
+        Err(HeadError::TooLarge)
+    ));
+}
