@@ -5,7 +5,7 @@
 //! (`server/h1.rs`) each own their buffers and call into this.
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body::Frame;
 
 /// The most header fields a head (or a trailer section) may have.
@@ -14,6 +14,74 @@ pub(crate) const MAX_HEADERS: usize = 100;
 pub(crate) const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// The most bytes a trailer section may take.
 pub(crate) const MAX_TRAILERS: usize = 64 * 1024;
+
+/// What a head's framing and connection fields say (RFC 9112 §6, §9.6),
+/// gathered field by field as the head is read.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Fields {
+    /// `Content-Length`, its repeats agreeing.
+    pub(crate) length: Option<u64>,
+    /// A `Transfer-Encoding` field was present, and whether its last
+    /// coding is `chunked`.
+    pub(crate) coded: bool,
+    pub(crate) chunked: bool,
+    /// `Connection` tokens.
+    pub(crate) close: bool,
+    pub(crate) keep_alive: bool,
+    pub(crate) upgrade: bool,
+}
+
+/// Which of the fields [`Fields::note`] took in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Length,
+    Coding,
+    /// `Connection`; `names_others` when it names a field besides the
+    /// `close`, `keep-alive` and `upgrade` tokens.
+    Connection {
+        names_others: bool,
+    },
+    Other,
+}
+
+impl Fields {
+    /// Takes in one field of a head.
+    pub(crate) fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<Field, Malformed> {
+        if *name == header::CONTENT_LENGTH {
+            for part in value.split(|b| *b == b',') {
+                let n =
+                    parse_length(part.trim_ascii()).ok_or(Malformed("invalid Content-Length"))?;
+                if self.length.is_some_and(|m| m != n) {
+                    return Err(Malformed("conflicting Content-Length values"));
+                }
+                self.length = Some(n);
+            }
+            return Ok(Field::Length);
+        }
+        if *name == header::TRANSFER_ENCODING {
+            self.coded = true;
+            self.chunked = value
+                .rsplit(|b| *b == b',')
+                .next()
+                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            return Ok(Field::Coding);
+        }
+        if *name == header::CONNECTION {
+            let mut names_others = false;
+            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                let close = token.eq_ignore_ascii_case(b"close");
+                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
+                let upgrade = token.eq_ignore_ascii_case(b"upgrade");
+                self.close |= close;
+                self.keep_alive |= keep_alive;
+                self.upgrade |= upgrade;
+                names_others |= !(close || keep_alive || upgrade || token.is_empty());
+            }
+            return Ok(Field::Connection { names_others });
+        }
+        Ok(Field::Other)
+    }
+}
 
 /// A message that breaks the framing rules, and which rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

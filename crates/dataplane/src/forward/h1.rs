@@ -30,7 +30,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
-use crate::codec::{self, parse_length, push_decimal, push_field, push_hex, MAX_HEADERS};
+use crate::codec::{self, parse_length, push_decimal, push_field, push_hex, Field, MAX_HEADERS};
 pub(super) use crate::codec::{Chunk, Framing};
 use crate::headers::Added;
 
@@ -478,9 +478,9 @@ impl Conn {
             let (framing, framed_keep_alive) = facts.framing(method, status)?;
             let keep_alive = framed_keep_alive
                 && if version == Version::HTTP_10 {
-                    facts.keep_alive
+                    facts.0.keep_alive
                 } else {
-                    !facts.close
+                    !facts.0.close
                 };
             return Ok(Some(Head {
                 status,
@@ -549,15 +549,7 @@ fn known_name(
 
 /// What a response head's fields say about its framing and connection.
 #[derive(Debug, Default)]
-struct Facts {
-    length: Option<u64>,
-    /// A `Transfer-Encoding` field was present, and whether its last
-    /// coding is `chunked`.
-    coded: bool,
-    chunked: bool,
-    close: bool,
-    keep_alive: bool,
-}
+struct Facts(codec::Fields);
 
 impl Facts {
     /// Takes in one field; `true` when it only framed this message or
@@ -566,37 +558,18 @@ impl Facts {
     /// removal). A `Connection` field naming other fields is kept, for the
     /// answer's hop-by-hop pass to drop them by it.
     fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<bool, UpstreamError> {
-        if *name == header::CONTENT_LENGTH {
-            for part in value.split(|b| *b == b',') {
-                let n = parse_length(part.trim_ascii())
-                    .ok_or(UpstreamError::Protocol("invalid Content-Length"))?;
-                if self.length.is_some_and(|m| m != n) {
-                    return Err(UpstreamError::Protocol("conflicting Content-Length values"));
-                }
-                self.length = Some(n);
-            }
-            return Ok(false);
-        }
-        if *name == header::TRANSFER_ENCODING {
-            self.coded = true;
-            self.chunked = value
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-            return Ok(true);
-        }
-        if *name == header::CONNECTION {
-            let mut names_others = false;
-            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                let close = token.eq_ignore_ascii_case(b"close");
-                let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
-                self.close |= close;
-                self.keep_alive |= keep_alive;
-                names_others |= !(close || keep_alive || token.is_empty());
-            }
-            return Ok(!names_others);
-        }
-        Ok(name.as_str() == "keep-alive")
+        let field = self
+            .0
+            .note(name, value)
+            .map_err(|m| UpstreamError::Protocol(m.0))?;
+        Ok(match field {
+            Field::Coding
+            | Field::Connection {
+                names_others: false,
+            } => true,
+            Field::Length | Field::Connection { names_others: true } => false,
+            Field::Other => name.as_str() == "keep-alive",
+        })
     }
 
     /// The body's framing (RFC 9112 §6.3) and whether it leaves the
@@ -612,16 +585,17 @@ impl Facts {
         {
             return Ok((Framing::Done, true));
         }
-        if self.coded {
+        let f = &self.0;
+        if f.coded {
             // Chunked wins over a Content-Length beside it, and such a
             // message is a smuggling attempt or a broken upstream: the
             // connection is not trusted with another exchange.
-            if self.chunked {
-                return Ok((Framing::Chunked(Chunk::Size), self.length.is_none()));
+            if f.chunked {
+                return Ok((Framing::Chunked(Chunk::Size), f.length.is_none()));
             }
             return Ok((Framing::Close, false));
         }
-        Ok(match self.length {
+        Ok(match f.length {
             Some(0) => (Framing::Done, true),
             Some(n) => (Framing::Length(n), true),
             None => (Framing::Close, false),

@@ -534,9 +534,9 @@ fn parse_head(
     }
     let body = facts.framing()?;
     let keep_alive = if version == Version::HTTP_10 {
-        facts.keep_alive && !facts.close
+        facts.fields.keep_alive && !facts.fields.close
     } else {
-        !facts.close
+        !facts.fields.close
     };
     let (mut parts, ()) = Request::new(()).into_parts();
     parts.method = method;
@@ -548,7 +548,7 @@ fn parse_head(
         expect_continue: facts.expect_continue
             && version == Version::HTTP_11
             && body != Framing::Done,
-        upgrade: facts.upgrade && version == Version::HTTP_11,
+        upgrade: facts.fields.upgrade && facts.upgrade_field && version == Version::HTTP_11,
         body,
         keep_alive,
     }))
@@ -557,64 +557,44 @@ fn parse_head(
 /// What a request head's fields say about its body and connection.
 #[derive(Debug, Default)]
 struct Facts {
-    length: Option<u64>,
-    coded: bool,
-    chunked: bool,
-    close: bool,
-    keep_alive: bool,
-    upgrade: bool,
+    fields: codec::Fields,
     upgrade_field: bool,
     expect_continue: bool,
 }
 
 impl Facts {
     fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), HeadError> {
-        if *name == header::CONTENT_LENGTH {
-            for part in value.split(|b| *b == b',') {
-                let n = parse_length(part.trim_ascii())
-                    .ok_or(HeadError::Malformed("invalid Content-Length"))?;
-                if self.length.is_some_and(|m| m != n) {
-                    return Err(HeadError::Malformed("conflicting Content-Length values"));
-                }
-                self.length = Some(n);
+        let field = self
+            .fields
+            .note(name, value)
+            .map_err(|m| HeadError::Malformed(m.0))?;
+        if field == codec::Field::Other {
+            if *name == header::UPGRADE {
+                self.upgrade_field = true;
+            } else if *name == header::EXPECT {
+                self.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             }
-        } else if *name == header::TRANSFER_ENCODING {
-            self.coded = true;
-            self.chunked = value
-                .rsplit(|b| *b == b',')
-                .next()
-                .is_some_and(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
-        } else if *name == header::CONNECTION {
-            for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                self.close |= token.eq_ignore_ascii_case(b"close");
-                self.keep_alive |= token.eq_ignore_ascii_case(b"keep-alive");
-                self.upgrade |= token.eq_ignore_ascii_case(b"upgrade");
-            }
-        } else if *name == header::UPGRADE {
-            self.upgrade_field = true;
-        } else if *name == header::EXPECT {
-            self.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
         }
         Ok(())
     }
 
     /// The body's framing (RFC 9112 §6.3); ambiguity is refused.
-    fn framing(&mut self) -> Result<Framing, HeadError> {
-        self.upgrade &= self.upgrade_field;
-        if self.coded {
-            if !self.chunked {
+    fn framing(&self) -> Result<Framing, HeadError> {
+        let f = &self.fields;
+        if f.coded {
+            if !f.chunked {
                 return Err(HeadError::Malformed(
                     "a Transfer-Encoding without chunked last",
                 ));
             }
-            if self.length.is_some() {
+            if f.length.is_some() {
                 return Err(HeadError::Malformed(
                     "Transfer-Encoding beside Content-Length",
                 ));
             }
             return Ok(Framing::Chunked(codec::Chunk::Size));
         }
-        Ok(match self.length {
+        Ok(match f.length {
             None | Some(0) => Framing::Done,
             Some(n) => Framing::Length(n),
         })
