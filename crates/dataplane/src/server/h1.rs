@@ -383,7 +383,10 @@ pub(crate) async fn serve(
             }
             let mut s = lock(&side);
             let read = std::mem::replace(&mut s.io, Box::new(tokio::io::empty()));
-            let prefix = s.buf.split().freeze();
+            // Copied, not split off: a slice would keep the whole read
+            // buffer alive for the tunnel's life (6 KiB an idle tunnel).
+            let prefix = Bytes::copy_from_slice(&s.buf);
+            s.buf = BytesMut::new();
             drop(s);
             let _ = tx.send(Upgraded {
                 read,

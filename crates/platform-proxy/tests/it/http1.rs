@@ -251,3 +251,32 @@ async fn a_client_that_leaves_takes_its_pending_upstream_exchange_with_it() {
         .expect("signal");
     p.stop().await;
 }
+
+#[tokio::test]
+async fn bytes_sent_right_behind_an_upgrade_request_reach_the_upstream() {
+    let p = TestProxy::start().await;
+    let up = crate::support::ws::raw_ws_upstream("").await;
+    p.host_route("early", up.addr, json!({})).await;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    // The head and the first bytes of the new protocol in one write: the
+    // server has read them with the head, and must relay them first.
+    s.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: early.apps.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\nearly-bytes",
+    )
+    .await
+    .expect("write");
+    let (head, mut rest) = crate::support::ws::read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    while rest.len() < b"early-bytes".len() {
+        let mut buf = [0u8; 64];
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("the echo in time")
+            .expect("read");
+        assert!(n > 0, "closed before the echo");
+        rest.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(rest, b"early-bytes");
+    p.stop().await;
+}
