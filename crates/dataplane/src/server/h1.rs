@@ -366,6 +366,7 @@ pub(crate) async fn serve(
         let handled = Arc::clone(&proxy).handle(req, info);
         tokio::pin!(handled);
         let resp = tokio::select! {
+            biased;
             r = &mut handled => r,
             () = client_gone(&side, limits.max_head) => {
                 // Nobody is left to answer: the upstream exchange is
