@@ -172,6 +172,11 @@ fn decode_chunked(
     loop {
         match *state {
             Chunk::Done => return Ok(None),
+            // A size line starts with a digit: httparse would read a bare
+            // CRLF (or `;ext`) as the last chunk.
+            Chunk::Size if rbuf.first().is_some_and(|b| !b.is_ascii_hexdigit()) => {
+                return Err(Malformed("invalid chunk size"));
+            }
             Chunk::Size => match httparse::parse_chunk_size(rbuf) {
                 Ok(httparse::Status::Complete((n, _))) if n > MAX_CHUNK_LINE => {
                     return Err(Malformed("chunk-size line too long"));

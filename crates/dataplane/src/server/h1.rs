@@ -71,6 +71,10 @@ struct ReadSide {
     failed: bool,
     /// The body was dropped.
     gone: bool,
+    /// Which request the framing and flags are for. A body outliving its
+    /// request (an upload still being sent after its answer) must never
+    /// read the next request's bytes.
+    generation: u64,
     /// The loop, waiting for the body to end or go.
     waiter: Option<Waker>,
 }
@@ -110,6 +114,7 @@ fn lock(side: &Shared) -> MutexGuard<'_, ReadSide> {
 /// A request body, read from the connection as its holder polls it.
 pub struct RequestBody {
     side: Shared,
+    generation: u64,
 }
 
 impl std::fmt::Debug for RequestBody {
@@ -121,8 +126,10 @@ impl std::fmt::Debug for RequestBody {
 impl Drop for RequestBody {
     fn drop(&mut self) {
         let mut side = lock(&self.side);
-        side.gone = true;
-        side.wake();
+        if side.generation == self.generation {
+            side.gone = true;
+            side.wake();
+        }
     }
 }
 
@@ -135,7 +142,7 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let mut side = lock(&self.side);
-        if side.failed {
+        if side.failed || side.generation != self.generation {
             return Poll::Ready(None);
         }
         loop {
@@ -175,11 +182,16 @@ impl Body for RequestBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        lock(&self.side).body == Framing::Done
+        let side = lock(&self.side);
+        side.generation != self.generation || side.body == Framing::Done
     }
 
     fn size_hint(&self) -> SizeHint {
-        match lock(&self.side).body {
+        let side = lock(&self.side);
+        if side.generation != self.generation {
+            return SizeHint::with_exact(0);
+        }
+        match side.body {
             Framing::Done => SizeHint::with_exact(0),
             Framing::Length(n) => SizeHint::with_exact(n),
             Framing::Chunked(_) | Framing::Close => SizeHint::default(),
@@ -295,6 +307,7 @@ pub(crate) async fn serve(
         body: Framing::Done,
         failed: false,
         gone: true,
+        generation: 0,
         waiter: None,
     }));
     let mut out = Vec::with_capacity(1024);
@@ -342,8 +355,7 @@ pub(crate) async fn serve(
             }
         };
         if head.expect_continue
-            && write
-                .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            && write_out(&mut write, b"HTTP/1.1 100 Continue\r\n\r\n")
                 .await
                 .is_err()
         {
@@ -355,6 +367,7 @@ pub(crate) async fn serve(
             head.parts,
             ClientBody::H1(RequestBody {
                 side: Arc::clone(&side),
+                generation: lock(&side).generation,
             }),
         );
         let switch = head.upgrade.then(|| {
@@ -379,7 +392,7 @@ pub(crate) async fn serve(
         if let (Some(tx), StatusCode::SWITCHING_PROTOCOLS) = (switch, resp.status()) {
             out.clear();
             encode_head(&mut out, &resp, None, false);
-            if write.write_all(&out).await.is_err() {
+            if write_out(&mut write, &out).await.is_err() {
                 return;
             }
             let mut s = lock(&side);
@@ -468,6 +481,7 @@ async fn read_head(
                     s.body = head.body;
                     s.failed = false;
                     s.gone = false;
+                    s.generation += 1;
                     return Poll::Ready(Ok(head));
                 }
             }
@@ -564,6 +578,11 @@ struct Facts {
     fields: codec::Fields,
     upgrade_field: bool,
     expect_continue: bool,
+    /// `Transfer-Encoding` fields, and whether any says more than
+    /// `chunked`: the proxy decodes chunked and no other coding.
+    codings: usize,
+    other_coding: bool,
+    hosts: usize,
 }
 
 impl Facts {
@@ -572,8 +591,14 @@ impl Facts {
             .fields
             .note(name, value)
             .map_err(|m| HeadError::Malformed(m.0))?;
+        if field == codec::Field::Coding {
+            self.codings += 1;
+            self.other_coding |= !value.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        }
         if field == codec::Field::Other {
-            if *name == header::UPGRADE {
+            if *name == header::HOST {
+                self.hosts += 1;
+            } else if *name == header::UPGRADE {
                 self.upgrade_field = true;
             } else if *name == header::EXPECT {
                 self.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
@@ -585,7 +610,15 @@ impl Facts {
     /// The body's framing (RFC 9112 §6.3); ambiguity is refused.
     fn framing(&self) -> Result<Framing, HeadError> {
         let f = &self.fields;
+        if self.hosts > 1 {
+            return Err(HeadError::Malformed("more than one Host field"));
+        }
         if f.coded {
+            if self.other_coding || self.codings > 1 {
+                return Err(HeadError::Malformed(
+                    "a Transfer-Encoding other than one chunked",
+                ));
+            }
             if !f.chunked {
                 return Err(HeadError::Malformed(
                     "a Transfer-Encoding without chunked last",
@@ -617,7 +650,13 @@ fn encode_head(out: &mut Vec<u8>, resp: &Response<ProxyBody>, framing: Option<Ou
     out.extend_from_slice(b"\r\n");
     let mut dated = false;
     for (name, value) in resp.headers() {
-        if *name == header::CONTENT_LENGTH && framing.is_some_and(|f| f != Out::Declared) {
+        // The proxy's own framing replaces a length; a HEAD or 304 answer
+        // keeps the one the full answer would have (RFC 9110 §8.6), and
+        // 1xx and 204 answers carry none.
+        let no_length = matches!(framing, Some(Out::Length(_) | Out::Chunked | Out::Close))
+            || status.is_informational()
+            || status == StatusCode::NO_CONTENT;
+        if *name == header::CONTENT_LENGTH && no_length {
             continue;
         }
         dated |= *name == header::DATE;
@@ -702,7 +741,7 @@ async fn respond(
         _ => None,
     };
     if matches!(framing, Out::None) || left == Some(0) {
-        write.write_all(out).await?;
+        write_out(write, out).await?;
         return Ok(keep);
     }
     loop {
@@ -712,7 +751,7 @@ async fn respond(
                 None => {
                     // Nothing more right now: what is buffered goes out first.
                     if !out.is_empty() {
-                        write.write_all(out).await?;
+                        write_out(write, out).await?;
                         out.clear();
                     }
                     std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
@@ -724,7 +763,7 @@ async fn respond(
             Some(Err(e)) => {
                 // A status already sent cannot change: the answer is cut off.
                 tracing::debug!(error = %e, "the answer's body failed while streaming");
-                write.write_all(out).await?;
+                write_out(write, out).await?;
                 return Ok(false);
             }
         };
@@ -737,7 +776,7 @@ async fn respond(
                         push_field(out, name, value);
                     }
                     out.extend_from_slice(b"\r\n");
-                    write.write_all(out).await?;
+                    write_out(write, out).await?;
                     return Ok(keep);
                 }
                 continue;
@@ -750,7 +789,7 @@ async fn respond(
             let n = data.len() as u64;
             if n > *l {
                 tracing::debug!("the answer's body is longer than its Content-Length; cut off");
-                write.write_all(out).await?;
+                write_out(write, out).await?;
                 return Ok(false);
             }
             *l -= n;
@@ -762,7 +801,7 @@ async fn respond(
         if data.len() <= COALESCE {
             out.extend_from_slice(&data);
         } else {
-            write.write_all(out).await?;
+            write_out(write, out).await?;
             out.clear();
             write.write_all(&data).await?;
         }
@@ -772,15 +811,30 @@ async fn respond(
         if left == Some(0) {
             break;
         }
+        if out.len() >= 4 * COALESCE {
+            // A burst of small frames: out it goes before it grows on.
+            write.write_all(out).await?;
+            out.clear();
+        }
     }
     if framing == Out::Chunked {
         out.extend_from_slice(b"0\r\n\r\n");
     }
-    write.write_all(out).await?;
+    write_out(write, out).await?;
     out.clear();
+    if out.capacity() > 4 * COALESCE {
+        *out = Vec::with_capacity(1024);
+    }
     // A body shorter than its declared length leaves the client waiting
     // for the rest: only closing the connection ends it.
     Ok(keep && left.is_none_or(|l| l == 0))
+}
+
+/// Writes `bytes` and flushes them: a TLS stream may keep written bytes in
+/// its own buffer until flushed, and the loop waits for the client next.
+async fn write_out(write: &mut Writer, bytes: &[u8]) -> io::Result<()> {
+    write.write_all(bytes).await?;
+    write.flush().await
 }
 
 /// The `Date` field, formatted once a second.

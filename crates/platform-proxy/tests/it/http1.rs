@@ -124,7 +124,7 @@ async fn http_1_0_clients_keep_the_connection_only_when_they_ask() {
 }
 
 #[tokio::test]
-async fn head_answers_carry_no_body() {
+async fn head_answers_carry_their_length_but_no_body() {
     let p = TestProxy::start().await;
     let up = echo().await;
     p.host_route("h", up.addr, json!({})).await;
@@ -134,6 +134,8 @@ async fn head_answers_carry_no_body() {
     let (head, rest) = text.split_once("\r\n\r\n").expect("a head");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert!(!head.contains("transfer-encoding"), "{head}");
+    // The length the GET's answer would have (RFC 9110 §9.3.2).
+    assert!(head.contains("content-length: "), "{head}");
     assert!(
         rest.starts_with("HTTP/1.1 200 OK"),
         "no body after HEAD's answer: {rest}"

@@ -64,7 +64,7 @@ fn heads_say_how_their_body_and_connection_go() {
             false,
         ),
         (
-            "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n",
             Framing::Chunked(codec::Chunk::Size),
             true,
             false,
@@ -147,6 +147,11 @@ fn ambiguous_or_broken_heads_are_refused() {
     for raw in [
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+        // A coding the proxy would strip without undoing, and chunked twice.
+        "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+        // Two hosts: routing and the upstream could each take another.
+        "GET / HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
         "POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
         "POST / HTTP/1.1\r\nContent-Length: +3\r\n\r\n",
         "GET / HTTP/1.1\r\nBad Name: x\r\n\r\n",
@@ -193,4 +198,45 @@ fn head_limits_pass_at_the_bound_and_refuse_past_it() {
         parsed(&fields(MAX_HEADERS + 1), 64 * 1024),
         Err(HeadError::TooLarge)
     ));
+}
+
+#[tokio::test]
+async fn a_body_outliving_its_request_never_reads_the_next_ones_bytes() {
+    use http_body_util::BodyExt;
+    let (client, mut peer) = tokio::io::duplex(1024);
+    let side: Shared = Arc::new(Mutex::new(ReadSide {
+        io: Box::new(client),
+        buf: BytesMut::new(),
+        read_size: FIRST_READ,
+        body: Framing::Length(3),
+        failed: false,
+        gone: false,
+        generation: 1,
+        waiter: None,
+    }));
+    let first = RequestBody {
+        side: Arc::clone(&side),
+        generation: 1,
+    };
+    // The next request has begun on the connection: its body is 5 bytes.
+    {
+        let mut s = lock(&side);
+        s.generation = 2;
+        s.body = Framing::Length(5);
+    }
+    tokio::io::AsyncWriteExt::write_all(&mut peer, b"next!")
+        .await
+        .expect("write");
+    assert!(first.is_end_stream());
+    assert_eq!(first.size_hint().exact(), Some(0));
+    let mut first = first;
+    assert!(first.frame().await.is_none(), "the old body reads nothing");
+    drop(first);
+    assert!(!lock(&side).gone, "and its drop does not end the new body");
+    let second = RequestBody {
+        side: Arc::clone(&side),
+        generation: 2,
+    };
+    let got = second.collect().await.expect("body").to_bytes();
+    assert_eq!(got, "next!");
 }
