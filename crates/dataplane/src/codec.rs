@@ -4,9 +4,14 @@
 //! The upstream client (`forward/h1.rs`) and the client-facing server
 //! (`server/h1.rs`) each own their buffers and call into this.
 
+use std::io;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body::Frame;
+use tokio::io::AsyncRead;
 
 /// The most header fields a head (or a trailer section) may have.
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -80,6 +85,47 @@ impl Fields {
             return Ok(Field::Connection { names_others });
         }
         Ok(Field::Other)
+    }
+}
+
+/// The size of a connection's next read: it starts at [`ReadSize::FIRST`]
+/// and doubles while reads fill it, up to a bound, so a large body goes in
+/// few calls while an idle connection holds a small buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ReadSize {
+    next: usize,
+    max: usize,
+}
+
+impl ReadSize {
+    pub(crate) const FIRST: usize = 8 * 1024;
+
+    pub(crate) const fn new(max: usize) -> Self {
+        Self {
+            next: Self::FIRST,
+            max,
+        }
+    }
+
+    /// Reads more bytes from `io` into `buf`; `Ok(0)` is the peer's end.
+    pub(crate) fn poll_fill<R: AsyncRead + ?Sized>(
+        &mut self,
+        io: Pin<&mut R>,
+        buf: &mut BytesMut,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        buf.reserve(self.next);
+        let room = buf.capacity() - buf.len();
+        let n = ready!(tokio_util::io::poll_read_buf(io, cx, buf))?;
+        if n == room && self.next < self.max {
+            self.next *= 2;
+        }
+        Poll::Ready(Ok(n))
+    }
+
+    /// Back to the first size, for a buffer let go.
+    pub(crate) fn reset(&mut self) {
+        self.next = Self::FIRST;
     }
 }
 

@@ -30,7 +30,9 @@ use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
 
 use crate::body::{BoxError, ProxyBody};
-use crate::codec::{self, parse_length, push_decimal, push_field, push_hex, Field, MAX_HEADERS};
+use crate::codec::{
+    self, parse_length, push_decimal, push_field, push_hex, Field, ReadSize, MAX_HEADERS,
+};
 pub(super) use crate::codec::{Chunk, Framing};
 use crate::headers::Added;
 
@@ -38,8 +40,7 @@ use crate::headers::Added;
 pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// Field names remembered per connection (see `Conn::names`).
 const MAX_KNOWN_NAMES: usize = 32;
-/// The first read's size; reads that fill it double it, up to [`MAX_READ`].
-const FIRST_READ: usize = 8 * 1024;
+/// The largest read: an upstream's large answer goes in few calls.
 const MAX_READ: usize = 512 * 1024;
 
 /// Why an exchange with the upstream failed.
@@ -95,7 +96,7 @@ pub(super) struct Conn {
     io: TcpStream,
     /// Bytes read and not yet consumed.
     rbuf: BytesMut,
-    read_size: usize,
+    reads: ReadSize,
     /// The request head and body framing; `out[out_pos..]` is unwritten.
     /// Kept after it is written so a request the upstream never answered
     /// can be sent again as it was.
@@ -141,7 +142,7 @@ impl Conn {
         Box::new(Self {
             io,
             rbuf: BytesMut::new(),
-            read_size: FIRST_READ,
+            reads: ReadSize::new(MAX_READ),
             out: Vec::new(),
             out_pos: 0,
             data: Bytes::new(),
@@ -373,18 +374,11 @@ impl Conn {
 
     /// Reads more bytes into `rbuf`; `Ok(0)` is the upstream's end.
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        self.rbuf.reserve(self.read_size);
-        let room = self.rbuf.capacity() - self.rbuf.len();
-        let n = ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.io),
-            cx,
-            &mut self.rbuf
-        ))?;
+        let n = ready!(self
+            .reads
+            .poll_fill(Pin::new(&mut self.io), &mut self.rbuf, cx))?;
         if n > 0 {
             self.answered = true;
-        }
-        if n == room && self.read_size < MAX_READ {
-            self.read_size *= 2;
         }
         Poll::Ready(Ok(n))
     }
@@ -392,9 +386,9 @@ impl Conn {
     /// A connection about to rest: a large read buffer (grown by a large
     /// body) is let go rather than held while idle.
     pub(super) fn settle(&mut self) {
-        if self.rbuf.capacity() > 2 * FIRST_READ {
+        if self.rbuf.capacity() > 2 * ReadSize::FIRST {
             self.rbuf = BytesMut::new();
-            self.read_size = FIRST_READ;
+            self.reads.reset();
         }
         self.data = Bytes::new();
     }

@@ -29,25 +29,21 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use futures_util::FutureExt;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
+use self::answer::{encode_head, respond, write_out};
 use super::ClientBody;
-use crate::body::{BoxError, ProxyBody};
-use crate::codec::{self, parse_length, push_decimal, push_field, push_hex, Framing, MAX_HEADERS};
+use crate::body::BoxError;
+use crate::codec::{self, Framing, ReadSize, MAX_HEADERS};
 use crate::pipeline::{ConnInfo, Proxy};
 
-/// The first read's size; reads that fill it double it, up to `MAX_READ`.
-const FIRST_READ: usize = 8 * 1024;
+/// The largest read of a client's connection (a large upload).
 const MAX_READ: usize = 256 * 1024;
-/// Body bytes copied into the head's buffer to go out in one write; a
-/// larger frame is written on its own.
-const COALESCE: usize = 16 * 1024;
 
 pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
 pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
@@ -65,7 +61,7 @@ pub(crate) struct Limits {
 struct ReadSide {
     io: Reader,
     buf: BytesMut,
-    read_size: usize,
+    reads: ReadSize,
     body: Framing,
     /// The body failed (the client closed, or sent a malformed chunk).
     failed: bool,
@@ -81,17 +77,8 @@ struct ReadSide {
 
 impl ReadSide {
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        self.buf.reserve(self.read_size);
-        let room = self.buf.capacity() - self.buf.len();
-        let n = ready!(tokio_util::io::poll_read_buf(
-            Pin::new(&mut self.io),
-            cx,
-            &mut self.buf
-        ))?;
-        if n == room && self.read_size < MAX_READ {
-            self.read_size *= 2;
-        }
-        Poll::Ready(Ok(n))
+        self.reads
+            .poll_fill(Pin::new(&mut self.io), &mut self.buf, cx)
     }
 
     fn wake(&mut self) {
@@ -303,7 +290,7 @@ pub(crate) async fn serve(
     let side: Shared = Arc::new(Mutex::new(ReadSide {
         io: read,
         buf: BytesMut::new(),
-        read_size: FIRST_READ,
+        reads: ReadSize::new(MAX_READ),
         body: Framing::Done,
         failed: false,
         gone: true,
@@ -638,229 +625,6 @@ impl Facts {
     }
 }
 
-/// Writes the answer's status line and fields into `out`, with the
-/// framing field `framing` calls for and `Connection: close` when the
-/// connection ends after it.
-fn encode_head(out: &mut Vec<u8>, resp: &Response<ProxyBody>, framing: Option<Out>, close: bool) {
-    let status = resp.status();
-    out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.as_str().as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
-    out.extend_from_slice(b"\r\n");
-    let mut dated = false;
-    for (name, value) in resp.headers() {
-        // The proxy's own framing replaces a length; a HEAD or 304 answer
-        // keeps the one the full answer would have (RFC 9110 §8.6), and
-        // 1xx and 204 answers carry none.
-        let no_length = matches!(framing, Some(Out::Length(_) | Out::Chunked | Out::Close))
-            || status.is_informational()
-            || status == StatusCode::NO_CONTENT;
-        if *name == header::CONTENT_LENGTH && no_length {
-            continue;
-        }
-        dated |= *name == header::DATE;
-        push_field(out, name, value);
-    }
-    if !dated {
-        date::push(out);
-    }
-    match framing {
-        Some(Out::Length(n)) => {
-            out.extend_from_slice(b"content-length: ");
-            push_decimal(out, n);
-            out.extend_from_slice(b"\r\n");
-        }
-        Some(Out::Chunked) => out.extend_from_slice(b"transfer-encoding: chunked\r\n"),
-        Some(Out::Declared | Out::Close | Out::None) | None => {}
-    }
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-}
-
-/// How an answer's body goes on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Out {
-    /// No body (HEAD, 1xx, 204, 304): nothing written after the head.
-    None,
-    /// The answer's own `Content-Length`, kept.
-    Declared,
-    /// A length the proxy declares.
-    Length(u64),
-    Chunked,
-    /// Until the connection closes (an HTTP/1.0 client, length unknown).
-    Close,
-}
-
-/// Writes one answer; `Ok(true)` when the connection may carry another.
-async fn respond(
-    write: &mut Writer,
-    out: &mut Vec<u8>,
-    resp: Response<ProxyBody>,
-    head_request: bool,
-    version: Version,
-    keep: bool,
-) -> io::Result<bool> {
-    let status = resp.status();
-    let declared = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| parse_length(v.as_bytes()));
-    let bodiless = head_request
-        || status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
-    let hint = resp.body().size_hint().exact();
-    let framing = if bodiless {
-        Out::None
-    } else if declared.is_some() {
-        Out::Declared
-    } else if resp.body().is_end_stream() {
-        Out::Length(0)
-    } else if let Some(n) = hint {
-        Out::Length(n)
-    } else if version == Version::HTTP_11 {
-        Out::Chunked
-    } else {
-        Out::Close
-    };
-    let mut keep = keep && framing != Out::Close;
-    keep &= !resp
-        .headers()
-        .get_all(header::CONNECTION)
-        .iter()
-        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-    out.clear();
-    encode_head(out, &resp, Some(framing), !keep);
-    let mut body = resp.into_body();
-    let mut left = match framing {
-        Out::Declared => declared,
-        Out::Length(n) => Some(n),
-        _ => None,
-    };
-    if matches!(framing, Out::None) || left == Some(0) {
-        write_out(write, out).await?;
-        return Ok(keep);
-    }
-    loop {
-        let next =
-            match std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).now_or_never() {
-                Some(f) => f,
-                None => {
-                    // Nothing more right now: what is buffered goes out first.
-                    if !out.is_empty() {
-                        write_out(write, out).await?;
-                        out.clear();
-                    }
-                    std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await
-                }
-            };
-        let frame = match next {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => {
-                // A status already sent cannot change: the answer is cut off.
-                tracing::debug!(error = %e, "the answer's body failed while streaming");
-                write_out(write, out).await?;
-                return Ok(false);
-            }
-        };
-        let data = match frame.into_data() {
-            Ok(d) => d,
-            Err(frame) => {
-                if let (Out::Chunked, Ok(trailers)) = (framing, frame.into_trailers()) {
-                    out.extend_from_slice(b"0\r\n");
-                    for (name, value) in &trailers {
-                        push_field(out, name, value);
-                    }
-                    out.extend_from_slice(b"\r\n");
-                    write_out(write, out).await?;
-                    return Ok(keep);
-                }
-                continue;
-            }
-        };
-        if data.is_empty() {
-            continue;
-        }
-        if let Some(l) = left.as_mut() {
-            let n = data.len() as u64;
-            if n > *l {
-                tracing::debug!("the answer's body is longer than its Content-Length; cut off");
-                write_out(write, out).await?;
-                return Ok(false);
-            }
-            *l -= n;
-        }
-        if framing == Out::Chunked {
-            push_hex(out, data.len() as u64);
-            out.extend_from_slice(b"\r\n");
-        }
-        if data.len() <= COALESCE {
-            out.extend_from_slice(&data);
-        } else {
-            write_out(write, out).await?;
-            out.clear();
-            write.write_all(&data).await?;
-        }
-        if framing == Out::Chunked {
-            out.extend_from_slice(b"\r\n");
-        }
-        if left == Some(0) {
-            break;
-        }
-        if out.len() >= 4 * COALESCE {
-            // A burst of small frames: out it goes before it grows on.
-            write.write_all(out).await?;
-            out.clear();
-        }
-    }
-    if framing == Out::Chunked {
-        out.extend_from_slice(b"0\r\n\r\n");
-    }
-    write_out(write, out).await?;
-    out.clear();
-    if out.capacity() > 4 * COALESCE {
-        *out = Vec::with_capacity(1024);
-    }
-    // A body shorter than its declared length leaves the client waiting
-    // for the rest: only closing the connection ends it.
-    Ok(keep && left.is_none_or(|l| l == 0))
-}
-
-/// Writes `bytes` and flushes them: a TLS stream may keep written bytes in
-/// its own buffer until flushed, and the loop waits for the client next.
-async fn write_out(write: &mut Writer, bytes: &[u8]) -> io::Result<()> {
-    write.write_all(bytes).await?;
-    write.flush().await
-}
-
-/// The `Date` field, formatted once a second.
-mod date {
-    use std::cell::RefCell;
-    use std::time::{SystemTime, UNIX_EPOCH};
-
-    thread_local! {
-        static CACHED: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
-    }
-
-    /// Appends `date: <now>\r\n`.
-    pub(super) fn push(out: &mut Vec<u8>) {
-        let now = SystemTime::now();
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        CACHED.with(|c| {
-            let mut c = c.borrow_mut();
-            if c.0 != secs || c.1.is_empty() {
-                *c = (secs, httpdate::fmt_http_date(now));
-            }
-            out.extend_from_slice(b"date: ");
-            out.extend_from_slice(c.1.as_bytes());
-            out.extend_from_slice(b"\r\n");
-        });
-    }
-}
-
+mod answer;
 #[cfg(test)]
 mod tests;

@@ -207,7 +207,7 @@ async fn a_body_outliving_its_request_never_reads_the_next_ones_bytes() {
     let side: Shared = Arc::new(Mutex::new(ReadSide {
         io: Box::new(client),
         buf: BytesMut::new(),
-        read_size: FIRST_READ,
+        reads: ReadSize::new(MAX_READ),
         body: Framing::Length(3),
         failed: false,
         gone: false,
