@@ -285,6 +285,9 @@ fn decode_trailers(
 ) -> Result<Option<Frame<Bytes>>, Malformed> {
     let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let (len, trailers) = match httparse::parse_headers(rbuf, &mut slots) {
+        Ok(httparse::Status::Complete((len, _))) if len > MAX_TRAILERS => {
+            return Err(Malformed("trailer section too large"));
+        }
         Ok(httparse::Status::Complete((len, fields))) => {
             let mut map = HeaderMap::with_capacity(fields.len());
             for f in fields.iter() {

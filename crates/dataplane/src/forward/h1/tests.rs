@@ -671,3 +671,31 @@ async fn mangled_responses_end_in_an_answer_or_an_error_never_a_panic() {
         "only {errors} of 300 mangled responses were refused"
     );
 }
+
+#[tokio::test]
+async fn a_trailer_section_passes_at_its_limit_and_fails_past_it() {
+    use crate::codec::MAX_TRAILERS;
+    // `X-T: <value>\r\n\r\n` is the value plus 7 bytes.
+    for (value_len, fits) in [(MAX_TRAILERS - 1_000, true), (MAX_TRAILERS + 1, false)] {
+        let (mut conn, mut upstream) = pair().await;
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: {}\r\n\r\n",
+            "t".repeat(value_len)
+        );
+        let writer = tokio::spawn(async move {
+            let _ = upstream.write_all(raw.as_bytes()).await;
+            upstream
+        });
+        let h = head(&mut conn, &Method::GET).await.expect("head");
+        let got = body(&mut conn, h.framing).await;
+        if fits {
+            let (data, trailers) = got.expect("trailers under the limit");
+            assert_eq!(data, b"ok");
+            assert_eq!(trailers.expect("trailers")["x-t"].len(), value_len);
+        } else {
+            let err = got.expect_err("trailers past the limit");
+            assert!(matches!(err, UpstreamError::Protocol(_)), "{err}");
+        }
+        drop(writer.await.expect("writer"));
+    }
+}
