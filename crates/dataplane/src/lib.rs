@@ -28,6 +28,7 @@ pub mod respond;
 pub mod routes;
 pub mod server;
 pub mod settings;
+mod splice;
 pub mod tls;
 pub mod tunnel;
 

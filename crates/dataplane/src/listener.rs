@@ -180,7 +180,15 @@ async fn accept_loop(
                     Some(true) => serve_conn(&builder, TokioIo::new(stream), svc, &shutdown).await,
                     Some(false) => {
                         let (r, w) = stream.into_split();
-                        h1::serve(Box::new(r), Box::new(w), proxy, info, limits, shutdown).await;
+                        h1::serve(
+                            h1::Reader::Tcp(r),
+                            h1::Writer::Tcp(w),
+                            proxy,
+                            info,
+                            limits,
+                            shutdown,
+                        )
+                        .await;
                     }
                     None => tracing::debug!(%remote, "no request within the header-read timeout"),
                 },
@@ -190,8 +198,15 @@ async fn accept_loop(
                             serve_conn(&builder, TokioIo::new(tls_stream), svc, &shutdown).await;
                         } else {
                             let (r, w) = tokio::io::split(tls_stream);
-                            h1::serve(Box::new(r), Box::new(w), proxy, info, limits, shutdown)
-                                .await;
+                            h1::serve(
+                                h1::Reader::Stream(Box::new(r)),
+                                h1::Writer::Stream(Box::new(w)),
+                                proxy,
+                                info,
+                                limits,
+                                shutdown,
+                            )
+                            .await;
                         }
                     }
                     Ok(Err(e)) => tracing::debug!(error = %e, %remote, "tls handshake failed"),

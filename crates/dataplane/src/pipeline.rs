@@ -40,6 +40,7 @@ use crate::respond::rewrite_headers;
 use crate::routes::RouteTableHandle;
 use crate::server::{ClientBody, ClientUpgrade};
 use crate::settings::Settings;
+use crate::splice::SpliceFrom;
 use crate::tunnel::{self, TunnelLimits};
 
 /// The control plane, as the data plane sees it: something that answers
@@ -333,6 +334,12 @@ impl Proxy {
             proto,
             upgrade,
         };
+        // A large body passed on unread is spliced socket to socket (its
+        // length is within the limit, checked above).
+        let splice = match req.body() {
+            ClientBody::H1(body) => body.splice_source(),
+            ClientBody::H2(_) => None,
+        };
         let req = req.map(|b| boxed(Limited::new(b, max_body)));
         let mut added = Added::new();
         let mut up_req = upstream_request(
@@ -351,6 +358,9 @@ impl Proxy {
             proto,
             auth,
         );
+        if let Some(source) = splice {
+            up_req.extensions_mut().insert(SpliceFrom(Arc::new(source)));
+        }
         let mut resp = self.upstreams.send(up_req, added, target, upgrade).await?;
         // 8. rewrite
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =

@@ -35,6 +35,7 @@ use crate::codec::{
 };
 pub(super) use crate::codec::{Chunk, Framing};
 use crate::headers::Added;
+use crate::splice::{Moved, Pipe, SpliceFrom};
 
 /// The most bytes one response head may take.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -78,6 +79,15 @@ enum Sending {
 struct Upload {
     body: ProxyBody,
     framing: Sending,
+    /// Set where the body is spliced from its source rather than polled
+    /// for frames (a large `Content-Length` body passed on unread).
+    splice: Option<Splicing>,
+}
+
+/// A body being spliced, and the pipe (made at its first move).
+struct Splicing {
+    from: SpliceFrom,
+    pipe: Option<Pipe>,
 }
 
 /// A parsed response head.
@@ -193,7 +203,19 @@ impl Conn {
         self.answered = false;
         let framing = encode_head(parts, added, &body, &mut self.out)?;
         self.bodiless = framing.is_none();
-        self.upload = framing.map(|framing| Upload { body, framing });
+        let splice = match framing {
+            Some(Sending::Length(_)) => parts.extensions.get::<SpliceFrom>(),
+            _ => None,
+        };
+        let splice = splice.map(|from| Splicing {
+            from: from.clone(),
+            pipe: None,
+        });
+        self.upload = framing.map(|framing| Upload {
+            body,
+            framing,
+            splice,
+        });
         Ok(())
     }
 
@@ -246,6 +268,9 @@ impl Conn {
                 self.write_failed = true;
                 continue;
             }
+            if ready!(self.poll_splice(cx))? {
+                continue;
+            }
             let Some(up) = self.upload.as_mut() else {
                 return Poll::Ready(Ok(()));
             };
@@ -275,6 +300,53 @@ impl Conn {
                 }
             }
         }
+    }
+
+    /// One step of a spliced upload: the pipe drained into the upstream,
+    /// or the next part moved from the client. `Ok(false)` when the upload
+    /// is not spliced (any more: without a pipe it goes on as frames).
+    fn poll_splice(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, UpstreamError>> {
+        let Some(up) = self.upload.as_mut() else {
+            return Poll::Ready(Ok(false));
+        };
+        let (Some(sp), Sending::Length(left)) = (up.splice.as_mut(), &mut up.framing) else {
+            return Poll::Ready(Ok(false));
+        };
+        let pipe = match &mut sp.pipe {
+            Some(p) => p,
+            None => match Pipe::new() {
+                Ok(p) => sp.pipe.insert(p),
+                Err(e) => {
+                    tracing::debug!(error = %e, "no pipe for a splice; the body is copied");
+                    up.splice = None;
+                    return Poll::Ready(Ok(true));
+                }
+            },
+        };
+        if !pipe.is_empty() {
+            if let Err(e) = ready!(pipe.poll_drain(&self.io, cx)) {
+                tracing::debug!(error = %e, "splicing to the upstream failed");
+                self.write_failed = true;
+            } else if *left == 0 {
+                self.upload = None;
+            }
+            return Poll::Ready(Ok(true));
+        }
+        match ready!(sp.from.0.poll_move(pipe, cx)) {
+            Ok(Moved::Bytes(data)) => self.queue_chunk(data)?,
+            Ok(Moved::Spliced(n)) => *left = left.saturating_sub(n as u64),
+            Ok(Moved::End) => {
+                let framing = up.framing;
+                self.upload = None;
+                self.finish_upload(framing, None)?;
+            }
+            Err(e) => {
+                self.upload = None;
+                self.write_failed = true;
+                return Poll::Ready(Err(UpstreamError::Upload(e.into())));
+            }
+        }
+        Poll::Ready(Ok(true))
     }
 
     /// Appends to `out`, starting it over when all of it has been written.

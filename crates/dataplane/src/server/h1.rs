@@ -41,12 +41,12 @@ use super::ClientBody;
 use crate::body::BoxError;
 use crate::codec::{self, Framing, ReadSize, MAX_HEADERS};
 use crate::pipeline::{ConnInfo, Proxy};
+use crate::splice::{self, Moved, Pipe, MIN_SPLICE};
 
 /// The largest read of a client's connection (a large upload).
 const MAX_READ: usize = 256 * 1024;
 
-pub(crate) type Reader = Box<dyn AsyncRead + Send + Unpin>;
-pub(crate) type Writer = Box<dyn AsyncWrite + Send + Unpin>;
+pub(crate) use self::socket::{Reader, Writer};
 
 /// What the server takes from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -183,6 +183,95 @@ impl Body for RequestBody {
             Framing::Length(n) => SizeHint::with_exact(n),
             Framing::Chunked(_) | Framing::Close => SizeHint::default(),
         }
+    }
+}
+
+impl RequestBody {
+    /// The body's unread rest as a splice source, where it is worth one:
+    /// a `Content-Length` body of at least [`MIN_SPLICE`] bytes still to
+    /// come on a plain TCP connection.
+    pub(crate) fn splice_source(&self) -> Option<SpliceBody> {
+        let side = lock(&self.side);
+        let Framing::Length(left) = side.body else {
+            return None;
+        };
+        let worth = side.generation == self.generation
+            && !side.failed
+            && side.io.tcp().is_some()
+            && left.saturating_sub(side.buf.len() as u64) >= MIN_SPLICE;
+        worth.then(|| SpliceBody {
+            side: Arc::clone(&self.side),
+            generation: self.generation,
+        })
+    }
+}
+
+/// A request body's rest, spliced from the client's socket by the upstream
+/// client instead of read as frames. It keeps the body's framing true, so
+/// the connection's loop sees the body end as it would have.
+#[derive(Clone)]
+pub(crate) struct SpliceBody {
+    side: Shared,
+    generation: u64,
+}
+
+impl std::fmt::Debug for SpliceBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpliceBody").finish_non_exhaustive()
+    }
+}
+
+impl splice::Source for SpliceBody {
+    fn poll_move(&self, pipe: &mut Pipe, cx: &mut Context<'_>) -> Poll<io::Result<Moved>> {
+        let mut side = lock(&self.side);
+        if side.generation != self.generation || side.failed {
+            return Poll::Ready(Err(io::Error::other("the request body is gone")));
+        }
+        let left = match side.body {
+            Framing::Length(n) => n,
+            Framing::Done => return Poll::Ready(Ok(Moved::End)),
+            Framing::Chunked(_) | Framing::Close => {
+                return Poll::Ready(Err(io::Error::other("a spliced body has a length")));
+            }
+        };
+        let moved = if side.buf.is_empty() {
+            let side = &mut *side;
+            let Some(tcp) = side.io.tcp() else {
+                return Poll::Ready(Err(io::Error::other("a spliced body is on TCP")));
+            };
+            let max = usize::try_from(left).unwrap_or(usize::MAX);
+            match ready!(pipe.poll_fill(tcp, max, cx)) {
+                Ok(0) => Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "the client closed the connection before the end of the body",
+                )),
+                Ok(n) => Ok(Moved::Spliced(n)),
+                Err(e) => Err(e),
+            }
+        } else {
+            let n = side
+                .buf
+                .len()
+                .min(usize::try_from(left).unwrap_or(usize::MAX));
+            Ok(Moved::Bytes(side.buf.split_to(n).freeze()))
+        };
+        let n = match &moved {
+            Ok(Moved::Bytes(b)) => b.len() as u64,
+            Ok(Moved::Spliced(n)) => *n as u64,
+            Ok(Moved::End) => 0,
+            Err(_) => {
+                side.failed = true;
+                side.wake();
+                return Poll::Ready(moved);
+            }
+        };
+        side.body = if n >= left {
+            side.wake();
+            Framing::Done
+        } else {
+            Framing::Length(left - n)
+        };
+        Poll::Ready(moved)
     }
 }
 
@@ -383,7 +472,7 @@ pub(crate) async fn serve(
                 return;
             }
             let mut s = lock(&side);
-            let read = std::mem::replace(&mut s.io, Box::new(tokio::io::empty()));
+            let read = std::mem::replace(&mut s.io, Reader::Stream(Box::new(tokio::io::empty())));
             // Copied, not split off: a slice would keep the whole read
             // buffer alive for the tunnel's life (6 KiB an idle tunnel).
             let prefix = Bytes::copy_from_slice(&s.buf);
@@ -626,5 +715,6 @@ impl Facts {
 }
 
 mod answer;
+mod socket;
 #[cfg(test)]
 mod tests;

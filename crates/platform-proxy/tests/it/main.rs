@@ -21,6 +21,7 @@ mod rewriting;
 mod routing;
 mod sessions;
 mod shutdown;
+mod splice;
 mod streaming;
 mod upstream_view;
 mod websocket;

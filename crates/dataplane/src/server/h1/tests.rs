@@ -205,7 +205,7 @@ async fn a_body_outliving_its_request_never_reads_the_next_ones_bytes() {
     use http_body_util::BodyExt;
     let (client, mut peer) = tokio::io::duplex(1024);
     let side: Shared = Arc::new(Mutex::new(ReadSide {
-        io: Box::new(client),
+        io: Reader::Stream(Box::new(client)),
         buf: BytesMut::new(),
         reads: ReadSize::new(MAX_READ),
         body: Framing::Length(3),

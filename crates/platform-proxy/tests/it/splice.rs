@@ -1,0 +1,233 @@
+//! Large `Content-Length` bodies on plain connections, which the proxy
+//! splices socket to socket rather than copying: byte for byte, with the
+//! bytes it had already read ahead of the splice, the connection serving
+//! on afterwards, and a client that leaves half-way.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::*;
+
+/// FNV-1a over a body: any byte lost, doubled or out of place shows.
+fn digest(bytes: &[u8], mut h: u64) -> u64 {
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// The `i`th byte of a test body: no run repeats within 251 bytes.
+fn pattern(from: usize, len: usize) -> Vec<u8> {
+    (from..from + len).map(|i| (i % 251) as u8).collect()
+}
+
+/// What the digest upstream saw.
+#[derive(Default)]
+struct Seen {
+    /// Body bytes read by requests whose body ended early.
+    cut_bytes: AtomicU64,
+    /// Requests whose body ended before its length.
+    cut: AtomicUsize,
+    /// Requests answered.
+    answered: AtomicUsize,
+}
+
+/// A raw keep-alive upstream: reads each request's head and
+/// `Content-Length` body and answers `LEN DIGEST`; `GET /bytes/N` answers
+/// N bytes of [`pattern`].
+async fn digest_upstream() -> (SocketAddr, Arc<Seen>) {
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let seen = Arc::new(Seen::default());
+    let s2 = Arc::clone(&seen);
+    tokio::spawn(async move {
+        for _ in 0..64 {
+            let Ok((s, _)) = l.accept().await else {
+                return;
+            };
+            tokio::spawn(serve_digests(s, Arc::clone(&s2)));
+        }
+    });
+    (addr, seen)
+}
+
+async fn serve_digests(mut s: TcpStream, seen: Arc<Seen>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => pending.extend_from_slice(&buf[..n]),
+            }
+        };
+        let head = String::from_utf8_lossy(&pending[..end]).to_ascii_lowercase();
+        pending.drain(..end + 4);
+        let len: u64 = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
+        let mut h = FNV_START;
+        let mut got = 0u64;
+        while got < len {
+            if pending.is_empty() {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        seen.cut_bytes.fetch_add(got, Ordering::SeqCst);
+                        seen.cut.fetch_add(1, Ordering::SeqCst);
+                        return;
+                    }
+                    Ok(n) => pending.extend_from_slice(&buf[..n]),
+                }
+            }
+            let take = pending.len().min(usize::try_from(len - got).expect("fits"));
+            h = digest(&pending[..take], h);
+            got += take as u64;
+            pending.drain(..take);
+        }
+        let body = match target.strip_prefix("/bytes/") {
+            Some(n) => pattern(0, n.parse().expect("a length")),
+            None => format!("{got} {h:016x}").into_bytes(),
+        };
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
+        if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&body).await.is_err() {
+            return;
+        }
+        seen.answered.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Reads one answer with a `Content-Length` body off `s`: (head, body).
+async fn read_answer(s: &mut TcpStream) -> (String, Vec<u8>) {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let end = loop {
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end;
+        }
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+            .await
+            .expect("an answer within 30 s")
+            .expect("read");
+        assert!(
+            n > 0,
+            "closed before the head: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&got[..end]).into_owned();
+    let len: usize = head
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("a content-length");
+    let mut body = got.split_off(end + 4);
+    while body.len() < len {
+        let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
+            .await
+            .expect("the body within 30 s")
+            .expect("read");
+        assert!(n > 0, "closed after {} of {len} body bytes", body.len());
+        body.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(body.len(), len, "no bytes past the body");
+    (head, body)
+}
+
+#[tokio::test]
+async fn a_large_upload_arrives_byte_exact_and_its_connection_serves_on() {
+    let p = TestProxy::start().await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("up", addr, json!({})).await;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    for round in 0..2 {
+        // 12 MiB + 7: not a multiple of any buffer or pipe size.
+        let len = 12 * 1024 * 1024 + 7;
+        let body = pattern(round, len);
+        let head =
+            format!("PUT /sink HTTP/1.1\r\nHost: up.apps.test\r\nContent-Length: {len}\r\n\r\n");
+        // The head and the body's first bytes in one write: the proxy
+        // reads some of the body with the head, and those go first.
+        let mut first = head.into_bytes();
+        first.extend_from_slice(&body[..100_000]);
+        s.write_all(&first).await.expect("write");
+        let mut at = 100_000;
+        let mut step = 1;
+        while at < len {
+            // Uneven writes, from a few bytes to a few hundred KiB.
+            let n = (step * 7919 % 300_000 + 1).min(len - at);
+            s.write_all(&body[at..at + n]).await.expect("write");
+            at += n;
+            step += 1;
+        }
+        let (head, answer) = read_answer(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let want = format!("{len} {:016x}", digest(&body, FNV_START));
+        assert_eq!(String::from_utf8_lossy(&answer), want, "round {round}");
+    }
+    // The same connection carries an ordinary request after them.
+    s.write_all(b"GET /bytes/5 HTTP/1.1\r\nHost: up.apps.test\r\n\r\n")
+        .await
+        .expect("write");
+    let (head, answer) = read_answer(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(answer, pattern(0, 5));
+    assert_eq!(seen.answered.load(Ordering::SeqCst), 3);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_leaving_half_way_through_a_large_upload_cuts_only_that_upload() {
+    let p = TestProxy::start().await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("cut", addr, json!({})).await;
+    let len = 8 * 1024 * 1024;
+    let sent = 3 * 1024 * 1024;
+    {
+        let mut s = TcpStream::connect(p.addr).await.expect("connect");
+        let head =
+            format!("PUT /sink HTTP/1.1\r\nHost: cut.apps.test\r\nContent-Length: {len}\r\n\r\n");
+        s.write_all(head.as_bytes()).await.expect("write");
+        s.write_all(&pattern(0, sent)).await.expect("write");
+        // Gone, with 5 MiB of the body never sent.
+    }
+    let seen2 = Arc::clone(&seen);
+    eventually(Duration::from_secs(10), || {
+        let seen = Arc::clone(&seen2);
+        async move { seen.cut.load(Ordering::SeqCst) == 1 }
+    })
+    .await;
+    let got = seen.cut_bytes.load(Ordering::SeqCst);
+    assert!(
+        got <= sent as u64,
+        "the upstream got {got} bytes of {sent} sent"
+    );
+    assert_eq!(seen.answered.load(Ordering::SeqCst), 0);
+    // The proxy serves on, and uploads on new connections go through.
+    let body = pattern(3, 1024 * 1024);
+    let r = p
+        .req(reqwest::Method::PUT, "cut.apps.test", "/sink")
+        .body(body.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let want = format!("{} {:016x}", body.len(), digest(&body, FNV_START));
+    assert_eq!(r.text().await.expect("body"), want);
+    p.stop().await;
+}
