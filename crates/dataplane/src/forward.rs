@@ -93,15 +93,18 @@ impl Upstreams {
     /// The response of a completed head: a body without bytes gives its
     /// connection back at once; any other carries it while it streams.
     fn response(&self, conn: Box<Conn>, head: Head) -> Response<UpstreamBody> {
-        let body = if head.framing == Framing::Done {
+        let (body, splice) = if head.framing == Framing::Done {
             if head.keep_alive {
                 self.pool.release(conn);
             }
-            UpstreamBody::empty()
+            (UpstreamBody::empty(), None)
         } else {
             UpstreamBody::pooled(conn, head.framing, head.keep_alive, Arc::clone(&self.pool))
         };
         let mut resp = Response::new(body);
+        if let Some(splice) = splice {
+            resp.extensions_mut().insert(splice);
+        }
         *resp.status_mut() = head.status;
         *resp.version_mut() = head.version;
         *resp.headers_mut() = head.headers;

@@ -582,6 +582,47 @@ impl Conn {
         }
     }
 
+    /// Moves the next part of a `Content-Length` response body: bytes
+    /// already read first, then spliced from the socket into `pipe`
+    /// (empty), keeping `framing` true.
+    pub(super) fn poll_move_body(
+        &mut self,
+        pipe: &mut Pipe,
+        framing: &mut Framing,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<Moved, UpstreamError>> {
+        let left = match *framing {
+            Framing::Length(n) => n,
+            Framing::Done => return Poll::Ready(Ok(Moved::End)),
+            Framing::Chunked(_) | Framing::Close => {
+                return Poll::Ready(Err(UpstreamError::Protocol("a spliced body has a length")));
+            }
+        };
+        let max = usize::try_from(left).unwrap_or(usize::MAX);
+        let moved = if self.rbuf.is_empty() {
+            let n = ready!(pipe.poll_fill(&self.io, max, cx))?;
+            if n == 0 {
+                return Poll::Ready(Err(UpstreamError::Closed("before the end of the body")));
+            }
+            self.answered = true;
+            Moved::Spliced(n)
+        } else {
+            let n = self.rbuf.len().min(max);
+            Moved::Bytes(self.rbuf.split_to(n).freeze())
+        };
+        let n = match &moved {
+            Moved::Bytes(b) => b.len() as u64,
+            Moved::Spliced(n) => *n as u64,
+            Moved::End => 0,
+        };
+        *framing = if n >= left {
+            Framing::Done
+        } else {
+            Framing::Length(left - n)
+        };
+        Poll::Ready(Ok(moved))
+    }
+
     /// Decodes what `rbuf` holds (see [`codec::decode`]).
     fn decode(&mut self, framing: &mut Framing) -> Result<Option<Frame<Bytes>>, UpstreamError> {
         codec::decode(&mut self.rbuf, framing).map_err(|m| UpstreamError::Protocol(m.0))

@@ -19,9 +19,10 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, Weak};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,6 +35,7 @@ use tokio::net::TcpStream;
 
 use super::h1::{Conn, Framing, Head, UpstreamError};
 use crate::body::ProxyBody;
+use crate::splice::{Moved, Pipe, Source, SpliceFrom, MIN_SPLICE};
 
 /// Opens upstream connections.
 #[derive(Debug, Clone, Copy)]
@@ -289,14 +291,97 @@ enum Inner {
     Empty,
     /// A protocol switch's answer, on a connection hyper drives.
     Upgrade(Incoming),
-    Pooled {
-        /// `None` once the body has ended or failed.
-        conn: Option<Box<Conn>>,
-        framing: Framing,
-        keep_alive: bool,
-        /// The pool the connection goes back to.
-        home: Arc<Pool>,
-    },
+    Pooled(Streaming),
+    /// A large `Content-Length` body, shared with the [`SpliceFrom`] of
+    /// its response so the client's side may splice it instead.
+    Shared(Arc<Mutex<Streaming>>),
+}
+
+/// A response body streaming off its upstream connection.
+struct Streaming {
+    /// `None` once the body has ended or failed.
+    conn: Option<Box<Conn>>,
+    framing: Framing,
+    keep_alive: bool,
+    /// The pool the connection goes back to.
+    home: Arc<Pool>,
+}
+
+/// The connection, once an upload still being sent has had its turn (an
+/// upstream answering before the whole upload may wait for it).
+fn driven<'a>(slot: &'a mut Option<Box<Conn>>, cx: &mut Context<'_>) -> Option<&'a mut Conn> {
+    let conn = slot.as_mut()?;
+    if !conn.is_sent() {
+        if let Poll::Ready(Err(e)) = conn.poll_send(cx) {
+            // The response may still be whole; the connection is not
+            // reused (the failed upload marked it).
+            tracing::debug!(error = %e, "the upload ended while its response streamed");
+        }
+    }
+    Some(conn)
+}
+
+impl Streaming {
+    /// Gives the connection back once the body is complete.
+    fn end(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            if self.keep_alive {
+                self.home.release(conn);
+            }
+        }
+    }
+
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
+        let Some(conn) = driven(&mut self.conn, cx) else {
+            return Poll::Ready(None);
+        };
+        let polled = conn.poll_body(cx, &mut self.framing);
+        match &polled {
+            Poll::Ready(Ok(None)) => self.end(),
+            Poll::Ready(Ok(Some(_))) if self.framing == Framing::Done => self.end(),
+            Poll::Ready(Err(_)) => self.conn = None,
+            _ => {}
+        }
+        polled.map(Result::transpose)
+    }
+
+    fn poll_move(&mut self, pipe: &mut Pipe, cx: &mut Context<'_>) -> Poll<io::Result<Moved>> {
+        if self.framing == Framing::Done {
+            return Poll::Ready(Ok(Moved::End));
+        }
+        let Some(conn) = driven(&mut self.conn, cx) else {
+            return Poll::Ready(Err(io::Error::other("the upstream connection is gone")));
+        };
+        let moved = ready!(conn.poll_move_body(pipe, &mut self.framing, cx));
+        match moved {
+            Ok(moved) => {
+                if self.framing == Framing::Done {
+                    self.end();
+                }
+                Poll::Ready(Ok(moved))
+            }
+            Err(e) => {
+                self.conn = None;
+                Poll::Ready(Err(io::Error::other(e)))
+            }
+        }
+    }
+}
+
+fn lock(shared: &Mutex<Streaming>) -> std::sync::MutexGuard<'_, Streaming> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The splice source of a shared response body.
+struct SharedBody(Arc<Mutex<Streaming>>);
+
+impl Source for SharedBody {
+    fn poll_move(&self, pipe: &mut Pipe, cx: &mut Context<'_>) -> Poll<io::Result<Moved>> {
+        lock(&self.0).poll_move(pipe, cx)
+    }
 }
 
 impl std::fmt::Debug for UpstreamBody {
@@ -304,7 +389,8 @@ impl std::fmt::Debug for UpstreamBody {
         let kind = match &self.0 {
             Inner::Empty => "empty",
             Inner::Upgrade(_) => "upgrade",
-            Inner::Pooled { .. } => "pooled",
+            Inner::Pooled(_) => "pooled",
+            Inner::Shared(_) => "shared",
         };
         f.debug_tuple("UpstreamBody").field(&kind).finish()
     }
@@ -319,18 +405,28 @@ impl UpstreamBody {
         Self(Inner::Upgrade(inner))
     }
 
+    /// The body of a pooled connection's response; with the splice source
+    /// the client's side may take it from, where the body is worth one (a
+    /// `Content-Length` of at least [`MIN_SPLICE`]).
     pub(super) fn pooled(
         conn: Box<Conn>,
         framing: Framing,
         keep_alive: bool,
         home: Arc<Pool>,
-    ) -> Self {
-        Self(Inner::Pooled {
+    ) -> (Self, Option<SpliceFrom>) {
+        let streaming = Streaming {
             conn: Some(conn),
             framing,
             keep_alive,
             home,
-        })
+        };
+        if matches!(framing, Framing::Length(n) if n >= MIN_SPLICE) {
+            let shared = Arc::new(Mutex::new(streaming));
+            let source = SpliceFrom(Arc::new(SharedBody(Arc::clone(&shared))));
+            (Self(Inner::Shared(shared)), Some(source))
+        } else {
+            (Self(Inner::Pooled(streaming)), None)
+        }
     }
 }
 
@@ -342,67 +438,36 @@ impl Body for UpstreamBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, UpstreamError>>> {
-        let (slot, framing, keep_alive, home) = match &mut self.0 {
-            Inner::Empty => return Poll::Ready(None),
-            Inner::Upgrade(inner) => {
-                return Pin::new(inner)
-                    .poll_frame(cx)
-                    .map_err(UpstreamError::Upgrade);
-            }
-            Inner::Pooled {
-                conn,
-                framing,
-                keep_alive,
-                home,
-            } => (conn, framing, *keep_alive, home),
-        };
-        let Some(conn) = slot.as_mut() else {
-            return Poll::Ready(None);
-        };
-        if !conn.is_sent() {
-            if let Poll::Ready(Err(e)) = conn.poll_send(cx) {
-                // The response may still be whole; the connection is not
-                // reused (the failed upload marked it).
-                tracing::debug!(error = %e, "the upload ended while its response streamed");
-            }
+        match &mut self.0 {
+            Inner::Empty => Poll::Ready(None),
+            Inner::Upgrade(inner) => Pin::new(inner)
+                .poll_frame(cx)
+                .map_err(UpstreamError::Upgrade),
+            Inner::Pooled(streaming) => streaming.poll_frame(cx),
+            Inner::Shared(shared) => lock(shared).poll_frame(cx),
         }
-        let polled = conn.poll_body(cx, framing);
-        let ended = match &polled {
-            Poll::Ready(Ok(None)) => true,
-            Poll::Ready(Ok(Some(_))) => *framing == Framing::Done,
-            Poll::Ready(Err(_)) => {
-                *slot = None;
-                false
-            }
-            Poll::Pending => false,
-        };
-        if ended {
-            if let Some(conn) = slot.take() {
-                if keep_alive {
-                    home.release(conn);
-                }
-            }
-        }
-        polled.map(Result::transpose)
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.0 {
             Inner::Empty => true,
             Inner::Upgrade(inner) => inner.is_end_stream(),
-            Inner::Pooled { framing, .. } => *framing == Framing::Done,
+            Inner::Pooled(streaming) => streaming.framing == Framing::Done,
+            Inner::Shared(shared) => lock(shared).framing == Framing::Done,
         }
     }
 
     fn size_hint(&self) -> SizeHint {
-        match &self.0 {
-            Inner::Empty => SizeHint::with_exact(0),
-            Inner::Upgrade(inner) => inner.size_hint(),
-            Inner::Pooled { framing, .. } => match framing {
-                Framing::Done => SizeHint::with_exact(0),
-                Framing::Length(n) => SizeHint::with_exact(*n),
-                Framing::Chunked(_) | Framing::Close => SizeHint::default(),
-            },
+        let framing = match &self.0 {
+            Inner::Empty => return SizeHint::with_exact(0),
+            Inner::Upgrade(inner) => return inner.size_hint(),
+            Inner::Pooled(streaming) => streaming.framing,
+            Inner::Shared(shared) => lock(shared).framing,
+        };
+        match framing {
+            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Chunked(_) | Framing::Close => SizeHint::default(),
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Large `Content-Length` bodies on plain connections, which the proxy
-//! splices socket to socket rather than copying: byte for byte, with the
-//! bytes it had already read ahead of the splice, the connection serving
-//! on afterwards, and a client that leaves half-way.
+//! splices socket to socket rather than copying, both ways: byte for
+//! byte, with the bytes it had already read ahead of the splice, the
+//! connections serving on afterwards, a client that leaves half-way, an
+//! upstream that cuts its answer short, and an answer that streams while
+//! its upload is still being sent.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -38,11 +40,16 @@ struct Seen {
     cut: AtomicUsize,
     /// Requests answered.
     answered: AtomicUsize,
+    /// Connections accepted.
+    connections: AtomicUsize,
+    /// Body bytes read after an early answer (`/early/N`).
+    after_answer: AtomicU64,
 }
 
 /// A raw keep-alive upstream: reads each request's head and
-/// `Content-Length` body and answers `LEN DIGEST`; `GET /bytes/N` answers
-/// N bytes of [`pattern`].
+/// `Content-Length` body and answers `LEN DIGEST`. `/bytes/N` answers N
+/// bytes of [`pattern`]; `/short/N` declares N and closes after N/4;
+/// `/early/N` answers N bytes before it reads the request's body.
 async fn digest_upstream() -> (SocketAddr, Arc<Seen>) {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = l.local_addr().expect("addr");
@@ -53,6 +60,7 @@ async fn digest_upstream() -> (SocketAddr, Arc<Seen>) {
             let Ok((s, _)) = l.accept().await else {
                 return;
             };
+            s2.connections.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(serve_digests(s, Arc::clone(&s2)));
         }
     });
@@ -80,6 +88,24 @@ async fn serve_digests(mut s: TcpStream, seen: Arc<Seen>) {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
+        if let Some(n) = target.strip_prefix("/short/") {
+            let n: usize = n.parse().expect("a length");
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+            let _ = s.write_all(head.as_bytes()).await;
+            let _ = s.write_all(&pattern(0, n / 4)).await;
+            return;
+        }
+        let early = target
+            .strip_prefix("/early/")
+            .map(|n| n.parse::<usize>().expect("a length"));
+        if let Some(n) = early {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
+            if s.write_all(head.as_bytes()).await.is_err()
+                || s.write_all(&pattern(0, n)).await.is_err()
+            {
+                return;
+            }
+        }
         let mut h = FNV_START;
         let mut got = 0u64;
         while got < len {
@@ -97,6 +123,12 @@ async fn serve_digests(mut s: TcpStream, seen: Arc<Seen>) {
             h = digest(&pending[..take], h);
             got += take as u64;
             pending.drain(..take);
+            if early.is_some() {
+                seen.after_answer.fetch_add(take as u64, Ordering::SeqCst);
+            }
+        }
+        if early.is_some() {
+            continue;
         }
         let body = match target.strip_prefix("/bytes/") {
             Some(n) => pattern(0, n.parse().expect("a length")),
@@ -229,5 +261,166 @@ async fn a_client_leaving_half_way_through_a_large_upload_cuts_only_that_upload(
     assert_eq!(r.status(), 200);
     let want = format!("{} {:016x}", body.len(), digest(&body, FNV_START));
     assert_eq!(r.text().await.expect("body"), want);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_download_arrives_byte_exact_on_pooled_connections() {
+    let p = TestProxy::start().await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("down", addr, json!({})).await;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    let len = 12 * 1024 * 1024 + 3;
+    for _ in 0..3 {
+        let req = format!("GET /bytes/{len} HTTP/1.1\r\nHost: down.apps.test\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("write");
+        let (head, body) = read_answer(&mut s).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(body == pattern(0, len), "the body arrives as sent");
+    }
+    // Through another client as well, and the upstream connection went
+    // back to the pool after each body.
+    let r = p
+        .get("down.apps.test", &format!("/bytes/{len}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body = r.bytes().await.expect("body");
+    assert!(body.as_ref() == pattern(0, len).as_slice());
+    assert_eq!(
+        seen.connections.load(Ordering::SeqCst),
+        1,
+        "one upstream connection served all four"
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_download_the_upstream_cuts_short_closes_the_client_connection() {
+    let p = TestProxy::start().await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("short", addr, json!({})).await;
+    let len = 4 * 1024 * 1024;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    let req = format!("GET /short/{len} HTTP/1.1\r\nHost: short.apps.test\r\n\r\n");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got))
+        .await
+        .expect("the proxy closes the connection within 10 s")
+        .expect("read");
+    let text_end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    let body = &got[text_end..];
+    assert_eq!(body.len(), len / 4, "what the upstream sent, and no more");
+    assert!(body == pattern(0, len / 4).as_slice());
+    // The proxy serves on, on a new upstream connection.
+    let r = p
+        .get("short.apps.test", "/bytes/10")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.bytes().await.expect("body").as_ref(),
+        pattern(0, 10).as_slice()
+    );
+    assert_eq!(seen.connections.load(Ordering::SeqCst), 2);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_leaving_a_large_download_takes_only_its_upstream_connection() {
+    let p = TestProxy::start().await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("leave", addr, json!({})).await;
+    {
+        let mut s = TcpStream::connect(p.addr).await.expect("connect");
+        let req = "GET /bytes/67108864 HTTP/1.1\r\nHost: leave.apps.test\r\n\r\n";
+        s.write_all(req.as_bytes()).await.expect("write");
+        let mut buf = vec![0u8; 1024 * 1024];
+        s.read_exact(&mut buf).await.expect("the first MiB");
+        // Gone, with 63 MiB unread.
+    }
+    let r = p
+        .get("leave.apps.test", "/bytes/1000")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.bytes().await.expect("body").as_ref(),
+        pattern(0, 1000).as_slice()
+    );
+    assert_eq!(
+        seen.connections.load(Ordering::SeqCst),
+        2,
+        "the cut connection was not reused"
+    );
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_large_answer_sent_before_a_large_upload_is_read_lets_both_through() {
+    let p = TestProxy::start().await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("both", addr, json!({})).await;
+    let up_len = 8 * 1024 * 1024;
+    let down_len = 6 * 1024 * 1024;
+    let s = TcpStream::connect(p.addr).await.expect("connect");
+    let (mut r, mut w) = s.into_split();
+    let head = format!(
+        "PUT /early/{down_len} HTTP/1.1\r\nHost: both.apps.test\r\nContent-Length: {up_len}\r\n\r\n"
+    );
+    let writer = tokio::spawn(async move {
+        w.write_all(head.as_bytes()).await.expect("write");
+        w.write_all(&pattern(0, up_len))
+            .await
+            .expect("the whole upload goes out");
+        w
+    });
+    // The answer streams while the upload is still being sent: neither
+    // waits for the other.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let want = down_len + 40;
+    while got.len() < want {
+        let n = tokio::time::timeout(Duration::from_secs(30), r.read(&mut buf))
+            .await
+            .expect("the answer flows within 30 s")
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        if let Some(end) = got.windows(4).position(|w| w == b"\r\n\r\n") {
+            if got.len() - end - 4 == down_len {
+                break;
+            }
+        }
+    }
+    let end = got
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head")
+        + 4;
+    assert!(got.starts_with(b"HTTP/1.1 200"));
+    assert!(
+        got[end..] == pattern(0, down_len),
+        "the answer arrives whole"
+    );
+    let _w = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .expect("the upload is sent within 30 s")
+        .expect("writer");
+    let seen2 = Arc::clone(&seen);
+    eventually(Duration::from_secs(10), || {
+        let seen = Arc::clone(&seen2);
+        async move { seen.after_answer.load(Ordering::SeqCst) == up_len as u64 }
+    })
+    .await;
     p.stop().await;
 }

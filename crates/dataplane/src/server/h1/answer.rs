@@ -15,6 +15,7 @@ use tokio::io::AsyncWriteExt;
 use super::Writer;
 use crate::body::ProxyBody;
 use crate::codec::{parse_length, push_decimal, push_field, push_hex};
+use crate::splice::{Moved, Pipe, SpliceFrom};
 
 /// Body bytes copied into the head's buffer to go out in one write; a
 /// larger frame is written on its own.
@@ -121,6 +122,7 @@ pub(super) async fn respond(
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     out.clear();
     encode_head(out, &resp, Some(framing), !keep);
+    let splice = resp.extensions().get::<SpliceFrom>().cloned();
     let mut body = resp.into_body();
     let mut left = match framing {
         Out::Declared => declared,
@@ -130,6 +132,21 @@ pub(super) async fn respond(
     if matches!(framing, Out::None) || left == Some(0) {
         write_out(write, out).await?;
         return Ok(keep);
+    }
+    if let (Some(from), Some(l)) = (splice, left.as_mut()) {
+        if write.tcp().is_some() {
+            write_out(write, out).await?;
+            out.clear();
+            if !splice_body(write, &from, l).await? {
+                return Ok(false);
+            }
+            if *l == 0 {
+                // The body has ended (its connection is back in the pool);
+                // dropping it ends the route's hold on it.
+                drop(body);
+                return Ok(keep);
+            }
+        }
     }
     loop {
         let next =
@@ -215,6 +232,43 @@ pub(super) async fn respond(
     // A body shorter than its declared length leaves the client waiting
     // for the rest: only closing the connection ends it.
     Ok(keep && left.is_none_or(|l| l == 0))
+}
+
+/// Splices the answer's body from its upstream socket into the client's
+/// (`write` is plain TCP), counting `left` down. `Ok(false)` when the body
+/// failed and the answer is cut off; a body left with bytes to come (no
+/// pipe to be had) goes on as frames.
+async fn splice_body(write: &mut Writer, from: &SpliceFrom, left: &mut u64) -> io::Result<bool> {
+    let mut pipe = match Pipe::new() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::debug!(error = %e, "no pipe for a splice; the body is copied");
+            return Ok(true);
+        }
+    };
+    while *left > 0 {
+        let moved = std::future::poll_fn(|cx| from.0.poll_move(&mut pipe, cx)).await;
+        let n = match moved {
+            Ok(Moved::Bytes(data)) => {
+                write.write_all(&data).await?;
+                data.len()
+            }
+            Ok(Moved::Spliced(n)) => {
+                let Some(tcp) = write.tcp() else {
+                    return Ok(false);
+                };
+                std::future::poll_fn(|cx| pipe.poll_drain(tcp, cx)).await?;
+                n
+            }
+            Ok(Moved::End) => break,
+            Err(e) => {
+                tracing::debug!(error = %e, "the answer's body failed while spliced");
+                return Ok(false);
+            }
+        };
+        *left = left.saturating_sub(n as u64);
+    }
+    Ok(*left == 0)
 }
 
 /// Writes `bytes` and flushes them: a TLS stream may keep written bytes in

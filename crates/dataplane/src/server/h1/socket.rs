@@ -32,6 +32,16 @@ impl Reader {
     }
 }
 
+impl Writer {
+    /// The socket, where the connection is plain TCP.
+    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
+        match self {
+            Self::Tcp(w) => Some(w.as_ref()),
+            Self::Stream(_) => None,
+        }
+    }
+}
+
 impl AsyncRead for Reader {
     fn poll_read(
         self: Pin<&mut Self>,
