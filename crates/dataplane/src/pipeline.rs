@@ -380,6 +380,9 @@ impl Proxy {
             self.renew_cookie(&mut parts.headers, caller.as_ref(), &route, conn.tls);
             return Ok(Response::from_parts(parts, empty()));
         }
+        // The parts keep the body's splice source (a large body the client
+        // side may splice): only right while the body passes unchanged. A
+        // step that replaces the body must remove `SpliceFrom` with it.
         let (mut parts, body) = resp.into_parts();
         rewrite_headers(&mut parts.headers, &route, proto, auth);
         self.renew_cookie(&mut parts.headers, caller.as_ref(), &route, conn.tls);

@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
 use bytes::Bytes;
-use rustix::pipe::{fcntl_setpipe_size, pipe_with, splice, PipeFlags, SpliceFlags};
+use rustix::pipe::{
+    fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice, PipeFlags, SpliceFlags,
+};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -30,10 +32,15 @@ use tokio::net::TcpStream;
 /// smaller one is copied in one or two reads.
 pub(crate) const MIN_SPLICE: u64 = 256 * 1024;
 
-/// The pipe's capacity asked for: 1 MiB, the unprivileged maximum
-/// (`/proc/sys/fs/pipe-max-size`). Where the kernel refuses (the user's
-/// pipe pages are spent), the default 64 KiB serves, only in more calls.
-const PIPE_SIZE: usize = 1024 * 1024;
+/// The pipe's capacity asked for. Pipe pages count against the user's
+/// `/proc/sys/fs/pipe-user-pages-soft` (64 MiB by default for a process
+/// without `CAP_SYS_RESOURCE`), past which the kernel makes new pipes of
+/// two pages: 256 KiB lets 256 bodies splice at once before that.
+const PIPE_SIZE: usize = 256 * 1024;
+
+/// A pipe smaller than this (the user's pipe pages are spent) is not
+/// worth its calls: the body is copied instead.
+const MIN_PIPE: usize = 64 * 1024;
 
 /// A pipe between two sockets and how many bytes it holds.
 #[derive(Debug)]
@@ -65,8 +72,17 @@ pub(crate) trait Source {
 impl Pipe {
     pub(crate) fn new() -> io::Result<Self> {
         let (read, write) = pipe_with(PipeFlags::NONBLOCK | PipeFlags::CLOEXEC)?;
-        if let Err(e) = fcntl_setpipe_size(&write, PIPE_SIZE) {
-            tracing::debug!(error = %e, "a splice pipe keeps its default size");
+        let size = match fcntl_setpipe_size(&write, PIPE_SIZE) {
+            Ok(size) => size,
+            Err(e) => {
+                tracing::debug!(error = %e, "a splice pipe keeps its default size");
+                fcntl_getpipe_size(&write)?
+            }
+        };
+        if size < MIN_PIPE {
+            return Err(io::Error::other(format!(
+                "a pipe of {size} bytes is too small to splice through"
+            )));
         }
         Ok(Self {
             read,
