@@ -157,6 +157,34 @@ where
     }
 }
 
+/// The error a request body yields when its client sent no byte of it for
+/// the body-read timeout (`server.body_read_timeout_secs`).
+#[derive(Debug, thiserror::Error)]
+#[error("the client sent no request body bytes for {0:?}")]
+pub struct BodyTimeout(pub std::time::Duration);
+
+/// Whether `err` (or anything in its source chain, an `io::Error`'s inner
+/// error included) is a [`BodyTimeout`].
+#[must_use]
+pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = cur {
+        if e.is::<BodyTimeout>() {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            if inner.is::<BodyTimeout>() {
+                return true;
+            }
+        }
+        cur = e.source();
+    }
+    false
+}
+
 /// Whether `err` (or anything in its source chain) is a [`BodyTooLarge`].
 #[must_use]
 pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> Option<u64> {

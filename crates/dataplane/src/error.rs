@@ -29,6 +29,8 @@ pub enum ProxyError {
     HeadersTooLarge { limit: usize },
     #[error("request body exceeds the route's limit of {limit} bytes")]
     PayloadTooLarge { limit: u64 },
+    #[error("the request body stalled: no bytes of it within the body-read timeout")]
+    BodyTimeout,
     #[error("the route allows at most {limit} concurrent connections")]
     RouteBusy { limit: u32 },
     /// No valid session or token; the reason code is for the log only.
@@ -56,6 +58,7 @@ impl ProxyError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::RouteBusy { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden | Self::OriginNotAllowed => StatusCode::FORBIDDEN,
@@ -73,6 +76,7 @@ impl ProxyError {
             Self::BadRequest(_) => "bad_request",
             Self::HeadersTooLarge { .. } => "headers_too_large",
             Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::BodyTimeout => "body_timeout",
             Self::RouteBusy { .. } => "route_busy",
             Self::Unauthenticated(_) => "unauthenticated",
             Self::Forbidden => "forbidden",
@@ -101,6 +105,7 @@ impl ProxyError {
             | Self::BadRequest(_)
             | Self::HeadersTooLarge { .. }
             | Self::PayloadTooLarge { .. }
+            | Self::BodyTimeout
             | Self::Unauthenticated(_)
             | Self::Forbidden
             | Self::OriginNotAllowed => Source::Client,
@@ -222,6 +227,7 @@ mod tests {
                 503,
                 "session_store_unavailable",
             ),
+            (ProxyError::BodyTimeout, 408, "body_timeout"),
             (ProxyError::UpstreamUnreachable, 502, "upstream_unreachable"),
             (ProxyError::UpstreamTimeout, 504, "upstream_timeout"),
             (ProxyError::UpstreamProtocol, 502, "upstream_bad_response"),

@@ -20,7 +20,7 @@ pub use self::h1::UpstreamError;
 use self::h1::{Conn, Framing, Head};
 pub use self::pool::UpstreamBody;
 use self::pool::{DialError, Dialer, Pool};
-use crate::body::{is_body_too_large, ProxyBody};
+use crate::body::{is_body_timeout, is_body_too_large, ProxyBody};
 use crate::error::ProxyError;
 use crate::headers::{forwarded, hop, Added, Sink, X_CORRELATION_ID};
 
@@ -159,6 +159,7 @@ fn classify(err: &UpstreamError) -> ProxyError {
         }
         UpstreamError::Upload(e) => match is_body_too_large(e.as_ref()) {
             Some(limit) => ProxyError::PayloadTooLarge { limit },
+            None if is_body_timeout(e.as_ref()) => ProxyError::BodyTimeout,
             None => {
                 tracing::debug!(error = %err, "the request body failed on its way upstream");
                 ProxyError::UpstreamUnreachable

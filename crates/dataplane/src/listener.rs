@@ -130,6 +130,7 @@ fn h1_limits(proxy: &Proxy) -> h1::Limits {
     let s = proxy.settings();
     h1::Limits {
         header_read_timeout: s.header_read_timeout,
+        body_read_timeout: s.body_read_timeout,
         max_head: (s.max_header_bytes * 2).max(16 * 1024),
     }
 }

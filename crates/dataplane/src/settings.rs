@@ -15,6 +15,8 @@ pub struct Settings {
     pub default_max_body_bytes: u64,
     /// Time a client has to send a complete request head.
     pub header_read_timeout: Duration,
+    /// Longest wait for the next bytes of an HTTP/1.1 request body.
+    pub body_read_timeout: Duration,
     pub upstream_connect_timeout: Duration,
     /// Time from sending the request to receiving the upstream's headers.
     pub upstream_response_timeout: Duration,
@@ -34,6 +36,7 @@ impl Default for Settings {
             max_header_bytes: 64 * 1024,
             default_max_body_bytes: 10 * 1024 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_response_timeout: Duration::from_secs(60),
             upstream_pool_idle_timeout: Duration::from_secs(90),

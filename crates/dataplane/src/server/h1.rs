@@ -20,6 +20,7 @@
 //! starts. A connection with no complete head within the header-read
 //! timeout (idle keep-alive connections included) is closed.
 
+use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -34,11 +35,12 @@ use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::oneshot;
+use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use self::answer::{encode_head, respond, write_out};
 use super::ClientBody;
-use crate::body::BoxError;
+use crate::body::{BodyTimeout, BoxError};
 use crate::codec::{self, Framing, ReadSize, MAX_HEADERS};
 use crate::pipeline::{ConnInfo, Proxy};
 use crate::splice::{self, Moved, Pipe, MIN_SPLICE};
@@ -52,6 +54,8 @@ pub(crate) use self::socket::{Reader, Writer};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Limits {
     pub(crate) header_read_timeout: Duration,
+    /// The longest wait for the next bytes of a request body.
+    pub(crate) body_read_timeout: Duration,
     /// The largest head read at all.
     pub(crate) max_head: usize,
 }
@@ -73,6 +77,12 @@ struct ReadSide {
     generation: u64,
     /// The loop, waiting for the body to end or go.
     waiter: Option<Waker>,
+    /// The body-read timer: armed when a read of the body has to wait
+    /// (made at the first such wait; a body that came with its head never
+    /// needs one), disarmed by the bytes that end the wait.
+    stall: Option<Pin<Box<Sleep>>>,
+    stall_armed: bool,
+    body_read_timeout: Duration,
 }
 
 impl ReadSide {
@@ -85,6 +95,35 @@ impl ReadSide {
         if let Some(w) = self.waiter.take() {
             w.wake();
         }
+    }
+
+    /// A read of the body had to wait: resolves once the client has sent
+    /// nothing for the body-read timeout, which fails the body.
+    fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let deadline = tokio::time::Instant::now() + self.body_read_timeout;
+        let timer = match &mut self.stall {
+            Some(t) if self.stall_armed => t,
+            Some(t) => {
+                t.as_mut().reset(deadline);
+                t
+            }
+            None => self
+                .stall
+                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+        };
+        self.stall_armed = true;
+        ready!(timer.as_mut().poll(cx));
+        self.failed = true;
+        self.wake();
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            BodyTimeout(self.body_read_timeout),
+        ))
+    }
+
+    /// Bytes of the body arrived: the wait, if any, is over.
+    fn unstalled(&mut self) {
+        self.stall_armed = false;
     }
 
     fn settled(&self) -> bool {
@@ -156,7 +195,14 @@ impl Body for RequestBody {
                     )));
                 }
             }
-            let filled = ready!(side.poll_fill(cx));
+            let filled = match side.poll_fill(cx) {
+                Poll::Ready(filled) => filled,
+                Poll::Pending => {
+                    let stalled = ready!(side.poll_stalled(cx));
+                    return Poll::Ready(Some(Err(stalled.into())));
+                }
+            };
+            side.unstalled();
             let err: BoxError = match filled {
                 Ok(0) => "the client closed the connection before the end of the body".into(),
                 Ok(_) => continue,
@@ -240,7 +286,12 @@ impl splice::Source for SpliceBody {
                 return Poll::Ready(Err(io::Error::other("a spliced body is on TCP")));
             };
             let max = usize::try_from(left).unwrap_or(usize::MAX);
-            match ready!(pipe.poll_fill(tcp, max, cx)) {
+            let filled = match pipe.poll_fill(tcp, max, cx) {
+                Poll::Ready(filled) => filled,
+                Poll::Pending => return side.poll_stalled(cx).map(Err),
+            };
+            side.unstalled();
+            match filled {
                 Ok(0) => Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "the client closed the connection before the end of the body",
@@ -385,6 +436,9 @@ pub(crate) async fn serve(
         gone: true,
         generation: 0,
         waiter: None,
+        stall: None,
+        stall_armed: false,
+        body_read_timeout: limits.body_read_timeout,
     }));
     let mut out = Vec::with_capacity(1024);
     let mut fields = Vec::new();

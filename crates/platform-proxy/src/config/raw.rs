@@ -56,6 +56,7 @@ struct RawServer {
     public_scheme: Option<String>,
     public_port: Option<u16>,
     header_read_timeout_secs: u64,
+    body_read_timeout_secs: u64,
     max_header_bytes: usize,
     shutdown_grace_secs: u64,
     route_resync_secs: u64,
@@ -70,6 +71,7 @@ impl Default for RawServer {
             public_scheme: None,
             public_port: None,
             header_read_timeout_secs: 10,
+            body_read_timeout_secs: 60,
             max_header_bytes: 64 * 1024,
             shutdown_grace_secs: 30,
             route_resync_secs: 30,
@@ -293,6 +295,10 @@ impl Raw {
             header_read_timeout: secs(
                 "server.header_read_timeout_secs",
                 self.server.header_read_timeout_secs,
+            )?,
+            body_read_timeout: secs(
+                "server.body_read_timeout_secs",
+                self.server.body_read_timeout_secs,
             )?,
             upstream_connect_timeout: secs(
                 "upstream.connect_timeout_secs",

@@ -100,6 +100,11 @@ fn bad_keys_are_named() {
         ("", &[("PLATFORM_PROXY_LOG__FORMAT", "xml")], "log.format"),
         ("[server]\nworkers = 1025", &[], "server.workers"),
         ("[server]\nworkers = -1", &[], "server.workers"),
+        (
+            "[server]\nbody_read_timeout_secs = 0",
+            &[],
+            "server.body_read_timeout_secs",
+        ),
     ];
     for (text, e, key) in cases {
         assert_eq!(err_key(text, e), *key, "{text} {e:?}");

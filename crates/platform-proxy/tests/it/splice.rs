@@ -424,3 +424,47 @@ async fn a_large_answer_sent_before_a_large_upload_is_read_lets_both_through() {
     .await;
     p.stop().await;
 }
+
+/// Sends `head` and `sent` body bytes of a longer body, then stalls: the
+/// proxy must answer 408 `body_timeout` once the body-read timeout (1 s
+/// here) has passed, and close the connection.
+async fn stall_after(p: &TestProxy, host: &str, len: usize, sent: usize) -> (String, Duration) {
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    let head = format!("PUT /sink HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len}\r\n\r\n");
+    s.write_all(head.as_bytes()).await.expect("write");
+    s.write_all(&pattern(0, sent)).await.expect("write");
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got))
+        .await
+        .expect("the proxy gives up on the body within 10 s")
+        .expect("read");
+    (
+        String::from_utf8_lossy(&got).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_gets_408_after_the_body_read_timeout_copied_or_spliced() {
+    let p =
+        TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\nbody_read_timeout_secs = 1\n")
+            .await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("stall", addr, json!({})).await;
+    // A small body (copied) and a large one (spliced), each stopping short.
+    for (len, sent) in [(1000, 10), (4 * 1024 * 1024, 300 * 1024)] {
+        let (answer, took) = stall_after(&p, "stall.apps.test", len, sent).await;
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{len}: {answer}");
+        assert!(answer.contains("\"body_timeout\""), "{len}: {answer}");
+        assert!(took >= Duration::from_millis(900), "{len}: after {took:?}");
+    }
+    // Neither reached the upstream whole.
+    eventually(Duration::from_secs(5), || {
+        let seen = Arc::clone(&seen);
+        async move { seen.cut.load(Ordering::SeqCst) == 2 }
+    })
+    .await;
+    assert_eq!(seen.answered.load(Ordering::SeqCst), 0);
+    p.stop().await;
+}

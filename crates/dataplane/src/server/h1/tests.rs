@@ -213,6 +213,9 @@ async fn a_body_outliving_its_request_never_reads_the_next_ones_bytes() {
         gone: false,
         generation: 1,
         waiter: None,
+        stall: None,
+        stall_armed: false,
+        body_read_timeout: Duration::from_secs(60),
     }));
     let first = RequestBody {
         side: Arc::clone(&side),
@@ -239,4 +242,69 @@ async fn a_body_outliving_its_request_never_reads_the_next_ones_bytes() {
     };
     let got = second.collect().await.expect("body").to_bytes();
     assert_eq!(got, "next!");
+}
+
+/// A body of `len` bytes read off a duplex pipe, with a body-read timeout.
+fn timed_body(len: u64, timeout: Duration) -> (RequestBody, tokio::io::DuplexStream) {
+    let (client, peer) = tokio::io::duplex(1024);
+    let side: Shared = Arc::new(Mutex::new(ReadSide {
+        io: Reader::Stream(Box::new(client)),
+        buf: BytesMut::new(),
+        reads: ReadSize::new(MAX_READ),
+        body: Framing::Length(len),
+        failed: false,
+        gone: false,
+        generation: 1,
+        waiter: None,
+        stall: None,
+        stall_armed: false,
+        body_read_timeout: timeout,
+    }));
+    let body = RequestBody {
+        side,
+        generation: 1,
+    };
+    (body, peer)
+}
+
+#[tokio::test]
+async fn a_body_whose_client_stalls_fails_after_the_body_read_timeout() {
+    use http_body_util::BodyExt;
+    let (mut body, mut peer) = timed_body(5, Duration::from_millis(150));
+    peer.write_all(b"ab").await.expect("write");
+    let frame = body.frame().await.expect("a frame").expect("data");
+    assert_eq!(frame.into_data().expect("data").as_ref(), b"ab");
+    let started = std::time::Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("the timeout fires")
+        .expect("an error frame")
+        .expect_err("the stalled body fails");
+    assert!(crate::body::is_body_timeout(err.as_ref()), "{err}");
+    assert!(started.elapsed() >= Duration::from_millis(140));
+    // Failed for good: nothing more is read.
+    peer.write_all(b"cde").await.expect("write");
+    assert!(body.frame().await.is_none());
+}
+
+#[tokio::test]
+async fn a_slow_body_that_keeps_coming_is_not_timed_out() {
+    use http_body_util::BodyExt;
+    let (mut body, mut peer) = timed_body(8, Duration::from_millis(200));
+    let writer = tokio::spawn(async move {
+        // 8 bytes over about 0.8 s: four times the timeout in all, but
+        // never a gap of it.
+        for b in b"slowbody" {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            peer.write_all(&[*b]).await.expect("write");
+        }
+        peer
+    });
+    let mut got = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.expect("no timeout between bytes");
+        got.extend_from_slice(&frame.into_data().expect("data"));
+    }
+    assert_eq!(got, b"slowbody");
+    writer.await.expect("writer");
 }
