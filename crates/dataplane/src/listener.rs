@@ -131,6 +131,7 @@ fn h1_limits(proxy: &Proxy) -> h1::Limits {
     h1::Limits {
         header_read_timeout: s.header_read_timeout,
         body_read_timeout: s.body_read_timeout,
+        send_timeout: s.send_timeout,
         max_head: (s.max_header_bytes * 2).max(16 * 1024),
     }
 }
@@ -183,7 +184,7 @@ async fn accept_loop(
                         let (r, w) = stream.into_split();
                         h1::serve(
                             h1::Reader::Tcp(r),
-                            h1::Writer::Tcp(w),
+                            h1::WriteHalf::Tcp(w),
                             proxy,
                             info,
                             limits,
@@ -201,7 +202,7 @@ async fn accept_loop(
                             let (r, w) = tokio::io::split(tls_stream);
                             h1::serve(
                                 h1::Reader::Stream(Box::new(r)),
-                                h1::Writer::Stream(Box::new(w)),
+                                h1::WriteHalf::Stream(Box::new(w)),
                                 proxy,
                                 info,
                                 limits,

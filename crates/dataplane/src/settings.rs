@@ -17,6 +17,8 @@ pub struct Settings {
     pub header_read_timeout: Duration,
     /// Longest wait for the next bytes of an HTTP/1.1 request body.
     pub body_read_timeout: Duration,
+    /// Longest wait for an HTTP/1.1 client to take more of its answer.
+    pub send_timeout: Duration,
     pub upstream_connect_timeout: Duration,
     /// Time from sending the request to receiving the upstream's headers.
     pub upstream_response_timeout: Duration,
@@ -37,6 +39,7 @@ impl Default for Settings {
             default_max_body_bytes: 10 * 1024 * 1024 * 1024,
             header_read_timeout: Duration::from_secs(10),
             body_read_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_response_timeout: Duration::from_secs(60),
             upstream_pool_idle_timeout: Duration::from_secs(90),

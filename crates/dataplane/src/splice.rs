@@ -136,6 +136,22 @@ impl Pipe {
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<()>> {
         while self.held > 0 {
+            ready!(self.poll_drain_some(to, cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Moves some of what the pipe holds into `to`: ready after one move
+    /// (so a caller can tell progress from a wait), or at once if empty.
+    pub(crate) fn poll_drain_some(
+        &mut self,
+        to: &TcpStream,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if self.held == 0 {
+            return Poll::Ready(Ok(0));
+        }
+        loop {
             ready!(to.poll_write_ready(cx))?;
             let moved = to.try_io(Interest::WRITABLE, || {
                 splice(
@@ -150,12 +166,14 @@ impl Pipe {
             });
             match moved {
                 Ok(0) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
-                Ok(n) => self.held -= n,
+                Ok(n) => {
+                    self.held -= n;
+                    return Poll::Ready(Ok(n));
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Poll::Ready(Err(e)),
             }
         }
-        Poll::Ready(Ok(()))
     }
 }
 

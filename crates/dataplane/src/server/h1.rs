@@ -20,7 +20,6 @@
 //! starts. A connection with no complete head within the header-read
 //! timeout (idle keep-alive connections included) is closed.
 
-use std::future::Future;
 use std::io;
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -35,7 +34,6 @@ use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::oneshot;
-use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use self::answer::{encode_head, respond, write_out};
@@ -48,7 +46,8 @@ use crate::splice::{self, Moved, Pipe, MIN_SPLICE};
 /// The largest read of a client's connection (a large upload).
 const MAX_READ: usize = 256 * 1024;
 
-pub(crate) use self::socket::{Reader, Writer};
+pub(crate) use self::socket::{Reader, WriteHalf};
+use self::stall::{Stall, Writer};
 
 /// What the server takes from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -56,6 +55,8 @@ pub(crate) struct Limits {
     pub(crate) header_read_timeout: Duration,
     /// The longest wait for the next bytes of a request body.
     pub(crate) body_read_timeout: Duration,
+    /// The longest wait for the client to take more of its answer.
+    pub(crate) send_timeout: Duration,
     /// The largest head read at all.
     pub(crate) max_head: usize,
 }
@@ -77,12 +78,8 @@ struct ReadSide {
     generation: u64,
     /// The loop, waiting for the body to end or go.
     waiter: Option<Waker>,
-    /// The body-read timer: armed when a read of the body has to wait
-    /// (made at the first such wait; a body that came with its head never
-    /// needs one), disarmed by the bytes that end the wait.
-    stall: Option<Pin<Box<Sleep>>>,
-    stall_armed: bool,
-    body_read_timeout: Duration,
+    /// The body-read timeout: runs while a read of the body has to wait.
+    stall: Stall,
 }
 
 impl ReadSide {
@@ -100,30 +97,18 @@ impl ReadSide {
     /// A read of the body had to wait: resolves once the client has sent
     /// nothing for the body-read timeout, which fails the body.
     fn poll_stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let deadline = tokio::time::Instant::now() + self.body_read_timeout;
-        let timer = match &mut self.stall {
-            Some(t) if self.stall_armed => t,
-            Some(t) => {
-                t.as_mut().reset(deadline);
-                t
-            }
-            None => self
-                .stall
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        self.stall_armed = true;
-        ready!(timer.as_mut().poll(cx));
+        ready!(self.stall.poll_expired(cx));
         self.failed = true;
         self.wake();
         Poll::Ready(io::Error::new(
             io::ErrorKind::TimedOut,
-            BodyTimeout(self.body_read_timeout),
+            BodyTimeout(self.stall.limit()),
         ))
     }
 
     /// Bytes of the body arrived: the wait, if any, is over.
     fn unstalled(&mut self) {
-        self.stall_armed = false;
+        self.stall.moved();
     }
 
     fn settled(&self) -> bool {
@@ -331,7 +316,7 @@ impl splice::Source for SpliceBody {
 pub struct Upgraded {
     read: Reader,
     prefix: Bytes,
-    write: Writer,
+    write: WriteHalf,
 }
 
 impl std::fmt::Debug for Upgraded {
@@ -421,7 +406,7 @@ struct Head {
 /// `shutdown` fires between requests.
 pub(crate) async fn serve(
     read: Reader,
-    mut write: Writer,
+    write: WriteHalf,
     proxy: Arc<Proxy>,
     info: ConnInfo,
     limits: Limits,
@@ -436,10 +421,9 @@ pub(crate) async fn serve(
         gone: true,
         generation: 0,
         waiter: None,
-        stall: None,
-        stall_armed: false,
-        body_read_timeout: limits.body_read_timeout,
+        stall: Stall::new(limits.body_read_timeout),
     }));
+    let mut write = Writer::new(write, limits.send_timeout);
     let mut out = Vec::with_capacity(1024);
     let mut fields = Vec::new();
     // One shutdown waiter and one deadline for the connection's life, each
@@ -535,7 +519,7 @@ pub(crate) async fn serve(
             let _ = tx.send(Upgraded {
                 read,
                 prefix,
-                write,
+                write: write.into_inner(),
             });
             return;
         }
@@ -770,5 +754,6 @@ impl Facts {
 
 mod answer;
 mod socket;
+mod stall;
 #[cfg(test)]
 mod tests;

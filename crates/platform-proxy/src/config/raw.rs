@@ -57,6 +57,7 @@ struct RawServer {
     public_port: Option<u16>,
     header_read_timeout_secs: u64,
     body_read_timeout_secs: u64,
+    send_timeout_secs: u64,
     max_header_bytes: usize,
     shutdown_grace_secs: u64,
     route_resync_secs: u64,
@@ -72,6 +73,7 @@ impl Default for RawServer {
             public_port: None,
             header_read_timeout_secs: 10,
             body_read_timeout_secs: 60,
+            send_timeout_secs: 60,
             max_header_bytes: 64 * 1024,
             shutdown_grace_secs: 30,
             route_resync_secs: 30,
@@ -300,6 +302,7 @@ impl Raw {
                 "server.body_read_timeout_secs",
                 self.server.body_read_timeout_secs,
             )?,
+            send_timeout: secs("server.send_timeout_secs", self.server.send_timeout_secs)?,
             upstream_connect_timeout: secs(
                 "upstream.connect_timeout_secs",
                 self.upstream.connect_timeout_secs,

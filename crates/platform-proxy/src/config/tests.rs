@@ -105,6 +105,11 @@ fn bad_keys_are_named() {
             &[],
             "server.body_read_timeout_secs",
         ),
+        (
+            "[server]\nsend_timeout_secs = 0",
+            &[],
+            "server.send_timeout_secs",
+        ),
     ];
     for (text, e, key) in cases {
         assert_eq!(err_key(text, e), *key, "{text} {e:?}");

@@ -44,11 +44,14 @@ struct Seen {
     connections: AtomicUsize,
     /// Body bytes read after an early answer (`/early/N`).
     after_answer: AtomicU64,
+    /// Answers whose writing failed (the proxy let go of the connection).
+    send_failed: AtomicUsize,
 }
 
 /// A raw keep-alive upstream: reads each request's head and
 /// `Content-Length` body and answers `LEN DIGEST`. `/bytes/N` answers N
-/// bytes of [`pattern`]; `/short/N` declares N and closes after N/4;
+/// bytes of [`pattern`] (`/chunked/N` in 64 KiB chunks); `/short/N`
+/// declares N and closes after N/4;
 /// `/early/N` answers N bytes before it reads the request's body.
 async fn digest_upstream() -> (SocketAddr, Arc<Seen>) {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -88,6 +91,22 @@ async fn serve_digests(mut s: TcpStream, seen: Arc<Seen>) {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
+        if let Some(n) = target.strip_prefix("/chunked/") {
+            let body = pattern(0, n.parse().expect("a length"));
+            let mut out = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            for c in body.chunks(64 * 1024) {
+                out.extend_from_slice(format!("{:x}\r\n", c.len()).as_bytes());
+                out.extend_from_slice(c);
+                out.extend_from_slice(b"\r\n");
+            }
+            out.extend_from_slice(b"0\r\n\r\n");
+            if s.write_all(&out).await.is_err() {
+                seen.send_failed.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            seen.answered.fetch_add(1, Ordering::SeqCst);
+            continue;
+        }
         if let Some(n) = target.strip_prefix("/short/") {
             let n: usize = n.parse().expect("a length");
             let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {n}\r\n\r\n");
@@ -136,6 +155,7 @@ async fn serve_digests(mut s: TcpStream, seen: Arc<Seen>) {
         };
         let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len());
         if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&body).await.is_err() {
+            seen.send_failed.fetch_add(1, Ordering::SeqCst);
             return;
         }
         seen.answered.fetch_add(1, Ordering::SeqCst);
@@ -466,5 +486,53 @@ async fn a_stalled_request_body_gets_408_after_the_body_read_timeout_copied_or_s
     })
     .await;
     assert_eq!(seen.answered.load(Ordering::SeqCst), 0);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_let_go_after_the_send_timeout_copied_or_spliced() {
+    let p = TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\nsend_timeout_secs = 1\n")
+        .await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("deaf", addr, json!({})).await;
+    // 64 MiB answers, far more than the sockets between hold: a spliced
+    // one (Content-Length) and a copied one (chunked).
+    let mut held = Vec::new();
+    for target in ["/bytes/67108864", "/chunked/67108864"] {
+        let mut s = TcpStream::connect(p.addr).await.expect("connect");
+        let req = format!("GET {target} HTTP/1.1\r\nHost: deaf.apps.test\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("write");
+        // Never read.
+        held.push(s);
+    }
+    let started = std::time::Instant::now();
+    let seen2 = Arc::clone(&seen);
+    eventually(Duration::from_secs(15), || {
+        let seen = Arc::clone(&seen2);
+        async move { seen.send_failed.load(Ordering::SeqCst) == 2 }
+    })
+    .await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(seen.answered.load(Ordering::SeqCst), 0);
+    // The clients' connections were closed: what is buffered, then the end.
+    for mut s in held {
+        let mut buf = vec![0u8; 1024 * 1024];
+        let mut got = 0usize;
+        let end = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got += n,
+                }
+            }
+        })
+        .await;
+        assert!(end.is_ok(), "the connection ends");
+        assert!(got < 67_108_864, "cut off after {got} bytes");
+    }
     p.stop().await;
 }

@@ -254,10 +254,15 @@ async fn splice_body(write: &mut Writer, from: &SpliceFrom, left: &mut u64) -> i
                 data.len()
             }
             Ok(Moved::Spliced(n)) => {
-                let Some(tcp) = write.tcp() else {
+                let Some((tcp, stall)) = write.tcp() else {
                     return Ok(false);
                 };
-                std::future::poll_fn(|cx| pipe.poll_drain(tcp, cx)).await?;
+                while !pipe.is_empty() {
+                    std::future::poll_fn(|cx| {
+                        stall.poll_op(cx, "sending the answer", |cx| pipe.poll_drain_some(tcp, cx))
+                    })
+                    .await?;
+                }
                 n
             }
             Ok(Moved::End) => break,

@@ -17,7 +17,7 @@ pub(crate) enum Reader {
 }
 
 /// The writing half.
-pub(crate) enum Writer {
+pub(crate) enum WriteHalf {
     Tcp(OwnedWriteHalf),
     Stream(Box<dyn AsyncWrite + Send + Unpin>),
 }
@@ -32,7 +32,7 @@ impl Reader {
     }
 }
 
-impl Writer {
+impl WriteHalf {
     /// The socket, where the connection is plain TCP.
     pub(crate) fn tcp(&self) -> Option<&TcpStream> {
         match self {
@@ -55,7 +55,7 @@ impl AsyncRead for Reader {
     }
 }
 
-impl AsyncWrite for Writer {
+impl AsyncWrite for WriteHalf {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -213,9 +213,7 @@ async fn a_body_outliving_its_request_never_reads_the_next_ones_bytes() {
         gone: false,
         generation: 1,
         waiter: None,
-        stall: None,
-        stall_armed: false,
-        body_read_timeout: Duration::from_secs(60),
+        stall: Stall::new(Duration::from_secs(60)),
     }));
     let first = RequestBody {
         side: Arc::clone(&side),
@@ -256,9 +254,7 @@ fn timed_body(len: u64, timeout: Duration) -> (RequestBody, tokio::io::DuplexStr
         gone: false,
         generation: 1,
         waiter: None,
-        stall: None,
-        stall_armed: false,
-        body_read_timeout: timeout,
+        stall: Stall::new(timeout),
     }));
     let body = RequestBody {
         side,
