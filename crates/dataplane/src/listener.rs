@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::pipeline::{ConnInfo, Proxy};
-use crate::server::{h1, ClientBody};
+use crate::server::{h1, ClientBody, H2Body};
 
 /// One bound socket and, for HTTPS, its TLS acceptor.
 pub struct Listener {
@@ -170,7 +170,8 @@ async fn accept_loop(
                 service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let proxy = Arc::clone(&proxy);
                     async move {
-                        let req = req.map(ClientBody::H2);
+                        let timeout = proxy.settings().body_read_timeout;
+                        let req = req.map(|b| ClientBody::H2(H2Body::new(b, timeout)));
                         Ok::<_, Infallible>(proxy.handle(req, info).await)
                     }
                 })

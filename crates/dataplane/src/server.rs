@@ -8,7 +8,8 @@
 pub(crate) mod h1;
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Request;
@@ -17,13 +18,65 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::body::BoxError;
+use self::h1::Stall;
+use crate::body::{BodyTimeout, BoxError};
 
 /// A request's body, from either server.
 #[derive(Debug)]
 pub enum ClientBody {
-    H2(Incoming),
+    H2(H2Body),
     H1(h1::RequestBody),
+}
+
+/// An HTTP/2 request body under the body-read timeout.
+pub struct H2Body {
+    body: Incoming,
+    stall: Stall,
+}
+
+impl H2Body {
+    pub(crate) fn new(body: Incoming, body_read_timeout: Duration) -> Self {
+        Self {
+            body,
+            stall: Stall::new(body_read_timeout),
+        }
+    }
+}
+
+impl std::fmt::Debug for H2Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("H2Body").finish_non_exhaustive()
+    }
+}
+
+impl Body for H2Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.body).poll_frame(cx) {
+            Poll::Ready(frame) => {
+                this.stall.moved();
+                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
+            }
+            Poll::Pending => {
+                ready!(this.stall.poll_expired(cx));
+                Poll::Ready(Some(Err(BodyTimeout(this.stall.limit()).into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 impl Body for ClientBody {
@@ -35,7 +88,7 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            Self::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Self::H2(b) => Pin::new(b).poll_frame(cx),
             Self::H1(b) => Pin::new(b).poll_frame(cx),
         }
     }

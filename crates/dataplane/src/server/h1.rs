@@ -47,7 +47,8 @@ use crate::splice::{self, Moved, Pipe, MIN_SPLICE};
 const MAX_READ: usize = 256 * 1024;
 
 pub(crate) use self::socket::{Reader, WriteHalf};
-use self::stall::{Stall, Writer};
+pub(crate) use self::stall::Stall;
+use self::stall::Writer;
 
 /// What the server takes from the settings.
 #[derive(Debug, Clone, Copy)]

@@ -3,7 +3,9 @@
 //! byte, with the bytes it had already read ahead of the splice, the
 //! connections serving on afterwards, a client that leaves half-way, an
 //! upstream that cuts its answer short, and an answer that streams while
-//! its upload is still being sent.
+//! its upload is still being sent. Then the client's idle timers on the
+//! same transfers: a request body that stalls (HTTP/1.1 copied or spliced,
+//! and HTTP/2) and a client that stops reading its answer.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -534,5 +536,38 @@ async fn a_client_that_stops_reading_is_let_go_after_the_send_timeout_copied_or_
         assert!(end.is_ok(), "the connection ends");
         assert!(got < 67_108_864, "cut off after {got} bytes");
     }
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn a_stalled_http2_request_body_gets_408_after_the_body_read_timeout() {
+    let p = TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\nbody_read_timeout_secs = 1\n")
+        .await;
+    let (addr, seen) = digest_upstream().await;
+    p.host_route("stall2", addr, json!({})).await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .resolve("stall2.apps.test", p.addr)
+        .timeout(Duration::from_secs(15))
+        .build()
+        .expect("client");
+    // Ten bytes of a declared thousand, then nothing (the stream stays
+    // open: the client neither sends nor ends it).
+    let first = futures_util::stream::iter([Ok::<_, std::io::Error>(pattern(0, 10))]);
+    let body = futures_util::StreamExt::chain(first, futures_util::stream::pending());
+    let started = std::time::Instant::now();
+    let r = client
+        .put(format!("http://stall2.apps.test:{}/sink", p.addr.port()))
+        .header("content-length", "1000")
+        .body(reqwest::Body::wrap_stream(body))
+        .send()
+        .await
+        .expect("an answer");
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.status(), 408);
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    let text = r.text().await.expect("body");
+    assert!(text.contains("\"body_timeout\""), "{text}");
+    assert_eq!(seen.answered.load(Ordering::SeqCst), 0);
     p.stop().await;
 }
