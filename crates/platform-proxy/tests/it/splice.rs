@@ -569,5 +569,12 @@ async fn a_stalled_http2_request_body_gets_408_after_the_body_read_timeout() {
     let text = r.text().await.expect("body");
     assert!(text.contains("\"body_timeout\""), "{text}");
     assert_eq!(seen.answered.load(Ordering::SeqCst), 0);
+    // Only that stream ended: the connection carries the next request.
+    let r = client
+        .get(format!("http://stall2.apps.test:{}/bytes/3", p.addr.port()))
+        .send()
+        .await
+        .expect("the next request");
+    assert_eq!(r.bytes().await.expect("body").as_ref(), pattern(0, 3).as_slice());
     p.stop().await;
 }
