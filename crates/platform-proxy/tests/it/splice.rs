@@ -164,6 +164,18 @@ async fn serve_digests(mut s: TcpStream, seen: Arc<Seen>) {
     }
 }
 
+/// A proxy (with `server` TOML, or the default listener) and a route
+/// `label` to a fresh digest upstream.
+async fn proxy_to_digest(label: &str, server: Option<&str>) -> (TestProxy, Arc<Seen>) {
+    let p = match server {
+        Some(extra) => TestProxy::start_with(extra).await,
+        None => TestProxy::start().await,
+    };
+    let (addr, seen) = digest_upstream().await;
+    p.host_route(label, addr, json!({})).await;
+    (p, seen)
+}
+
 /// Reads one answer with a `Content-Length` body off `s`: (head, body).
 async fn read_answer(s: &mut TcpStream) -> (String, Vec<u8>) {
     let mut got = Vec::new();
@@ -205,9 +217,7 @@ async fn read_answer(s: &mut TcpStream) -> (String, Vec<u8>) {
 
 #[tokio::test]
 async fn a_large_upload_arrives_byte_exact_and_its_connection_serves_on() {
-    let p = TestProxy::start().await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("up", addr, json!({})).await;
+    let (p, seen) = proxy_to_digest("up", None).await;
     let mut s = TcpStream::connect(p.addr).await.expect("connect");
     for round in 0..2 {
         // 12 MiB + 7: not a multiple of any buffer or pipe size.
@@ -247,9 +257,7 @@ async fn a_large_upload_arrives_byte_exact_and_its_connection_serves_on() {
 
 #[tokio::test]
 async fn a_client_leaving_half_way_through_a_large_upload_cuts_only_that_upload() {
-    let p = TestProxy::start().await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("cut", addr, json!({})).await;
+    let (p, seen) = proxy_to_digest("cut", None).await;
     let len = 8 * 1024 * 1024;
     let sent = 3 * 1024 * 1024;
     {
@@ -288,9 +296,7 @@ async fn a_client_leaving_half_way_through_a_large_upload_cuts_only_that_upload(
 
 #[tokio::test]
 async fn a_large_download_arrives_byte_exact_on_pooled_connections() {
-    let p = TestProxy::start().await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("down", addr, json!({})).await;
+    let (p, seen) = proxy_to_digest("down", None).await;
     let mut s = TcpStream::connect(p.addr).await.expect("connect");
     let len = 12 * 1024 * 1024 + 3;
     for _ in 0..3 {
@@ -320,9 +326,7 @@ async fn a_large_download_arrives_byte_exact_on_pooled_connections() {
 
 #[tokio::test]
 async fn a_download_the_upstream_cuts_short_closes_the_client_connection() {
-    let p = TestProxy::start().await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("short", addr, json!({})).await;
+    let (p, seen) = proxy_to_digest("short", None).await;
     let len = 4 * 1024 * 1024;
     let mut s = TcpStream::connect(p.addr).await.expect("connect");
     let req = format!("GET /short/{len} HTTP/1.1\r\nHost: short.apps.test\r\n\r\n");
@@ -357,9 +361,7 @@ async fn a_download_the_upstream_cuts_short_closes_the_client_connection() {
 
 #[tokio::test]
 async fn a_client_leaving_a_large_download_takes_only_its_upstream_connection() {
-    let p = TestProxy::start().await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("leave", addr, json!({})).await;
+    let (p, seen) = proxy_to_digest("leave", None).await;
     {
         let mut s = TcpStream::connect(p.addr).await.expect("connect");
         let req = "GET /bytes/67108864 HTTP/1.1\r\nHost: leave.apps.test\r\n\r\n";
@@ -387,9 +389,7 @@ async fn a_client_leaving_a_large_download_takes_only_its_upstream_connection() 
 
 #[tokio::test]
 async fn a_large_answer_sent_before_a_large_upload_is_read_lets_both_through() {
-    let p = TestProxy::start().await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("both", addr, json!({})).await;
+    let (p, seen) = proxy_to_digest("both", None).await;
     let up_len = 8 * 1024 * 1024;
     let down_len = 6 * 1024 * 1024;
     let s = TcpStream::connect(p.addr).await.expect("connect");
@@ -469,11 +469,8 @@ async fn stall_after(p: &TestProxy, host: &str, len: usize, sent: usize) -> (Str
 
 #[tokio::test]
 async fn a_stalled_request_body_gets_408_after_the_body_read_timeout_copied_or_spliced() {
-    let p =
-        TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\nbody_read_timeout_secs = 1\n")
-            .await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("stall", addr, json!({})).await;
+    let server = "[server]\nlisten = [\"127.0.0.1:0\"]\nbody_read_timeout_secs = 1\n";
+    let (p, seen) = proxy_to_digest("stall", Some(server)).await;
     // A small body (copied) and a large one (spliced), each stopping short.
     for (len, sent) in [(1000, 10), (4 * 1024 * 1024, 300 * 1024)] {
         let (answer, took) = stall_after(&p, "stall.apps.test", len, sent).await;
@@ -493,10 +490,11 @@ async fn a_stalled_request_body_gets_408_after_the_body_read_timeout_copied_or_s
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_let_go_after_the_send_timeout_copied_or_spliced() {
-    let p = TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\nsend_timeout_secs = 1\n")
-        .await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("deaf", addr, json!({})).await;
+    let (p, seen) = proxy_to_digest(
+        "deaf",
+        Some("[server]\nlisten = [\"127.0.0.1:0\"]\nsend_timeout_secs = 1\n"),
+    )
+    .await;
     // 64 MiB answers, far more than the sockets between hold: a spliced
     // one (Content-Length) and a copied one (chunked).
     let mut held = Vec::new();
@@ -541,10 +539,11 @@ async fn a_client_that_stops_reading_is_let_go_after_the_send_timeout_copied_or_
 
 #[tokio::test]
 async fn a_stalled_http2_request_body_gets_408_after_the_body_read_timeout() {
-    let p = TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\nbody_read_timeout_secs = 1\n")
-        .await;
-    let (addr, seen) = digest_upstream().await;
-    p.host_route("stall2", addr, json!({})).await;
+    let (p, seen) = proxy_to_digest(
+        "stall2",
+        Some("[server]\nlisten = [\"127.0.0.1:0\"]\nbody_read_timeout_secs = 1\n"),
+    )
+    .await;
     let client = reqwest::Client::builder()
         .http2_prior_knowledge()
         .resolve("stall2.apps.test", p.addr)
@@ -575,6 +574,9 @@ async fn a_stalled_http2_request_body_gets_408_after_the_body_read_timeout() {
         .send()
         .await
         .expect("the next request");
-    assert_eq!(r.bytes().await.expect("body").as_ref(), pattern(0, 3).as_slice());
+    assert_eq!(
+        r.bytes().await.expect("body").as_ref(),
+        pattern(0, 3).as_slice()
+    );
     p.stop().await;
 }
