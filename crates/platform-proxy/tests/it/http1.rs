@@ -280,5 +280,7 @@ async fn bytes_sent_right_behind_an_upgrade_request_reach_the_upstream() {
         rest.extend_from_slice(&buf[..n]);
     }
     assert_eq!(rest, b"early-bytes");
+    // Closed first: an open tunnel would hold the stop for its grace.
+    drop(s);
     p.stop().await;
 }
