@@ -580,3 +580,78 @@ async fn a_stalled_http2_request_body_gets_408_after_the_body_read_timeout() {
     );
     p.stop().await;
 }
+
+/// A fixed-seed xorshift: the same mix of requests on every run.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % n as u64).expect("fits")
+    }
+}
+
+#[tokio::test]
+async fn spliced_and_copied_bodies_mixed_on_one_connection_all_arrive_whole() {
+    let (p, seen) = proxy_to_digest("mix", None).await;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let threshold = 256 * 1024;
+    for round in 0..24 {
+        // Lengths on both sides of the splice threshold, and far over it.
+        let len = match rng.below(4) {
+            0 => rng.below(threshold),
+            1 => threshold - 2 + rng.below(4),
+            _ => threshold + rng.below(3 * 1024 * 1024),
+        };
+        match rng.below(3) {
+            0 => {
+                let body = pattern(round, len);
+                let head = format!(
+                    "PUT /sink HTTP/1.1\r\nHost: mix.apps.test\r\nContent-Length: {len}\r\n\r\n"
+                );
+                let mut at = rng.below(len.min(64 * 1024) + 1);
+                let mut first = head.into_bytes();
+                first.extend_from_slice(&body[..at]);
+                s.write_all(&first).await.expect("write");
+                while at < len {
+                    let n = (1 + rng.below(200_000)).min(len - at);
+                    s.write_all(&body[at..at + n]).await.expect("write");
+                    at += n;
+                }
+                let (head, answer) = read_answer(&mut s).await;
+                assert!(head.starts_with("HTTP/1.1 200"), "round {round}: {head}");
+                let want = format!("{len} {:016x}", digest(&body, FNV_START));
+                assert_eq!(
+                    String::from_utf8_lossy(&answer),
+                    want,
+                    "round {round}: PUT {len}"
+                );
+            }
+            1 => {
+                let req = format!("GET /bytes/{len} HTTP/1.1\r\nHost: mix.apps.test\r\n\r\n");
+                s.write_all(req.as_bytes()).await.expect("write");
+                let (head, body) = read_answer(&mut s).await;
+                assert!(head.starts_with("HTTP/1.1 200"), "round {round}: {head}");
+                assert!(body == pattern(0, len), "round {round}: GET {len}");
+            }
+            _ => {
+                let r = p
+                    .get("mix.apps.test", &format!("/chunked/{len}"))
+                    .send()
+                    .await
+                    .expect("send");
+                let body = r.bytes().await.expect("body");
+                assert!(
+                    body.as_ref() == pattern(0, len).as_slice(),
+                    "round {round}: chunked {len}"
+                );
+            }
+        }
+    }
+    assert_eq!(seen.cut.load(Ordering::SeqCst), 0);
+    assert_eq!(seen.send_failed.load(Ordering::SeqCst), 0);
+    p.stop().await;
+}
