@@ -123,6 +123,22 @@ impl ReadSize {
         Poll::Ready(Ok(n))
     }
 
+    /// Reads into the room `buf` has left, growing it only when it has
+    /// none. For a read that only watches the connection while a request
+    /// is answered: the request's head still shares the buffer, so growing
+    /// it would allocate a new one for every request.
+    pub(crate) fn poll_fill_spare<R: AsyncRead + ?Sized>(
+        &mut self,
+        io: Pin<&mut R>,
+        buf: &mut BytesMut,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        if buf.capacity() == buf.len() {
+            return self.poll_fill(io, buf, cx);
+        }
+        tokio_util::io::poll_read_buf(io, cx, buf)
+    }
+
     /// Back to the first size, for a buffer let go.
     pub(crate) fn reset(&mut self) {
         self.next = Self::FIRST;

@@ -89,6 +89,13 @@ impl ReadSide {
             .poll_fill(Pin::new(&mut self.io), &mut self.buf, cx)
     }
 
+    /// Reads while the request is answered, into the room the buffer has
+    /// (see [`ReadSize::poll_fill_spare`]).
+    fn poll_watch(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        self.reads
+            .poll_fill_spare(Pin::new(&mut self.io), &mut self.buf, cx)
+    }
+
     fn wake(&mut self) {
         if let Some(w) = self.waiter.take() {
             w.wake();
@@ -566,7 +573,7 @@ async fn client_gone(side: &Shared, max_head: usize) {
             s.waiter = Some(cx.waker().clone());
             return Poll::Pending;
         }
-        match s.poll_fill(cx) {
+        match s.poll_watch(cx) {
             Poll::Ready(Ok(0) | Err(_)) => Poll::Ready(()),
             Poll::Ready(Ok(_)) => {
                 cx.waker().wake_by_ref();
