@@ -40,7 +40,7 @@ use crate::respond::rewrite_headers;
 use crate::routes::RouteTableHandle;
 use crate::server::{ClientBody, ClientUpgrade};
 use crate::settings::Settings;
-use crate::splice::SpliceFrom;
+use crate::splice::{SpliceFrom, MIN_SPLICE};
 use crate::tunnel::{self, TunnelLimits};
 
 /// The control plane, as the data plane sees it: something that answers
@@ -311,15 +311,13 @@ impl Proxy {
             .limits
             .max_body_bytes
             .unwrap_or(self.settings.default_max_body_bytes);
-        if let Some(len) = req
+        let declared = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-        {
-            if len > max_body {
-                return Err(ProxyError::PayloadTooLarge { limit: max_body });
-            }
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|len| len > max_body) {
+            return Err(ProxyError::PayloadTooLarge { limit: max_body });
         }
         // 6. pick
         let picked = self.picker.pick(&route);
@@ -335,10 +333,11 @@ impl Proxy {
             upgrade,
         };
         // A large body passed on unread is spliced socket to socket (its
-        // length is within the limit, checked above).
-        let splice = match req.body() {
-            ClientBody::H1(body) => body.splice_source(),
-            ClientBody::H2(_) => None,
+        // length is within the limit, checked above). A small or bodiless
+        // request never looks.
+        let splice = match (req.body(), declared) {
+            (ClientBody::H1(body), Some(len)) if len >= MIN_SPLICE => body.splice_source(),
+            _ => None,
         };
         let req = req.map(|b| boxed(Limited::new(b, max_body)));
         let mut added = Added::new();

@@ -6,6 +6,7 @@
 //! shares its framing code with the upstream client.
 
 pub(crate) mod h1;
+mod stall;
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -18,7 +19,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use self::h1::Stall;
+use self::stall::Stall;
 use crate::body::{BodyTimeout, BoxError};
 
 /// A request's body, from either server.

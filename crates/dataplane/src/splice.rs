@@ -21,12 +21,14 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rustix::pipe::{
     fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice, PipeFlags, SpliceFlags,
 };
 use tokio::io::Interest;
 use tokio::net::TcpStream;
+
+use crate::codec::Framing;
 
 /// The smallest body worth a pipe (two descriptors and its pages); a
 /// smaller one is copied in one or two reads.
@@ -175,6 +177,50 @@ impl Pipe {
             }
         }
     }
+}
+
+/// Why a length-framed body could not move on.
+#[derive(Debug)]
+pub(crate) enum MoveError {
+    /// The peer closed its connection before the body's end.
+    Closed,
+    /// The body is not framed by a length: nothing to splice.
+    NotLength,
+    Io(io::Error),
+}
+
+/// The next part of a `Content-Length` body whose unread bytes are in
+/// `buf` and then on `from`: the buffered bytes first, else spliced into
+/// `pipe` (which must be empty). `framing` is counted down to
+/// [`Framing::Done`]. `Pending` is a wait on `from`.
+pub(crate) fn poll_move_length(
+    buf: &mut BytesMut,
+    framing: &mut Framing,
+    from: &TcpStream,
+    pipe: &mut Pipe,
+    cx: &mut Context<'_>,
+) -> Poll<Result<Moved, MoveError>> {
+    let left = match *framing {
+        Framing::Length(n) => n,
+        Framing::Done => return Poll::Ready(Ok(Moved::End)),
+        Framing::Chunked(_) | Framing::Close => return Poll::Ready(Err(MoveError::NotLength)),
+    };
+    let max = usize::try_from(left).unwrap_or(usize::MAX);
+    let (moved, n) = if buf.is_empty() {
+        match ready!(pipe.poll_fill(from, max, cx)) {
+            Ok(0) => return Poll::Ready(Err(MoveError::Closed)),
+            Ok(n) => (Moved::Spliced(n), n),
+            Err(e) => return Poll::Ready(Err(MoveError::Io(e))),
+        }
+    } else {
+        let n = buf.len().min(max);
+        (Moved::Bytes(buf.split_to(n).freeze()), n)
+    };
+    *framing = match left - n as u64 {
+        0 => Framing::Done,
+        rest => Framing::Length(rest),
+    };
+    Poll::Ready(Ok(moved))
 }
 
 /// The request extension that hands a body's source to the upstream

@@ -35,7 +35,7 @@ use crate::codec::{
 };
 pub(super) use crate::codec::{Chunk, Framing};
 use crate::headers::Added;
-use crate::splice::{Moved, Pipe, SpliceFrom};
+use crate::splice::{self, MoveError, Moved, Pipe, SpliceFrom};
 
 /// The most bytes one response head may take.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
@@ -591,36 +591,21 @@ impl Conn {
         framing: &mut Framing,
         cx: &mut Context<'_>,
     ) -> Poll<Result<Moved, UpstreamError>> {
-        let left = match *framing {
-            Framing::Length(n) => n,
-            Framing::Done => return Poll::Ready(Ok(Moved::End)),
-            Framing::Chunked(_) | Framing::Close => {
-                return Poll::Ready(Err(UpstreamError::Protocol("a spliced body has a length")));
-            }
-        };
-        let max = usize::try_from(left).unwrap_or(usize::MAX);
-        let moved = if self.rbuf.is_empty() {
-            let n = ready!(pipe.poll_fill(&self.io, max, cx))?;
-            if n == 0 {
-                return Poll::Ready(Err(UpstreamError::Closed("before the end of the body")));
-            }
+        let moved = ready!(splice::poll_move_length(
+            &mut self.rbuf,
+            framing,
+            &self.io,
+            pipe,
+            cx
+        ));
+        if matches!(moved, Ok(Moved::Spliced(_))) {
             self.answered = true;
-            Moved::Spliced(n)
-        } else {
-            let n = self.rbuf.len().min(max);
-            Moved::Bytes(self.rbuf.split_to(n).freeze())
-        };
-        let n = match &moved {
-            Moved::Bytes(b) => b.len() as u64,
-            Moved::Spliced(n) => *n as u64,
-            Moved::End => 0,
-        };
-        *framing = if n >= left {
-            Framing::Done
-        } else {
-            Framing::Length(left - n)
-        };
-        Poll::Ready(Ok(moved))
+        }
+        Poll::Ready(moved.map_err(|e| match e {
+            MoveError::Closed => UpstreamError::Closed("before the end of the body"),
+            MoveError::NotLength => UpstreamError::Protocol("a spliced body has a length"),
+            MoveError::Io(e) => UpstreamError::Io(e),
+        }))
     }
 
     /// Decodes what `rbuf` holds (see [`codec::decode`]).

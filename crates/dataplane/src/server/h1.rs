@@ -41,14 +41,14 @@ use super::ClientBody;
 use crate::body::{BodyTimeout, BoxError};
 use crate::codec::{self, Framing, ReadSize, MAX_HEADERS};
 use crate::pipeline::{ConnInfo, Proxy};
-use crate::splice::{self, Moved, Pipe, MIN_SPLICE};
+use crate::splice::{self, MoveError, Moved, Pipe, MIN_SPLICE};
 
 /// The largest read of a client's connection (a large upload).
 const MAX_READ: usize = 256 * 1024;
 
 pub(crate) use self::socket::{Reader, WriteHalf};
-pub(crate) use self::stall::Stall;
-use self::stall::Writer;
+use self::writer::Writer;
+use super::stall::Stall;
 
 /// What the server takes from the settings.
 #[derive(Debug, Clone, Copy)]
@@ -262,59 +262,33 @@ impl std::fmt::Debug for SpliceBody {
 
 impl splice::Source for SpliceBody {
     fn poll_move(&self, pipe: &mut Pipe, cx: &mut Context<'_>) -> Poll<io::Result<Moved>> {
-        let mut side = lock(&self.side);
+        let mut guard = lock(&self.side);
+        let side = &mut *guard;
         if side.generation != self.generation || side.failed {
             return Poll::Ready(Err(io::Error::other("the request body is gone")));
         }
-        let left = match side.body {
-            Framing::Length(n) => n,
-            Framing::Done => return Poll::Ready(Ok(Moved::End)),
-            Framing::Chunked(_) | Framing::Close => {
-                return Poll::Ready(Err(io::Error::other("a spliced body has a length")));
-            }
+        let Some(tcp) = side.io.tcp() else {
+            return Poll::Ready(Err(io::Error::other("a spliced body is on TCP")));
         };
-        let moved = if side.buf.is_empty() {
-            let side = &mut *side;
-            let Some(tcp) = side.io.tcp() else {
-                return Poll::Ready(Err(io::Error::other("a spliced body is on TCP")));
-            };
-            let max = usize::try_from(left).unwrap_or(usize::MAX);
-            let filled = match pipe.poll_fill(tcp, max, cx) {
-                Poll::Ready(filled) => filled,
-                Poll::Pending => return side.poll_stalled(cx).map(Err),
-            };
-            side.unstalled();
-            match filled {
-                Ok(0) => Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the client closed the connection before the end of the body",
-                )),
-                Ok(n) => Ok(Moved::Spliced(n)),
-                Err(e) => Err(e),
-            }
-        } else {
-            let n = side
-                .buf
-                .len()
-                .min(usize::try_from(left).unwrap_or(usize::MAX));
-            Ok(Moved::Bytes(side.buf.split_to(n).freeze()))
+        let moved = match splice::poll_move_length(&mut side.buf, &mut side.body, tcp, pipe, cx) {
+            Poll::Pending => return side.poll_stalled(cx).map(Err),
+            Poll::Ready(moved) => moved,
         };
-        let n = match &moved {
-            Ok(Moved::Bytes(b)) => b.len() as u64,
-            Ok(Moved::Spliced(n)) => *n as u64,
-            Ok(Moved::End) => 0,
-            Err(_) => {
-                side.failed = true;
-                side.wake();
-                return Poll::Ready(moved);
-            }
-        };
-        side.body = if n >= left {
+        side.unstalled();
+        let moved = moved.map_err(|e| match e {
+            MoveError::Closed => io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the client closed the connection before the end of the body",
+            ),
+            MoveError::NotLength => io::Error::other("a spliced body has a length"),
+            MoveError::Io(e) => e,
+        });
+        if moved.is_err() {
+            side.failed = true;
+        }
+        if moved.is_err() || side.body == Framing::Done {
             side.wake();
-            Framing::Done
-        } else {
-            Framing::Length(left - n)
-        };
+        }
         Poll::Ready(moved)
     }
 }
@@ -762,6 +736,6 @@ impl Facts {
 
 mod answer;
 mod socket;
-mod stall;
 #[cfg(test)]
 mod tests;
+mod writer;

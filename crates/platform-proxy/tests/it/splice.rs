@@ -655,3 +655,26 @@ async fn spliced_and_copied_bodies_mixed_on_one_connection_all_arrive_whole() {
     assert_eq!(seen.send_failed.load(Ordering::SeqCst), 0);
     p.stop().await;
 }
+
+#[tokio::test]
+async fn a_stalled_api_request_body_gets_the_apis_400_after_the_body_read_timeout() {
+    let server = "[server]\nlisten = [\"127.0.0.1:0\"]\nbody_read_timeout_secs = 1\n";
+    let p = TestProxy::start_with(server).await;
+    let mut s = TcpStream::connect(p.addr).await.expect("connect");
+    let head = format!(
+        "POST /api/v1/routes HTTP/1.1\r\nHost: {API_HOST}\r\nAuthorization: Bearer {TOKEN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"owner"
+    );
+    s.write_all(head.as_bytes()).await.expect("write");
+    let started = std::time::Instant::now();
+    let mut got = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut got))
+        .await
+        .expect("the API gives up on the body within 10 s")
+        .expect("read");
+    let answer = String::from_utf8_lossy(&got);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.contains("\"bad_request\""), "{answer}");
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    p.stop().await;
+}
