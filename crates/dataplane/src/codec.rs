@@ -98,7 +98,11 @@ pub(crate) struct ReadSize {
 }
 
 impl ReadSize {
-    pub(crate) const FIRST: usize = 8 * 1024;
+    /// A page: room for a typical request head (cookies included) or a
+    /// small answer with its head. Every keep-alive connection holds one,
+    /// client and upstream side alike, so this is most of a connection's
+    /// memory; a larger message doubles it within a few reads.
+    pub(crate) const FIRST: usize = 4 * 1024;
 
     pub(crate) const fn new(max: usize) -> Self {
         Self {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -165,22 +165,25 @@ async fn accept_loop(
         let shutdown = shutdown.clone();
         let acceptor = listener.tls.clone();
         conns.spawn(async move {
-            let svc = {
-                let proxy = Arc::clone(&proxy);
-                service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                    let proxy = Arc::clone(&proxy);
-                    async move {
-                        let timeout = proxy.settings().body_read_timeout;
-                        let req = req.map(|b| ClientBody::H2(H2Body::new(b, timeout)));
-                        Ok::<_, Infallible>(proxy.handle(req, info).await)
-                    }
-                })
-            };
             let timeout = proxy.settings().header_read_timeout;
             let limits = h1_limits(&proxy);
+            // Only plain HTTP/1.1 is served inline. A task is as large as
+            // its largest state for its whole life, and hyper's HTTP/2
+            // connection and a TLS stream are several times the size of
+            // the HTTP/1.1 loop: boxed, they cost their own connections
+            // alone, once each.
             match acceptor {
                 None => match protocol_shown(&stream, timeout).await {
-                    Some(true) => serve_conn(&builder, TokioIo::new(stream), svc, &shutdown).await,
+                    Some(true) => {
+                        Box::pin(serve_h2(
+                            &builder,
+                            TokioIo::new(stream),
+                            proxy,
+                            info,
+                            &shutdown,
+                        ))
+                        .await;
+                    }
                     Some(false) => {
                         let (r, w) = stream.into_split();
                         h1::serve(
@@ -195,29 +198,69 @@ async fn accept_loop(
                     }
                     None => tracing::debug!(%remote, "no request within the header-read timeout"),
                 },
-                Some(acc) => match tokio::time::timeout(timeout, acc.accept(stream)).await {
-                    Ok(Ok(tls_stream)) => {
-                        if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                            serve_conn(&builder, TokioIo::new(tls_stream), svc, &shutdown).await;
-                        } else {
-                            let (r, w) = tokio::io::split(tls_stream);
-                            h1::serve(
-                                h1::Reader::Stream(Box::new(r)),
-                                h1::WriteHalf::Stream(Box::new(w)),
-                                proxy,
-                                info,
-                                limits,
-                                shutdown,
-                            )
-                            .await;
-                        }
-                    }
-                    Ok(Err(e)) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
-                    Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
-                },
+                Some(acc) => {
+                    Box::pin(serve_tls(
+                        acc, stream, &builder, proxy, info, limits, shutdown,
+                    ))
+                    .await;
+                }
             }
         });
     }
+}
+
+/// A TLS connection: the handshake, then HTTP/2 (by ALPN) or HTTP/1.1.
+async fn serve_tls(
+    acc: TlsAcceptor,
+    stream: TcpStream,
+    builder: &auto::Builder<TokioExecutor>,
+    proxy: Arc<Proxy>,
+    info: ConnInfo,
+    limits: h1::Limits,
+    shutdown: CancellationToken,
+) {
+    let remote = info.remote;
+    match tokio::time::timeout(limits.header_read_timeout, acc.accept(stream)).await {
+        Ok(Ok(tls_stream)) => {
+            if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                serve_h2(builder, TokioIo::new(tls_stream), proxy, info, &shutdown).await;
+            } else {
+                let (r, w) = tokio::io::split(tls_stream);
+                h1::serve(
+                    h1::Reader::Stream(Box::new(r)),
+                    h1::WriteHalf::Stream(Box::new(w)),
+                    proxy,
+                    info,
+                    limits,
+                    shutdown,
+                )
+                .await;
+            }
+        }
+        Ok(Err(e)) => tracing::debug!(error = %e, %remote, "tls handshake failed"),
+        Err(_) => tracing::debug!(%remote, "tls handshake timed out"),
+    }
+}
+
+/// An HTTP/2 connection, on hyper's server.
+async fn serve_h2<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    proxy: Arc<Proxy>,
+    info: ConnInfo,
+    shutdown: &CancellationToken,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+        let proxy = Arc::clone(&proxy);
+        async move {
+            let timeout = proxy.settings().body_read_timeout;
+            let req = req.map(|b| ClientBody::H2(H2Body::new(b, timeout)));
+            Ok::<_, Infallible>(proxy.handle(req, info).await)
+        }
+    });
+    serve_conn(builder, io, svc, shutdown).await;
 }
 
 async fn serve_conn<I, S>(

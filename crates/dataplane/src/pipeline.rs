@@ -150,11 +150,8 @@ impl Proxy {
             let uri = req.uri().clone();
             let host = authority(&req);
             let mut note = Note::default();
-            // Boxed: the pipeline's future is several kilobytes, and hyper
-            // moves the service future it is given; a pointer moves cheaper.
             let addressed = host.as_ref().map(Addressed::as_str);
-            let dispatched = self.dispatch(req, addressed, conn, &cid, &mut note);
-            let mut resp = match Box::pin(dispatched).await {
+            let mut resp = match self.dispatch(req, addressed, conn, &cid, &mut note).await {
                 Ok(r) => r,
                 Err(e) => {
                     match e.source() {

@@ -472,8 +472,10 @@ pub(crate) async fn serve(
                 .insert(UpgradeSlot(Arc::new(Mutex::new(Some(rx)))));
             tx
         });
-        let handled = Arc::clone(&proxy).handle(req, info);
-        tokio::pin!(handled);
+        // Boxed: the pipeline's future is several kilobytes, only needed
+        // while the request is answered, and the connection's task is as
+        // large as its largest state for the connection's whole life.
+        let mut handled = Box::pin(Arc::clone(&proxy).handle(req, info));
         let resp = tokio::select! {
             biased;
             r = &mut handled => r,
@@ -485,6 +487,7 @@ pub(crate) async fn serve(
                 return;
             }
         };
+        drop(handled);
         if let (Some(tx), StatusCode::SWITCHING_PROTOCOLS) = (switch, resp.status()) {
             out.clear();
             encode_head(&mut out, &resp, None, false);
