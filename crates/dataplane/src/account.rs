@@ -22,6 +22,13 @@ pub struct AccessRecord<'a> {
     pub client: std::net::SocketAddr,
 }
 
+/// Whether the access log is on (its target at `info`): a request's
+/// record is gathered only then.
+#[must_use]
+pub fn enabled() -> bool {
+    tracing::enabled!(target: "access", tracing::Level::INFO)
+}
+
 pub fn log(r: &AccessRecord<'_>) {
     let elapsed_ms = r.elapsed.as_secs_f64() * 1000.0;
     tracing::info!(

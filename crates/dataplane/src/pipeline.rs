@@ -143,15 +143,18 @@ impl Proxy {
         let cid = CorrelationId::new();
         let span = tracing::info_span!("request", correlation_id = %cid);
         async move {
-            let started = Instant::now();
+            // The access log's clock reads and copies, only when it is on.
+            let logged = account::enabled()
+                .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
             let html = wants_html(req.headers());
-            let method = req.method().clone();
-            // The path for the log: the URI's bytes are shared, not copied.
-            let uri = req.uri().clone();
             let host = authority(&req);
             let mut note = Note::default();
+            // Boxed where it is made: the pipeline's future is several
+            // kilobytes, and each move of a future copies all of it. The
+            // connection's task and HTTP/2's stream task hold a pointer.
             let addressed = host.as_ref().map(Addressed::as_str);
-            let mut resp = match self.dispatch(req, addressed, conn, &cid, &mut note).await {
+            let dispatched = self.dispatch(req, addressed, conn, &cid, &mut note);
+            let mut resp = match Box::pin(dispatched).await {
                 Ok(r) => r,
                 Err(e) => {
                     match e.source() {
@@ -174,18 +177,21 @@ impl Proxy {
                 resp.headers_mut()
                     .insert(crate::headers::X_CORRELATION_ID, v);
             }
-            account::log(&AccessRecord {
-                correlation_id: &cid.0,
-                method: &method,
-                host: addressed.unwrap_or_default(),
-                path: uri.path(),
-                status: resp.status(),
-                route_id: note.route_id,
-                user: note.user.as_deref().map(|p| p.id.as_str()),
-                upstream: note.upstream(),
-                elapsed: started.elapsed(),
-                client: conn.remote,
-            });
+            if let Some((started, method, uri)) = logged {
+                account::log(&AccessRecord {
+                    correlation_id: &cid.0,
+                    method: &method,
+                    host: addressed.unwrap_or_default(),
+                    // The URI's bytes are shared, not copied.
+                    path: uri.path(),
+                    status: resp.status(),
+                    route_id: note.route_id,
+                    user: note.user.as_deref().map(|p| p.id.as_str()),
+                    upstream: note.upstream(),
+                    elapsed: started.elapsed(),
+                    client: conn.remote,
+                });
+            }
             resp
         }
         .instrument(span)

@@ -16,6 +16,7 @@
 //! error (502 `upstream_bad_response`), never a larger buffer. Interim 1xx
 //! heads are read past one by one, within the response timeout.
 
+use std::future::Future;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::ops::Range;
@@ -28,6 +29,7 @@ use http::{request, Method, StatusCode, Version};
 use http_body::{Body, Frame};
 use tokio::io::AsyncWrite;
 use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
 
 use crate::body::{BoxError, ProxyBody};
 use crate::codec::{
@@ -136,6 +138,9 @@ pub(super) struct Conn {
     /// cloned rather than parsed again (lower-casing, the standard-name
     /// lookup, and an allocation for a name outside the standard set).
     names: Vec<(Box<[u8]>, HeaderName)>,
+    /// The response timer, made at the first exchange that waits and kept
+    /// for the connection's life (see [`Conn::poll_timeout`]).
+    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -164,7 +169,28 @@ impl Conn {
             authority: authority.into(),
             fields: Vec::new(),
             names: Vec::new(),
+            timer: None,
         })
+    }
+
+    /// Resolves once `due` has passed. The connection's one timer is not
+    /// moved forward for each exchange, which would cost a lock and a move
+    /// in the timer wheel a request: it fires at the due time of an
+    /// earlier exchange, and is then armed again for the rest.
+    pub(super) fn poll_timeout(&mut self, due: Instant, cx: &mut Context<'_>) -> Poll<()> {
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.deadline() > due {
+            timer.as_mut().reset(due);
+        }
+        loop {
+            ready!(timer.as_mut().poll(cx));
+            if Instant::now() >= due {
+                return Poll::Ready(());
+            }
+            timer.as_mut().reset(due);
+        }
     }
 
     /// Whether a resting connection is still good for a request: the

@@ -18,7 +18,6 @@
 //! to the tunnel and is never pooled.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -249,33 +248,25 @@ pub(super) async fn exchange(
     method: &Method,
     timeout: Duration,
 ) -> Result<Head, UpstreamError> {
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(deadline);
-    let mut sent = false;
-    let mut first = true;
+    // When the upstream's answer is due: set once the request is out.
+    let mut due = None;
     std::future::poll_fn(|cx| {
-        if !sent {
+        if due.is_none() {
             match conn.poll_send(cx) {
-                Poll::Ready(Ok(())) => {
-                    sent = true;
-                    if !first {
-                        deadline
-                            .as_mut()
-                            .reset(tokio::time::Instant::now() + timeout);
-                    }
-                }
+                Poll::Ready(Ok(())) => due = Some(tokio::time::Instant::now() + timeout),
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {}
             }
         }
-        first = false;
         if let Poll::Ready(head) = conn.poll_head(cx, method) {
             return Poll::Ready(head);
         }
-        if sent && deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(Err(UpstreamError::Timeout));
+        match due {
+            Some(due) if conn.poll_timeout(due, cx).is_ready() => {
+                Poll::Ready(Err(UpstreamError::Timeout))
+            }
+            _ => Poll::Pending,
         }
-        Poll::Pending
     })
     .await
 }

@@ -408,26 +408,37 @@ pub(crate) async fn serve(
     let mut write = Writer::new(write, limits.send_timeout);
     let mut out = Vec::with_capacity(1024);
     let mut fields = Vec::new();
-    // One shutdown waiter and one deadline for the connection's life, each
-    // armed again per request rather than made anew.
+    // One shutdown waiter and one header-read timer for the connection's
+    // life. The timer is never moved forward per request: each request
+    // only notes when its head is due, and a timer that fires early is
+    // armed again for the rest. Re-arming costs a lock and a move in the
+    // timer wheel; noting costs a clock read.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let deadline = tokio::time::sleep(limits.header_read_timeout);
+    let mut head_due = tokio::time::Instant::now() + limits.header_read_timeout;
+    let deadline = tokio::time::sleep_until(head_due);
     tokio::pin!(deadline);
     let mut first = true;
     loop {
         if !std::mem::take(&mut first) {
-            deadline
-                .as_mut()
-                .reset(tokio::time::Instant::now() + limits.header_read_timeout);
+            head_due = tokio::time::Instant::now() + limits.header_read_timeout;
         }
-        let head = tokio::select! {
-            biased;
-            () = &mut cancelled => return,
-            h = read_head(&side, limits.max_head, &mut fields) => h,
-            () = &mut deadline => {
-                tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
-                return;
+        let head = loop {
+            // The head first: the shutdown waiter and the timer are only
+            // looked at while it has to wait. A head already in once
+            // shutdown has begun is still answered (with `close`).
+            tokio::select! {
+                biased;
+                h = read_head(&side, limits.max_head, &mut fields) => break h,
+                () = &mut deadline => {
+                    if tokio::time::Instant::now() < head_due {
+                        deadline.as_mut().reset(head_due);
+                        continue;
+                    }
+                    tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
+                    return;
+                }
+                () = &mut cancelled => return,
             }
         };
         let head = match head {
@@ -472,22 +483,23 @@ pub(crate) async fn serve(
                 .insert(UpgradeSlot(Arc::new(Mutex::new(Some(rx)))));
             tx
         });
-        // Boxed: the pipeline's future is several kilobytes, only needed
-        // while the request is answered, and the connection's task is as
-        // large as its largest state for the connection's whole life.
-        let mut handled = Box::pin(Arc::clone(&proxy).handle(req, info));
-        let resp = tokio::select! {
-            biased;
-            r = &mut handled => r,
-            () = client_gone(&side, limits.max_head) => {
-                // Nobody is left to answer: the upstream exchange is
-                // dropped with the request's future, and its route slot
-                // with it.
-                tracing::debug!(remote = %info.remote, "the client left before its answer");
-                return;
+        // The pipeline's future (its steps' large parts boxed within) ends
+        // with this block, so its room in this task is the answer's next.
+        let resp = {
+            let handled = Arc::clone(&proxy).handle(req, info);
+            tokio::pin!(handled);
+            tokio::select! {
+                biased;
+                r = &mut handled => r,
+                () = client_gone(&side, limits.max_head) => {
+                    // Nobody is left to answer: the upstream exchange is
+                    // dropped with the request's future, and its route slot
+                    // with it.
+                    tracing::debug!(remote = %info.remote, "the client left before its answer");
+                    return;
+                }
             }
         };
-        drop(handled);
         if let (Some(tx), StatusCode::SWITCHING_PROTOCOLS) = (switch, resp.status()) {
             out.clear();
             encode_head(&mut out, &resp, None, false);

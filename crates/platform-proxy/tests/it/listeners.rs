@@ -177,6 +177,46 @@ async fn stalled_http2_preface_is_closed_after_header_read_timeout() {
     closed_after_header_read_timeout(b"PRI * HTTP/2.0\r\n").await;
 }
 
+/// The header-read timer is kept across a connection's requests and armed
+/// at an earlier request's due time: each wait for a head must still get
+/// the whole timeout, counted from its own start.
+#[tokio::test]
+async fn each_keep_alive_wait_gets_the_whole_header_read_timeout() {
+    let proxy = TestProxy::start_with(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nheader_read_timeout_secs = 1\n",
+    )
+    .await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    let request = b"GET /healthz HTTP/1.1\r\nHost: api.test\r\n\r\n";
+    let mut buf = vec![0u8; 4096];
+    for pause in [700, 500] {
+        s.write_all(request).await.expect("write");
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    // The second request came 700 ms into the first wait; the third wait
+    // is 500 ms old, past the first wait's due time, with 500 ms left.
+    let started = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "closed without an answer: {read:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(250),
+        "closed too early: {waited:?}"
+    );
+}
+
 #[tokio::test]
 async fn oversized_request_headers_get_431_envelope() {
     let up = upstream::echo().await;

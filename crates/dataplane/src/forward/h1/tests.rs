@@ -699,3 +699,56 @@ async fn a_trailer_section_passes_at_its_limit_and_fails_past_it() {
         drop(writer.await.expect("writer"));
     }
 }
+
+/// The connection keeps one response timer across its exchanges, armed at
+/// an earlier exchange's due time: a later exchange must still time out at
+/// its own due time, neither at the earlier one nor never.
+#[tokio::test]
+async fn each_exchange_on_a_kept_connection_times_out_at_its_own_due_time() {
+    let timeout = Duration::from_millis(400);
+    let (mut conn, mut upstream) = pair().await;
+    let ok = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    let request = "GET / HTTP/1.1\r\nhost: app\r\n\r\n";
+    // Answered at once: the timer is made, armed for 400 ms from now.
+    conn.start(
+        &parts("GET", "/", &[("host", "app")]),
+        &Added::new(),
+        empty(),
+    )
+    .expect("head");
+    let answer = async {
+        received(&mut upstream, request.len()).await;
+        upstream.write_all(ok.as_bytes()).await.expect("write");
+        upstream
+    };
+    let (head, back) = tokio::join!(
+        crate::forward::pool::exchange(&mut conn, &Method::GET, timeout),
+        answer
+    );
+    upstream = back;
+    assert_eq!(head.expect("answered").status, StatusCode::OK);
+    conn.settle();
+    // 250 ms later the next exchange goes unanswered: the earlier due time
+    // passes 150 ms into it, its own only 400 ms in.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    conn.start(
+        &parts("GET", "/", &[("host", "app")]),
+        &Added::new(),
+        empty(),
+    )
+    .expect("head");
+    let started = std::time::Instant::now();
+    let late = crate::forward::pool::exchange(&mut conn, &Method::GET, timeout);
+    let err = tokio::time::timeout(Duration::from_secs(5), late)
+        .await
+        .expect("timed out in the end")
+        .expect_err("nothing was answered");
+    let waited = started.elapsed();
+    assert!(matches!(err, UpstreamError::Timeout), "{err}");
+    assert!(waited >= timeout, "timed out early, after {waited:?}");
+    assert!(
+        waited < Duration::from_secs(2),
+        "timed out late, after {waited:?}"
+    );
+    assert_eq!(received(&mut upstream, request.len()).await, request);
+}
