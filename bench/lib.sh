@@ -51,6 +51,17 @@ bench_stop_all() {
     BENCH_PIDS=()
 }
 
+# bench_stop PID: stops one process started with bench_spawn (TERM, up to
+# 5 s, then KILL) and forgets it.
+bench_stop() {
+    local i
+    kill "$1" 2>/dev/null || true
+    for i in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    bench_forget "$1"
+}
+
 # bench_forget PID: drops a pid already waited for, so the cleanup never
 # signals a number the kernel may have handed to someone else.
 bench_forget() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of platform-proxy against its peers on loopback.
 #
-#   bench/run.sh http|h2|ws|sse|stream|propagation|table|all [runs] [seconds]
+#   bench/run.sh http|h2|ws|sse|stream|conns|propagation|table|all [runs] [seconds]
 #
 #   http         1 KiB GET with wrk -t1 -c64: direct to the nginx upstream (the
 #                physical limit), nginx and haproxy as reverse proxies with
@@ -22,6 +22,11 @@
 #   stream       a STREAM_MIB (1024) MiB upload (to nginx's discarding
 #                /sink) and download with curl: direct, nginx, platform-proxy
 #                public and authenticated; MiB/s and RSS.
+#   conns        memory per keep-alive HTTP connection under load: RSS while
+#                wrk holds 64 and then CONNS_MANY (512) connections busy
+#                (1 KiB GETs), for nginx, haproxy and platform-proxy's
+#                authenticated route; the difference over the extra
+#                connections is each one's cost, client and upstream side.
 #   propagation  route created through the API -> first 2xx through the
 #                proxy, over PROP_ROUTES (50) new routes per run.
 #   table        TABLE_ROUTES (100000) host routes in the store: time from
@@ -37,7 +42,7 @@
 #
 # Environment: WS_IDLE (5000), WS_ACTIVE (1000), WS_HOLD (seconds the idle
 # connections stay open, 5), WS_INTERVAL_MS (100), SSE_STREAMS (200),
-# SSE_INTERVAL_MS (100), PROP_ROUTES (50), BENCH_PORT_BASE (18080; the
+# SSE_INTERVAL_MS (100), CONNS_MANY (512), PROP_ROUTES (50), BENCH_PORT_BASE (18080; the
 # eleven ports from it), BENCH_KEEP=1 (keep the
 # configs and logs). The script raises its own `ulimit -n` to 20000 (5000
 # tunnels take ~15000 descriptors in nginx); where the hard limit is lower,
@@ -51,7 +56,7 @@ usage() { sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 2; }
 case=${1:-}
 runs=${2:-3}
 secs=${3:-10}
-[[ "$case" =~ ^(http|h2|ws|sse|stream|propagation|table|all)$ ]] || usage
+[[ "$case" =~ ^(http|h2|ws|sse|stream|conns|propagation|table|all)$ ]] || usage
 [[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 1 && "$runs" -le 50 ]] || die "runs: 1..50"
 [[ "$secs" =~ ^[0-9]+$ && "$secs" -ge 1 && "$secs" -le 600 ]] || die "seconds: 1..600"
 
@@ -542,8 +547,73 @@ case_stream() {
     bench_stop_all
 }
 
+# RSS of PID (and its children) in KiB, sampled halfway through a wrk run
+# of CONNS connections; sets conns_rss.
+rss_under_load() {
+    local pid=$1 conns=$2 url=$3 host=$4 cookie=${5:-} wrk_pid
+    bench_load wrk -t1 -c"$conns" -d"${secs}s" -H "Host: $host" ${cookie:+-H "Cookie: $cookie"} "$url" >"$work/conns-wrk.log" 2>&1 &
+    wrk_pid=$!
+    BENCH_PIDS+=("$wrk_pid")
+    sleep "$(awk -v s="$secs" 'BEGIN{print s / 2}')"
+    conns_rss=$(rss_kib "$pid")
+    wait "$wrk_pid" || die "wrk failed: $(cat "$work/conns-wrk.log")"
+    bench_forget "$wrk_pid"
+    ! grep -q "Non-2xx" "$work/conns-wrk.log" || die "non-2xx answers: $(cat "$work/conns-wrk.log")"
+}
+
+case_conns() {
+    local many=${CONNS_MANY:-512}
+    [[ "$many" =~ ^[0-9]+$ && "$many" -gt 64 && "$many" -le 4000 ]] || die "CONNS_MANY: 65..4000"
+    echo "## Memory per keep-alive connection: RSS at wrk -c64 and -c$many (1 KiB GET, ${secs}s each), $runs run(s)"
+    bench_start_upstream "$up_port"
+    local peers=(nginx haproxy pp-auth)
+    declare -A few lot per
+    local p i
+    for i in $(seq "$runs"); do
+        local line="run $i:"
+        for p in $(order "$i" "${peers[@]}"); do
+            # Started afresh for every run: an allocator keeps what it
+            # once held, so a second run would start at the first's peak.
+            local url host c="" pid
+            case $p in
+              nginx) bench_start_nginx_proxy "$ngx_port" "$up_port"; pid=$ngx_pid
+                     url=http://127.0.0.1:$ngx_port/1k.txt; host=127.0.0.1:$ngx_port ;;
+              haproxy) bench_start_haproxy "$hap_port" "$up_port"; pid=$hap_pid
+                       url=http://127.0.0.1:$hap_port/1k.txt; host=127.0.0.1:$hap_port ;;
+              pp-auth) pp_with_routes "conns$i" "127.0.0.1:$up_port"; pid=$px_pid; c=$cookie
+                       url=http://127.0.0.1:$px_port/1k.txt; host=s.apps.bench ;;
+            esac
+            bench_check "$p" "$url" "$host" "$c"
+            rss_under_load "$pid" 64 "$url" "$host" "$c"
+            local a=$conns_rss
+            rss_under_load "$pid" "$many" "$url" "$host" "$c"
+            bench_stop "$pid"
+            few[$p]+=" $a"; lot[$p]+=" $conns_rss"
+            per[$p]+=" $(awk -v a="$a" -v b="$conns_rss" -v n="$((many - 64))" 'BEGIN{printf "%.1f", (b - a) / n}')"
+            line+=" $p $a -> $conns_rss KiB |"
+        done
+        echo "${line% |}"
+    done
+    echo
+    echo "| peer | RSS at 64 conns KiB | RSS at $many conns KiB | KiB per extra connection | vs nginx |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    local m_ngx m
+    # shellcheck disable=SC2086 # word-split the space-separated samples
+    m_ngx=$(median ${per[nginx]})
+    for p in "${peers[@]}"; do
+        # shellcheck disable=SC2086
+        m=$(median ${per[$p]})
+        # shellcheck disable=SC2086
+        echo "| $p | $(median ${few[$p]}) | $(median ${lot[$p]}) | $m | $(ratio "$m" "$m_ngx") |"
+    done
+    echo
+    echo "nginx: master + worker. Each connection's cost is both its sockets' state in user space (client and upstream side); kernel socket buffers are not in RSS."
+    bench_stop_all
+}
+
 case "$case" in
     http) case_http ;;
+    conns) case_conns ;;
     stream) case_stream ;;
     h2) case_h2 ;;
     ws) case_ws ;;
@@ -556,6 +626,7 @@ case "$case" in
         case_ws; echo
         case_sse; echo
         case_stream; echo
+        case_conns; echo
         case_propagation; echo
         case_table
         ;;

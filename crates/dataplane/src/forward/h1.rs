@@ -21,7 +21,7 @@ use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
+use std::task::{ready, Context, Poll, Waker};
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
@@ -482,13 +482,19 @@ impl Conn {
     }
 
     /// A connection about to rest: a large read buffer (grown by a large
-    /// body) is let go rather than held while idle.
+    /// body) is let go rather than held while idle, and the response timer
+    /// forgets the task of the last exchange. Still armed, it would wake
+    /// that task for nothing when it fires, and keep it allocated until
+    /// then, however long ago its client left.
     pub(super) fn settle(&mut self) {
         if self.rbuf.capacity() > 2 * ReadSize::FIRST {
             self.rbuf = BytesMut::new();
             self.reads.reset();
         }
         self.data = Bytes::new();
+        if let Some(timer) = self.timer.as_mut() {
+            let _ = timer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+        }
     }
 
     /// Reads until a final (non-1xx) response head is complete. Interim

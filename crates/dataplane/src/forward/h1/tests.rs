@@ -752,3 +752,57 @@ async fn each_exchange_on_a_kept_connection_times_out_at_its_own_due_time() {
     );
     assert_eq!(received(&mut upstream, request.len()).await, request);
 }
+
+/// Counts the wake-ups of the task it stands for.
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A connection put back to rest must not keep the last exchange's task:
+/// its response timer, still armed, would wake that task for nothing when
+/// it fires (and keep it allocated until then).
+#[tokio::test]
+async fn a_resting_connection_wakes_no_task_when_its_timer_fires() {
+    let timeout = Duration::from_millis(200);
+    let (mut conn, mut upstream) = pair().await;
+    conn.start(
+        &parts("GET", "/", &[("host", "app")]),
+        &Added::new(),
+        empty(),
+    )
+    .expect("head");
+    let wakes = std::sync::Arc::new(Wakes(std::sync::atomic::AtomicUsize::new(0)));
+    let waker = std::task::Waker::from(std::sync::Arc::clone(&wakes));
+    let mut cx = Context::from_waker(&waker);
+    let head = {
+        let exchange = crate::forward::pool::exchange(&mut conn, &Method::GET, timeout);
+        tokio::pin!(exchange);
+        // The first poll sends and waits: the timer is armed with this task.
+        assert!(exchange.as_mut().poll(&mut cx).is_pending());
+        let request = "GET / HTTP/1.1\r\nhost: app\r\n\r\n";
+        received(&mut upstream, request.len()).await;
+        upstream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .expect("write");
+        loop {
+            if let Poll::Ready(head) = exchange.as_mut().poll(&mut cx) {
+                break head;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    assert_eq!(head.expect("answered").status, StatusCode::OK);
+    conn.settle();
+    let before = wakes.0.load(std::sync::atomic::Ordering::SeqCst);
+    tokio::time::sleep(3 * timeout).await;
+    assert_eq!(
+        wakes.0.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "the resting connection's timer woke the last exchange's task"
+    );
+}
