@@ -64,7 +64,8 @@ impl Upstreams {
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         if upgrade {
             added.merge_into(req.headers_mut());
-            return self.send_upgrade(req, authority).await;
+            // Boxed: hyper's handshake future is large, and rare.
+            return Box::pin(self.send_upgrade(req, authority)).await;
         }
         let (parts, body) = req.into_parts();
         let mut conn = match self.pool.checkout(authority) {

@@ -142,6 +142,10 @@ impl Proxy {
     ) -> Response<ProxyBody> {
         let cid = CorrelationId::new();
         let span = tracing::info_span!("request", correlation_id = %cid);
+        // The rare steps' futures (no route, the proxy's own paths,
+        // forward-auth checks, protocol switches) are boxed where they
+        // run: a future is as large as its largest branch, and this one is
+        // made for every request.
         async move {
             // The access log's clock reads and copies, only when it is on.
             let logged = account::enabled()
@@ -223,14 +227,14 @@ impl Proxy {
         if host == self.settings.api_host {
             if req.uri().path() == forward_auth::PATH {
                 let table = self.routes.load();
-                return forward_auth::check(
+                return Box::pin(forward_auth::check(
                     &self.access,
                     &self.forward_auth,
                     &table,
                     req.headers(),
                     req.uri().query(),
                     cid,
-                )
+                ))
                 .await;
             }
             req.extensions_mut().insert(cid.clone());
@@ -263,7 +267,7 @@ impl Proxy {
             normalize(req.uri().path()).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let proto = if conn.tls { "https" } else { "http" };
         let Some(resolved) = table.resolve(host, &path) else {
-            return self.no_route(&req, &path, proto, auth, cid).await;
+            return Box::pin(self.no_route(&req, &path, proto, auth, cid)).await;
         };
         let route = Arc::clone(&resolved.route);
         note.route_id = Some(route.route.id);
@@ -276,7 +280,7 @@ impl Proxy {
                 tls: conn.tls,
                 cid,
             };
-            return reserved::handle(&self.access, &route, tail, r).await;
+            return Box::pin(reserved::handle(&self.access, &route, tail, r)).await;
         }
         // 3. authenticate, 4. authorize
         let upgrade = is_websocket_upgrade(&req);
