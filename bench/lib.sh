@@ -57,7 +57,7 @@ bench_stop() {
     local i
     kill "$1" 2>/dev/null || true
     for i in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$1" 2>/dev/null || true
+    if kill -0 "$1" 2>/dev/null; then kill -KILL "$1" 2>/dev/null || true; fi
     wait "$1" 2>/dev/null || true
     bench_forget "$1"
 }

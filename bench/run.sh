@@ -551,19 +551,28 @@ case_stream() {
 # of CONNS connections; sets conns_rss.
 rss_under_load() {
     local pid=$1 conns=$2 url=$3 host=$4 cookie=${5:-} wrk_pid
-    bench_load wrk -t1 -c"$conns" -d"${secs}s" -H "Host: $host" ${cookie:+-H "Cookie: $cookie"} "$url" >"$work/conns-wrk.log" 2>&1 &
+    # wrk itself in the background (not a function's subshell), so that
+    # the cleanup's signal reaches it.
+    taskset -c 0 wrk -t1 -c"$conns" -d"${secs}s" -H "Host: $host" ${cookie:+-H "Cookie: $cookie"} "$url" >"$work/conns-wrk.log" 2>&1 &
     wrk_pid=$!
     BENCH_PIDS+=("$wrk_pid")
     sleep "$(awk -v s="$secs" 'BEGIN{print s / 2}')"
     conns_rss=$(rss_kib "$pid")
-    wait "$wrk_pid" || die "wrk failed: $(cat "$work/conns-wrk.log")"
+    wait "$wrk_pid" || { bench_forget "$wrk_pid"; die "wrk failed: $(cat "$work/conns-wrk.log")"; }
     bench_forget "$wrk_pid"
     ! grep -q "Non-2xx" "$work/conns-wrk.log" || die "non-2xx answers: $(cat "$work/conns-wrk.log")"
+    # A refused or dropped connection means fewer were held than asked for.
+    if grep -q "Socket errors" "$work/conns-wrk.log"; then
+        echo "bench: $conns connections: $(grep 'Socket errors' "$work/conns-wrk.log")" >&2
+    fi
 }
 
 case_conns() {
     local many=${CONNS_MANY:-512}
     [[ "$many" =~ ^[0-9]+$ && "$many" -gt 64 && "$many" -le 4000 ]] || die "CONNS_MANY: 65..4000"
+    # nginx takes two slots per busy connection (client and upstream), and
+    # touches every slot it is given: room for these connections only.
+    local NGINX_CONNS=$((2 * many + 256))
     echo "## Memory per keep-alive connection: RSS at wrk -c64 and -c$many (1 KiB GET, ${secs}s each), $runs run(s)"
     bench_start_upstream "$up_port"
     local peers=(nginx haproxy pp-auth)

@@ -223,7 +223,16 @@ async fn serve_tls(
     match tokio::time::timeout(limits.header_read_timeout, acc.accept(stream)).await {
         Ok(Ok(tls_stream)) => {
             if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                serve_h2(builder, TokioIo::new(tls_stream), proxy, info, &shutdown).await;
+                // Boxed too: TLS connections serving HTTP/1.1 would carry
+                // hyper's HTTP/2 connection's room otherwise.
+                Box::pin(serve_h2(
+                    builder,
+                    TokioIo::new(tls_stream),
+                    proxy,
+                    info,
+                    &shutdown,
+                ))
+                .await;
             } else {
                 let (r, w) = tokio::io::split(tls_stream);
                 h1::serve(

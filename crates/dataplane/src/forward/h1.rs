@@ -46,6 +46,11 @@ const MAX_KNOWN_NAMES: usize = 32;
 /// The largest read: an upstream's large answer goes in few calls.
 const MAX_READ: usize = 512 * 1024;
 
+/// The largest read buffer a resting connection keeps: room for a few
+/// kilobytes of answer, so mid-sized answers do not let it go and grow it
+/// again on every exchange.
+const KEEP_READ: usize = 16 * 1024;
+
 /// Why an exchange with the upstream failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -173,15 +178,16 @@ impl Conn {
         })
     }
 
-    /// Resolves once `due` has passed. The connection's one timer is not
-    /// moved forward for each exchange, which would cost a lock and a move
-    /// in the timer wheel a request: it fires at the due time of an
-    /// earlier exchange, and is then armed again for the rest.
+    /// Resolves once `due` has passed. The connection keeps one timer for
+    /// all its exchanges: a new one each time cost a registration in the
+    /// timer wheel and a removal (a lock each). Moving an armed timer to
+    /// a later time is one atomic swap; only a timer that has fired (the
+    /// connection rested longer than the timeout) is registered again.
     pub(super) fn poll_timeout(&mut self, due: Instant, cx: &mut Context<'_>) -> Poll<()> {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        if timer.deadline() > due {
+        if timer.deadline() != due {
             timer.as_mut().reset(due);
         }
         loop {
@@ -485,15 +491,18 @@ impl Conn {
     /// body) is let go rather than held while idle, and the response timer
     /// forgets the task of the last exchange. Still armed, it would wake
     /// that task for nothing when it fires, and keep it allocated until
-    /// then, however long ago its client left.
+    /// then, however long ago its client left. Polled unconstrained: with
+    /// the task's budget spent, a timer's poll returns before it takes the
+    /// new waker.
     pub(super) fn settle(&mut self) {
-        if self.rbuf.capacity() > 2 * ReadSize::FIRST {
+        if self.rbuf.capacity() > KEEP_READ {
             self.rbuf = BytesMut::new();
             self.reads.reset();
         }
         self.data = Bytes::new();
         if let Some(timer) = self.timer.as_mut() {
-            let _ = timer.as_mut().poll(&mut Context::from_waker(Waker::noop()));
+            let mut forget = tokio::task::unconstrained(timer.as_mut());
+            let _ = Pin::new(&mut forget).poll(&mut Context::from_waker(Waker::noop()));
         }
     }
 

@@ -408,38 +408,30 @@ pub(crate) async fn serve(
     let mut write = Writer::new(write, limits.send_timeout);
     let mut out = Vec::with_capacity(1024);
     let mut fields = Vec::new();
-    // One shutdown waiter and one header-read timer for the connection's
-    // life. The timer is never moved forward per request: each request
-    // only notes when its head is due, and a timer that fires early is
-    // armed again for the rest. Re-arming costs a lock and a move in the
-    // timer wheel; noting costs a clock read.
+    // One shutdown waiter and one header-read deadline for the connection's
+    // life, the deadline moved later per request (an atomic swap while it
+    // is armed) rather than made anew.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let mut head_due = tokio::time::Instant::now() + limits.header_read_timeout;
-    let deadline = tokio::time::sleep_until(head_due);
+    let deadline = tokio::time::sleep(limits.header_read_timeout);
     tokio::pin!(deadline);
     let mut first = true;
     loop {
         if !std::mem::take(&mut first) {
-            head_due = tokio::time::Instant::now() + limits.header_read_timeout;
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + limits.header_read_timeout);
         }
-        let head = loop {
-            // The head first: the shutdown waiter and the timer are only
-            // looked at while it has to wait. A head already in once
-            // shutdown has begun is still answered (with `close`).
-            tokio::select! {
-                biased;
-                h = read_head(&side, limits.max_head, &mut fields) => break h,
-                () = &mut deadline => {
-                    if tokio::time::Instant::now() < head_due {
-                        deadline.as_mut().reset(head_due);
-                        continue;
-                    }
-                    tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
-                    return;
-                }
-                () = &mut cancelled => return,
+        // The head first: the shutdown waiter and the deadline are only
+        // looked at while it has to wait.
+        let head = tokio::select! {
+            biased;
+            h = read_head(&side, limits.max_head, &mut fields) => h,
+            () = &mut deadline => {
+                tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
+                return;
             }
+            () = &mut cancelled => return,
         };
         let head = match head {
             Ok(h) => h,
