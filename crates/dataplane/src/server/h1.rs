@@ -406,32 +406,46 @@ pub(crate) async fn serve(
         stall: Stall::new(limits.body_read_timeout),
     }));
     let mut write = Writer::new(write, limits.send_timeout);
-    let mut out = Vec::with_capacity(1024);
+    let mut out = Vec::with_capacity(ANSWER_HEAD);
     let mut fields = Vec::new();
-    // One shutdown waiter and one header-read deadline for the connection's
-    // life, the deadline moved later per request (an atomic swap while it
-    // is armed) rather than made anew.
+    // One shutdown waiter and one timer for the connection's life, the
+    // timer moved later per request (an atomic swap while it is armed)
+    // rather than made anew. It first fires a moment into a wait for the
+    // next head, to let an idle connection's buffers go, then at the
+    // header-read timeout.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
-    let deadline = tokio::time::sleep(limits.header_read_timeout);
+    let deadline = tokio::time::sleep(limits.header_read_timeout.min(IDLE_RELEASE));
     tokio::pin!(deadline);
     let mut first = true;
     loop {
+        let waiting = tokio::time::Instant::now();
+        let head_due = waiting + limits.header_read_timeout;
+        let mut released = limits.header_read_timeout <= IDLE_RELEASE;
         if !std::mem::take(&mut first) {
-            deadline
-                .as_mut()
-                .reset(tokio::time::Instant::now() + limits.header_read_timeout);
+            deadline.as_mut().reset(if released {
+                head_due
+            } else {
+                waiting + IDLE_RELEASE
+            });
         }
-        // The head first: the shutdown waiter and the deadline are only
-        // looked at while it has to wait.
-        let head = tokio::select! {
-            biased;
-            h = read_head(&side, limits.max_head, &mut fields) => h,
-            () = &mut deadline => {
-                tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
-                return;
+        // The head first: the shutdown waiter and the timer are only looked
+        // at while it has to wait.
+        let head = loop {
+            tokio::select! {
+                biased;
+                h = read_head(&side, limits.max_head, &mut fields) => break h,
+                () = &mut deadline => {
+                    if !std::mem::replace(&mut released, true) {
+                        release_idle(&side, &mut out);
+                        deadline.as_mut().reset(head_due);
+                        continue;
+                    }
+                    tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
+                    return;
+                }
+                () = &mut cancelled => return,
             }
-            () = &mut cancelled => return,
         };
         let head = match head {
             Ok(h) => h,
@@ -512,6 +526,9 @@ pub(crate) async fn serve(
             });
             return;
         }
+        if out.capacity() == 0 {
+            out.reserve(ANSWER_HEAD);
+        }
         let keep = head.keep_alive && !shutdown.is_cancelled();
         let kept = match respond(&mut write, &mut out, resp, head_request, version, keep).await {
             Ok(kept) => kept,
@@ -540,6 +557,26 @@ pub(crate) async fn serve(
             return;
         }
     }
+}
+
+/// A connection waiting this long for its next head is idle: its read
+/// buffer (when it holds no bytes) and its answer buffer are let go, and
+/// made again when a request comes. A busy connection's next request
+/// comes well before, and allocates nothing.
+const IDLE_RELEASE: Duration = Duration::from_secs(1);
+
+/// The answer buffer's first room: a head and a small body.
+const ANSWER_HEAD: usize = 1024;
+
+/// Lets an idle connection's buffers go (see [`IDLE_RELEASE`]). A read
+/// buffer with bytes in it (part of the next head) is kept.
+fn release_idle(side: &Shared, out: &mut Vec<u8>) {
+    let mut s = lock(side);
+    if s.buf.is_empty() {
+        s.buf = BytesMut::new();
+        s.reads.reset();
+    }
+    *out = Vec::new();
 }
 
 /// Resolves when the client closes its connection while its request is

@@ -217,6 +217,48 @@ async fn each_keep_alive_wait_gets_the_whole_header_read_timeout() {
     );
 }
 
+/// A connection idle past the release point (one second into a wait) lets
+/// its buffers go: its next request, whole or in parts, must be read as
+/// before; a part of a head already in when that point passes must be
+/// kept; and the header-read timeout still closes it in the end.
+#[tokio::test]
+async fn an_idle_connection_lets_its_buffers_go_and_still_reads_every_byte() {
+    let proxy = TestProxy::start_with(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nheader_read_timeout_secs = 2\n",
+    )
+    .await;
+    let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
+    let (start, rest) = ("GET /healthz HTTP/1.1\r\nHost: ", "api.test\r\n\r\n");
+    let mut buf = vec![0u8; 4096];
+    // (pause before the head's start, pause between its two parts)
+    for (before, between) in [(0, 0), (1300, 300), (0, 1300)] {
+        tokio::time::sleep(Duration::from_millis(before)).await;
+        s.write_all(start.as_bytes()).await.expect("write");
+        tokio::time::sleep(Duration::from_millis(between)).await;
+        s.write_all(rest.as_bytes()).await.expect("write");
+        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .expect("read");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+    let started = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(4), s.read(&mut buf)).await;
+    let waited = started.elapsed();
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "closed without an answer: {read:?}"
+    );
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "closed too early: {waited:?}"
+    );
+}
+
 #[tokio::test]
 async fn oversized_request_headers_get_431_envelope() {
     let up = upstream::echo().await;
