@@ -163,35 +163,35 @@ where
 #[error("the client sent no request body bytes for {0:?}")]
 pub struct BodyTimeout(pub std::time::Duration);
 
-/// Whether `err` (or anything in its source chain, an `io::Error`'s inner
-/// error included) is a [`BodyTimeout`].
+/// Whether `err` (or anything in its source chain) is a [`BodyTimeout`].
 #[must_use]
 pub fn is_body_timeout(err: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(e) = cur {
-        if e.is::<BodyTimeout>() {
-            return true;
-        }
-        if let Some(inner) = e
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
-        {
-            if inner.is::<BodyTimeout>() {
-                return true;
-            }
-        }
-        cur = e.source();
-    }
-    false
+    cause::<BodyTimeout>(err).is_some()
 }
 
-/// Whether `err` (or anything in its source chain) is a [`BodyTooLarge`].
+/// The limit, if `err` (or anything in its source chain) is a
+/// [`BodyTooLarge`].
 #[must_use]
 pub fn is_body_too_large(err: &(dyn std::error::Error + 'static)) -> Option<u64> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    cause::<BodyTooLarge>(err).map(|b| b.limit)
+}
+
+/// The first `T` in `err`'s source chain. An `io::Error` carrying an error
+/// of its own is looked into: its `source()` skips that error and goes on
+/// to the error's own source.
+fn cause<'a, T: std::error::Error + 'static>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(err);
     while let Some(e) = cur {
-        if let Some(b) = e.downcast_ref::<BodyTooLarge>() {
-            return Some(b.limit);
+        if let Some(t) = e.downcast_ref::<T>() {
+            return Some(t);
+        }
+        let inner = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref());
+        if let Some(t) = inner.and_then(|i| i.downcast_ref::<T>()) {
+            return Some(t);
         }
         cur = e.source();
     }

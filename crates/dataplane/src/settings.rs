@@ -15,7 +15,8 @@ pub struct Settings {
     pub default_max_body_bytes: u64,
     /// Time a client has to send a complete request head.
     pub header_read_timeout: Duration,
-    /// Longest wait for the next bytes of an HTTP/1.1 request body.
+    /// Longest wait for the next bytes of a request body (HTTP/1.1 and
+    /// HTTP/2).
     pub body_read_timeout: Duration,
     /// Longest wait for an HTTP/1.1 client to take more of its answer.
     pub send_timeout: Duration,

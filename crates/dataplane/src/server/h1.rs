@@ -421,12 +421,13 @@ pub(crate) async fn serve(
     loop {
         let waiting = tokio::time::Instant::now();
         let head_due = waiting + limits.header_read_timeout;
-        let mut released = limits.header_read_timeout <= IDLE_RELEASE;
+        // Whether the idle release is still to come in this wait.
+        let mut idle_ahead = limits.header_read_timeout > IDLE_RELEASE;
         if !std::mem::take(&mut first) {
-            deadline.as_mut().reset(if released {
-                head_due
-            } else {
+            deadline.as_mut().reset(if idle_ahead {
                 waiting + IDLE_RELEASE
+            } else {
+                head_due
             });
         }
         // The head first: the shutdown waiter and the timer are only looked
@@ -436,7 +437,7 @@ pub(crate) async fn serve(
                 biased;
                 h = read_head(&side, limits.max_head, &mut fields) => break h,
                 () = &mut deadline => {
-                    if !std::mem::replace(&mut released, true) {
+                    if std::mem::take(&mut idle_ahead) {
                         release_idle(&side, &mut out);
                         deadline.as_mut().reset(head_due);
                         continue;

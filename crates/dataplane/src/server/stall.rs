@@ -36,16 +36,15 @@ impl Stall {
     /// An operation has to wait: resolves once nothing has moved for the
     /// limit since the wait began.
     pub(crate) fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let deadline = Instant::now() + self.limit;
+        // The clock is read only when a wait begins, not at every poll of
+        // one already timed.
         let timer = match &mut self.timer {
             Some(t) if self.armed => t,
             Some(t) => {
-                t.as_mut().reset(deadline);
+                t.as_mut().reset(Instant::now() + self.limit);
                 t
             }
-            None => self
-                .timer
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
+            None => self.timer.insert(Box::pin(tokio::time::sleep(self.limit))),
         };
         self.armed = true;
         timer.as_mut().poll(cx)

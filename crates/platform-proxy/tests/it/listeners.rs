@@ -177,9 +177,37 @@ async fn stalled_http2_preface_is_closed_after_header_read_timeout() {
     closed_after_header_read_timeout(b"PRI * HTTP/2.0\r\n").await;
 }
 
-/// The header-read timer is kept across a connection's requests and armed
-/// at an earlier request's due time: each wait for a head must still get
-/// the whole timeout, counted from its own start.
+/// Reads one answer from `s` (a small one, in one read) and checks it is
+/// a 200.
+async fn read_ok(s: &mut TcpStream) {
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
+        .await
+        .expect("answered in time")
+        .expect("read");
+    assert!(
+        buf[..n].starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        String::from_utf8_lossy(&buf[..n])
+    );
+}
+
+/// Waits, at most `within`, for the proxy to close `s` without sending
+/// anything; how long that took.
+async fn closed_silently(s: &mut TcpStream, within: Duration) -> Duration {
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let read = tokio::time::timeout(within, s.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0))),
+        "closed without an answer: {read:?}"
+    );
+    started.elapsed()
+}
+
+/// One header-read timer serves all of a connection's requests: each wait
+/// for a head must still get the whole timeout, counted from its own
+/// start, not from an earlier request's.
 #[tokio::test]
 async fn each_keep_alive_wait_gets_the_whole_header_read_timeout() {
     let proxy = TestProxy::start_with(
@@ -188,29 +216,14 @@ async fn each_keep_alive_wait_gets_the_whole_header_read_timeout() {
     .await;
     let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
     let request = b"GET /healthz HTTP/1.1\r\nHost: api.test\r\n\r\n";
-    let mut buf = vec![0u8; 4096];
     for pause in [700, 500] {
         s.write_all(request).await.expect("write");
-        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
-            .await
-            .expect("answered in time")
-            .expect("read");
-        assert!(
-            buf[..n].starts_with(b"HTTP/1.1 200"),
-            "{:?}",
-            String::from_utf8_lossy(&buf[..n])
-        );
+        read_ok(&mut s).await;
         tokio::time::sleep(Duration::from_millis(pause)).await;
     }
     // The second request came 700 ms into the first wait; the third wait
     // is 500 ms old, past the first wait's due time, with 500 ms left.
-    let started = Instant::now();
-    let read = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf)).await;
-    let waited = started.elapsed();
-    assert!(
-        matches!(read, Ok(Ok(0))),
-        "closed without an answer: {read:?}"
-    );
+    let waited = closed_silently(&mut s, Duration::from_secs(3)).await;
     assert!(
         waited >= Duration::from_millis(250),
         "closed too early: {waited:?}"
@@ -229,30 +242,15 @@ async fn an_idle_connection_lets_its_buffers_go_and_still_reads_every_byte() {
     .await;
     let mut s = TcpStream::connect(proxy.addr).await.expect("connect");
     let (start, rest) = ("GET /healthz HTTP/1.1\r\nHost: ", "api.test\r\n\r\n");
-    let mut buf = vec![0u8; 4096];
     // (pause before the head's start, pause between its two parts)
     for (before, between) in [(0, 0), (1300, 300), (0, 1300)] {
         tokio::time::sleep(Duration::from_millis(before)).await;
         s.write_all(start.as_bytes()).await.expect("write");
         tokio::time::sleep(Duration::from_millis(between)).await;
         s.write_all(rest.as_bytes()).await.expect("write");
-        let n = tokio::time::timeout(Duration::from_secs(3), s.read(&mut buf))
-            .await
-            .expect("answered in time")
-            .expect("read");
-        assert!(
-            buf[..n].starts_with(b"HTTP/1.1 200"),
-            "{:?}",
-            String::from_utf8_lossy(&buf[..n])
-        );
+        read_ok(&mut s).await;
     }
-    let started = Instant::now();
-    let read = tokio::time::timeout(Duration::from_secs(4), s.read(&mut buf)).await;
-    let waited = started.elapsed();
-    assert!(
-        matches!(read, Ok(Ok(0))),
-        "closed without an answer: {read:?}"
-    );
+    let waited = closed_silently(&mut s, Duration::from_secs(4)).await;
     assert!(
         waited >= Duration::from_millis(1500),
         "closed too early: {waited:?}"

@@ -12,6 +12,7 @@ use http::{Response, StatusCode, Version};
 use http_body::Body;
 use tokio::io::AsyncWriteExt;
 
+use super::writer::SENDING;
 use super::Writer;
 use crate::body::ProxyBody;
 use crate::codec::{parse_length, push_decimal, push_field, push_hex};
@@ -259,7 +260,7 @@ async fn splice_body(write: &mut Writer, from: &SpliceFrom, left: &mut u64) -> i
                 };
                 while !pipe.is_empty() {
                     std::future::poll_fn(|cx| {
-                        stall.poll_op(cx, "sending the answer", |cx| pipe.poll_drain_some(tcp, cx))
+                        stall.poll_op(cx, SENDING, |cx| pipe.poll_drain_some(tcp, cx))
                     })
                     .await?;
                 }

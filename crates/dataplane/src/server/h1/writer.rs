@@ -39,7 +39,8 @@ impl Writer {
     }
 }
 
-const SENDING: &str = "sending the answer";
+/// What a send timeout names as the operation that stalled.
+pub(super) const SENDING: &str = "sending the answer";
 
 impl AsyncWrite for Writer {
     fn poll_write(
