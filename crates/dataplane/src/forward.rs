@@ -14,7 +14,6 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, Uri, Version};
 use pp_model::adapter::UpstreamHostHeader;
 use pp_model::table::CompiledRoute;
-use pp_model::CorrelationId;
 
 pub use self::h1::UpstreamError;
 use self::h1::{Conn, Framing, Head};
@@ -22,7 +21,7 @@ pub use self::pool::UpstreamBody;
 use self::pool::{DialError, Dialer, Pool};
 use crate::body::{is_body_timeout, is_body_too_large, ProxyBody};
 use crate::error::ProxyError;
-use crate::headers::{forwarded, hop, Added, Sink, X_CORRELATION_ID};
+use crate::headers::{forwarded, hop, spare, Added, Sink, X_CORRELATION_ID};
 
 /// Idle connections kept per upstream authority.
 const MAX_IDLE_PER_AUTHORITY: usize = 1024;
@@ -67,12 +66,14 @@ impl Upstreams {
             // Boxed: hyper's handshake future is large, and rare.
             return Box::pin(self.send_upgrade(req, authority)).await;
         }
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
         let mut conn = match self.pool.checkout(authority) {
             Some(c) => c,
             None => self.dialer.dial(authority).await.map_err(dial_error)?,
         };
         conn.start(&parts, &added, body).map_err(|e| classify(&e))?;
+        // Written into the head: the map is kept for the next one parsed.
+        spare::recycle(std::mem::take(&mut parts.headers));
         loop {
             match pool::exchange(&mut conn, &parts.method, self.response_timeout).await {
                 Ok(head) => return Ok(self.response(conn, head)),
@@ -214,8 +215,11 @@ impl Picker {
 /// Facts about the client side of one request.
 #[derive(Debug, Clone, Copy)]
 pub struct ClientFacts<'a> {
-    pub correlation_id: &'a CorrelationId,
-    pub client_ip: std::net::IpAddr,
+    /// The request's correlation id as a header value
+    /// ([`crate::headers::correlation_value`]).
+    pub correlation_id: Option<&'a HeaderValue>,
+    /// The client's address as the `X-Forwarded-For` value.
+    pub client_ip: &'a HeaderValue,
     /// The authority the browser addressed, as sent (`host[:port]`).
     pub public_authority: &'a str,
     pub proto: &'a str,
@@ -280,8 +284,8 @@ pub fn upstream_request(
     }
     // The proxy's id replaces one the client sent.
     headers.remove(X_CORRELATION_ID);
-    if let Ok(v) = HeaderValue::from_str(&inc.correlation_id.0) {
-        added.put(X_CORRELATION_ID, v);
+    if let Some(v) = inc.correlation_id {
+        added.put(X_CORRELATION_ID, v.clone());
     }
     Ok(req)
 }

@@ -159,7 +159,7 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let info = ConnInfo { remote, tls };
+        let info = ConnInfo::new(remote, tls);
         let proxy = Arc::clone(&proxy);
         let builder = Arc::clone(&builder);
         let shutdown = shutdown.clone();
@@ -263,6 +263,7 @@ async fn serve_h2<I>(
 {
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = Arc::clone(&proxy);
+        let info = info.clone();
         async move {
             let timeout = proxy.settings().body_read_timeout;
             let req = req.map(|b| ClientBody::H2(H2Body::new(b, timeout)));

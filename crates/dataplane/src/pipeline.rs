@@ -32,7 +32,7 @@ use crate::error::{wants_html, ProxyError};
 use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
 use crate::forward_auth::{self, ForwardAuthCache};
 use crate::headers::identity;
-use crate::headers::{hop, Added};
+use crate::headers::{correlation_value, forwarded, hop, Added};
 use crate::host::{authority, split_authority, Addressed};
 use crate::limit::{Permit, RouteCounters};
 use crate::reserved::{self, ReservedRequest};
@@ -53,10 +53,24 @@ pub trait ApiHandler: Send + Sync + 'static {
 }
 
 /// Facts about the connection a request arrived on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub remote: SocketAddr,
     pub tls: bool,
+    /// The client's address as the `X-Forwarded-For` value: the same for
+    /// every request of the connection, so written once.
+    forwarded_for: HeaderValue,
+}
+
+impl ConnInfo {
+    #[must_use]
+    pub fn new(remote: SocketAddr, tls: bool) -> Self {
+        Self {
+            remote,
+            tls,
+            forwarded_for: forwarded::ip_value(remote.ip()),
+        }
+    }
 }
 
 /// The data plane's shared state, one per process.
@@ -141,6 +155,7 @@ impl Proxy {
         conn: ConnInfo,
     ) -> Response<ProxyBody> {
         let cid = CorrelationId::new();
+        let cid_value = correlation_value(&cid);
         let span = tracing::info_span!("request", correlation_id = %cid);
         // The rare steps' futures (no route, the proxy's own paths,
         // forward-auth checks, protocol switches) are boxed where they
@@ -157,7 +172,8 @@ impl Proxy {
             // kilobytes, and each move of a future copies all of it. The
             // connection's task and HTTP/2's stream task hold a pointer.
             let addressed = host.as_ref().map(Addressed::as_str);
-            let dispatched = self.dispatch(req, addressed, conn, &cid, &mut note);
+            let ids = (&cid, cid_value.as_ref());
+            let dispatched = self.dispatch(req, addressed, &conn, ids, &mut note);
             let mut resp = match Box::pin(dispatched).await {
                 Ok(r) => r,
                 Err(e) => {
@@ -177,7 +193,7 @@ impl Proxy {
             };
             // The proxy's id wins over one the upstream sent: it is the one
             // in the proxy's logs.
-            if let Ok(v) = HeaderValue::from_str(&cid.0) {
+            if let Some(v) = cid_value {
                 resp.headers_mut()
                     .insert(crate::headers::X_CORRELATION_ID, v);
             }
@@ -206,8 +222,8 @@ impl Proxy {
         &self,
         mut req: Request<ClientBody>,
         authority: Option<&str>,
-        conn: ConnInfo,
-        cid: &CorrelationId,
+        conn: &ConnInfo,
+        (cid, cid_value): (&CorrelationId, Option<&HeaderValue>),
         note: &mut Note,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         let header_bytes: usize = req
@@ -244,7 +260,7 @@ impl Proxy {
         if !table.is_apps_host(&host) {
             return Err(ProxyError::UnknownHost);
         }
-        self.app_request(req, conn, cid, &table, &host, auth, note)
+        self.app_request(req, conn, (cid, cid_value), &table, &host, auth, note)
             .await
     }
 
@@ -252,8 +268,8 @@ impl Proxy {
     async fn app_request(
         &self,
         mut req: Request<ClientBody>,
-        conn: ConnInfo,
-        cid: &CorrelationId,
+        conn: &ConnInfo,
+        (cid, cid_value): (&CorrelationId, Option<&HeaderValue>),
         table: &RouteTable,
         host: &str,
         auth: &str,
@@ -333,8 +349,8 @@ impl Proxy {
         // 7. forward
         let client_upgrade = upgrade.then(|| ClientUpgrade::on(&mut req));
         let facts = ClientFacts {
-            correlation_id: cid,
-            client_ip: conn.remote.ip(),
+            correlation_id: cid_value,
+            client_ip: &conn.forwarded_for,
             public_authority: auth,
             proto,
             upgrade,

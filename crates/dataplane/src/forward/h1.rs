@@ -36,7 +36,7 @@ use crate::codec::{
     self, parse_length, push_decimal, push_field, push_hex, Field, ReadSize, MAX_HEADERS,
 };
 pub(super) use crate::codec::{Chunk, Framing};
-use crate::headers::Added;
+use crate::headers::{spare, Added};
 use crate::splice::{self, MoveError, Moved, Pipe, SpliceFrom};
 
 /// The most bytes one response head may take.
@@ -575,7 +575,7 @@ impl Conn {
                 self.fields.push((name, start..start + h.value.len()));
             }
             let frozen = self.rbuf.split_to(len).freeze();
-            let mut headers = HeaderMap::with_capacity(self.fields.len());
+            let mut headers = spare::map_for(self.fields.len());
             for (name, range) in self.fields.drain(..) {
                 // A slice of the head, not a copy of it.
                 let value = HeaderValue::from_maybe_shared(frozen.slice(range))

@@ -19,7 +19,8 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// The public facts of one request.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardedFacts<'a> {
-    pub client_ip: IpAddr,
+    /// The client's address, as [`ip_value`] writes it.
+    pub client_ip: &'a HeaderValue,
     /// `host[:port]` as the browser sent it.
     pub host: &'a str,
     pub proto: &'a str,
@@ -48,7 +49,7 @@ pub fn set(
     host: Option<HeaderValue>,
 ) {
     super::remove_where(headers, |k| CLIENT_FORWARDED.contains(k));
-    added.put(X_FORWARDED_FOR, ip_value(f.client_ip));
+    added.put(X_FORWARDED_FOR, f.client_ip.clone());
     if let Some(v) = host.or_else(|| HeaderValue::from_str(f.host).ok()) {
         added.put(X_FORWARDED_HOST, v);
     }
@@ -72,10 +73,11 @@ pub fn set(
     }
 }
 
-/// The client address as a header value. IPv4, the common case, is written
-/// digit by digit: `Display` for addresses goes through the formatting
-/// machinery with padding support, several times slower.
-fn ip_value(ip: IpAddr) -> HeaderValue {
+/// The client address as a header value, made once a connection
+/// ([`crate::ConnInfo::new`]). IPv4, the common case, is written digit by
+/// digit: `Display` for addresses goes through the formatting machinery
+/// with padding support, several times slower.
+pub(crate) fn ip_value(ip: IpAddr) -> HeaderValue {
     let IpAddr::V4(v4) = ip else {
         return HeaderValue::from_str(&ip.to_string())
             .unwrap_or(HeaderValue::from_static("unknown"));
@@ -118,7 +120,7 @@ mod tests {
             &mut h,
             &mut added,
             &ForwardedFacts {
-                client_ip: "127.0.0.1".parse().expect("ip"),
+                client_ip: &ip_value("127.0.0.1".parse().expect("ip")),
                 host: "apps.example.com:8443",
                 proto: "https",
                 prefix: "/w/a/web",
@@ -143,7 +145,7 @@ mod tests {
             &mut h,
             &mut added,
             &ForwardedFacts {
-                client_ip: "::1".parse().expect("ip"),
+                client_ip: &ip_value("::1".parse().expect("ip")),
                 host: "demo.apps.example.com",
                 proto: "https",
                 prefix: "",

@@ -3,12 +3,28 @@
 pub mod forwarded;
 pub mod hop;
 pub mod identity;
+pub(crate) mod spare;
 
+use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
+use pp_model::CorrelationId;
 
 /// The correlation id header as a parsed name: inserting under a `&str`
 /// parses the name again on every request.
 pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static(pp_model::CORRELATION_HEADER);
+
+/// The correlation id as a header value, for both the upstream request and
+/// the answer. An id as [`CorrelationId::new`] makes it is held inline in
+/// one shared allocation, so the second use is a reference count rather
+/// than a second copy. `None` for an id that is no header value.
+#[must_use]
+pub fn correlation_value(cid: &CorrelationId) -> Option<HeaderValue> {
+    let bytes = match <[u8; 32]>::try_from(cid.0.as_bytes()) {
+        Ok(fixed) => Bytes::from_owner(fixed),
+        Err(_) => Bytes::copy_from_slice(cid.0.as_bytes()),
+    };
+    HeaderValue::from_maybe_shared(bytes).ok()
+}
 
 /// Where the proxy's own request headers go. A name put is one the
 /// request's map no longer holds: its client copies were removed first, so

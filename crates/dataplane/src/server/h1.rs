@@ -29,7 +29,7 @@ use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, StatusCode, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -40,6 +40,7 @@ use self::answer::{encode_head, respond, write_out};
 use super::ClientBody;
 use crate::body::{BodyTimeout, BoxError};
 use crate::codec::{self, Framing, ReadSize, MAX_HEADERS};
+use crate::headers::spare;
 use crate::pipeline::{ConnInfo, Proxy};
 use crate::splice::{self, MoveError, Moved, Pipe, MIN_SPLICE};
 
@@ -493,7 +494,7 @@ pub(crate) async fn serve(
         // The pipeline's future (its steps' large parts boxed within) ends
         // with this block, so its room in this task is the answer's next.
         let resp = {
-            let handled = Arc::clone(&proxy).handle(req, info);
+            let handled = Arc::clone(&proxy).handle(req, info.clone());
             tokio::pin!(handled);
             tokio::select! {
                 biased;
@@ -685,7 +686,7 @@ fn parse_head(
     if method == Method::CONNECT || !(origin || absolute || asterisk) {
         return Err(HeadError::Malformed("unsupported request target"));
     }
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut headers = spare::map_for(fields.len());
     for (name, range) in fields.drain(..) {
         let value = HeaderValue::from_maybe_shared(frozen.slice(range))
             .map_err(|_| HeadError::Malformed("invalid header value"))?;

@@ -16,6 +16,7 @@ use super::writer::SENDING;
 use super::Writer;
 use crate::body::ProxyBody;
 use crate::codec::{parse_length, push_decimal, push_field, push_hex};
+use crate::headers::spare;
 use crate::splice::{Moved, Pipe, SpliceFrom};
 
 /// Body bytes copied into the head's buffer to go out in one write; a
@@ -123,8 +124,10 @@ pub(super) async fn respond(
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     out.clear();
     encode_head(out, &resp, Some(framing), !keep);
-    let splice = resp.extensions().get::<SpliceFrom>().cloned();
-    let mut body = resp.into_body();
+    let (parts, mut body) = resp.into_parts();
+    let splice = parts.extensions.get::<SpliceFrom>().cloned();
+    // Written into the head: the map is kept for the next one parsed.
+    spare::recycle(parts.headers);
     let mut left = match framing {
         Out::Declared => declared,
         Out::Length(n) => Some(n),
