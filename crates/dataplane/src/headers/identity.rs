@@ -6,7 +6,9 @@
 //! never reach the upstream; the route's auth-bridge header is injected in
 //! their place.
 
-use std::sync::OnceLock;
+use std::sync::{LazyLock, OnceLock};
+
+use memchr::memmem;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pp_identity::session::COOKIE_PREFIX;
@@ -66,13 +68,16 @@ pub fn strip_client_identity(headers: &mut HeaderMap) {
 /// upstream. Works on bytes: a value with non-ASCII bytes (which an app's
 /// script can plant) must not shield the proxy's cookie beside it.
 pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
+    /// Built once: `memmem::find` builds its searcher on every call.
+    static OURS: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(COOKIE_PREFIX.as_bytes()));
     let mut fields = headers.get_all(header::COOKIE).iter();
     let Some(first) = fields.next() else {
         return;
     };
     // The common case: one field that holds none of ours stays as it is.
     let split = fields.next().is_some();
-    if !split && memchr::memmem::find(first.as_bytes(), COOKIE_PREFIX.as_bytes()).is_none() {
+    if !split && OURS.find(first.as_bytes()).is_none() {
         return;
     }
     let mut kept: Vec<u8> = Vec::new();

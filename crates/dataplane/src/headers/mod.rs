@@ -78,13 +78,17 @@ impl Sink for Added {
 /// of names to drop are long: removing each listed name would hash every
 /// one of them on every request, for headers that are almost never there.
 ///
-/// The names found are held on the stack (a response nearly always loses
-/// one or two, `Connection` among them); only more than [`INLINE`] spill to
-/// the heap.
+/// Most requests hold none of the names, so a first pass only looks; the
+/// names found are then held on the stack, and only more than [`INLINE`]
+/// spill to the heap.
 pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    let Some(first) = headers.keys().position(&doomed) else {
+        return;
+    };
     let mut inline: [Option<HeaderName>; INLINE] = [const { None }; INLINE];
     let mut spill = Vec::new();
-    for (found, name) in headers.keys().filter(|k| doomed(k)).enumerate() {
+    let found = headers.keys().skip(first).filter(|k| doomed(k));
+    for (found, name) in found.enumerate() {
         match inline.get_mut(found) {
             Some(slot) => *slot = Some(name.clone()),
             None => spill.push(name.clone()),
