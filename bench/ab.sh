@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A/B of two platform-proxy binaries on the same upstream: both run side by
 # side (pinned to core 1 with the upstream), wrk alternates between them;
-# prints the median req/s of each, their ratio and each one's RSS after load.
+# prints the median req/s of each, their ratio, each one's core time per
+# request (user and system, from /proc; steadier than req/s on a shared
+# machine, where neighbours steal the core) and each one's RSS after load.
 # Usage: bench/ab.sh BIN_A BIN_B [runs] [secs] [public|auth]
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -21,17 +23,26 @@ for side in a b; do
   cookies[$side]=$cookie
 done
 host=b.apps.bench; [ "$which" = auth ] && host=s.apps.bench
-declare -a ra rb
+declare -a ra rb ua ub sa sb
+tick_us=$((1000000 / $(getconf CLK_TCK)))
 for i in $(seq "$runs"); do
   for side in a b; do
     port=$pa; [ $side = b ] && port=$pb
     c=""; [ "$which" = auth ] && c=${cookies[$side]}
+    read -r u0 s0 < <(cpu_ticks "${pids[$side]}")
     bench_wrk "$side" "$secs" "http://127.0.0.1:$port/1k.txt" "$host" "$c"
-    if [ $side = a ]; then ra+=("$wrk_rps"); else rb+=("$wrk_rps"); fi
+    read -r u1 s1 < <(cpu_ticks "${pids[$side]}")
+    # Core time per request, in microseconds.
+    u=$(awk -v t=$((u1 - u0)) -v k="$tick_us" -v n="$wrk_requests" 'BEGIN{printf "%.2f", t * k / n}')
+    s=$(awk -v t=$((s1 - s0)) -v k="$tick_us" -v n="$wrk_requests" 'BEGIN{printf "%.2f", t * k / n}')
+    if [ $side = a ]; then ra+=("$wrk_rps"); ua+=("$u"); sa+=("$s"); else rb+=("$wrk_rps"); ub+=("$u"); sb+=("$s"); fi
   done
-  echo "run $i: A ${ra[-1]} | B ${rb[-1]}"
+  echo "run $i: A ${ra[-1]} (user ${ua[-1]} µs, system ${sa[-1]} µs a request) | B ${rb[-1]} (user ${ub[-1]}, system ${sb[-1]})"
 done
 ma=$(median "${ra[@]}"); mb=$(median "${rb[@]}")
 echo "median A $ma req/s, B $mb req/s"
 awk -v a="$ma" -v b="$mb" 'BEGIN{printf "B/A: %.3f\n", b/a}'
+mua=$(median "${ua[@]}"); mub=$(median "${ub[@]}"); msa=$(median "${sa[@]}"); msb=$(median "${sb[@]}")
+echo "core time a request, medians: A user $mua µs + system $msa µs | B user $mub µs + system $msb µs"
+awk -v a="$mua" -v b="$mub" 'BEGIN{printf "user time B/A: %.3f\n", b/a}'
 echo "RSS after load: A $(rss_kib "${pids[a]}") KiB, B $(rss_kib "${pids[b]}") KiB"

@@ -365,6 +365,7 @@ bench_wrk() {
         die "$name: wrk saw non-2xx answers; refusing to report them"
     fi
     wrk_rps=$(awk '/Requests\/sec/{print $2}' <<<"$out")
+    wrk_requests=$(awk '/requests in/{print $1}' <<<"$out")
     wrk_p99=$(awk '$1=="99%"{print $2}' <<<"$out")
     [ -n "$wrk_rps" ] && [ -n "$wrk_p99" ] || { echo "$out" >&2; die "$name: no numbers from wrk"; }
     wrk_p99=$(to_ms "$wrk_p99")
@@ -396,6 +397,10 @@ bench_h2load() {
     h2_mean=$(to_ms "$(awk '/^time for request:/{print $6}' <<<"$out")")
     h2_max=$(to_ms "$(awk '/^time for request:/{print $5}' <<<"$out")")
 }
+
+# Core time a process has used, user and system, in clock ticks:
+# `cpu_ticks PID` prints "USER SYSTEM".
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
