@@ -21,7 +21,7 @@ pub use self::pool::UpstreamBody;
 use self::pool::{DialError, Dialer, Pool};
 use crate::body::{is_body_timeout, is_body_too_large, ProxyBody};
 use crate::error::ProxyError;
-use crate::headers::{forwarded, hop, spare, Added, Sink, X_CORRELATION_ID};
+use crate::headers::{forwarded, hop, remove_where, spare, Added, Sink, X_CORRELATION_ID};
 
 /// Idle connections kept per upstream authority.
 const MAX_IDLE_PER_AUTHORITY: usize = 1024;
@@ -72,8 +72,10 @@ impl Upstreams {
             None => self.dialer.dial(authority).await.map_err(dial_error)?,
         };
         conn.start(&parts, &added, body).map_err(|e| classify(&e))?;
-        // Written into the head: the map is kept for the next one parsed.
+        // Written into the head: the map and the list are kept for the
+        // next request.
         spare::recycle(std::mem::take(&mut parts.headers));
+        added.recycle();
         loop {
             match pool::exchange(&mut conn, &parts.method, self.response_timeout).await {
                 Ok(head) => return Ok(self.response(conn, head)),
@@ -282,8 +284,9 @@ pub fn upstream_request(
     if let Some(v) = host {
         headers.insert(header::HOST, v);
     }
-    // The proxy's id replaces one the client sent.
-    headers.remove(X_CORRELATION_ID);
+    // The proxy's id replaces one the client sent. A pass over the names
+    // present: hashing the name for a removal costs more.
+    remove_where(headers, |k| *k == X_CORRELATION_ID);
     if let Some(v) = inc.correlation_id {
         added.put(X_CORRELATION_ID, v.clone());
     }

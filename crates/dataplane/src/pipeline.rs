@@ -362,7 +362,13 @@ impl Proxy {
             (ClientBody::H1(body), Some(len)) if len >= MIN_SPLICE => body.splice_source(),
             _ => None,
         };
-        let req = req.map(|b| boxed(Limited::new(b, max_body)));
+        // A body already at its end goes on as the empty body, which boxes
+        // nothing.
+        let req = if hyper::body::Body::is_end_stream(req.body()) {
+            req.map(|_| empty())
+        } else {
+            req.map(|b| boxed(Limited::new(b, max_body)))
+        };
         let mut added = Added::new();
         let mut up_req = upstream_request(
             req,
@@ -494,7 +500,7 @@ impl Proxy {
         let passthrough = route.adapter.auth_strategy == AuthStrategy::BearerPassthrough
             && caller.is_none_or(|c| matches!(c.via, Via::Jwt | Via::ServiceToken));
         if !passthrough {
-            headers.remove(header::AUTHORIZATION);
+            crate::headers::remove_where(headers, |k| k == header::AUTHORIZATION);
         }
         let Some(caller) = caller else {
             identity::set_bridge(headers, added, route);

@@ -44,14 +44,19 @@ impl Sink for HeaderMap {
 /// into the map cost a hash and a probe each, about 6% of an
 /// authenticated request; a push costs next to nothing.
 #[derive(Debug, Default)]
-pub struct Added(Vec<(HeaderName, HeaderValue)>);
+pub struct Added(spare::Fields);
 
 impl Added {
-    /// Room for what an authenticated request gets: five forwarding
-    /// headers, the correlation id, the identity headers and the assertion.
+    /// Room for what an authenticated request gets (a list kept from an
+    /// earlier request when there is one, see [`spare::fields`]).
     #[must_use]
     pub fn new() -> Self {
-        Self(Vec::with_capacity(12))
+        Self(spare::fields())
+    }
+
+    /// Gives the list back once its fields are written into a head.
+    pub(crate) fn recycle(self) {
+        spare::recycle_fields(self.0);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {

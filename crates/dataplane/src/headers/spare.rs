@@ -14,6 +14,7 @@
 
 use std::cell::RefCell;
 
+use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 
 /// Maps kept per thread. A worker parses a head and writes it out within
@@ -24,8 +25,16 @@ const KEPT: usize = 8;
 /// many fields) is freed rather than kept.
 const ROOM: usize = 48;
 
+/// The proxy's own fields for one upstream request ([`super::Added`]).
+pub(crate) type Fields = Vec<(HeaderName, HeaderValue)>;
+
+/// Room for what an authenticated request gets: five forwarding headers,
+/// the correlation id, the identity headers and the assertion.
+const FIELDS: usize = 12;
+
 thread_local! {
     static SPARE: RefCell<Vec<HeaderMap>> = const { RefCell::new(Vec::new()) };
+    static SPARE_FIELDS: RefCell<Vec<Fields>> = const { RefCell::new(Vec::new()) };
 }
 
 /// An empty map with room for `fields`, a kept one when there is one.
@@ -56,10 +65,33 @@ pub(crate) fn recycle(mut map: HeaderMap) {
     });
 }
 
+/// An empty list for the proxy's own fields, a kept one when there is one.
+pub(crate) fn fields() -> Fields {
+    SPARE_FIELDS
+        .try_with(|s| s.borrow_mut().pop())
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(FIELDS))
+}
+
+/// Takes back a list of fields written into a head, as [`recycle`] does
+/// maps.
+pub(crate) fn recycle_fields(mut fields: Fields) {
+    if fields.capacity() == 0 || fields.capacity() > ROOM {
+        return;
+    }
+    fields.clear();
+    let _ = SPARE_FIELDS.try_with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < KEPT {
+            s.push(fields);
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use bytes::Bytes;
-    use http::header::{HeaderName, HeaderValue};
 
     use super::*;
 
@@ -89,6 +121,27 @@ mod tests {
             // Room for more fields than the kept map has is made.
             recycle(again);
             assert!(map_for(40).capacity() >= 40);
+        })
+        .join()
+        .expect("thread");
+    }
+
+    #[test]
+    fn field_lists_are_kept_empty_and_bounded() {
+        std::thread::spawn(|| {
+            let value = Bytes::from(b"10.0.0.1".to_vec());
+            let mut list = fields();
+            assert!(list.capacity() >= FIELDS);
+            let header = HeaderValue::from_maybe_shared(value.clone()).expect("value");
+            list.push((http::header::HOST, header));
+            recycle_fields(list);
+            assert!(value.is_unique(), "a kept list must not hold its values");
+            assert!(fields().is_empty());
+            recycle_fields(Vec::with_capacity(ROOM + 1));
+            for _ in 0..KEPT + 3 {
+                recycle_fields(Vec::with_capacity(FIELDS));
+            }
+            assert_eq!(SPARE_FIELDS.with(|s| s.borrow().len()), KEPT);
         })
         .join()
         .expect("thread");
