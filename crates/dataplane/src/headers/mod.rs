@@ -14,9 +14,9 @@ use pp_model::CorrelationId;
 pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static(pp_model::CORRELATION_HEADER);
 
 /// The correlation id as a header value, for both the upstream request and
-/// the answer. An id as [`CorrelationId::new`] makes it is held inline in
-/// one shared allocation, so the second use is a reference count rather
-/// than a second copy. `None` for an id that is no header value.
+/// the answer. The 32 bytes of an id [`CorrelationId::new`] made are held
+/// inline in one shared allocation, so the second use is a reference count
+/// rather than a second copy. `None` for an id that is no header value.
 #[must_use]
 pub fn correlation_value(cid: &CorrelationId) -> Option<HeaderValue> {
     let bytes = match <[u8; 32]>::try_from(cid.0.as_bytes()) {

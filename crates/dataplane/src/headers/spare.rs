@@ -3,9 +3,10 @@
 //! An HTTP/1.1 exchange builds two maps, the client's request and the
 //! upstream's answer, and drops both once their heads are written. Each
 //! build is two allocations (the index table and the entries) and each drop
-//! two frees: about 1,000 of the 35,000 instructions of an authenticated
-//! request. A map written out is cleared instead and kept here for the next
-//! head parsed on the same thread.
+//! two frees: about 1,400 of the 35,500 instructions an authenticated
+//! request took (callgrind). A map written out is cleared instead and kept
+//! here for the next head parsed on the same thread. The proxy's own field
+//! list for the upstream request is kept the same way.
 //!
 //! Clearing drops every value, so a kept map holds no slice of an old read
 //! buffer: the buffer's memory is the connection's again at once. Only maps
@@ -13,6 +14,7 @@
 //! fields leaves nothing large behind.
 
 use std::cell::RefCell;
+use std::thread::LocalKey;
 
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
@@ -39,8 +41,7 @@ thread_local! {
 
 /// An empty map with room for `fields`, a kept one when there is one.
 pub(crate) fn map_for(fields: usize) -> HeaderMap {
-    let kept = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten();
-    match kept {
+    match take(&SPARE) {
         Some(mut map) => {
             map.reserve(fields);
             map
@@ -56,22 +57,12 @@ pub(crate) fn recycle(mut map: HeaderMap) {
         return;
     }
     map.clear();
-    // On a thread that is ending the map is simply dropped.
-    let _ = SPARE.try_with(|s| {
-        let mut s = s.borrow_mut();
-        if s.len() < KEPT {
-            s.push(map);
-        }
-    });
+    keep(&SPARE, map);
 }
 
 /// An empty list for the proxy's own fields, a kept one when there is one.
 pub(crate) fn fields() -> Fields {
-    SPARE_FIELDS
-        .try_with(|s| s.borrow_mut().pop())
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| Vec::with_capacity(FIELDS))
+    take(&SPARE_FIELDS).unwrap_or_else(|| Vec::with_capacity(FIELDS))
 }
 
 /// Takes back a list of fields written into a head, as [`recycle`] does
@@ -81,10 +72,19 @@ pub(crate) fn recycle_fields(mut fields: Fields) {
         return;
     }
     fields.clear();
-    let _ = SPARE_FIELDS.try_with(|s| {
+    keep(&SPARE_FIELDS, fields);
+}
+
+fn take<T: 'static>(spare: &'static LocalKey<RefCell<Vec<T>>>) -> Option<T> {
+    spare.try_with(|s| s.borrow_mut().pop()).ok().flatten()
+}
+
+fn keep<T: 'static>(spare: &'static LocalKey<RefCell<Vec<T>>>, cleared: T) {
+    // On a thread that is ending, it is simply dropped.
+    let _ = spare.try_with(|s| {
         let mut s = s.borrow_mut();
         if s.len() < KEPT {
-            s.push(fields);
+            s.push(cleared);
         }
     });
 }
