@@ -11,7 +11,7 @@ use crate::AppState;
 
 /// Starts an entry for `action` by `caller`.
 pub(crate) fn entry(caller: &Caller, action: &str, outcome: AuditOutcome, cid: &Cid) -> AuditEntry {
-    let mut e = pp_identity::audit::entry(action, outcome, &cid.0 .0);
+    let mut e = pp_identity::audit::entry(action, outcome, cid.0.as_str());
     e.actor = Some(caller.id().to_owned());
     e.details = serde_json::json!({ "via": caller.0.via.as_str() });
     e

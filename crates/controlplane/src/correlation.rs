@@ -46,14 +46,14 @@ pub(crate) async fn envelope_errors(mut request: Request, next: Next) -> Respons
     let cid = request
         .extensions()
         .get::<CorrelationId>()
-        .filter(|c| HeaderValue::from_str(&c.0).is_ok())
+        .filter(|c| HeaderValue::from_str(c.as_str()).is_ok())
         .cloned()
         .unwrap_or_default();
     request.extensions_mut().insert(cid.clone());
 
     let response = next.run(request).await;
     let mut response = finish(response, &cid);
-    if let Ok(value) = HeaderValue::from_str(&cid.0) {
+    if let Ok(value) = HeaderValue::from_str(cid.as_str()) {
         response
             .headers_mut()
             .insert(HeaderName::from_static(CORRELATION_HEADER), value);
@@ -88,7 +88,7 @@ mod tests {
 
     #[test]
     fn parked_error_renders_with_the_given_id() {
-        let cid = CorrelationId("cid-1".into());
+        let cid = CorrelationId::from("cid-1");
         let response = finish(ApiError::RouteNotFound.into_response(), &cid);
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
         assert_eq!(
@@ -99,7 +99,7 @@ mod tests {
 
     #[test]
     fn bare_405_becomes_envelope_and_keeps_allow() {
-        let cid = CorrelationId("cid-2".into());
+        let cid = CorrelationId::from("cid-2");
         let bare = (
             StatusCode::METHOD_NOT_ALLOWED,
             [(header::ALLOW, "GET,HEAD")],
@@ -116,7 +116,7 @@ mod tests {
 
     #[test]
     fn success_passes_through_untouched() {
-        let cid = CorrelationId("cid-3".into());
+        let cid = CorrelationId::from("cid-3");
         let response = finish(StatusCode::NO_CONTENT.into_response(), &cid);
         assert_eq!(response.status(), StatusCode::NO_CONTENT);
     }

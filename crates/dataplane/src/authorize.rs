@@ -72,7 +72,7 @@ pub fn audit_denial(
     cid: &CorrelationId,
     reason: &str,
 ) {
-    let mut e = pp_identity::audit::entry("access.denied", AuditOutcome::Denied, &cid.0);
+    let mut e = pp_identity::audit::entry("access.denied", AuditOutcome::Denied, cid.as_str());
     e.actor = Some(caller.principal.id.clone());
     e.user_id = Some(caller.principal.id.clone());
     e.org_id.clone_from(&route.route.org_id);

@@ -152,7 +152,7 @@ impl ProxyError {
             header::HeaderName::from_static("x-content-type-options"),
             HeaderValue::from_static("nosniff"),
         );
-        if let Ok(v) = HeaderValue::from_str(&cid.0) {
+        if let Ok(v) = HeaderValue::from_str(cid.as_str()) {
             h.insert(crate::headers::X_CORRELATION_ID, v);
         }
         if matches!(
@@ -203,7 +203,7 @@ mod tests {
 
     #[tokio::test]
     async fn every_error_has_a_distinct_status_and_code_in_the_envelope() {
-        let cid = CorrelationId("cid1".into());
+        let cid = CorrelationId::from("cid1");
         let cases = [
             (ProxyError::UnknownHost, 404, "unknown_host"),
             (ProxyError::RouteNotFound, 404, "route_not_found"),
@@ -244,7 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn navigations_get_html_with_the_same_facts() {
-        let cid = CorrelationId("cid2".into());
+        let cid = CorrelationId::from("cid2");
         let resp = ProxyError::RouteNotFound.into_response(&cid, true);
         assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
         let text = body_text(resp).await;

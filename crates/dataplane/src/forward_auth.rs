@@ -253,7 +253,7 @@ pub async fn check(
                 .map_err(|e| ProxyError::Unauthenticated(e.code()))?;
             if !meets(&a.principal, &requirement) {
                 let mut e =
-                    pp_identity::audit::entry("access.denied", AuditOutcome::Denied, &cid.0);
+                    pp_identity::audit::entry("access.denied", AuditOutcome::Denied, cid.as_str());
                 e.actor = Some(a.principal.id.clone());
                 e.user_id = Some(a.principal.id.clone());
                 e.org_id.clone_from(&requirement.org);

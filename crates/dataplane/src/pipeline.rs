@@ -199,7 +199,7 @@ impl Proxy {
             }
             if let Some((started, method, uri)) = logged {
                 account::log(&AccessRecord {
-                    correlation_id: &cid.0,
+                    correlation_id: cid.as_str(),
                     method: &method,
                     host: addressed.unwrap_or_default(),
                     // The URI's bytes are shared, not copied.
@@ -590,7 +590,7 @@ impl Proxy {
         );
         let audit = Arc::clone(&self.access.audit);
         let mut connected =
-            pp_identity::audit::entry("websocket.connected", AuditOutcome::Allowed, &cid.0);
+            pp_identity::audit::entry("websocket.connected", AuditOutcome::Allowed, cid.as_str());
         connected.route_id = Some(route_id);
         connected.org_id.clone_from(&resolved.route.route.org_id);
         connected

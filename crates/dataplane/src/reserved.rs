@@ -113,7 +113,7 @@ fn page(status: StatusCode, title: &str, text: &str, cid: &CorrelationId) -> Res
          <body><h1>{t}</h1><p>{x}</p><p><small>Correlation id: {c}</small></p></body></html>",
         t = pp_model::envelope::escape_html(title),
         x = pp_model::envelope::escape_html(text),
-        c = pp_model::envelope::escape_html(&cid.0),
+        c = pp_model::envelope::escape_html(cid.as_str()),
     );
     let mut resp = Response::new(full(html));
     *resp.status_mut() = status;
@@ -149,7 +149,8 @@ async fn launch(
             .map_err(ProxyError::SessionStoreUnavailable)?,
         None => None,
     };
-    let mut e = pp_identity::audit::entry("launch.redeemed", AuditOutcome::Allowed, &req.cid.0);
+    let mut e =
+        pp_identity::audit::entry("launch.redeemed", AuditOutcome::Allowed, req.cid.as_str());
     e.route_id = Some(route.route.id);
     e.org_id.clone_from(&route.route.org_id);
     e.project_id.clone_from(&route.route.project_id);
@@ -263,7 +264,7 @@ fn logout_form(cid: &CorrelationId) -> Response<ProxyBody> {
          <body><h1>Sign out of this app?</h1>\
          <form method=\"post\"><button type=\"submit\">Sign out</button></form>\
          <p><small>Correlation id: {}</small></p></body></html>",
-        pp_model::envelope::escape_html(&cid.0),
+        pp_model::envelope::escape_html(cid.as_str()),
     );
     let mut resp = Response::new(full(html));
     let h = resp.headers_mut();
@@ -287,8 +288,11 @@ async fn logout(
                 .revoke_session(session.sid, "logout")
                 .await
                 .map_err(ProxyError::SessionStoreUnavailable)?;
-            let mut e =
-                pp_identity::audit::entry("session.logout", AuditOutcome::Allowed, &req.cid.0);
+            let mut e = pp_identity::audit::entry(
+                "session.logout",
+                AuditOutcome::Allowed,
+                req.cid.as_str(),
+            );
             e.actor = Some(caller.principal.id.clone());
             e.user_id = Some(caller.principal.id.clone());
             e.route_id = Some(route.route.id);

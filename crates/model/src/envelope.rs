@@ -9,8 +9,19 @@ pub const CORRELATION_HEADER: &str = "x-correlation-id";
 
 /// The id of one request, generated at the listener and carried in request
 /// extensions to every step, the upstream, the response and the logs.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CorrelationId(pub String);
+///
+/// An id [`CorrelationId::new`] makes is held inline: one is made for every
+/// request, and a string of its own was an allocation each time.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CorrelationId(Repr);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Repr {
+    /// 32 hex digits, as [`CorrelationId::new`] writes them.
+    Fresh([u8; 32]),
+    /// Any other text (an id given by a test or a caller).
+    Given(Box<str>),
+}
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -24,11 +35,50 @@ impl CorrelationId {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let seed = SEED.get_or_init(|| hex16(uuid::Uuid::new_v4().as_u64_pair().0));
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut id = String::with_capacity(32);
-        // Hex digits only: both halves are ASCII, so valid UTF-8 as they are.
-        id.push_str(std::str::from_utf8(seed).unwrap_or_default());
-        id.push_str(std::str::from_utf8(&hex16(n)).unwrap_or_default());
-        Self(id)
+        let mut id = [0u8; 32];
+        id[..16].copy_from_slice(seed);
+        id[16..].copy_from_slice(&hex16(n));
+        Self(Repr::Fresh(id))
+    }
+
+    /// The id as text.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Hex digits only: ASCII, so valid UTF-8 as they are.
+            Repr::Fresh(id) => std::str::from_utf8(id).unwrap_or_default(),
+            Repr::Given(id) => id,
+        }
+    }
+
+    /// The 32 bytes of an id [`CorrelationId::new`] made; `None` for a
+    /// given one.
+    #[must_use]
+    pub fn fresh_bytes(&self) -> Option<[u8; 32]> {
+        match &self.0 {
+            Repr::Fresh(id) => Some(*id),
+            Repr::Given(_) => None,
+        }
+    }
+}
+
+impl From<&str> for CorrelationId {
+    fn from(id: &str) -> Self {
+        Self(Repr::Given(id.into()))
+    }
+}
+
+impl From<String> for CorrelationId {
+    fn from(id: String) -> Self {
+        Self(Repr::Given(id.into_boxed_str()))
+    }
+}
+
+impl std::fmt::Debug for CorrelationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("CorrelationId")
+            .field(&self.as_str())
+            .finish()
     }
 }
 
@@ -49,7 +99,7 @@ impl Default for CorrelationId {
 
 impl std::fmt::Display for CorrelationId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -78,7 +128,7 @@ impl ErrorEnvelope {
             error: ErrorBody {
                 code: code.to_owned(),
                 message: message.into(),
-                correlation_id: correlation_id.0.clone(),
+                correlation_id: correlation_id.as_str().to_owned(),
                 field: None,
             },
         }
@@ -131,7 +181,7 @@ mod tests {
 
     #[test]
     fn envelope_shape_is_the_public_contract() {
-        let cid = CorrelationId("abc".into());
+        let cid = CorrelationId::from("abc");
         let v =
             serde_json::to_value(ErrorEnvelope::new("route_not_found", "no", &cid)).expect("json");
         assert_eq!(
@@ -145,14 +195,17 @@ mod tests {
         let a = CorrelationId::new();
         let b = CorrelationId::new();
         assert_ne!(a, b);
-        assert_eq!(a.0.len(), 32);
-        assert!(a.0.bytes().all(|c| c.is_ascii_hexdigit()));
-        assert_eq!(a.0[..16], b.0[..16], "one process, one random half");
+        let (a, b) = (a.as_str(), b.as_str());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_eq!(a[..16], b[..16], "one process, one random half");
+        assert_eq!(CorrelationId::from("given").as_str(), "given");
+        assert_eq!(format!("{}", CorrelationId::from("shown")), "shown");
     }
 
     #[test]
     fn html_page_escapes() {
-        let cid = CorrelationId("c".into());
+        let cid = CorrelationId::from("c");
         let html = ErrorEnvelope::new("x", "<script>", &cid).to_html(404);
         assert!(html.contains("&lt;script&gt;"));
         assert!(!html.contains("<script>"));

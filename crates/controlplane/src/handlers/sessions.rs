@@ -149,7 +149,7 @@ pub(crate) async fn mint(
         created_at: now,
         expires_at: at_offset(now, state.config.session_max),
         revoked_at: None,
-        correlation_id: cid.0 .0.clone(),
+        correlation_id: cid.0.as_str().to_owned(),
     };
     state.store.create_session(&record).await?;
     let mut open_url = format!(
@@ -522,7 +522,7 @@ pub(crate) async fn backchannel_logout(
     let mut e = pp_identity::audit::entry(
         "session.backchannel_logout",
         AuditOutcome::Allowed,
-        &cid.0 .0,
+        cid.0.as_str(),
     );
     e.actor = Some(jwt.issuer().to_owned());
     if let Some(sid) = &logout.session_id {

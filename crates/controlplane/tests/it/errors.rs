@@ -306,7 +306,7 @@ async fn correlation_id_from_the_listener_is_echoed() {
         .expect("request");
     request
         .extensions_mut()
-        .insert(CorrelationId("listener-cid-42".to_owned()));
+        .insert(CorrelationId::from("listener-cid-42"));
     let error = api.send(request).await.assert_error(404, "route_not_found");
     assert_eq!(error["correlation_id"], "listener-cid-42");
 }

@@ -19,9 +19,9 @@ pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static(pp_model::CORRE
 /// rather than a second copy. `None` for an id that is no header value.
 #[must_use]
 pub fn correlation_value(cid: &CorrelationId) -> Option<HeaderValue> {
-    let bytes = match <[u8; 32]>::try_from(cid.0.as_bytes()) {
-        Ok(fixed) => Bytes::from_owner(fixed),
-        Err(_) => Bytes::copy_from_slice(cid.0.as_bytes()),
+    let bytes = match cid.fresh_bytes() {
+        Some(fixed) => Bytes::from_owner(fixed),
+        None => Bytes::copy_from_slice(cid.as_str().as_bytes()),
     };
     HeaderValue::from_maybe_shared(bytes).ok()
 }
