@@ -4,6 +4,7 @@
 //! grace deadline, then closes what is left.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::pipeline::{ConnInfo, Proxy};
+use crate::server::coalesce::{Coalesce, Turns};
 use crate::server::{h1, ClientBody, H2Body};
 
 /// One bound socket and, for HTTPS, its TLS acceptor.
@@ -175,14 +177,7 @@ async fn accept_loop(
             match acceptor {
                 None => match protocol_shown(&stream, timeout).await {
                     Some(true) => {
-                        Box::pin(serve_h2(
-                            &builder,
-                            TokioIo::new(stream),
-                            proxy,
-                            info,
-                            &shutdown,
-                        ))
-                        .await;
+                        Box::pin(serve_h2(&builder, stream, proxy, info, &shutdown)).await;
                     }
                     Some(false) => {
                         let (r, w) = stream.into_split();
@@ -225,14 +220,7 @@ async fn serve_tls(
             if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 // Boxed too: TLS connections serving HTTP/1.1 would carry
                 // hyper's HTTP/2 connection's room otherwise.
-                Box::pin(serve_h2(
-                    builder,
-                    TokioIo::new(tls_stream),
-                    proxy,
-                    info,
-                    &shutdown,
-                ))
-                .await;
+                Box::pin(serve_h2(builder, tls_stream, proxy, info, &shutdown)).await;
             } else {
                 let (r, w) = tokio::io::split(tls_stream);
                 h1::serve(
@@ -251,15 +239,16 @@ async fn serve_tls(
     }
 }
 
-/// An HTTP/2 connection, on hyper's server.
-async fn serve_h2<I>(
+/// An HTTP/2 connection, on hyper's server, its writes gathered across
+/// its streams (`server/coalesce.rs`).
+async fn serve_h2<S>(
     builder: &auto::Builder<TokioExecutor>,
-    io: I,
+    io: S,
     proxy: Arc<Proxy>,
     info: ConnInfo,
     shutdown: &CancellationToken,
 ) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = Arc::clone(&proxy);
@@ -270,13 +259,18 @@ async fn serve_h2<I>(
             Ok::<_, Infallible>(proxy.handle(req, info).await)
         }
     });
-    serve_conn(builder, io, svc, shutdown).await;
+    let turns = Turns::default();
+    let io = TokioIo::new(Coalesce::new(io, turns.clone()));
+    serve_conn(builder, io, svc, &turns, shutdown).await;
 }
 
+/// Drives one connection until it ends or `shutdown` fires, then drains
+/// it gracefully. Each poll of the connection is a turn of `turns`.
 async fn serve_conn<I, S>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     svc: S,
+    turns: &Turns,
     shutdown: &CancellationToken,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -290,15 +284,23 @@ async fn serve_conn<I, S>(
 {
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
+    // Every poll counts, the drain's too: held writes wait for the next.
     tokio::select! {
-        res = conn.as_mut() => {
+        res = std::future::poll_fn(|cx| {
+            turns.next();
+            conn.as_mut().poll(cx)
+        }) => {
             if let Err(e) = res {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         }
         () = shutdown.cancelled() => {
             conn.as_mut().graceful_shutdown();
-            if let Err(e) = conn.await {
+            let drained = std::future::poll_fn(|cx| {
+                turns.next();
+                conn.as_mut().poll(cx)
+            });
+            if let Err(e) = drained.await {
                 tracing::debug!(error = %e, "connection ended with an error while draining");
             }
         }

@@ -5,6 +5,7 @@
 //! writes the answer's head straight into the connection's buffer and
 //! shares its framing code with the upstream client.
 
+pub(crate) mod coalesce;
 pub(crate) mod h1;
 mod stall;
 

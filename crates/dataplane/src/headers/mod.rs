@@ -17,13 +17,21 @@ pub const X_CORRELATION_ID: HeaderName = HeaderName::from_static(pp_model::CORRE
 /// the answer. The 32 bytes of an id [`CorrelationId::new`] made are held
 /// inline in one shared allocation, so the second use is a reference count
 /// rather than a second copy. `None` for an id that is no header value.
+///
+/// The value is marked sensitive, which HTTP/2 writes as a literal never
+/// indexed (RFC 7541 §6.2.3) and HTTP/1.1 ignores. An id is new on every
+/// answer: indexed, each would take a slot of the 4 KiB dynamic table and
+/// push out the fields that do repeat, and the encoder compares every new
+/// id with each one still held (memcmp was 3% of an HTTP/2 answer).
 #[must_use]
 pub fn correlation_value(cid: &CorrelationId) -> Option<HeaderValue> {
     let bytes = match cid.fresh_bytes() {
         Some(fixed) => Bytes::from_owner(fixed),
         None => Bytes::copy_from_slice(cid.as_str().as_bytes()),
     };
-    HeaderValue::from_maybe_shared(bytes).ok()
+    let mut value = HeaderValue::from_maybe_shared(bytes).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 /// Where the proxy's own request headers go. A name put is one the
@@ -106,3 +114,28 @@ pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> boo
 
 /// Names [`remove_where`] holds without allocating.
 const INLINE: usize = 8;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_correlation_value_reads_back_as_the_id_and_is_never_indexed() {
+        for cid in [
+            CorrelationId::new(),
+            CorrelationId::from("given-by-the-client-1"),
+        ] {
+            let v = correlation_value(&cid).expect("a header value");
+            assert_eq!(v.to_str().expect("text"), cid.as_str());
+            assert!(
+                v.is_sensitive(),
+                "HTTP/2 writes it as a literal never indexed"
+            );
+        }
+    }
+
+    #[test]
+    fn an_id_that_is_no_header_value_gives_none() {
+        assert!(correlation_value(&CorrelationId::from("bad\nid")).is_none());
+    }
+}

@@ -37,6 +37,126 @@ async fn h2c_prior_knowledge_is_proxied_over_http2() {
     assert_eq!(v["headers"]["x-forwarded-proto"], "http");
 }
 
+/// A body of `n` bytes no other size shares: a mixed-up or cut answer
+/// shows as a mismatch.
+fn patterned(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + n) % 251) as u8).collect()
+}
+
+/// An upstream answering `/size/N` with [`patterned`]`(N)`, after
+/// `delay`.
+async fn sized_upstream(delay: Duration) -> upstream::Upstream {
+    upstream::serve(
+        move |req: http::Request<hyper::body::Incoming>| async move {
+            let n: usize = req
+                .uri()
+                .path()
+                .strip_prefix("/size/")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            tokio::time::sleep(delay).await;
+            http::Response::new(upstream::full(patterned(n)))
+        },
+    )
+    .await
+}
+
+fn h2c_client(host: &str, proxy: SocketAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .resolve(host, proxy)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+/// The answers of many streams on one connection go out gathered
+/// (`server/coalesce.rs`): small ones copied into one batch, large ones
+/// past the batch bound and straight through. Each stream must still get
+/// exactly its own bytes and its own correlation id.
+#[tokio::test]
+async fn concurrent_http2_streams_on_one_connection_each_get_their_own_answer() {
+    let up = sized_upstream(Duration::ZERO).await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("many", up.addr, json!({})).await;
+    let client = h2c_client("many.apps.test", proxy.addr);
+    let port = proxy.addr.port();
+    let sizes = [
+        0, 1, 300, 1024, 1500, 16_383, 16_384, 16_385, 70_000, 200_000,
+    ];
+    let mut calls = Vec::new();
+    for i in 0..120 {
+        let n = sizes[i % sizes.len()];
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            let resp = client
+                .get(format!("http://many.apps.test:{port}/size/{n}"))
+                .send()
+                .await
+                .expect("h2 request");
+            assert_eq!(resp.version(), Version::HTTP_2);
+            assert_eq!(resp.status(), 200);
+            let cid = resp.headers()["x-correlation-id"]
+                .to_str()
+                .expect("text")
+                .to_owned();
+            let body = resp.bytes().await.expect("body");
+            assert!(
+                body[..] == patterned(n)[..],
+                "stream for {n} bytes got {} others",
+                body.len()
+            );
+            cid
+        }));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for c in calls {
+        ids.insert(c.await.expect("stream task"));
+    }
+    assert_eq!(
+        ids.len(),
+        120,
+        "a correlation id of its own on every answer"
+    );
+}
+
+/// Stopping the proxy drains an HTTP/2 connection: answers still in
+/// flight are written out before it closes, gathered or not.
+#[tokio::test]
+async fn stopping_the_proxy_lets_in_flight_http2_answers_out() {
+    let up = sized_upstream(Duration::from_millis(400)).await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("drain", up.addr, json!({})).await;
+    let client = h2c_client("drain.apps.test", proxy.addr);
+    let port = proxy.addr.port();
+    let mut calls = Vec::new();
+    for n in [10, 1024, 40_000] {
+        let client = client.clone();
+        calls.push(tokio::spawn(async move {
+            let resp = client
+                .get(format!("http://drain.apps.test:{port}/size/{n}"))
+                .send()
+                .await
+                .expect("h2 request");
+            assert_eq!(resp.status(), 200);
+            (n, resp.bytes().await.expect("body"))
+        }));
+    }
+    // The requests reach the upstream, which holds them; then the stop.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::timeout(Duration::from_secs(10), proxy.stop())
+        .await
+        .expect("the drain ends");
+    for c in calls {
+        let (n, body) = c.await.expect("stream task");
+        assert!(
+            body[..] == patterned(n)[..],
+            "{n} bytes asked, {} came",
+            body.len()
+        );
+    }
+}
+
 /// A proxy with plain and TLS listeners serving `pki`'s certificates, and
 /// a host route `demo.apps.test` to an echo upstream.
 async fn tls_proxy(pki: &Pki) -> (TestProxy, SocketAddr) {

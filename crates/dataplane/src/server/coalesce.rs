@@ -1,0 +1,212 @@
+//! An HTTP/2 connection's writes, gathered across its streams into one
+//! system call.
+//!
+//! hyper's HTTP/2 server runs each stream as a task of its own; the
+//! connection's task writes and flushes whatever the streams have queued
+//! each time it runs. tokio runs a task woken by the running one next (its
+//! LIFO slot), so the connection ran after every stream that finished and
+//! wrote each answer on its own: one `writev` an answer, where HAProxy
+//! sends one buffer for several (`bench/run.sh h2`). `h2`'s encoder cannot
+//! gather them itself: it holds at most one DATA frame past its 16 KiB
+//! buffer, so it must flush before it takes the next answer's body.
+//!
+//! [`Coalesce`] sits between hyper and the socket and takes the bytes in.
+//! A flush with bytes held is put off to the connection's next turn, which
+//! it asks for itself; by then the other streams woken by the same poll of
+//! the reactor have queued their frames, and everything goes out in one
+//! write. A turn is one poll of the connection's future, counted by
+//! [`Turns`]. On a quiet connection the next turn comes at once (the
+//! task is rescheduled behind those already woken), so an answer waits no
+//! longer than the tasks ready beside it take to run.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Bytes held at most: a write that would take the held bytes past this
+/// sends them first. HAProxy's buffers are 16 KiB; a batch of this size is
+/// a handful of segments and keeps a slow reader from growing it further
+/// (the socket's backpressure reaches hyper through the write that drains).
+const HOLD_MAX: usize = 64 * 1024;
+
+/// A write this large, with nothing held, goes straight to the socket: it
+/// fills segments on its own, and copying it would only cost (the DATA
+/// frames of a download are 16 KiB).
+const DIRECT: usize = 16 * 1024;
+
+/// Room kept for the next batch once the held bytes are out; a larger
+/// buffer (after a burst) is given back, so an idle connection keeps no
+/// more than `h2`'s own write buffer again.
+const KEEP_MAX: usize = 16 * 1024;
+
+/// Flushes put off within one turn at most: past this the held bytes go
+/// out anyway. A turn of many streams flushes once per answer with a body
+/// over 256 bytes, so a batch of this many is already a large one; and
+/// should the turn count ever stand still, the connection writes instead
+/// of asking for turns forever.
+const FLUSHES_MAX: u32 = 64;
+
+/// Counts the turns of one connection's future: [`Turns::next`] is called
+/// each time the future is polled.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Turns(Arc<AtomicU64>);
+
+impl Turns {
+    pub(crate) fn next(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn now(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The connection's socket, with writes held until the turn after the
+/// flush that would have sent them.
+#[derive(Debug)]
+pub(crate) struct Coalesce<S> {
+    io: S,
+    held: Vec<u8>,
+    /// How much of `held` the socket has taken.
+    sent: usize,
+    /// The turn whose flush put the held bytes off.
+    put_off: Option<u64>,
+    /// Flushes put off since then.
+    flushes: u32,
+    turns: Turns,
+}
+
+impl<S> Coalesce<S> {
+    pub(crate) fn new(io: S, turns: Turns) -> Self {
+        Self {
+            io,
+            held: Vec::new(),
+            sent: 0,
+            put_off: None,
+            flushes: 0,
+            turns,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> Coalesce<S> {
+    /// Sends everything held; `Pending` (with the socket's waker set) while
+    /// the socket is full.
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while self.sent < self.held.len() {
+            let n = ready!(Pin::new(&mut self.io).poll_write(cx, &self.held[self.sent..]))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            self.sent += n;
+        }
+        self.sent = 0;
+        self.put_off = None;
+        self.flushes = 0;
+        if self.held.capacity() > KEEP_MAX {
+            self.held = Vec::new();
+        } else {
+            self.held.clear();
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// Makes room for `len` more bytes. `true`: they go to the socket
+    /// directly (nothing is held before them).
+    fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<bool>> {
+        if !self.held.is_empty() && self.held.len() + len > HOLD_MAX {
+            ready!(self.poll_drain(cx))?;
+        }
+        Poll::Ready(Ok(self.held.is_empty() && len >= DIRECT))
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesce<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        if buf.filled().len() == before && buf.remaining() > 0 && !this.held.is_empty() {
+            // The peer closed its side, and hyper writes nothing after
+            // that: what is held goes out first. Reading again at the end
+            // reads the end again, so waiting for the socket loses nothing.
+            ready!(this.poll_drain(cx))?;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesce<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if ready!(this.poll_room(cx, buf.len()))? {
+            return Pin::new(&mut this.io).poll_write(cx, buf);
+        }
+        this.held.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let len = bufs.iter().map(|b| b.len()).sum();
+        if ready!(this.poll_room(cx, len))? {
+            return Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        }
+        for b in bufs {
+            this.held.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(len))
+    }
+
+    /// Vectored, so that `h2` hands its frames over without first copying
+    /// bodies of up to 1 KiB into its own buffer; they are copied here once.
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.held.is_empty() {
+            let now = this.turns.now();
+            match this.put_off {
+                Some(turn) if turn != now || this.flushes >= FLUSHES_MAX => {
+                    ready!(this.poll_drain(cx))?;
+                }
+                _ => {
+                    // Put off to the next turn, asked for here: a flush is
+                    // reported done only with that turn promised.
+                    this.put_off.get_or_insert(now);
+                    this.flushes += 1;
+                    cx.waker().wake_by_ref();
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+        Pin::new(&mut this.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        ready!(this.poll_drain(cx))?;
+        Pin::new(&mut this.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests;

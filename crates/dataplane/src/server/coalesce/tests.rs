@@ -1,0 +1,342 @@
+use std::sync::atomic::AtomicUsize;
+use std::task::{Wake, Waker};
+
+use super::*;
+
+/// A socket that records each write call it takes.
+#[derive(Default)]
+struct Socket {
+    writes: Vec<Vec<u8>>,
+    /// At most this much a write call (0: no bound).
+    per_call: usize,
+    /// This many write calls answer `Pending` before any is taken.
+    full_for: usize,
+    shut: bool,
+    /// Reading gives the end (else `Pending`).
+    closed: bool,
+}
+
+impl Socket {
+    fn sent(&self) -> Vec<u8> {
+        self.writes.concat()
+    }
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.closed {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if this.full_for > 0 {
+            this.full_for -= 1;
+            return Poll::Pending;
+        }
+        let n = if this.per_call == 0 {
+            buf.len()
+        } else {
+            buf.len().min(this.per_call)
+        };
+        this.writes.push(buf[..n].to_vec());
+        Poll::Ready(Ok(n))
+    }
+
+    /// As a socket does: the slices in order, as far as the bound goes.
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let all: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+        self.poll_write(cx, &all)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().shut = true;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Counts the wake-ups asked for.
+#[derive(Default)]
+struct Wakes(AtomicUsize);
+
+impl Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+struct Harness {
+    conn: Coalesce<Socket>,
+    turns: Turns,
+    wakes: Arc<Wakes>,
+    waker: Waker,
+}
+
+impl Harness {
+    fn new(socket: Socket) -> Self {
+        let turns = Turns::default();
+        let wakes = Arc::new(Wakes::default());
+        Self {
+            conn: Coalesce::new(socket, turns.clone()),
+            turns,
+            waker: Waker::from(Arc::clone(&wakes)),
+            wakes,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Poll<io::Result<usize>> {
+        let mut cx = Context::from_waker(&self.waker);
+        Pin::new(&mut self.conn).poll_write(&mut cx, bytes)
+    }
+
+    /// `h2`'s way: a frame's head and its body as two slices.
+    fn write_vectored(&mut self, head: &[u8], body: &[u8]) -> Poll<io::Result<usize>> {
+        let mut cx = Context::from_waker(&self.waker);
+        let bufs = [io::IoSlice::new(head), io::IoSlice::new(body)];
+        Pin::new(&mut self.conn).poll_write_vectored(&mut cx, &bufs)
+    }
+
+    fn flush(&mut self) -> Poll<io::Result<()>> {
+        let mut cx = Context::from_waker(&self.waker);
+        Pin::new(&mut self.conn).poll_flush(&mut cx)
+    }
+
+    fn shutdown(&mut self) -> Poll<io::Result<()>> {
+        let mut cx = Context::from_waker(&self.waker);
+        Pin::new(&mut self.conn).poll_shutdown(&mut cx)
+    }
+
+    fn read(&mut self) -> Poll<io::Result<()>> {
+        let mut cx = Context::from_waker(&self.waker);
+        let mut space = [0u8; 64];
+        let mut buf = ReadBuf::new(&mut space);
+        Pin::new(&mut self.conn).poll_read(&mut cx, &mut buf)
+    }
+
+    fn wakes(&self) -> usize {
+        self.wakes.0.load(Ordering::Relaxed)
+    }
+
+    fn socket(&self) -> &Socket {
+        &self.conn.io
+    }
+}
+
+/// Compares bytes, naming the first difference rather than printing them.
+fn same(got: &[u8], want: &[u8]) {
+    let first = got.iter().zip(want).position(|(a, b)| a != b);
+    assert!(
+        got.len() == want.len() && first.is_none(),
+        "{} bytes sent, {} wanted, first difference at {first:?}",
+        got.len(),
+        want.len()
+    );
+}
+
+fn ready<T: std::fmt::Debug>(p: Poll<io::Result<T>>) -> T {
+    match p {
+        Poll::Ready(Ok(v)) => v,
+        other => panic!("expected Ready(Ok), got {other:?}"),
+    }
+}
+
+#[test]
+fn a_flush_is_put_off_to_the_next_turn_which_sends_everything_in_one_write() {
+    let mut h = Harness::new(Socket::default());
+    h.turns.next();
+    assert_eq!(ready(h.write_vectored(b"head-a ", b"body-a ")), 14);
+    ready(h.flush());
+    assert!(h.socket().writes.is_empty(), "the first flush holds");
+    assert_eq!(h.wakes(), 1, "and asks for the next turn");
+    // Another stream's answer in the same turn joins the batch.
+    assert_eq!(ready(h.write(b"b ")), 2);
+    ready(h.flush());
+    assert!(h.socket().writes.is_empty());
+
+    h.turns.next();
+    ready(h.write(b"c"));
+    ready(h.flush());
+    assert_eq!(h.socket().writes, vec![b"head-a body-a b c".to_vec()]);
+    // Nothing is held now: a flush passes straight on, with no turn asked.
+    let wakes = h.wakes();
+    ready(h.flush());
+    assert_eq!(h.wakes(), wakes);
+    assert_eq!(h.socket().writes.len(), 1);
+}
+
+#[test]
+fn a_large_write_with_nothing_held_goes_straight_to_the_socket() {
+    let mut h = Harness::new(Socket::default());
+    let frame = vec![7u8; DIRECT];
+    assert_eq!(ready(h.write_vectored(&frame[..9], &frame[9..])), DIRECT);
+    assert_eq!(h.socket().writes.len(), 1, "not copied, not held");
+    assert!(h.conn.held.is_empty());
+    ready(h.flush());
+    assert_eq!(h.wakes(), 0);
+}
+
+#[test]
+fn a_large_write_behind_held_bytes_keeps_their_order() {
+    let mut h = Harness::new(Socket::default());
+    ready(h.write(b"small"));
+    ready(h.flush());
+    // Same turn: the large one may not overtake what is held.
+    let big = vec![1u8; DIRECT];
+    ready(h.write(&big));
+    assert!(h.socket().writes.is_empty());
+    h.turns.next();
+    ready(h.flush());
+    let mut want = b"small".to_vec();
+    want.extend_from_slice(&big);
+    same(&h.socket().sent(), &want);
+}
+
+#[test]
+fn crossing_the_hold_limit_sends_what_is_held_first() {
+    let mut h = Harness::new(Socket::default());
+    let piece = vec![3u8; 1024];
+    let mut want = Vec::new();
+    for i in 0..HOLD_MAX / 1024 {
+        let mut p = piece.clone();
+        p[0] = u8::try_from(i % 251).expect("small");
+        ready(h.write(&p));
+        want.extend_from_slice(&p);
+    }
+    ready(h.flush());
+    assert!(
+        h.socket().writes.is_empty(),
+        "exactly at the limit: still held"
+    );
+    assert_eq!(h.conn.held.len(), HOLD_MAX);
+    // One byte more would cross it: the held bytes go first, in one write.
+    ready(h.write(b"x"));
+    want.push(b'x');
+    assert_eq!(h.socket().writes.len(), 1);
+    assert_eq!(h.socket().writes[0].len(), HOLD_MAX);
+    assert_eq!(h.conn.held, b"x");
+    ready(h.flush());
+    h.turns.next();
+    ready(h.flush());
+    same(&h.socket().sent(), &want);
+}
+
+#[test]
+fn a_full_socket_keeps_the_bytes_until_it_takes_them_in_order() {
+    let mut h = Harness::new(Socket {
+        per_call: 1000,
+        full_for: 1,
+        ..Socket::default()
+    });
+    let bytes: Vec<u8> = (0..4000u32).map(|i| (i % 256) as u8).collect();
+    ready(h.write(&bytes));
+    ready(h.flush());
+    h.turns.next();
+    assert!(h.flush().is_pending(), "the socket is full");
+    assert_eq!(h.conn.held.len(), 4000, "nothing lost");
+    ready(h.flush());
+    assert_eq!(
+        h.socket().writes.len(),
+        4,
+        "the socket's own bound, 1000 a call"
+    );
+    same(&h.socket().sent(), &bytes);
+    assert!(h.conn.held.is_empty());
+}
+
+#[test]
+fn shutting_down_sends_what_is_held_first() {
+    let mut h = Harness::new(Socket::default());
+    ready(h.write(b"goaway"));
+    ready(h.flush());
+    ready(h.shutdown());
+    assert_eq!(h.socket().sent(), b"goaway");
+    assert!(h.socket().shut);
+}
+
+#[test]
+fn the_peer_closing_its_side_sends_what_is_held() {
+    let mut h = Harness::new(Socket {
+        closed: true,
+        ..Socket::default()
+    });
+    ready(h.write(b"last answer"));
+    ready(h.flush());
+    assert!(h.socket().writes.is_empty());
+    ready(h.read());
+    assert_eq!(h.socket().sent(), b"last answer");
+}
+
+#[test]
+fn reading_with_the_peer_open_leaves_the_batch_alone() {
+    let mut h = Harness::new(Socket::default());
+    ready(h.write(b"held"));
+    ready(h.flush());
+    assert!(h.read().is_pending());
+    assert!(h.socket().writes.is_empty());
+}
+
+#[test]
+fn a_burst_gives_its_buffer_back_and_a_small_batch_keeps_it() {
+    let mut h = Harness::new(Socket::default());
+    ready(h.write(&[0u8; 1024]));
+    ready(h.flush());
+    h.turns.next();
+    ready(h.flush());
+    assert!(
+        h.conn.held.capacity() >= 1024,
+        "a small batch's room is kept"
+    );
+
+    for _ in 0..40 {
+        ready(h.write(&[1u8; 1024]));
+    }
+    ready(h.flush());
+    assert!(h.conn.held.capacity() > KEEP_MAX);
+    h.turns.next();
+    ready(h.flush());
+    assert_eq!(h.conn.held.capacity(), 0, "a burst's buffer is given back");
+    assert_eq!(h.socket().sent().len(), 41 * 1024);
+}
+
+#[test]
+fn a_turn_of_many_flushes_sends_once_the_bound_is_reached() {
+    let mut h = Harness::new(Socket::default());
+    for _ in 0..FLUSHES_MAX {
+        ready(h.write(b"answer "));
+        ready(h.flush());
+    }
+    assert!(h.socket().writes.is_empty(), "up to the bound, all held");
+    ready(h.write(b"one more"));
+    ready(h.flush());
+    assert_eq!(
+        h.socket().writes.len(),
+        1,
+        "past it, written in the same turn"
+    );
+    assert_eq!(h.socket().sent().len(), 7 * FLUSHES_MAX as usize + 8);
+    // And the next batch starts afresh.
+    ready(h.write(b"next"));
+    ready(h.flush());
+    assert_eq!(h.socket().writes.len(), 1);
+}
