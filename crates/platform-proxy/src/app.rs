@@ -101,7 +101,7 @@ impl ApiHandler for AxumApi {
 /// The store cannot be opened, a certificate cannot be loaded, or a
 /// listener cannot bind.
 pub async fn start(config: &Config) -> anyhow::Result<Running> {
-    let store = pp_store::open(&config.store_url)
+    let store = pp_store::open_with(&config.store_url, config.store)
         .await
         .with_context(|| format!("opening store {}", config.store_url))?;
     let mut listeners = Vec::new();

@@ -16,6 +16,7 @@ use std::time::Duration;
 use pp_dataplane::tls::CertSpec;
 use pp_dataplane::Settings;
 use pp_model::PublicBase;
+use pp_store::StoreOptions;
 use serde::Deserialize;
 
 mod identity;
@@ -64,6 +65,7 @@ pub struct Config {
     pub certificates: Vec<CertSpec>,
     pub public: PublicBase,
     pub store_url: String,
+    pub store: StoreOptions,
     pub bootstrap_token: Option<String>,
     pub dataplane: Settings,
     pub route_resync: Duration,

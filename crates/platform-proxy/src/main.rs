@@ -112,7 +112,7 @@ async fn run(command: Run) -> anyhow::Result<()> {
         Run::Migrate(a) => {
             let config = Config::load(a.config.as_deref())?;
             init_logging(config.log_format, &config.log_level);
-            pp_store::open(&config.store_url)
+            pp_store::open_with(&config.store_url, config.store)
                 .await
                 .with_context(|| format!("migrating {}", config.store_url))?;
             println!("migrations applied to {}", config.store_url);

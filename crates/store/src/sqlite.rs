@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::migrate::{self, SqliteMigrator};
-use crate::{GrantFilter, Page, RouteFilter, Store, StoreError, StoreFuture};
+use crate::{GrantFilter, Page, RouteFilter, Store, StoreError, StoreFuture, StoreOptions};
 
 mod access;
 mod audit;
@@ -34,10 +34,6 @@ mod sessions;
 /// our writes are a few rows each (an audit batch at most), so seconds of
 /// contention means something is stuck, not busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Readers run in parallel under WAL while writers queue on SQLite's one
-/// write lock whatever the pool size, so a few connections are enough.
-const FILE_POOL_SIZE: u32 = 4;
 
 /// [`Store`] on SQLite through sqlx.
 #[derive(Debug)]
@@ -53,13 +49,22 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Opens (creating if missing) the database named by `url`:
     /// `sqlite://PATH` (relative or absolute; `sqlite:PATH` also works) or
-    /// `sqlite::memory:`. Does not migrate; [`Store::migrate`] does, and
-    /// [`crate::open`] calls both.
+    /// `sqlite::memory:`, with the default [`StoreOptions`]. Does not
+    /// migrate; [`Store::migrate`] does, and [`crate::open`] calls both.
     ///
     /// # Errors
     /// A URL that names no SQLite database, a parent directory that cannot
     /// be created, or SQLite refusing to open the file.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`SqliteStore::connect`] with `options`: a file's pool holds up to
+    /// `max_connections` (at least one), opened as they are first needed.
+    ///
+    /// # Errors
+    /// As [`SqliteStore::connect`].
+    pub async fn connect_with(url: &str, store: StoreOptions) -> Result<Self, StoreError> {
         let unsupported = || StoreError::UnsupportedUrl(url.to_owned());
         let rest = url
             .strip_prefix("sqlite://")
@@ -102,12 +107,19 @@ impl SqliteStore {
             // while a write commits. Synchronous stays FULL: writes are rare
             // control-plane calls, and an acknowledged route must survive a
             // power cut.
-            connect_file(options.journal_mode(SqliteJournalMode::Wal)).await?
+            let size = store.max_connections.max(1);
+            connect_file(options.journal_mode(SqliteJournalMode::Wal), size).await?
         };
         Ok(Self {
             pool,
             revision: watch::Sender::new(0),
         })
+    }
+
+    /// The most connections the pool holds open.
+    #[must_use]
+    pub fn max_connections(&self) -> u32 {
+        self.pool.options().get_max_connections()
     }
 
     /// Tells followers that a write committed. Called only after `commit`
@@ -123,11 +135,11 @@ impl SqliteStore {
 /// wait for (it skips the busy handler where waiting could deadlock), so two
 /// processes opening one new file together can get `SQLITE_BUSY` despite the
 /// busy timeout. Once the file is in WAL mode this succeeds first time.
-async fn connect_file(options: SqliteConnectOptions) -> Result<SqlitePool, sqlx::Error> {
+async fn connect_file(options: SqliteConnectOptions, size: u32) -> Result<SqlitePool, sqlx::Error> {
     let deadline = Instant::now() + BUSY_TIMEOUT;
     loop {
         let pool = SqlitePoolOptions::new()
-            .max_connections(FILE_POOL_SIZE)
+            .max_connections(size)
             .connect_with(options.clone())
             .await;
         match pool {

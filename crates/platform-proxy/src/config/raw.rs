@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use pp_dataplane::tls::{self, CertSpec};
 use pp_dataplane::Settings;
 use pp_model::PublicBase;
+use pp_store::StoreOptions;
 use serde::Deserialize;
 
 use super::{check_hostname, invalid, secs, Config, ConfigError, LogFormat, ENV_PREFIX};
@@ -101,15 +102,21 @@ struct RawCert {
 #[serde(deny_unknown_fields, default)]
 struct RawStore {
     url: String,
+    max_connections: u32,
 }
 
 impl Default for RawStore {
     fn default() -> Self {
         Self {
             url: "sqlite://data/platform-proxy.db".into(),
+            max_connections: StoreOptions::DEFAULT_MAX_CONNECTIONS,
         }
     }
 }
+
+/// A pool larger than this buys nothing on SQLite (one writer at a time)
+/// and costs a thread and its memory a connection.
+const STORE_CONNECTIONS_MAX: u32 = 16;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -262,6 +269,15 @@ impl Raw {
                 "expected sqlite://PATH (PostgreSQL comes with scale-out)",
             ));
         }
+        if !(1..=STORE_CONNECTIONS_MAX).contains(&self.store.max_connections) {
+            return Err(invalid(
+                "store.max_connections",
+                format!("must be 1 to {STORE_CONNECTIONS_MAX}"),
+            ));
+        }
+        let store = StoreOptions {
+            max_connections: self.store.max_connections,
+        };
         let bootstrap_token = match self.api.bootstrap_token {
             Some(t) if t.len() < 16 => {
                 return Err(invalid(
@@ -338,6 +354,7 @@ impl Raw {
                 port: public_port,
             },
             store_url,
+            store,
             bootstrap_token,
             dataplane,
             route_resync: secs("server.route_resync_secs", self.server.route_resync_secs)?,

@@ -24,6 +24,24 @@ fn defaults_are_valid() {
 }
 
 #[test]
+fn the_store_pool_defaults_to_two_and_takes_one_to_sixteen() {
+    let c = Config::from_sources("", "t", &[]).expect("valid");
+    assert_eq!(c.store.max_connections, 2);
+    for n in [1, 16] {
+        let c = Config::from_sources(&format!("[store]\nmax_connections = {n}"), "t", &[])
+            .expect("valid");
+        assert_eq!(c.store.max_connections, n);
+    }
+    let c = Config::from_sources(
+        "",
+        "t",
+        &env(&[("PLATFORM_PROXY_STORE__MAX_CONNECTIONS", "3")]),
+    )
+    .expect("valid");
+    assert_eq!(c.store.max_connections, 3);
+}
+
+#[test]
 fn file_values_are_read() {
     let c = Config::from_sources(
         "api_host = \"API.example.com\"\napps_domain = \"apps.example.com\"\n[server]\nlisten = [\"0.0.0.0:9000\"]\n[api]\nbootstrap_token = \"0123456789abcdef\"\n",
@@ -67,6 +85,12 @@ fn bad_keys_are_named() {
         ("api_host = \"bad host\"", &[], "api_host"),
         ("api_host = \"x.apps.localhost\"", &[], "api_host"),
         ("[store]\nurl = \"mysql://x\"", &[], "store.url"),
+        ("[store]\nmax_connections = 0", &[], "store.max_connections"),
+        (
+            "[store]\nmax_connections = 17",
+            &[],
+            "store.max_connections",
+        ),
         (
             "[api]\nbootstrap_token = \"short\"",
             &[],

@@ -1,7 +1,7 @@
 //! Opening, URLs and schema migrations.
 
 use pp_model::{AuthBridge, AuthBridgeMode, Route, RouteStatus};
-use pp_store::{RouteFilter, SqliteStore, Store, StoreError};
+use pp_store::{RouteFilter, SqliteStore, Store, StoreError, StoreOptions};
 use sqlx::Row;
 
 use crate::support::{app_route, changes_since, live_routes, TempDb};
@@ -72,6 +72,66 @@ async fn file_database_runs_in_wal_mode() {
         .expect("pragma")
         .get(0);
     assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn the_pool_holds_at_most_the_connections_asked_for() {
+    let db = TempDb::new();
+    let at = |n| StoreOptions { max_connections: n };
+    let sized = SqliteStore::connect_with(&db.url(), at(3))
+        .await
+        .expect("3");
+    assert_eq!(sized.max_connections(), 3);
+    let least = SqliteStore::connect_with(&db.url(), at(0))
+        .await
+        .expect("0");
+    assert_eq!(least.max_connections(), 1, "never fewer than one");
+    let default = SqliteStore::connect(&db.url()).await.expect("default");
+    assert_eq!(
+        default.max_connections(),
+        StoreOptions::DEFAULT_MAX_CONNECTIONS
+    );
+    let memory = SqliteStore::connect_with("sqlite::memory:", at(8))
+        .await
+        .expect("memory");
+    assert_eq!(memory.max_connections(), 1, "one database, one connection");
+}
+
+/// No call holds one connection while it waits for another, so even a
+/// pool of one serves calls arriving together: they queue, none deadlocks.
+#[tokio::test]
+async fn a_pool_of_one_serves_concurrent_calls() {
+    let db = TempDb::new();
+    let store = pp_store::open_with(&db.url(), StoreOptions { max_connections: 1 })
+        .await
+        .expect("open");
+    let calls: Vec<_> = (0..16)
+        .map(|i| {
+            let store = std::sync::Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .create_route(&app_route(&format!("c{i}"), None))
+                    .await
+                    .expect("create");
+                live_routes(&*store).await.expect("read").len()
+            })
+        })
+        .collect();
+    let all = tokio::time::timeout(std::time::Duration::from_secs(20), async {
+        for c in calls {
+            c.await.expect("task");
+        }
+    })
+    .await;
+    assert!(all.is_ok(), "calls on a pool of one finished");
+    let page = store
+        .list_routes(&RouteFilter {
+            limit: 100,
+            ..RouteFilter::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.items.len(), 16);
 }
 
 #[tokio::test]
