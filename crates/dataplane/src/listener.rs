@@ -250,16 +250,20 @@ async fn serve_h2<S>(
 ) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let turns = Turns::default();
+    let streams = turns.clone();
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = Arc::clone(&proxy);
         let info = info.clone();
+        let answering = streams.answering();
         async move {
             let timeout = proxy.settings().body_read_timeout;
             let req = req.map(|b| ClientBody::H2(H2Body::new(b, timeout)));
-            Ok::<_, Infallible>(proxy.handle(req, info).await)
+            let resp = proxy.handle(req, info).await;
+            drop(answering);
+            Ok::<_, Infallible>(resp)
         }
     });
-    let turns = Turns::default();
     let io = TokioIo::new(Coalesce::new(io, turns.clone()));
     serve_conn(builder, io, svc, &turns, shutdown).await;
 }

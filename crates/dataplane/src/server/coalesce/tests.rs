@@ -91,14 +91,19 @@ struct Harness {
     turns: Turns,
     wakes: Arc<Wakes>,
     waker: Waker,
+    /// Another stream's request being answered, as on a busy connection.
+    other: Option<Answering>,
 }
 
 impl Harness {
+    /// A connection with another request still being answered, so that
+    /// flushes are put off.
     fn new(socket: Socket) -> Self {
         let turns = Turns::default();
         let wakes = Arc::new(Wakes::default());
         Self {
             conn: Coalesce::new(socket, turns.clone()),
+            other: Some(turns.answering()),
             turns,
             waker: Waker::from(Arc::clone(&wakes)),
             wakes,
@@ -339,4 +344,42 @@ fn a_turn_of_many_flushes_sends_once_the_bound_is_reached() {
     ready(h.write(b"next"));
     ready(h.flush());
     assert_eq!(h.socket().writes.len(), 1);
+}
+
+#[test]
+fn with_no_other_request_being_answered_a_flush_writes_at_once() {
+    let mut h = Harness::new(Socket::default());
+    h.other = None;
+    ready(h.write(b"the only answer"));
+    ready(h.flush());
+    assert_eq!(h.socket().sent(), b"the only answer");
+    assert_eq!(h.wakes(), 0, "no turn asked for");
+
+    // Bytes already put off wait for their turn even once the others are
+    // done: order and the one write are kept.
+    let busy = h.turns.answering();
+    ready(h.write(b"a"));
+    ready(h.flush());
+    drop(busy);
+    ready(h.write(b"b"));
+    ready(h.flush());
+    assert_eq!(h.socket().writes.len(), 1);
+    h.turns.next();
+    ready(h.flush());
+    assert_eq!(
+        h.socket().writes,
+        vec![b"the only answer".to_vec(), b"ab".to_vec()]
+    );
+}
+
+#[test]
+fn an_answering_guard_counts_until_dropped() {
+    let turns = Turns::default();
+    assert!(!turns.others_answering());
+    let a = turns.answering();
+    let b = turns.answering();
+    drop(a);
+    assert!(turns.others_answering());
+    drop(b);
+    assert!(!turns.others_answering());
 }
