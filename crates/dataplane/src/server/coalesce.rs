@@ -169,9 +169,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesce<S> {
         ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
         if buf.filled().len() == before && buf.remaining() > 0 && !this.held.is_empty() {
             // The peer closed its side, and hyper writes nothing after
-            // that: what is held goes out first. Reading again at the end
-            // reads the end again, so waiting for the socket loses nothing.
+            // that: what is held goes out first, through a TLS layer's
+            // own buffer too. Reading again at the end reads the end
+            // again, so waiting for the socket loses nothing.
             ready!(this.poll_drain(cx))?;
+            ready!(Pin::new(&mut this.io).poll_flush(cx))?;
         }
         Poll::Ready(Ok(()))
     }

@@ -12,6 +12,8 @@ struct Socket {
     /// This many write calls answer `Pending` before any is taken.
     full_for: usize,
     shut: bool,
+    /// Flushes it was asked for.
+    flushed: usize,
     /// Reading gives the end (else `Pending`).
     closed: bool,
 }
@@ -67,6 +69,7 @@ impl AsyncWrite for Socket {
     }
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.get_mut().flushed += 1;
         Poll::Ready(Ok(()))
     }
 
@@ -290,6 +293,11 @@ fn the_peer_closing_its_side_sends_what_is_held() {
     assert!(h.socket().writes.is_empty());
     ready(h.read());
     assert_eq!(h.socket().sent(), b"last answer");
+    assert_eq!(
+        h.socket().flushed,
+        1,
+        "and flushed, for a TLS layer's buffer"
+    );
 }
 
 #[test]
