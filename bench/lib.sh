@@ -196,6 +196,10 @@ bench_start_nginx_proxy() {
       proxy_read_timeout 1h; }"
     fi
     [ -n "$h2" ] && h2srv="server { listen 127.0.0.1:$h2 http2; location / { $loc } }"
+    # BENCH_TLS_PORT (with BENCH_TLS_CERT and BENCH_TLS_KEY): a TLS
+    # listener too, HTTP/2 by ALPN.
+    [ -n "${BENCH_TLS_PORT:-}" ] && h2srv+=" server { listen 127.0.0.1:$BENCH_TLS_PORT ssl http2;
+      ssl_certificate $BENCH_TLS_CERT; ssl_certificate_key $BENCH_TLS_KEY; location / { $loc } }"
     cat >"$work/nginx-proxy.conf" <<NGX
 worker_processes 1;
 daemon off;
@@ -235,6 +239,7 @@ defaults
 frontend fe
   bind 127.0.0.1:$port
   ${h2:+bind 127.0.0.1:$h2 proto h2}
+  ${BENCH_TLS_PORT:+bind 127.0.0.1:$BENCH_TLS_PORT ssl crt $BENCH_TLS_PEM alpn h2,http/1.1}
   default_backend be
 backend be
   server up 127.0.0.1:$up
@@ -257,15 +262,23 @@ bench_start_chp() {
 }
 
 # bench_start_pp PORT TAG: platform-proxy with a fresh SQLite store. Sets
-# px_port and px_pid.
+# px_port and px_pid. With PP_TLS_PORT (and BENCH_TLS_CERT, BENCH_TLS_KEY)
+# it also serves TLS there, that certificate its default.
 bench_start_pp() {
     px_port=$1
-    local tag=$2
+    local tag=$2 tls_listen="" tls_cert=""
+    if [ -n "${PP_TLS_PORT:-}" ]; then
+        tls_listen="tls_listen = [\"127.0.0.1:$PP_TLS_PORT\"]"
+        tls_cert="[[tls.certificates]]
+cert = \"$BENCH_TLS_CERT\"
+key = \"$BENCH_TLS_KEY\""
+    fi
     cat >"$work/pp-$tag.toml" <<TOML
 api_host = "api.bench"
 apps_domain = "apps.bench"
 [server]
 listen = ["127.0.0.1:$px_port"]
+$tls_listen
 shutdown_grace_secs = 2
 [store]
 url = "sqlite://$work/pp-$tag.db"
@@ -273,6 +286,7 @@ url = "sqlite://$work/pp-$tag.db"
 bootstrap_token = "$BENCH_TOKEN"
 [log]
 level = "warn"
+$tls_cert
 TOML
     bench_spawn "$work/pp-$tag.log" "$BENCH_BIN" serve --config "$work/pp-$tag.toml"
     px_pid=$spawned
@@ -332,7 +346,7 @@ pp_sign_in() {
     open_url=$(pp_api -X POST -H "Authorization: Bearer $svc" \
         "http://127.0.0.1:$px_port/api/v1/routes/$route_id/browser-session" \
         | sed -n 's/.*"open_url":"\([^"]*\)".*/\1/p')
-    launch_path="/${open_url#http://*/}"
+    launch_path="/${open_url#*://*/}"
     curl -s --max-time 10 -o /dev/null -D - -H "Host: $host" "http://127.0.0.1:$px_port$launch_path" \
         | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\);.*/\1/p' | head -n1
 }
@@ -383,11 +397,12 @@ bench_h2load() {
     local hdrs=() h
     for h in "$@"; do hdrs+=(-H "$h"); done
     out=$(bench_load h2load -t1 -c64 -m10 -D "$secs" "${hdrs[@]}" "$url" 2>&1) || true
+    h2_out=$out
     local bad
     bad=$(awk '/^status codes:/{print $5+$7+$9} /^requests:/{print $10+$12+$14}' <<<"$out" | awk '{s+=$1} END{print s+0}')
-    if ! grep -q '^Application protocol: h2c' <<<"$out"; then
+    if ! grep -q '^Application protocol: h2c\?$' <<<"$out"; then
         echo "$out" >&2
-        die "$name: h2load did not speak h2c"
+        die "$name: h2load did not speak HTTP/2"
     fi
     if ! grep -q '^status codes:' <<<"$out" || [ "$bad" != 0 ]; then
         echo "$out" >&2

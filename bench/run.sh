@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of platform-proxy against its peers on loopback.
 #
-#   bench/run.sh http|h2|ws|sse|stream|conns|propagation|table|all [runs] [seconds]
+#   bench/run.sh http|h2|tls|ws|sse|stream|conns|propagation|table|all [runs] [seconds]
 #
 #   http         1 KiB GET with wrk -t1 -c64: direct to the nginx upstream (the
 #                physical limit), nginx and haproxy as reverse proxies with
@@ -27,6 +27,11 @@
 #                (1 KiB GETs), for nginx, haproxy and platform-proxy's
 #                authenticated route; the difference over the extra
 #                connections is each one's cost, client and upstream side.
+#   tls          case 1 over TLS 1.3 (ECDSA P-256, a certificate made for the
+#                run): h2load -c64 -m10 over HTTP/2 by ALPN, and wrk -c64
+#                over HTTP/1.1; nginx, haproxy and platform-proxy's
+#                authenticated route. Handshakes are not measured: both
+#                tools keep their connections.
 #   propagation  route created through the API -> first 2xx through the
 #                proxy, over PROP_ROUTES (50) new routes per run.
 #   table        TABLE_ROUTES (100000) host routes in the store: time from
@@ -43,7 +48,7 @@
 # Environment: WS_IDLE (5000), WS_ACTIVE (1000), WS_HOLD (seconds the idle
 # connections stay open, 5), WS_INTERVAL_MS (100), SSE_STREAMS (200),
 # SSE_INTERVAL_MS (100), CONNS_MANY (512), PROP_ROUTES (50), BENCH_PORT_BASE (18080; the
-# eleven ports from it), BENCH_KEEP=1 (keep the
+# fourteen ports from it), BENCH_KEEP=1 (keep the
 # configs and logs). The script raises its own `ulimit -n` to 20000 (5000
 # tunnels take ~15000 descriptors in nginx); where the hard limit is lower,
 # run `ulimit -n 20000` as root before it. The load tools (wsload, sseload,
@@ -56,7 +61,7 @@ usage() { sed -n '2,/^set -euo/{/^set/d;s/^# \{0,1\}//;p}' "$0"; exit 2; }
 case=${1:-}
 runs=${2:-3}
 secs=${3:-10}
-[[ "$case" =~ ^(http|h2|ws|sse|stream|conns|propagation|table|all)$ ]] || usage
+[[ "$case" =~ ^(http|h2|tls|ws|sse|stream|conns|propagation|table|all)$ ]] || usage
 [[ "$runs" =~ ^[0-9]+$ && "$runs" -ge 1 && "$runs" -le 50 ]] || die "runs: 1..50"
 [[ "$secs" =~ ^[0-9]+$ && "$secs" -ge 1 && "$secs" -le 600 ]] || die "seconds: 1..600"
 
@@ -72,6 +77,9 @@ chp_port=$((base + 7)) # configurable-http-proxy and its API
 chp_api=$((base + 8))
 ws_port=$((base + 9))  # wsecho upstream
 sse_port=$((base + 10)) # sseserve upstream
+pp_tls=$((base + 11))  # TLS listeners: platform-proxy, nginx, haproxy
+ngx_tls=$((base + 12))
+hap_tls=$((base + 13))
 
 # WebSocket and idle-connection counts need a descriptor per socket (the
 # proxy holds two per tunnel); every process started below inherits this.
@@ -79,7 +87,8 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 bench_init
 bench_build tools
-bench_port_free "$px_port" "$up_port" "$up_h2" "$ngx_port" "$ngx_h2" "$hap_port" "$hap_h2" "$chp_port" "$chp_api" "$ws_port" "$sse_port"
+bench_port_free "$px_port" "$up_port" "$up_h2" "$ngx_port" "$ngx_h2" "$hap_port" "$hap_h2" "$chp_port" "$chp_api" "$ws_port" "$sse_port" \
+    "$pp_tls" "$ngx_tls" "$hap_tls"
 
 # order RUN NAME...: the names, reversed on even runs.
 order() {
@@ -219,6 +228,66 @@ wsload_run() {
     shift
     ws_json=$(bench_load "$BENCH_TOOLS/wsload" --connect "127.0.0.1:$wport" --url "$wurl" "${hdrs[@]}" "$@" 2>>"$work/wsload.log") \
         || { cat "$work/wsload.log" >&2; die "wsload failed"; }
+}
+
+case_tls() {
+    echo "## TLS 1.3: 1 KiB GET, h2load -t1 -c64 -m10 (HTTP/2 by ALPN) and wrk -t1 -c64 (HTTP/1.1), ${secs}s, $runs run(s)"
+    BENCH_TLS_CERT=$work/tls.crt BENCH_TLS_KEY=$work/tls.key BENCH_TLS_PEM=$work/tls.pem
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+        -subj "/CN=apps.bench" -addext "subjectAltName=DNS:*.apps.bench" \
+        -keyout "$BENCH_TLS_KEY" -out "$BENCH_TLS_CERT" 2>/dev/null || die "openssl could not make the certificate"
+    cat "$BENCH_TLS_CERT" "$BENCH_TLS_KEY" >"$BENCH_TLS_PEM"
+    chmod 644 "$BENCH_TLS_KEY" "$BENCH_TLS_PEM" # nginx's worker reads them
+    export BENCH_TLS_CERT BENCH_TLS_KEY BENCH_TLS_PEM
+    bench_start_upstream "$up_port"
+    BENCH_TLS_PORT=$ngx_tls bench_start_nginx_proxy "$ngx_port" "$up_port"
+    BENCH_TLS_PORT=$hap_tls bench_start_haproxy "$hap_port" "$up_port"
+    PP_TLS_PORT=$pp_tls pp_with_routes tls "127.0.0.1:$up_port"
+
+    local peers=(nginx haproxy pp-auth)
+    declare -A port pid host
+    port[nginx]=$ngx_tls; pid[nginx]=$ngx_pid; host[nginx]=localhost
+    port[haproxy]=$hap_tls; pid[haproxy]=$hap_pid; host[haproxy]=localhost
+    port[pp-auth]=$pp_tls; pid[pp-auth]=$px_pid; host[pp-auth]=s.apps.bench
+    # The URL names localhost: an address is no server name, so the client
+    # sends none and each server answers with its one certificate.
+    local p i
+    declare -A h2 h1 p99 rss
+    for p in "${peers[@]}"; do
+        bench_h2load "$p" 1 "https://localhost:${port[$p]}/1k.txt" ":authority: ${host[$p]}" \
+            ${cookie:+"cookie: $cookie"}
+        grep -q '^Application protocol: h2$' <<<"$h2_out" || die "$p: h2load did not speak h2 over TLS"
+    done
+    for i in $(seq "$runs"); do
+        local line="run $i:"
+        for p in $(order "$i" "${peers[@]}"); do
+            bench_h2load "$p" "$secs" "https://localhost:${port[$p]}/1k.txt" ":authority: ${host[$p]}" \
+                ${cookie:+"cookie: $cookie"}
+            h2[$p]+=" $h2_rps"
+            bench_wrk "$p" "$secs" "https://localhost:${port[$p]}/1k.txt" "${host[$p]}" "$cookie"
+            h1[$p]+=" $wrk_rps"; p99[$p]+=" $wrk_p99"
+            rss[$p]+=" $(rss_kib "${pid[$p]}")"
+            line+=" $p h2 $h2_rps/s, h1 $wrk_rps/s p99 ${wrk_p99}ms |"
+        done
+        echo "${line% |}"
+    done
+    declare -A m_h2 m_h1 m_p99 m_rss
+    for p in "${peers[@]}"; do
+        # shellcheck disable=SC2086
+        { m_h2[$p]=$(median ${h2[$p]}); m_h1[$p]=$(median ${h1[$p]}); m_p99[$p]=$(median ${p99[$p]}); m_rss[$p]=$(median ${rss[$p]}); }
+    done
+    local best2 best1
+    best2=$(awk -v a="${m_h2[nginx]}" -v b="${m_h2[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
+    best1=$(awk -v a="${m_h1[nginx]}" -v b="${m_h1[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
+    echo
+    echo "| peer | h2 req/s median | vs faster of nginx/haproxy | HTTP/1.1 req/s median | p99 ms median | vs faster of nginx/haproxy | RSS KiB after load |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    for p in "${peers[@]}"; do
+        echo "| $p | ${m_h2[$p]} | $(ratio "${m_h2[$p]}" "$best2") | ${m_h1[$p]} | ${m_p99[$p]} | $(ratio "${m_h1[$p]}" "$best1") | ${m_rss[$p]} |"
+    done
+    echo
+    echo "nginx and haproxy do no authentication; platform-proxy's route checks the session cookie on every request. Upstream: HTTP/1.1 with keep-alive."
+    bench_stop_all
 }
 
 case_ws() {
@@ -625,6 +694,7 @@ case "$case" in
     conns) case_conns ;;
     stream) case_stream ;;
     h2) case_h2 ;;
+    tls) case_tls ;;
     ws) case_ws ;;
     sse) case_sse ;;
     propagation) case_propagation ;;
@@ -632,6 +702,7 @@ case "$case" in
     all)
         case_http; echo
         case_h2; echo
+        case_tls; echo
         case_ws; echo
         case_sse; echo
         case_stream; echo
