@@ -23,11 +23,12 @@ declare -A package_of=(
     [haproxy]=haproxy
     [wrk]=wrk
     [h2load]=nghttp2-client
+    [openssl]=openssl
     [node]=nodejs
     [npm]=npm
 )
 missing=()
-for cmd in nginx haproxy wrk h2load node npm; do
+for cmd in nginx haproxy wrk h2load openssl node npm; do
     if ! have "$cmd"; then
         missing+=("${package_of[$cmd]}")
     fi
