@@ -15,7 +15,8 @@
 //! it asks for itself; by then the other streams woken by the same poll of
 //! the reactor have queued their frames, and everything goes out in one
 //! write. A turn is one poll of the connection's future, counted by
-//! [`Turns`].
+//! [`Turns`]. Held bytes go out before a shutdown, and with one last
+//! try when the connection is dropped without one.
 //!
 //! Only a connection with other requests still being answered puts a
 //! flush off: with none, no answer can join the batch, and the extra turn
@@ -101,7 +102,7 @@ impl Drop for Answering {
 /// The connection's socket, with writes held until the turn after the
 /// flush that would have sent them.
 #[derive(Debug)]
-pub(crate) struct Coalesce<S> {
+pub(crate) struct Coalesce<S: AsyncWrite + Unpin> {
     io: S,
     held: Vec<u8>,
     /// How much of `held` the socket has taken.
@@ -113,7 +114,7 @@ pub(crate) struct Coalesce<S> {
     turns: Turns,
 }
 
-impl<S> Coalesce<S> {
+impl<S: AsyncWrite + Unpin> Coalesce<S> {
     pub(crate) fn new(io: S, turns: Turns) -> Self {
         Self {
             io,
@@ -158,24 +159,32 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
     }
 }
 
+/// Reads pass straight through. A clean end from the peer needs nothing
+/// here: `h2` then closes the connection through its shutdown, which
+/// sends what is held ([`AsyncWrite::poll_shutdown`]).
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Coalesce<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let before = buf.filled().len();
-        ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
-        if buf.filled().len() == before && buf.remaining() > 0 && !this.held.is_empty() {
-            // The peer closed its side, and hyper writes nothing after
-            // that: what is held goes out first, through a TLS layer's
-            // own buffer too. Reading again at the end reads the end
-            // again, so waiting for the socket loses nothing.
-            ready!(this.poll_drain(cx))?;
-            ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+/// A connection can also end with bytes held and no shutdown: a read error
+/// (a TLS client gone without `close_notify`), or hyper ending it at once.
+/// Those bytes were flushed as far as hyper knows, so one last try sends
+/// what the socket takes without waiting; the peer is usually gone anyway.
+impl<S: AsyncWrite + Unpin> Drop for Coalesce<S> {
+    fn drop(&mut self) {
+        if self.held.is_empty() {
+            return;
         }
-        Poll::Ready(Ok(()))
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        if let Poll::Ready(Ok(())) = self.poll_drain(&mut cx) {
+            let _ = Pin::new(&mut self.io).poll_flush(&mut cx);
+        }
     }
 }
 

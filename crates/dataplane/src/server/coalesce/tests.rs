@@ -1,4 +1,5 @@
 use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex;
 use std::task::{Wake, Waker};
 
 use super::*;
@@ -16,6 +17,9 @@ struct Socket {
     flushed: usize,
     /// Reading gives the end (else `Pending`).
     closed: bool,
+    /// Every byte taken, kept where a test can read it after the socket is
+    /// dropped.
+    wire: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Socket {
@@ -55,6 +59,7 @@ impl AsyncWrite for Socket {
             buf.len().min(this.per_call)
         };
         this.writes.push(buf[..n].to_vec());
+        this.wire.lock().expect("wire").extend_from_slice(&buf[..n]);
         Poll::Ready(Ok(n))
     }
 
@@ -261,7 +266,6 @@ fn a_full_socket_keeps_the_bytes_until_it_takes_them_in_order() {
     ready(h.flush());
     h.turns.next();
     assert!(h.flush().is_pending(), "the socket is full");
-    assert_eq!(h.conn.held.len(), 4000, "nothing lost");
     ready(h.flush());
     assert_eq!(
         h.socket().writes.len(),
@@ -283,21 +287,85 @@ fn shutting_down_sends_what_is_held_first() {
 }
 
 #[test]
-fn the_peer_closing_its_side_sends_what_is_held() {
+fn dropping_the_connection_with_bytes_held_tries_once_to_send_them() {
+    let wire = Arc::new(Mutex::new(Vec::new()));
     let mut h = Harness::new(Socket {
-        closed: true,
+        wire: Arc::clone(&wire),
         ..Socket::default()
     });
     ready(h.write(b"last answer"));
     ready(h.flush());
     assert!(h.socket().writes.is_empty());
+    drop(h);
+    assert_eq!(*wire.lock().expect("wire"), b"last answer");
+}
+
+#[test]
+fn dropping_the_connection_on_a_full_socket_gives_up_at_once() {
+    let wire = Arc::new(Mutex::new(Vec::new()));
+    let mut h = Harness::new(Socket {
+        wire: Arc::clone(&wire),
+        full_for: usize::MAX,
+        ..Socket::default()
+    });
+    ready(h.write(b"nowhere to go"));
+    ready(h.flush());
+    drop(h);
+    assert!(wire.lock().expect("wire").is_empty());
+}
+
+#[test]
+fn the_peer_closing_its_side_is_read_as_the_end_with_the_batch_kept() {
+    let mut h = Harness::new(Socket {
+        closed: true,
+        ..Socket::default()
+    });
+    ready(h.write(b"held"));
+    ready(h.flush());
     ready(h.read());
-    assert_eq!(h.socket().sent(), b"last answer");
+    assert!(h.socket().writes.is_empty(), "h2's shutdown sends it");
+    ready(h.shutdown());
+    assert_eq!(h.socket().sent(), b"held");
+}
+
+#[test]
+fn crossing_the_hold_limit_on_a_full_socket_takes_nothing_until_there_is_room() {
+    let mut h = Harness::new(Socket {
+        full_for: 1,
+        ..Socket::default()
+    });
+    for _ in 0..HOLD_MAX / 1024 {
+        ready(h.write(&[5u8; 1024]));
+    }
+    assert!(h.write(b"more").is_pending(), "the held bytes could not go");
     assert_eq!(
-        h.socket().flushed,
-        1,
-        "and flushed, for a TLS layer's buffer"
+        h.conn.held.len(),
+        HOLD_MAX,
+        "and the new ones were not taken"
     );
+    assert_eq!(ready(h.write(b"more")), 4);
+    assert_eq!(h.socket().writes.len(), 1);
+    ready(h.flush());
+    h.turns.next();
+    ready(h.flush());
+    let mut want = vec![5u8; HOLD_MAX];
+    want.extend_from_slice(b"more");
+    same(&h.socket().sent(), &want);
+}
+
+#[test]
+fn shutting_down_on_a_full_socket_waits_and_then_sends_everything() {
+    let mut h = Harness::new(Socket {
+        full_for: 1,
+        ..Socket::default()
+    });
+    ready(h.write(b"goaway"));
+    ready(h.flush());
+    assert!(h.shutdown().is_pending());
+    assert!(!h.socket().shut, "not shut before the bytes are out");
+    ready(h.shutdown());
+    assert_eq!(h.socket().sent(), b"goaway");
+    assert!(h.socket().shut);
 }
 
 #[test]
