@@ -18,11 +18,12 @@
 //! [`Turns`]. Held bytes go out before a shutdown, and with one last
 //! try when the connection is dropped without one.
 //!
-//! Only a connection with other requests still being answered puts a
-//! flush off: with none, no answer can join the batch, and the extra turn
+//! Only a connection with other requests still being answered holds
+//! anything: with none, no answer can join the batch, and the extra turn
 //! (a trip through the scheduler, which may wake the other worker) would
 //! only add latency. Sequential requests on one connection (h2load -c1
-//! -m1) took 10% longer a request with every flush put off.
+//! -m1) took 10% longer a request with every flush put off. A quiet
+//! connection still gathers a flush's writes, and keeps a small buffer.
 
 use std::io;
 use std::pin::Pin;
@@ -43,10 +44,15 @@ const HOLD_MAX: usize = 64 * 1024;
 /// frames of a download are 16 KiB).
 const DIRECT: usize = 16 * 1024;
 
-/// Room kept for the next batch once the held bytes are out; a larger
-/// buffer (after a burst) is given back, so an idle connection keeps no
-/// more than `h2`'s own write buffer again.
+/// Room kept for the next batch once the held bytes are out, while other
+/// requests are being answered; a larger buffer (after a burst) is given
+/// back.
 const KEEP_MAX: usize = 16 * 1024;
+
+/// Room kept once no other request is being answered: enough for a small
+/// answer's frames, so sequential requests reuse it, and little for a
+/// connection left idle (`h2`'s own write buffer is 16 KiB).
+const KEEP_QUIET: usize = 4 * 1024;
 
 /// Flushes put off within one turn at most: past this the held bytes go
 /// out anyway. A turn of many streams flushes once per answer with a body
@@ -141,7 +147,14 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
         self.sent = 0;
         self.put_off = None;
         self.flushes = 0;
-        if self.held.capacity() > KEEP_MAX {
+        // A connection gone quiet keeps a small buffer only: it may stay
+        // open, idle, for hours (a browser's tab).
+        let keep = if self.turns.others_answering() {
+            KEEP_MAX
+        } else {
+            KEEP_QUIET
+        };
+        if self.held.capacity() > keep {
             self.held = Vec::new();
         } else {
             self.held.clear();
@@ -150,7 +163,11 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
     }
 
     /// Makes room for `len` more bytes. `true`: they go to the socket
-    /// directly (nothing is held before them).
+    /// directly (nothing is held before them, and they are large).
+    ///
+    /// Small writes are taken in even on a quiet connection: `h2` writes
+    /// each queued answer's body apart from the next answer's frames, and
+    /// taken in, a flush's writes still go out as one.
     fn poll_room(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<io::Result<bool>> {
         if !self.held.is_empty() && self.held.len() + len > HOLD_MAX {
             ready!(self.poll_drain(cx))?;

@@ -459,3 +459,32 @@ fn an_answering_guard_counts_until_dropped() {
     drop(b);
     assert!(!turns.others_answering());
 }
+
+#[test]
+fn a_quiet_connection_keeps_a_small_buffer_only() {
+    let mut h = Harness::new(Socket::default());
+    h.other = None;
+    // A flush's writes still go out as one.
+    ready(h.write_vectored(b"head ", b"body"));
+    ready(h.write(b" next"));
+    ready(h.flush());
+    assert_eq!(h.socket().writes, vec![b"head body next".to_vec()]);
+    assert!(h.conn.held.capacity() > 0, "a small answer's room is kept");
+
+    // A batch made while busy is cut down once the connection is quiet.
+    let busy = h.turns.answering();
+    for _ in 0..8 {
+        ready(h.write(&[9u8; 1024]));
+    }
+    ready(h.flush());
+    assert!(h.conn.held.capacity() > KEEP_QUIET);
+    drop(busy);
+    h.turns.next();
+    ready(h.flush());
+    assert_eq!(h.socket().sent().len(), 14 + 8 * 1024);
+    assert_eq!(
+        h.conn.held.capacity(),
+        0,
+        "the quiet connection gave it back"
+    );
+}
