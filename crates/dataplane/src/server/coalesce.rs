@@ -18,8 +18,8 @@
 //! [`Turns`]. Held bytes go out before a shutdown, and with one last
 //! try when the connection is dropped without one.
 //!
-//! Only a connection with other requests still being answered holds
-//! anything: with none, no answer can join the batch, and the extra turn
+//! Only a connection with other requests still being answered puts a
+//! flush off: with none, no answer can join the batch, and the extra turn
 //! (a trip through the scheduler, which may wake the other worker) would
 //! only add latency. Sequential requests on one connection (h2load -c1
 //! -m1) took 10% longer a request with every flush put off. A quiet
