@@ -288,25 +288,28 @@ async fn serve_conn<I, S>(
 {
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
-    // Every poll counts, the drain's too: held writes wait for the next.
-    tokio::select! {
-        res = std::future::poll_fn(|cx| {
-            turns.next();
-            conn.as_mut().poll(cx)
-        }) => {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        }
-        () = shutdown.cancelled() => {
+    let stop = shutdown.cancelled();
+    tokio::pin!(stop);
+    let mut draining = false;
+    // One poll of the connection is one turn, the drain's polls too: held
+    // writes wait for the next.
+    let res = std::future::poll_fn(|cx| {
+        if !draining && stop.as_mut().poll(cx).is_ready() {
+            draining = true;
             conn.as_mut().graceful_shutdown();
-            let drained = std::future::poll_fn(|cx| {
-                turns.next();
-                conn.as_mut().poll(cx)
-            });
-            if let Err(e) = drained.await {
-                tracing::debug!(error = %e, "connection ended with an error while draining");
-            }
+        }
+        turns.next();
+        conn.as_mut().poll(cx)
+    })
+    .await;
+    if let Err(e) = res {
+        if draining {
+            tracing::debug!(error = %e, "connection ended with an error while draining");
+        } else {
+            tracing::debug!(error = %e, "connection ended with an error");
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

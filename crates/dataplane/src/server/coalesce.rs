@@ -79,7 +79,7 @@ impl Turns {
         self.0.turns.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn now(&self) -> u64 {
+    pub(crate) fn now(&self) -> u64 {
         self.0.turns.load(Ordering::Relaxed)
     }
 
@@ -131,9 +131,7 @@ impl<S: AsyncWrite + Unpin> Coalesce<S> {
             turns,
         }
     }
-}
 
-impl<S: AsyncWrite + Unpin> Coalesce<S> {
     /// Sends everything held; `Pending` (with the socket's waker set) while
     /// the socket is full.
     fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

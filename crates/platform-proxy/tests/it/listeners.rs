@@ -18,12 +18,7 @@ async fn h2c_prior_knowledge_is_proxied_over_http2() {
     let up = upstream::echo().await;
     let proxy = TestProxy::start().await;
     proxy.host_route("x", up.addr, json!({})).await;
-    let client = reqwest::Client::builder()
-        .http2_prior_knowledge()
-        .resolve("x.apps.test", proxy.addr)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .expect("client");
+    let client = h2c_client("x.apps.test", proxy.addr);
     let port = proxy.addr.port();
     let resp = client
         .get(format!("http://x.apps.test:{port}/h2c?q=1"))
@@ -61,6 +56,8 @@ async fn sized_upstream(delay: Duration) -> upstream::Upstream {
     .await
 }
 
+/// A client speaking h2c (prior knowledge) to `proxy` for `host`; its
+/// requests share one connection.
 fn h2c_client(host: &str, proxy: SocketAddr) -> reqwest::Client {
     reqwest::Client::builder()
         .http2_prior_knowledge()
@@ -68,6 +65,21 @@ fn h2c_client(host: &str, proxy: SocketAddr) -> reqwest::Client {
         .timeout(Duration::from_secs(20))
         .build()
         .expect("client")
+}
+
+/// `GET /size/{n}` on `host` through the proxy at `port`, answered 200.
+async fn get_sized(client: &reqwest::Client, host: &str, port: u16, n: usize) -> reqwest::Response {
+    let resp = client
+        .get(format!("http://{host}:{port}/size/{n}"))
+        .send()
+        .await
+        .expect("h2 request");
+    assert_eq!(resp.status(), 200);
+    resp
+}
+
+fn assert_patterned(n: usize, body: &[u8]) {
+    assert!(body == patterned(n), "{n} bytes asked, {} came", body.len());
 }
 
 /// The answers of many streams on one connection go out gathered
@@ -89,23 +101,13 @@ async fn concurrent_http2_streams_on_one_connection_each_get_their_own_answer() 
         let n = sizes[i % sizes.len()];
         let client = client.clone();
         calls.push(tokio::spawn(async move {
-            let resp = client
-                .get(format!("http://many.apps.test:{port}/size/{n}"))
-                .send()
-                .await
-                .expect("h2 request");
+            let resp = get_sized(&client, "many.apps.test", port, n).await;
             assert_eq!(resp.version(), Version::HTTP_2);
-            assert_eq!(resp.status(), 200);
             let cid = resp.headers()["x-correlation-id"]
                 .to_str()
                 .expect("text")
                 .to_owned();
-            let body = resp.bytes().await.expect("body");
-            assert!(
-                body[..] == patterned(n)[..],
-                "stream for {n} bytes got {} others",
-                body.len()
-            );
+            assert_patterned(n, &resp.bytes().await.expect("body"));
             cid
         }));
     }
@@ -133,12 +135,7 @@ async fn stopping_the_proxy_lets_in_flight_http2_answers_out() {
     for n in [10, 1024, 40_000] {
         let client = client.clone();
         calls.push(tokio::spawn(async move {
-            let resp = client
-                .get(format!("http://drain.apps.test:{port}/size/{n}"))
-                .send()
-                .await
-                .expect("h2 request");
-            assert_eq!(resp.status(), 200);
+            let resp = get_sized(&client, "drain.apps.test", port, n).await;
             (n, resp.bytes().await.expect("body"))
         }));
     }
@@ -149,11 +146,7 @@ async fn stopping_the_proxy_lets_in_flight_http2_answers_out() {
         .expect("the drain ends");
     for c in calls {
         let (n, body) = c.await.expect("stream task");
-        assert!(
-            body[..] == patterned(n)[..],
-            "{n} bytes asked, {} came",
-            body.len()
-        );
+        assert_patterned(n, &body);
     }
 }
 
