@@ -4,11 +4,12 @@
 # prints the median req/s of each, their ratio, each one's core time per
 # request (user and system, from /proc; steadier than req/s on a shared
 # machine, where neighbours steal the core) and each one's RSS after load.
-# Usage: bench/ab.sh BIN_A BIN_B [runs] [secs] [public|auth]
+# Usage: bench/ab.sh BIN_A BIN_B [runs] [secs] [public|auth] [h1|h2]
+# (h2: h2load, h2c prior knowledge, 64 clients of 10 streams each)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
-bin_a=$1; bin_b=$2; runs=${3:-5}; secs=${4:-8}; which=${5:-public}
+bin_a=$1; bin_b=$2; runs=${3:-5}; secs=${4:-8}; which=${5:-public}; proto=${6:-h1}
 base=${BENCH_PORT_BASE:-18080}
 up_port=$((base + 1)); pa=$((base + 2)); pb=$((base + 3))
 bench_init
@@ -30,7 +31,12 @@ for i in $(seq "$runs"); do
     port=$pa; [ $side = b ] && port=$pb
     c=""; [ "$which" = auth ] && c=${cookies[$side]}
     read -r u0 s0 < <(cpu_ticks "${pids[$side]}")
-    bench_wrk "$side" "$secs" "http://127.0.0.1:$port/1k.txt" "$host" "$c"
+    if [ "$proto" = h2 ]; then
+      bench_h2load "$side" "$secs" "http://127.0.0.1:$port/1k.txt" ":authority: $host" ${c:+"cookie: $c"}
+      wrk_rps=$h2_rps; wrk_requests=$h2_requests
+    else
+      bench_wrk "$side" "$secs" "http://127.0.0.1:$port/1k.txt" "$host" "$c"
+    fi
     read -r u1 s1 < <(cpu_ticks "${pids[$side]}")
     # Core time per request, in microseconds.
     u=$(awk -v t=$((u1 - u0)) -v k="$tick_us" -v n="$wrk_requests" 'BEGIN{printf "%.2f", t * k / n}')

@@ -389,8 +389,8 @@ bench_wrk() {
 }
 
 # bench_h2load NAME SECS URL [HEADER...]: h2c prior knowledge, 64 clients,
-# 10 streams each. Sets h2_rps, h2_mean and h2_max (ms; h2load prints no
-# percentiles). Refuses runs with failed or non-2xx requests.
+# 10 streams each. Sets h2_rps, h2_requests (succeeded), h2_mean and h2_max
+# (ms; h2load prints no percentiles). Refuses runs with failed or non-2xx requests.
 bench_h2load() {
     local name=$1 secs=$2 url=$3 out
     shift 3
@@ -409,6 +409,7 @@ bench_h2load() {
         die "$name: h2load saw failed or non-2xx requests; refusing to report them"
     fi
     h2_rps=$(awk '/^finished in/{print $4}' <<<"$out")
+    h2_requests=$(awk '/^requests:/{print $8}' <<<"$out")
     h2_mean=$(to_ms "$(awk '/^time for request:/{print $6}' <<<"$out")")
     h2_max=$(to_ms "$(awk '/^time for request:/{print $5}' <<<"$out")")
 }
