@@ -6,11 +6,12 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -18,7 +19,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::pipeline::{ConnInfo, Proxy};
 use crate::server::coalesce::{Coalesce, Turns};
+use crate::server::streams::{Running, Streams};
 use crate::server::{h1, ClientBody, H2Body};
+use crate::settings::Settings;
 
 /// One bound socket and, for HTTPS, its TLS acceptor.
 pub struct Listener {
@@ -41,13 +44,11 @@ const TUNNEL_CLOSE_WAIT: Duration = Duration::from_secs(6);
 /// Serves every listener until `shutdown` fires, then drains and returns.
 pub async fn serve(proxy: Arc<Proxy>, listeners: Vec<Listener>, shutdown: CancellationToken) {
     let conns = TaskTracker::new();
-    let builder = Arc::new(h2_builder(&proxy));
     let mut accept_loops = Vec::new();
     for l in listeners {
         accept_loops.push(tokio::spawn(accept_loop(
             l,
             Arc::clone(&proxy),
-            Arc::clone(&builder),
             conns.clone(),
             shutdown.clone(),
         )));
@@ -113,13 +114,12 @@ async fn protocol_shown(stream: &tokio::net::TcpStream, timeout: Duration) -> Op
     }
 }
 
-/// hyper's server, for HTTP/2 connections only: HTTP/1.1 is the proxy's
-/// own (`server/h1.rs`).
-fn h2_builder(proxy: &Proxy) -> auto::Builder<TokioExecutor> {
-    let s = proxy.settings();
-    let mut b = auto::Builder::new(TokioExecutor::new()).http2_only();
-    b.http2()
-        .timer(TokioTimer::new())
+/// hyper's server, for HTTP/2 connections only (HTTP/1.1 is the proxy's
+/// own, `server/h1.rs`): one a connection, its streams run by the
+/// connection's task (`server/streams.rs`).
+fn h2_builder(s: &Settings, streams: Streams) -> http2::Builder<Streams> {
+    let mut b = http2::Builder::new(streams);
+    b.timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(s.max_header_bytes * 2).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .max_concurrent_streams(Some(256));
@@ -141,7 +141,6 @@ fn h1_limits(proxy: &Proxy) -> h1::Limits {
 async fn accept_loop(
     listener: Listener,
     proxy: Arc<Proxy>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     conns: TaskTracker,
     shutdown: CancellationToken,
 ) {
@@ -163,7 +162,6 @@ async fn accept_loop(
         let _ = stream.set_nodelay(true);
         let info = ConnInfo::new(remote, tls);
         let proxy = Arc::clone(&proxy);
-        let builder = Arc::clone(&builder);
         let shutdown = shutdown.clone();
         let acceptor = listener.tls.clone();
         conns.spawn(async move {
@@ -177,7 +175,7 @@ async fn accept_loop(
             match acceptor {
                 None => match protocol_shown(&stream, timeout).await {
                     Some(true) => {
-                        Box::pin(serve_h2(&builder, stream, proxy, info, &shutdown)).await;
+                        Box::pin(serve_h2(stream, proxy, info, &shutdown)).await;
                     }
                     Some(false) => {
                         let (r, w) = stream.into_split();
@@ -194,10 +192,7 @@ async fn accept_loop(
                     None => tracing::debug!(%remote, "no request within the header-read timeout"),
                 },
                 Some(acc) => {
-                    Box::pin(serve_tls(
-                        acc, stream, &builder, proxy, info, limits, shutdown,
-                    ))
-                    .await;
+                    Box::pin(serve_tls(acc, stream, proxy, info, limits, shutdown)).await;
                 }
             }
         });
@@ -208,7 +203,6 @@ async fn accept_loop(
 async fn serve_tls(
     acc: TlsAcceptor,
     stream: TcpStream,
-    builder: &auto::Builder<TokioExecutor>,
     proxy: Arc<Proxy>,
     info: ConnInfo,
     limits: h1::Limits,
@@ -220,7 +214,7 @@ async fn serve_tls(
             if tls_stream.get_ref().1.alpn_protocol() == Some(b"h2") {
                 // Boxed too: TLS connections serving HTTP/1.1 would carry
                 // hyper's HTTP/2 connection's room otherwise.
-                Box::pin(serve_h2(builder, tls_stream, proxy, info, &shutdown)).await;
+                Box::pin(serve_h2(tls_stream, proxy, info, &shutdown)).await;
             } else {
                 let (r, w) = tokio::io::split(tls_stream);
                 h1::serve(
@@ -239,23 +233,21 @@ async fn serve_tls(
     }
 }
 
-/// An HTTP/2 connection, on hyper's server, its writes gathered across
-/// its streams (`server/coalesce.rs`).
-async fn serve_h2<S>(
-    builder: &auto::Builder<TokioExecutor>,
-    io: S,
-    proxy: Arc<Proxy>,
-    info: ConnInfo,
-    shutdown: &CancellationToken,
-) where
+/// An HTTP/2 connection, on hyper's server, its streams run in its task
+/// (`server/streams.rs`) and its writes gathered across them
+/// (`server/coalesce.rs`).
+async fn serve_h2<S>(io: S, proxy: Arc<Proxy>, info: ConnInfo, shutdown: &CancellationToken)
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let turns = Turns::default();
-    let streams = turns.clone();
+    let (running, streams) = Running::new();
+    let builder = h2_builder(proxy.settings(), streams);
+    let answers = turns.clone();
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let proxy = Arc::clone(&proxy);
         let info = info.clone();
-        let answering = streams.answering();
+        let answering = answers.answering();
         async move {
             let timeout = proxy.settings().body_read_timeout;
             let req = req.map(|b| ClientBody::H2(H2Body::new(b, timeout)));
@@ -265,13 +257,15 @@ async fn serve_h2<S>(
         }
     });
     let io = TokioIo::new(Coalesce::new(io, turns.clone()));
-    serve_conn(builder, io, svc, &turns, shutdown).await;
+    serve_conn(&builder, running, io, svc, &turns, shutdown).await;
 }
 
-/// Drives one connection until it ends or `shutdown` fires, then drains
-/// it gracefully. Each poll of the connection is a turn of `turns`.
+/// Drives one connection and its streams until it ends or `shutdown`
+/// fires, then drains it gracefully. Each poll of the connection is a turn
+/// of `turns`.
 async fn serve_conn<I, S>(
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &http2::Builder<Streams>,
+    mut running: Running,
     io: I,
     svc: S,
     turns: &Turns,
@@ -286,20 +280,28 @@ async fn serve_conn<I, S>(
         + 'static,
     S::Future: Send + 'static,
 {
-    let conn = builder.serve_connection_with_upgrades(io, svc);
-    tokio::pin!(conn);
+    let mut conn = std::pin::pin!(Some(builder.serve_connection(io, svc)));
     let stop = shutdown.cancelled();
     tokio::pin!(stop);
     let mut draining = false;
     // One poll of the connection is one turn, the drain's polls too: held
-    // writes wait for the next.
+    // writes wait for the next. The streams woken since the last turn go
+    // first, so the answers they queue are written by this turn's poll of
+    // the connection; the streams it takes in start right after it, so
+    // their upstream requests go out in this turn too.
     let res = std::future::poll_fn(|cx| {
+        let Some(mut c) = conn.as_mut().as_pin_mut() else {
+            return Poll::Ready(Ok(()));
+        };
         if !draining && stop.as_mut().poll(cx).is_ready() {
             draining = true;
-            conn.as_mut().graceful_shutdown();
+            c.as_mut().graceful_shutdown();
         }
         turns.next();
-        conn.as_mut().poll(cx)
+        let _ = running.poll(cx);
+        let res = c.poll(cx);
+        let _ = running.poll(cx);
+        res
     })
     .await;
     if let Err(e) = res {
@@ -308,6 +310,13 @@ async fn serve_conn<I, S>(
         } else {
             tracing::debug!(error = %e, "connection ended with an error");
         }
+    }
+    // The connection has closed; dropping it fails what its streams still
+    // wait on (a reset stream's service future, say), and they end at
+    // their next poll, as spawned ones would.
+    conn.set(None);
+    if running.len() > 0 {
+        std::future::poll_fn(|cx| running.poll(cx)).await;
     }
 }
 

@@ -8,6 +8,7 @@
 pub(crate) mod coalesce;
 pub(crate) mod h1;
 mod stall;
+pub(crate) mod streams;
 
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
