@@ -418,6 +418,21 @@ bench_h2load() {
 # `cpu_ticks PID` prints "USER SYSTEM".
 cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 
+# cpu_sum PID: user + system clock ticks of PID and its children (nginx's
+# master and worker).
+cpu_sum() {
+    local p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || true
+    done | awk '{s += $1} END{print s + 0}'
+}
+
+# per_request_us TICKS_BEFORE TICKS_AFTER REQUESTS: core time a request, µs.
+per_request_us() {
+    awk -v t=$(($2 - $1)) -v k=$((1000000 / $(getconf CLK_TCK))) -v n="$3" \
+        'BEGIN{printf "%.1f", (n > 0) ? t * k / n : 0}'
+}
+
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
 # rss_kib PID: resident memory of PID and its children (nginx's master and

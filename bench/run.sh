@@ -125,8 +125,8 @@ case_http() {
     url[pp-auth]=http://127.0.0.1:$px_port/1k.txt; host[pp-auth]=s.apps.bench; pid[pp-auth]=$px_pid
     ck[pp-auth]=$cookie
 
-    local p
-    declare -A rps p99 rss
+    local p t0
+    declare -A rps p99 rss core
     for p in "${peers[@]}"; do
         bench_check "$p" "${url[$p]}" "${host[$p]}" "${ck[$p]:-}"
         # One second of warm-up: pools filled, caches primed, JIT warm.
@@ -136,7 +136,9 @@ case_http() {
     for i in $(seq "$runs"); do
         local line="run $i:"
         for p in $(order "$i" "${peers[@]}"); do
+            t0=$(cpu_sum "${pid[$p]}")
             bench_wrk "$p" "$secs" "${url[$p]}" "${host[$p]}" "${ck[$p]:-}"
+            core[$p]+=" $(per_request_us "$t0" "$(cpu_sum "${pid[$p]}")" "$wrk_requests")"
             rps[$p]+=" $wrk_rps"; p99[$p]+=" $wrk_p99"
             rss[$p]+=" $(rss_kib "${pid[$p]}")"
             line+=" $p $wrk_rps/s ${wrk_p99}ms |"
@@ -144,21 +146,22 @@ case_http() {
         echo "${line% |}"
     done
 
-    declare -A m_rps m_p99 m_rss
+    declare -A m_rps m_p99 m_rss m_core
     for p in "${peers[@]}"; do
         # shellcheck disable=SC2086 # word-split the space-separated samples
-        { m_rps[$p]=$(median ${rps[$p]}); m_p99[$p]=$(median ${p99[$p]}); m_rss[$p]=$(median ${rss[$p]}); }
+        { m_rps[$p]=$(median ${rps[$p]}); m_p99[$p]=$(median ${p99[$p]}); m_rss[$p]=$(median ${rss[$p]}); m_core[$p]=$(median ${core[$p]}); }
     done
     local best
     best=$(awk -v a="${m_rps[nginx]}" -v b="${m_rps[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
     echo
-    echo "| peer | req/s median | p99 ms median | RSS KiB after load | req/s vs faster of nginx/haproxy | req/s vs CHP | RSS vs nginx |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| peer | req/s median | p99 ms median | core µs a request | RSS KiB after load | req/s vs faster of nginx/haproxy | req/s vs CHP | core time vs haproxy | RSS vs nginx |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for p in "${peers[@]}"; do
-        echo "| $p | ${m_rps[$p]} | ${m_p99[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(ratio "${m_rps[$p]}" "${m_rps[chp]}") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
+        echo "| $p | ${m_rps[$p]} | ${m_p99[$p]} | ${m_core[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(ratio "${m_rps[$p]}" "${m_rps[chp]}") | $(ratio "${m_core[$p]}" "${m_core[haproxy]}") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
     done
     echo
     echo "direct and nginx RSS: master + worker; pp-public and pp-auth are one process (measured after each's runs)."
+    echo "Core time a request: the process's user + system time over the run (/proc; for direct, the upstream's), steadier than req/s when neighbours steal the core."
     bench_stop_all
 }
 
@@ -185,7 +188,8 @@ case_h2() {
         [ -n "${ck[$1]:-}" ] && printf '%s\n' "cookie: ${ck[$1]}"
         return 0
     }
-    declare -A rps mean max rss
+    declare -A rps mean max rss core
+    local t0
     for p in "${peers[@]}"; do
         mapfile -t hs < <(h2args "$p")
         bench_h2load "$p" 1 "${url[$p]}" "${hs[@]}"
@@ -194,28 +198,31 @@ case_h2() {
         local line="run $i:"
         for p in $(order "$i" "${peers[@]}"); do
             mapfile -t hs < <(h2args "$p")
+            t0=$(cpu_sum "${pid[$p]}")
             bench_h2load "$p" "$secs" "${url[$p]}" "${hs[@]}"
+            core[$p]+=" $(per_request_us "$t0" "$(cpu_sum "${pid[$p]}")" "$h2_requests")"
             rps[$p]+=" $h2_rps"; mean[$p]+=" $h2_mean"; max[$p]+=" $h2_max"
             rss[$p]+=" $(rss_kib "${pid[$p]}")"
             line+=" $p $h2_rps/s mean ${h2_mean}ms |"
         done
         echo "${line% |}"
     done
-    declare -A m_rps m_mean m_max m_rss
+    declare -A m_rps m_mean m_max m_rss m_core
     for p in "${peers[@]}"; do
         # shellcheck disable=SC2086
-        { m_rps[$p]=$(median ${rps[$p]}); m_mean[$p]=$(median ${mean[$p]}); m_max[$p]=$(median ${max[$p]}); m_rss[$p]=$(median ${rss[$p]}); }
+        { m_rps[$p]=$(median ${rps[$p]}); m_mean[$p]=$(median ${mean[$p]}); m_max[$p]=$(median ${max[$p]}); m_rss[$p]=$(median ${rss[$p]}); m_core[$p]=$(median ${core[$p]}); }
     done
     local best
     best=$(awk -v a="${m_rps[nginx]}" -v b="${m_rps[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
     echo
-    echo "| peer | req/s median | mean ms median | max ms median | RSS KiB after load | req/s vs faster of nginx/haproxy | RSS vs nginx |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| peer | req/s median | mean ms median | max ms median | core µs a request | RSS KiB after load | req/s vs faster of nginx/haproxy | core time vs haproxy | RSS vs nginx |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for p in "${peers[@]}"; do
-        echo "| $p | ${m_rps[$p]} | ${m_mean[$p]} | ${m_max[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
+        echo "| $p | ${m_rps[$p]} | ${m_mean[$p]} | ${m_max[$p]} | ${m_core[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(ratio "${m_core[$p]}" "${m_core[haproxy]}") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
     done
     echo
     echo "h2load prints no latency percentiles; mean and max of 'time for request' instead. Proxies speak HTTP/1.1 with keep-alive to the upstream."
+    echo "Core time a request: the process's user + system time over the run (/proc; for direct, the upstream's), steadier than req/s when neighbours steal the core."
     bench_stop_all
 }
 
