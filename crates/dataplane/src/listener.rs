@@ -38,6 +38,11 @@ impl std::fmt::Debug for Listener {
     }
 }
 
+/// Polls of an HTTP/2 connection at most to end one turn: each sends what
+/// the one before left held; past this the connection's task is woken
+/// instead, so one connection cannot keep its worker.
+const END_TURNS_MAX: u32 = 4;
+
 /// Time the tunnels get after the drain signal to exchange Close frames.
 const TUNNEL_CLOSE_WAIT: Duration = Duration::from_secs(6);
 
@@ -284,11 +289,13 @@ async fn serve_conn<I, S>(
     let stop = shutdown.cancelled();
     tokio::pin!(stop);
     let mut draining = false;
-    // One poll of the connection is one turn, the drain's polls too: held
-    // writes wait for the next. The streams woken since the last turn go
-    // first, so the answers they queue are written by this turn's poll of
-    // the connection; the streams it takes in start right after it, so
-    // their upstream requests go out in this turn too.
+    // One poll of the connection is one turn, the drain's polls too. The
+    // streams woken since the last turn go first, so the answers they
+    // queue are written by this turn's poll of the connection; the streams
+    // it takes in start right after it, so their upstream requests go out
+    // in this turn too. The turn's writes are held (`server/coalesce.rs`):
+    // while a turn leaves bytes held, the connection is polled again at
+    // once, a turn of its own, whose flush sends them all in one write.
     let res = std::future::poll_fn(|cx| {
         let Some(mut c) = conn.as_mut().as_pin_mut() else {
             return Poll::Ready(Ok(()));
@@ -299,8 +306,19 @@ async fn serve_conn<I, S>(
         }
         turns.next();
         let _ = running.poll(cx);
-        let res = c.poll(cx);
+        let mut res = c.as_mut().poll(cx);
         let _ = running.poll(cx);
+        let mut ends = 0;
+        while res.is_pending() && turns.holding() {
+            if ends == END_TURNS_MAX {
+                cx.waker().wake_by_ref();
+                break;
+            }
+            ends += 1;
+            turns.next();
+            res = c.as_mut().poll(cx);
+            let _ = running.poll(cx);
+        }
         res
     })
     .await;

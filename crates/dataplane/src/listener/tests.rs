@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Empty;
+use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http2 as client;
 use hyper_util::rt::TokioExecutor;
 
@@ -42,7 +42,12 @@ async fn each_poll_of_an_http2_connection_is_a_turn_the_drains_too() {
     let req = http::Request::get("http://x/")
         .body(Empty::<Bytes>::new())
         .expect("request");
-    let resp = send.send_request(req).await.expect("answer");
+    // Held to the turn's end, the answer still comes with nothing to wake
+    // the task: the driver ends the turn itself.
+    let resp = tokio::time::timeout(Duration::from_secs(5), send.send_request(req))
+        .await
+        .expect("the turn's end sent the answer")
+        .expect("answer");
     assert_eq!(resp.status(), 200);
     let served = turns.now();
     assert_eq!(
@@ -58,6 +63,128 @@ async fn each_poll_of_an_http2_connection_is_a_turn_the_drains_too() {
         .expect("the drain ends")
         .expect("server task");
     assert!(turns.now() > served, "the drain's polls were counted too");
+    drop(send);
+    let _ = client.await;
+}
+
+/// The server's side of a duplex pipe, counting the writes that reach it.
+struct Counted {
+    io: tokio::io::DuplexStream,
+    writes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for Counted {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counted {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.writes
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// Answers that become ready together leave together: eight streams whose
+/// answers (each with a body, which `h2` flushes one by one) are released
+/// at once reach the socket in one write, made at the end of the turn.
+#[tokio::test]
+async fn answers_ready_in_one_turn_leave_in_one_write() {
+    const STREAMS: usize = 8;
+    let (client_io, server_io) = tokio::io::duplex(256 * 1024);
+    let writes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (running, streams) = Running::new();
+    let mut b = http2::Builder::new(streams);
+    b.timer(TokioTimer::new());
+    let turns = Turns::default();
+    let shutdown = CancellationToken::new();
+    let (release, released) = tokio::sync::watch::channel(false);
+    let arrived = Arc::new(tokio::sync::Semaphore::new(0));
+    let svc = {
+        let arrived = Arc::clone(&arrived);
+        service_fn(move |_req: http::Request<hyper::body::Incoming>| {
+            let mut released = released.clone();
+            let arrived = Arc::clone(&arrived);
+            async move {
+                arrived.add_permits(1);
+                let _ = released.wait_for(|go| *go).await;
+                Ok::<_, Infallible>(http::Response::new(crate::body::full(vec![b'x'; 1024])))
+            }
+        })
+    };
+    let server = {
+        let (turns, shutdown) = (turns.clone(), shutdown.clone());
+        let io = Counted {
+            io: server_io,
+            writes: Arc::clone(&writes),
+        };
+        tokio::spawn(async move {
+            let io = TokioIo::new(Coalesce::new(io, turns.clone()));
+            serve_conn(&b, running, io, svc, &turns, &shutdown).await;
+        })
+    };
+    let (send, conn) = client::handshake(TokioExecutor::new(), TokioIo::new(client_io))
+        .await
+        .expect("handshake");
+    let client = tokio::spawn(conn);
+    let mut calls = Vec::new();
+    for i in 0..STREAMS {
+        let mut send = send.clone();
+        let req = http::Request::get(format!("http://x/{i}"))
+            .body(Empty::<Bytes>::new())
+            .expect("request");
+        calls.push(tokio::spawn(async move {
+            let resp = send.send_request(req).await.expect("answer");
+            resp.into_body()
+                .collect()
+                .await
+                .expect("body")
+                .to_bytes()
+                .len()
+        }));
+    }
+    let all = u32::try_from(STREAMS).expect("count");
+    let _ = tokio::time::timeout(Duration::from_secs(5), arrived.acquire_many(all))
+        .await
+        .expect("every request reached the service");
+    let before = writes.load(std::sync::atomic::Ordering::Relaxed);
+    release.send(true).expect("streams wait");
+    for call in calls {
+        let len = tokio::time::timeout(Duration::from_secs(5), call)
+            .await
+            .expect("answered in time")
+            .expect("call");
+        assert_eq!(len, 1024);
+    }
+    let answers = writes.load(std::sync::atomic::Ordering::Relaxed) - before;
+    assert_eq!(answers, 1, "{STREAMS} answers left in {answers} writes");
+
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     drop(send);
     let _ = client.await;
 }

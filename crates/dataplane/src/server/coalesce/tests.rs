@@ -181,7 +181,7 @@ fn a_flush_is_put_off_to_the_next_turn_which_sends_everything_in_one_write() {
     assert_eq!(ready(h.write_vectored(b"head-a ", b"body-a ")), 14);
     ready(h.flush());
     assert!(h.socket().writes.is_empty(), "the first flush holds");
-    assert_eq!(h.wakes(), 1, "and asks for the next turn");
+    assert!(h.turns.holding(), "and asks the driver to end the turn");
     // Another stream's answer in the same turn joins the batch.
     assert_eq!(ready(h.write(b"b ")), 2);
     ready(h.flush());
@@ -192,10 +192,16 @@ fn a_flush_is_put_off_to_the_next_turn_which_sends_everything_in_one_write() {
     ready(h.flush());
     assert_eq!(h.socket().writes, vec![b"head-a body-a b c".to_vec()]);
     // Nothing is held now: a flush passes straight on, with no turn asked.
-    let wakes = h.wakes();
+    assert!(!h.turns.holding());
     ready(h.flush());
-    assert_eq!(h.wakes(), wakes);
+    assert!(!h.turns.holding());
     assert_eq!(h.socket().writes.len(), 1);
+    assert_eq!(h.socket().flushed, 2, "both flushes reached the socket");
+    assert_eq!(
+        h.wakes(),
+        0,
+        "the driver ends turns; nothing wakes the task"
+    );
 }
 
 #[test]
@@ -206,7 +212,7 @@ fn a_large_write_with_nothing_held_goes_straight_to_the_socket() {
     assert_eq!(h.socket().writes.len(), 1, "not copied, not held");
     assert!(h.conn.held.is_empty());
     ready(h.flush());
-    assert_eq!(h.wakes(), 0);
+    assert!(!h.turns.holding(), "nothing held, no turn to end");
 }
 
 #[test]
@@ -423,29 +429,39 @@ fn a_turn_of_many_flushes_sends_once_the_bound_is_reached() {
 }
 
 #[test]
-fn with_no_other_request_being_answered_a_flush_writes_at_once() {
+fn a_lone_answer_is_held_to_the_end_of_its_turn_too() {
     let mut h = Harness::new(Socket::default());
     h.other = None;
-    ready(h.write(b"the only answer"));
+    ready(h.write_vectored(b"head ", b"body"));
     ready(h.flush());
-    assert_eq!(h.socket().sent(), b"the only answer");
-    assert_eq!(h.wakes(), 0, "no turn asked for");
-
-    // Bytes already put off wait for their turn even once the others are
-    // done: order and the one write are kept.
-    let busy = h.turns.answering();
-    ready(h.write(b"a"));
-    ready(h.flush());
-    drop(busy);
-    ready(h.write(b"b"));
-    ready(h.flush());
-    assert_eq!(h.socket().writes.len(), 1);
+    assert!(h.socket().writes.is_empty(), "held, with no other request");
+    assert!(h.turns.holding());
+    // The driver's next poll is the turn's end: one write, nothing woken.
     h.turns.next();
     ready(h.flush());
-    assert_eq!(
-        h.socket().writes,
-        vec![b"the only answer".to_vec(), b"ab".to_vec()]
+    assert_eq!(h.socket().writes, vec![b"head body".to_vec()]);
+    assert!(!h.turns.holding());
+    assert_eq!(h.wakes(), 0);
+}
+
+#[test]
+fn bytes_on_a_full_socket_leave_the_turn_to_the_sockets_wake() {
+    let mut h = Harness::new(Socket {
+        full_for: 1,
+        ..Socket::default()
+    });
+    ready(h.write(b"answer"));
+    ready(h.flush());
+    assert!(h.turns.holding());
+    h.turns.next();
+    assert!(h.flush().is_pending(), "the socket is full");
+    assert!(
+        !h.turns.holding(),
+        "the driver does not poll again: the socket's readiness will"
     );
+    h.turns.next();
+    ready(h.flush());
+    assert_eq!(h.socket().sent(), b"answer");
 }
 
 #[test]
@@ -464,9 +480,11 @@ fn an_answering_guard_counts_until_dropped() {
 fn a_quiet_connection_keeps_a_small_buffer_only() {
     let mut h = Harness::new(Socket::default());
     h.other = None;
-    // A flush's writes still go out as one.
+    // A turn's writes still go out as one.
     ready(h.write_vectored(b"head ", b"body"));
     ready(h.write(b" next"));
+    ready(h.flush());
+    h.turns.next();
     ready(h.flush());
     assert_eq!(h.socket().writes, vec![b"head body next".to_vec()]);
     assert!(h.conn.held.capacity() > 0, "a small answer's room is kept");
