@@ -14,6 +14,7 @@ mod follower;
 mod forward_auth;
 mod forwarding;
 mod http1;
+mod http2;
 mod listeners;
 mod pool;
 mod revocation;
