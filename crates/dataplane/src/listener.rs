@@ -306,20 +306,13 @@ async fn serve_conn<I, S>(
         }
         turns.next();
         let _ = running.poll(cx);
-        let mut res = c.as_mut().poll(cx);
+        let res = c.as_mut().poll(cx);
         let _ = running.poll(cx);
-        let mut ends = 0;
-        while res.is_pending() && turns.holding() {
-            if ends == END_TURNS_MAX {
-                cx.waker().wake_by_ref();
-                break;
-            }
-            ends += 1;
-            turns.next();
-            res = c.as_mut().poll(cx);
+        end_turn(turns, cx, res, |cx| {
+            let res = c.as_mut().poll(cx);
             let _ = running.poll(cx);
-        }
-        res
+            res
+        })
     })
     .await;
     if let Err(e) = res {
@@ -336,6 +329,28 @@ async fn serve_conn<I, S>(
     if running.len() > 0 {
         std::future::poll_fn(|cx| running.poll(cx)).await;
     }
+}
+
+/// Ends a turn that left bytes held: polls the connection again, a turn
+/// of its own each time, while bytes stay held, at most [`END_TURNS_MAX`]
+/// times; past that the task is woken to come back later.
+fn end_turn<T>(
+    turns: &Turns,
+    cx: &mut std::task::Context<'_>,
+    mut res: Poll<T>,
+    mut poll: impl FnMut(&mut std::task::Context<'_>) -> Poll<T>,
+) -> Poll<T> {
+    let mut ends = 0;
+    while res.is_pending() && turns.holding() {
+        if ends == END_TURNS_MAX {
+            cx.waker().wake_by_ref();
+            break;
+        }
+        ends += 1;
+        turns.next();
+        res = poll(cx);
+    }
+    res
 }
 
 #[cfg(test)]

@@ -188,3 +188,60 @@ async fn answers_ready_in_one_turn_leave_in_one_write() {
     drop(send);
     let _ = client.await;
 }
+
+/// Counts the wakes a poll asks for.
+#[derive(Default)]
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A turn that leaves bytes held is ended by polling the connection
+/// again; a connection that holds more bytes at every one of those polls
+/// (an answer that never stops coming) is polled [`END_TURNS_MAX`] more
+/// times, then its task is woken so the worker can run others first.
+#[test]
+fn ending_a_turn_polls_at_most_end_turns_max_times_then_wakes_the_task() {
+    let (_client, server_io) = tokio::io::duplex(1 << 20);
+    let turns = Turns::default();
+    let mut conn = Coalesce::new(server_io, turns.clone());
+    let wakes = Arc::new(Wakes::default());
+    let waker = std::task::Waker::from(Arc::clone(&wakes));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let polls = std::cell::Cell::new(0u32);
+    let more = std::cell::Cell::new(true);
+    // One poll of a connection: its flush sends what the turn before held,
+    // and while `more`, it writes and flushes again, which is held.
+    let mut poll = |cx: &mut std::task::Context<'_>| -> Poll<()> {
+        use tokio::io::AsyncWrite;
+        polls.set(polls.get() + 1);
+        let mut io = std::pin::Pin::new(&mut conn);
+        assert!(io.as_mut().poll_flush(cx).is_ready());
+        if more.get() {
+            assert!(io.as_mut().poll_write(cx, b"more").is_ready());
+            assert!(io.as_mut().poll_flush(cx).is_ready());
+        }
+        Poll::Pending
+    };
+
+    turns.next();
+    let first = poll(&mut cx);
+    assert!(turns.holding(), "the turn left bytes held");
+    assert!(end_turn(&turns, &mut cx, first, &mut poll).is_pending());
+    assert_eq!(polls.get(), 1 + END_TURNS_MAX, "ended at the bound");
+    assert!(turns.holding(), "still holding");
+    assert_eq!(wakes.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    // A connection whose next poll only sends what was held: one more
+    // poll ends the turn, and nothing is woken.
+    more.set(false);
+    polls.set(0);
+    let first = Poll::Pending;
+    assert!(end_turn(&turns, &mut cx, first, &mut poll).is_pending());
+    assert_eq!(polls.get(), 1);
+    assert!(!turns.holding());
+    assert_eq!(wakes.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+}
