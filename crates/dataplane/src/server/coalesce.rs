@@ -32,8 +32,8 @@
 //! waiting, and every `h2` flush (one an answer with a body) wrote at
 //! once: one write an answer. Ending the turn instead sends 0.11 writes to
 //! the client a request (HAProxy 0.16), 2.23 system calls a request in all
-//! (HAProxy 2.37, before 3.10), and took 1.07× the requests a second
-//! with a fifth less system time.
+//! (HAProxy 2.37, before 3.10), and served 1.19× the requests a second
+//! with 0.89× the user and 0.72× the system time a request.
 
 use std::io;
 use std::pin::Pin;
