@@ -25,7 +25,6 @@ for side in a b; do
 done
 host=b.apps.bench; [ "$which" = auth ] && host=s.apps.bench
 declare -a ra rb ua ub sa sb
-tick_us=$((1000000 / $(getconf CLK_TCK)))
 for i in $(seq "$runs"); do
   for side in a b; do
     port=$pa; [ $side = b ] && port=$pb
@@ -39,8 +38,8 @@ for i in $(seq "$runs"); do
     fi
     read -r u1 s1 < <(cpu_ticks "${pids[$side]}")
     # Core time per request, in microseconds.
-    u=$(awk -v t=$((u1 - u0)) -v k="$tick_us" -v n="$wrk_requests" 'BEGIN{printf "%.2f", t * k / n}')
-    s=$(awk -v t=$((s1 - s0)) -v k="$tick_us" -v n="$wrk_requests" 'BEGIN{printf "%.2f", t * k / n}')
+    u=$(per_request_us "$u0" "$u1" "$wrk_requests")
+    s=$(per_request_us "$s0" "$s1" "$wrk_requests")
     if [ $side = a ]; then ra+=("$wrk_rps"); ua+=("$u"); sa+=("$s"); else rb+=("$wrk_rps"); ub+=("$u"); sb+=("$s"); fi
   done
   echo "run $i: A ${ra[-1]} (user ${ua[-1]} µs, system ${sa[-1]} µs a request) | B ${rb[-1]} (user ${ub[-1]}, system ${sb[-1]})"

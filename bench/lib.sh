@@ -430,7 +430,7 @@ cpu_sum() {
 # per_request_us TICKS_BEFORE TICKS_AFTER REQUESTS: core time a request, µs.
 per_request_us() {
     awk -v t=$(($2 - $1)) -v k=$((1000000 / $(getconf CLK_TCK))) -v n="$3" \
-        'BEGIN{printf "%.1f", (n > 0) ? t * k / n : 0}'
+        'BEGIN{printf "%.2f", (n > 0) ? t * k / n : 0}'
 }
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }

@@ -220,37 +220,21 @@ async fn answers_the_proxy_makes_carry_a_date() {
 #[tokio::test]
 async fn a_client_that_leaves_takes_its_pending_upstream_exchange_with_it() {
     let p = TestProxy::start().await;
-    // An upstream that reads the request and never answers, and reports
-    // when the proxy closes its connection.
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = l.local_addr().expect("addr");
-    let (closed_tx, closed_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let Ok((mut s, _)) = l.accept().await else {
-            return;
-        };
-        let mut buf = [0u8; 4096];
-        loop {
-            match s.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(_) => {}
-            }
-        }
-        let _ = closed_tx.send(());
-    });
+    let (addr, mut seen) = crate::support::upstream::silent().await;
     p.host_route("slow", addr, json!({})).await;
     let mut s = TcpStream::connect(p.addr).await.expect("connect");
     s.write_all(b"GET /wait HTTP/1.1\r\nHost: slow.apps.test\r\n\r\n")
         .await
         .expect("write");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = crate::support::upstream::next_seen(&mut seen, Duration::from_secs(3), "request");
+    assert_eq!(asked.await, crate::support::upstream::Seen::Asked);
     drop(s);
-    tokio::time::timeout(Duration::from_secs(3), closed_rx)
-        .await
-        .expect("the upstream connection is closed once the client has gone")
-        .expect("signal");
+    let gone = crate::support::upstream::next_seen(
+        &mut seen,
+        Duration::from_secs(3),
+        "the upstream connection is closed once the client has gone",
+    );
+    assert_eq!(gone.await, crate::support::upstream::Seen::Closed);
     p.stop().await;
 }
 

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use reqwest::Version;
 use serde_json::{json, Value};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use crate::support::{upstream, TestProxy};
+
+const FIVE_S: Duration = Duration::from_secs(5);
 
 #[tokio::test]
 async fn h2c_prior_knowledge_is_proxied_over_http2() {
@@ -217,53 +218,6 @@ async fn stopping_the_proxy_lets_in_flight_http2_answers_out() {
     }
 }
 
-/// What the silent upstream saw on one of its connections.
-#[derive(Debug, PartialEq)]
-enum Seen {
-    Asked,
-    Closed,
-}
-
-/// An upstream that reads requests and never answers, telling what each
-/// of its connections saw.
-async fn silent_upstream() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Seen>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let mut asked = false;
-                loop {
-                    match s.read(&mut buf).await {
-                        Ok(0) | Err(_) => {
-                            let _ = tx.send(Seen::Closed);
-                            return;
-                        }
-                        Ok(_) if !asked => {
-                            asked = true;
-                            let _ = tx.send(Seen::Asked);
-                        }
-                        Ok(_) => {}
-                    }
-                }
-            });
-        }
-    });
-    (addr, rx)
-}
-
-async fn next_seen(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>, what: &str) -> Seen {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .unwrap_or_else(|_| panic!("{what}: nothing within 5 s"))
-        .expect("upstream alive")
-}
-
 /// The streams of an HTTP/2 connection run in the connection's task
 /// (`server/streams.rs`). A request its client gives up on, by resetting
 /// the stream or by closing the whole connection, must still end there:
@@ -271,7 +225,7 @@ async fn next_seen(rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>, what: &s
 /// closes) long before the 60 s response timeout.
 #[tokio::test]
 async fn an_http2_request_its_client_gives_up_on_lets_its_upstream_exchange_go() {
-    let (up, mut seen) = silent_upstream().await;
+    let (up, mut seen) = upstream::silent().await;
     let proxy = TestProxy::start().await;
     proxy.host_route("gone", up, json!({})).await;
     let port = proxy.addr.port();
@@ -285,11 +239,14 @@ async fn an_http2_request_its_client_gives_up_on_lets_its_upstream_exchange_go()
             .send()
             .await
     });
-    assert_eq!(next_seen(&mut seen, "reset: request").await, Seen::Asked);
+    assert_eq!(
+        upstream::next_seen(&mut seen, FIVE_S, "reset: request").await,
+        upstream::Seen::Asked
+    );
     assert!(call.await.expect("call").is_err(), "the client gave up");
     assert_eq!(
-        next_seen(&mut seen, "reset: exchange dropped").await,
-        Seen::Closed
+        upstream::next_seen(&mut seen, FIVE_S, "reset: exchange dropped").await,
+        upstream::Seen::Closed
     );
 
     // The whole connection closed (`h2`'s client: its connection is a
@@ -302,12 +259,15 @@ async fn an_http2_request_its_client_gives_up_on_lets_its_upstream_exchange_go()
         .body(())
         .expect("request");
     let (answer, _) = send.send_request(req, true).expect("sent");
-    assert_eq!(next_seen(&mut seen, "close: request").await, Seen::Asked);
+    assert_eq!(
+        upstream::next_seen(&mut seen, FIVE_S, "close: request").await,
+        upstream::Seen::Asked
+    );
     conn.abort();
     let _ = conn.await;
     assert!(answer.await.is_err(), "no answer came");
     assert_eq!(
-        next_seen(&mut seen, "close: exchange dropped").await,
-        Seen::Closed
+        upstream::next_seen(&mut seen, FIVE_S, "close: exchange dropped").await,
+        upstream::Seen::Closed
     );
 }

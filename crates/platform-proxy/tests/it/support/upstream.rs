@@ -166,6 +166,61 @@ pub async fn ws_echo() -> SocketAddr {
     addr
 }
 
+/// What a silent upstream ([`silent`]) saw on one of its connections.
+#[derive(Debug, PartialEq)]
+pub enum Seen {
+    /// The first bytes of a request came.
+    Asked,
+    /// The proxy closed the connection.
+    Closed,
+}
+
+/// An upstream that reads requests and never answers, telling what each
+/// of its connections saw: for tests of what the proxy does with an
+/// exchange its client has given up on.
+pub async fn silent() -> (SocketAddr, tokio::sync::mpsc::UnboundedReceiver<Seen>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                use tokio::io::AsyncReadExt;
+                let mut buf = [0u8; 4096];
+                let mut asked = false;
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => {
+                            let _ = tx.send(Seen::Closed);
+                            return;
+                        }
+                        Ok(_) if !asked => {
+                            asked = true;
+                            let _ = tx.send(Seen::Asked);
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    (addr, rx)
+}
+
+/// The next thing a [`silent`] upstream saw, failing the test with `what`
+/// when nothing comes `within`.
+pub async fn next_seen(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Seen>,
+    within: std::time::Duration,
+    what: &str,
+) -> Seen {
+    tokio::time::timeout(within, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within {within:?}"))
+        .expect("upstream alive")
+}
+
 /// An address where nothing listens.
 pub async fn dead_addr() -> SocketAddr {
     let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
