@@ -4,6 +4,7 @@
 //! returns a typed result; a failing step answers with the error envelope
 //! and never reaches the upstream.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -71,6 +72,25 @@ impl ConnInfo {
             forwarded_for: forwarded::ip_value(remote.ip()),
         }
     }
+}
+
+/// Where host dispatch sends a request.
+enum Dispatch<'a> {
+    /// An app host: the pipeline, with the route table it resolves in.
+    App {
+        req: Request<ClientBody>,
+        table: Arc<RouteTable>,
+        host: Cow<'a, str>,
+        /// The request's authority as it came (host and port).
+        auth: &'a str,
+    },
+    /// The API host's forward-auth check.
+    ForwardAuth {
+        req: Request<ClientBody>,
+        table: Arc<RouteTable>,
+    },
+    /// The API host: its handler's answer, boxed by the handler.
+    Api(Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>),
 }
 
 /// The data plane's shared state, one per process.
@@ -149,11 +169,15 @@ impl Proxy {
     }
 
     /// Answers one request; never fails: errors become envelopes here.
-    pub async fn handle(
+    ///
+    /// Not an `async fn`: the future it returns is the instrumented block
+    /// itself, so the caller's task holds it without another layer around
+    /// it (each layer is a copy of the whole future when it starts).
+    pub fn handle(
         self: Arc<Self>,
         req: Request<ClientBody>,
         conn: ConnInfo,
-    ) -> Response<ProxyBody> {
+    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
         let cid = CorrelationId::new();
         let cid_value = correlation_value(&cid);
         let span = tracing::info_span!("request", correlation_id = %cid);
@@ -168,13 +192,42 @@ impl Proxy {
             let html = wants_html(req.headers());
             let host = authority(&req);
             let mut note = Note::default();
-            // Boxed where it is made: the pipeline's future is several
-            // kilobytes, and each move of a future copies all of it. The
-            // connection's task and HTTP/2's stream task hold a pointer.
             let addressed = host.as_ref().map(Addressed::as_str);
             let ids = (&cid, cid_value.as_ref());
-            let dispatched = self.dispatch(req, addressed, &conn, ids, &mut note);
-            let mut resp = match Box::pin(dispatched).await {
+            // Each step's future is made in the box it runs in: the app
+            // pipeline's is several kilobytes, and each move of a future
+            // copies all of it (a future awaited inside another is made,
+            // then moved into it). The connection's task and HTTP/2's
+            // stream task hold a pointer.
+            let this = &*self;
+            let answered = match this.dispatch(req, addressed, &cid) {
+                Ok(Dispatch::App {
+                    req,
+                    table,
+                    host,
+                    auth,
+                }) => {
+                    let app = this.app_request(req, &conn, ids, table, host, auth, &mut note);
+                    Box::pin(app).await
+                }
+                Ok(Dispatch::ForwardAuth { req, table }) => {
+                    Box::pin(async move {
+                        forward_auth::check(
+                            &this.access,
+                            &this.forward_auth,
+                            &table,
+                            req.headers(),
+                            req.uri().query(),
+                            ids.0,
+                        )
+                        .await
+                    })
+                    .await
+                }
+                Ok(Dispatch::Api(call)) => Ok(call.await),
+                Err(e) => Err(e),
+            };
+            let mut resp = match answered {
                 Ok(r) => r,
                 Err(e) => {
                     match e.source() {
@@ -215,17 +268,16 @@ impl Proxy {
             resp
         }
         .instrument(span)
-        .await
     }
 
-    async fn dispatch(
+    /// Host dispatch, before any step's future is made: the API host, the
+    /// forward-auth check, or an app host's pipeline.
+    fn dispatch<'a>(
         &self,
         mut req: Request<ClientBody>,
-        authority: Option<&str>,
-        conn: &ConnInfo,
-        (cid, cid_value): (&CorrelationId, Option<&HeaderValue>),
-        note: &mut Note,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
+        authority: Option<&'a str>,
+        cid: &CorrelationId,
+    ) -> Result<Dispatch<'a>, ProxyError> {
         let header_bytes: usize = req
             .headers()
             .iter()
@@ -243,25 +295,21 @@ impl Proxy {
         if host == self.settings.api_host {
             if req.uri().path() == forward_auth::PATH {
                 let table = self.routes.load();
-                return Box::pin(forward_auth::check(
-                    &self.access,
-                    &self.forward_auth,
-                    &table,
-                    req.headers(),
-                    req.uri().query(),
-                    cid,
-                ))
-                .await;
+                return Ok(Dispatch::ForwardAuth { req, table });
             }
             req.extensions_mut().insert(cid.clone());
-            return Ok(self.api.call(req).await);
+            return Ok(Dispatch::Api(self.api.call(req)));
         }
         let table = self.routes.load();
         if !table.is_apps_host(&host) {
             return Err(ProxyError::UnknownHost);
         }
-        self.app_request(req, conn, (cid, cid_value), &table, &host, auth, note)
-            .await
+        Ok(Dispatch::App {
+            req,
+            table,
+            host,
+            auth,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -270,8 +318,8 @@ impl Proxy {
         mut req: Request<ClientBody>,
         conn: &ConnInfo,
         (cid, cid_value): (&CorrelationId, Option<&HeaderValue>),
-        table: &RouteTable,
-        host: &str,
+        table: Arc<RouteTable>,
+        host: Cow<'_, str>,
         auth: &str,
         note: &mut Note,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -282,7 +330,7 @@ impl Proxy {
         let path =
             normalize(req.uri().path()).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let proto = if conn.tls { "https" } else { "http" };
-        let Some(resolved) = table.resolve(host, &path) else {
+        let Some(resolved) = table.resolve(&host, &path) else {
             return Box::pin(self.no_route(&req, &path, proto, auth, cid)).await;
         };
         let route = Arc::clone(&resolved.route);
