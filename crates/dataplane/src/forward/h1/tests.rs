@@ -516,6 +516,11 @@ async fn field_names_remembered_from_the_last_answer_never_mislabel_the_next() {
         "HTTP/1.1 200 OK\r\nX-App: 2\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok",
         // Other names, other case, more of them.
         "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-App: 3\r\nX-Other: 4\r\nX-Last: 5\r\n\r\nok",
+        // Names of the same lengths in the same places, a byte apart.
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-Apq: 6\r\nX-Othes: 7\r\nX-Lass: 8\r\n\r\nok",
+        // A long name, then one a byte apart in its middle.
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-Long-Field-Name-Alpha-One: 9\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nX-Long-Field-Name-Alphb-One: 10\r\n\r\nok",
     ];
     let mut seen = Vec::new();
     for raw in answers {
@@ -536,6 +541,9 @@ async fn field_names_remembered_from_the_last_answer_never_mislabel_the_next() {
             "content-length=2 content-type=text/plain x-app=1",
             "content-length=2 content-type=text/html x-app=2",
             "content-length=2 x-app=3 x-last=5 x-other=4",
+            "content-length=2 x-apq=6 x-lass=8 x-othes=7",
+            "content-length=2 x-long-field-name-alpha-one=9",
+            "content-length=2 x-long-field-name-alphb-one=10",
         ]
     );
 }
