@@ -249,17 +249,13 @@ where
     let (running, streams) = Running::new();
     let builder = h2_builder(proxy.settings(), streams);
     let answers = turns.clone();
+    // The pipeline's future is made here and only wrapped: an async block
+    // around it would hold hyper's request beside it, and copy it in.
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-        let proxy = Arc::clone(&proxy);
-        let info = info.clone();
+        let timeout = proxy.settings().body_read_timeout;
+        let req = req.map(|b| ClientBody::H2(H2Body::new(b, timeout)));
         let answering = answers.answering();
-        async move {
-            let timeout = proxy.settings().body_read_timeout;
-            let req = req.map(|b| ClientBody::H2(H2Body::new(b, timeout)));
-            let resp = proxy.handle(req, info).await;
-            drop(answering);
-            Ok::<_, Infallible>(resp)
-        }
+        Arc::clone(&proxy).handle(req, info.clone(), answering)
     });
     let io = TokioIo::new(Coalesce::new(io, turns.clone()));
     serve_conn(&builder, running, io, svc, &turns, shutdown).await;

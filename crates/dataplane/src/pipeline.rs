@@ -5,12 +5,14 @@
 //! and never reaches the upstream.
 
 use std::borrow::Cow;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -73,6 +75,9 @@ impl ConnInfo {
         }
     }
 }
+
+/// A step's future, made in its box (see `Proxy::handle`).
+type Step<'a> = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyError>> + Send + 'a>>;
 
 /// Where host dispatch sends a request.
 enum Dispatch<'a> {
@@ -168,16 +173,20 @@ impl Proxy {
         self.drain.cancel();
     }
 
-    /// Answers one request; never fails: errors become envelopes here.
+    /// Answers one request; never fails: errors become envelopes here (the
+    /// `Result` is the shape hyper's services answer in). `held` is kept
+    /// until the answer is made: an HTTP/2 connection counts the answers
+    /// being made that way.
     ///
     /// Not an `async fn`: the future it returns is the instrumented block
     /// itself, so the caller's task holds it without another layer around
     /// it (each layer is a copy of the whole future when it starts).
-    pub fn handle(
+    pub fn handle<H: Send + 'static>(
         self: Arc<Self>,
         req: Request<ClientBody>,
         conn: ConnInfo,
-    ) -> impl Future<Output = Response<ProxyBody>> + Send + 'static {
+        held: H,
+    ) -> impl Future<Output = Result<Response<ProxyBody>, Infallible>> + Send + 'static {
         let cid = CorrelationId::new();
         let cid_value = correlation_value(&cid);
         let span = tracing::info_span!("request", correlation_id = %cid);
@@ -186,9 +195,12 @@ impl Proxy {
         // run: a future is as large as its largest branch, and this one is
         // made for every request.
         async move {
+            let _held = held;
             // The access log's clock reads and copies, only when it is on.
+            // Boxed: most proxies run with it off, and this future is made
+            // for every request.
             let logged = account::enabled()
-                .then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
+                .then(|| Box::new((Instant::now(), req.method().clone(), req.uri().clone())));
             let html = wants_html(req.headers());
             let host = authority(&req);
             let mut note = Note::default();
@@ -200,18 +212,20 @@ impl Proxy {
             // then moved into it). The connection's task and HTTP/2's
             // stream task hold a pointer.
             let this = &*self;
-            let answered = match this.dispatch(req, addressed, &cid) {
-                Ok(Dispatch::App {
-                    req,
-                    table,
-                    host,
-                    auth,
-                }) => {
-                    let app = this.app_request(req, &conn, ids, table, host, auth, &mut note);
-                    Box::pin(app).await
-                }
-                Ok(Dispatch::ForwardAuth { req, table }) => {
-                    Box::pin(async move {
+            // Only the boxed step is held while it runs: a `match` awaiting
+            // in its arms would keep the dispatch result's room (a whole
+            // request) in this future too.
+            let answered = {
+                let step: Result<Step<'_>, ProxyError> = match this.dispatch(req, addressed, &cid) {
+                    Ok(Dispatch::App {
+                        req,
+                        table,
+                        host,
+                        auth,
+                    }) => Ok(Box::pin(
+                        this.app_request(req, &conn, ids, table, host, auth, &mut note),
+                    )),
+                    Ok(Dispatch::ForwardAuth { req, table }) => Ok(Box::pin(async move {
                         forward_auth::check(
                             &this.access,
                             &this.forward_auth,
@@ -221,11 +235,14 @@ impl Proxy {
                             ids.0,
                         )
                         .await
-                    })
-                    .await
+                    })),
+                    Ok(Dispatch::Api(call)) => Ok(Box::pin(call.map(Ok))),
+                    Err(e) => Err(e),
+                };
+                match step {
+                    Ok(step) => step.await,
+                    Err(e) => Err(e),
                 }
-                Ok(Dispatch::Api(call)) => Ok(call.await),
-                Err(e) => Err(e),
             };
             let mut resp = match answered {
                 Ok(r) => r,
@@ -250,7 +267,8 @@ impl Proxy {
                 resp.headers_mut()
                     .insert(crate::headers::X_CORRELATION_ID, v);
             }
-            if let Some((started, method, uri)) = logged {
+            if let Some(logged) = logged {
+                let (started, method, uri) = *logged;
                 account::log(&AccessRecord {
                     correlation_id: cid.as_str(),
                     method: &method,
@@ -265,7 +283,7 @@ impl Proxy {
                     client: conn.remote,
                 });
             }
-            resp
+            Ok(resp)
         }
         .instrument(span)
     }

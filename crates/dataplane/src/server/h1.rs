@@ -494,11 +494,14 @@ pub(crate) async fn serve(
         // The pipeline's future (its steps' large parts boxed within) ends
         // with this block, so its room in this task is the answer's next.
         let resp = {
-            let handled = Arc::clone(&proxy).handle(req, info.clone());
+            let handled = Arc::clone(&proxy).handle(req, info.clone(), ());
             tokio::pin!(handled);
             tokio::select! {
                 biased;
-                r = &mut handled => r,
+                r = &mut handled => match r {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                },
                 () = client_gone(&side, limits.max_head) => {
                     // Nobody is left to answer: the upstream exchange is
                     // dropped with the request's future, and its route slot
