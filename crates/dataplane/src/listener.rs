@@ -302,13 +302,14 @@ async fn serve_conn<I, S>(
         }
         turns.next();
         let _ = running.poll(cx);
-        let res = c.as_mut().poll(cx);
-        let _ = running.poll(cx);
-        end_turn(turns, cx, res, |cx| {
+        // One step: the connection, then the streams it took in.
+        let mut step = |cx: &mut std::task::Context<'_>| {
             let res = c.as_mut().poll(cx);
             let _ = running.poll(cx);
             res
-        })
+        };
+        let res = step(cx);
+        end_turn(turns, cx, res, step)
     })
     .await;
     if let Err(e) = res {

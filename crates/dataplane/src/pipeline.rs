@@ -190,10 +190,6 @@ impl Proxy {
         let cid = CorrelationId::new();
         let cid_value = correlation_value(&cid);
         let span = tracing::info_span!("request", correlation_id = %cid);
-        // The rare steps' futures (no route, the proxy's own paths,
-        // forward-auth checks, protocol switches) are boxed where they
-        // run: a future is as large as its largest branch, and this one is
-        // made for every request.
         async move {
             let _held = held;
             // The access log's clock reads and copies, only when it is on.
@@ -206,11 +202,13 @@ impl Proxy {
             let mut note = Note::default();
             let addressed = host.as_ref().map(Addressed::as_str);
             let ids = (&cid, cid_value.as_ref());
-            // Each step's future is made in the box it runs in: the app
-            // pipeline's is several kilobytes, and each move of a future
-            // copies all of it (a future awaited inside another is made,
-            // then moved into it). The connection's task and HTTP/2's
-            // stream task hold a pointer.
+            // Each step's future is made in the box it runs in (and the
+            // rare steps within it, no route, the proxy's own paths,
+            // protocol switches, are boxed where they run): a future is as
+            // large as its largest branch, and each move of one copies all
+            // of it (a future awaited inside another is made, then moved
+            // into it). The connection's task and HTTP/2's stream hold a
+            // pointer.
             let this = &*self;
             // Only the boxed step is held while it runs: a `match` awaiting
             // in its arms would keep the dispatch result's room (a whole
