@@ -13,11 +13,20 @@ use http::{header, HeaderValue, Request};
 /// not an authority.
 #[must_use]
 pub fn split_authority(auth: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
-    // One pass over the bytes: a `char` pattern decodes UTF-8 as it goes,
-    // and this runs on every request.
-    let refused = |b: &u8| matches!(b, b'/' | b'@' | b' ' | b'\\');
-    if auth.is_empty() || auth.len() > 255 || auth.as_bytes().iter().any(refused) {
+    if auth.is_empty() || auth.len() > 255 {
         return None;
+    }
+    // One pass over the bytes for all the checks below (a `char` pattern
+    // decodes UTF-8 as it goes, and this runs on every request): refused
+    // bytes, the last colon, upper case.
+    let (mut last_colon, mut upper) = (None, false);
+    for (i, b) in auth.bytes().enumerate() {
+        match b {
+            b'/' | b'@' | b' ' | b'\\' => return None,
+            b':' => last_colon = Some(i),
+            b'A'..=b'Z' => upper = true,
+            _ => {}
+        }
     }
     let (host, port) = if let Some(rest) = auth.strip_prefix('[') {
         let (h, after) = rest.split_once(']')?;
@@ -28,8 +37,8 @@ pub fn split_authority(auth: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
         // `[` + h + `]`, the bracketed part of `auth` itself.
         (&auth[..h.len() + 2], port)
     } else {
-        match auth.rsplit_once(':') {
-            Some((h, p)) => (h, Some(p)),
+        match last_colon {
+            Some(i) => (&auth[..i], Some(&auth[i + 1..])),
             None => (auth, None),
         }
     };
@@ -41,7 +50,9 @@ pub fn split_authority(auth: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
     if host.is_empty() {
         return None;
     }
-    let host = if host.bytes().any(|b| b.is_ascii_uppercase()) {
+    // Upper case in the port part fails its parse above: any left is the
+    // host's.
+    let host = if upper {
         Cow::Owned(host.to_ascii_lowercase())
     } else {
         Cow::Borrowed(host)
@@ -120,6 +131,11 @@ mod tests {
             ("a b", None),
             ("a\\b:80", None),
             (":80", None),
+            ("a:", None),
+            ("a:8O", None),
+            ("[::1]x", None),
+            ("[::1", None),
+            ("ok.example:443", Some(("ok.example", Some(443)))),
         ];
         for (input, want) in cases {
             let got = split_authority(input);
