@@ -175,18 +175,19 @@ impl ProxyError {
 /// Whether the client is a browser navigating (it gets HTML errors).
 #[must_use]
 pub fn wants_html(headers: &http::HeaderMap) -> bool {
-    // Asked of every request: a parsed name and a byte search, no text
-    // checks on the way.
+    headers.iter().any(|(name, value)| asks_html(name, value))
+}
+
+/// Whether one field says the client is a browser navigating:
+/// `Sec-Fetch-Mode: navigate`, or an `Accept` that lists `text/html`.
+#[must_use]
+pub fn asks_html(name: &header::HeaderName, value: &HeaderValue) -> bool {
     const SEC_FETCH_MODE: header::HeaderName = header::HeaderName::from_static("sec-fetch-mode");
-    if headers
-        .get(SEC_FETCH_MODE)
-        .is_some_and(|m| m.as_bytes() == b"navigate")
-    {
-        return true;
+    if *name == header::ACCEPT {
+        memchr::memmem::find(value.as_bytes(), b"text/html").is_some()
+    } else {
+        *name == SEC_FETCH_MODE && value.as_bytes() == b"navigate"
     }
-    headers
-        .get(header::ACCEPT)
-        .is_some_and(|a| memchr::memmem::find(a.as_bytes(), b"text/html").is_some())
 }
 
 /// Drains an error response body into a string (tests and logs).

@@ -21,7 +21,7 @@ pub use self::pool::UpstreamBody;
 use self::pool::{DialError, Dialer, Pool};
 use crate::body::{is_body_timeout, is_body_too_large, ProxyBody};
 use crate::error::ProxyError;
-use crate::headers::{forwarded, hop, remove_where, spare, Added, Sink, X_CORRELATION_ID};
+use crate::headers::{forwarded, hop, remove_where, spare, Added, Present, Sink, X_CORRELATION_ID};
 
 /// Idle connections kept per upstream authority.
 const MAX_IDLE_PER_AUTHORITY: usize = 1024;
@@ -226,6 +226,8 @@ pub struct ClientFacts<'a> {
     pub public_authority: &'a str,
     pub proto: &'a str,
     pub upgrade: bool,
+    /// The names the client's head holds ([`crate::headers::Scan`]).
+    pub present: Present,
 }
 
 /// Rewrites the client's request head into the upstream request.
@@ -257,7 +259,9 @@ pub fn upstream_request(
     *req.uri_mut() = Uri::from(pq);
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
-    hop::strip(headers, inc.upgrade);
+    if inc.present.has(Present::HOP) {
+        hop::strip(headers, inc.upgrade);
+    }
     // The client's Host value, when it is the public authority (HTTP/1.1;
     // HTTP/2 carries it in `:authority`), is reused rather than copied.
     let client_host = headers
@@ -272,6 +276,7 @@ pub fn upstream_request(
             host: inc.public_authority,
             proto: inc.proto,
             prefix: &route.public_prefix,
+            present: inc.present,
         },
         client_host.clone(),
     );
@@ -286,7 +291,9 @@ pub fn upstream_request(
     }
     // The proxy's id replaces one the client sent. A pass over the names
     // present: hashing the name for a removal costs more.
-    remove_where(headers, |k| *k == X_CORRELATION_ID);
+    if inc.present.has(Present::CORRELATION) {
+        remove_where(headers, |k| *k == X_CORRELATION_ID);
+    }
     if let Some(v) = inc.correlation_id {
         added.put(X_CORRELATION_ID, v.clone());
     }

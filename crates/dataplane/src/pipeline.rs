@@ -35,7 +35,7 @@ use crate::error::{wants_html, ProxyError};
 use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
 use crate::forward_auth::{self, ForwardAuthCache};
 use crate::headers::identity;
-use crate::headers::{correlation_value, forwarded, hop, Added};
+use crate::headers::{correlation_value, forwarded, hop, Added, Present, Scan};
 use crate::host::{authority, split_authority, Addressed};
 use crate::limit::{Permit, RouteCounters};
 use crate::reserved::{self, ReservedRequest};
@@ -197,7 +197,9 @@ impl Proxy {
             // for every request.
             let logged = account::enabled()
                 .then(|| Box::new((Instant::now(), req.method().clone(), req.uri().clone())));
-            let html = wants_html(req.headers());
+            // One pass over the client's fields for what the steps ask of
+            // them: the size limit, HTML errors, the names to act on.
+            let scan = Scan::of(req.headers());
             let host = authority(&req);
             let mut note = Note::default();
             let addressed = host.as_ref().map(Addressed::as_str);
@@ -214,29 +216,35 @@ impl Proxy {
             // in its arms would keep the dispatch result's room (a whole
             // request) in this future too.
             let answered = {
-                let step: Result<Step<'_>, ProxyError> = match this.dispatch(req, addressed, &cid) {
-                    Ok(Dispatch::App {
-                        req,
-                        table,
-                        host,
-                        auth,
-                    }) => Ok(Box::pin(
-                        this.app_request(req, &conn, ids, table, host, auth, &mut note),
-                    )),
-                    Ok(Dispatch::ForwardAuth { req, table }) => Ok(Box::pin(async move {
-                        forward_auth::check(
-                            &this.access,
-                            &this.forward_auth,
-                            &table,
-                            req.headers(),
-                            req.uri().query(),
-                            ids.0,
-                        )
-                        .await
-                    })),
-                    Ok(Dispatch::Api(call)) => Ok(Box::pin(call.map(Ok))),
-                    Err(e) => Err(e),
-                };
+                let step: Result<Step<'_>, ProxyError> =
+                    match this.dispatch(req, addressed, &cid, scan.bytes) {
+                        Ok(Dispatch::App {
+                            req,
+                            table,
+                            host,
+                            auth,
+                        }) => Ok(Box::pin(this.app_request(
+                            req,
+                            &conn,
+                            ids,
+                            (table, host, auth),
+                            scan.present,
+                            &mut note,
+                        ))),
+                        Ok(Dispatch::ForwardAuth { req, table }) => Ok(Box::pin(async move {
+                            forward_auth::check(
+                                &this.access,
+                                &this.forward_auth,
+                                &table,
+                                req.headers(),
+                                req.uri().query(),
+                                ids.0,
+                            )
+                            .await
+                        })),
+                        Ok(Dispatch::Api(call)) => Ok(Box::pin(call.map(Ok))),
+                        Err(e) => Err(e),
+                    };
                 match step {
                     Ok(step) => step.await,
                     Err(e) => Err(e),
@@ -256,7 +264,7 @@ impl Proxy {
                             "request refused"
                         ),
                     }
-                    e.into_response(&cid, html)
+                    e.into_response(&cid, scan.html)
                 }
             };
             // The proxy's id wins over one the upstream sent: it is the one
@@ -293,12 +301,8 @@ impl Proxy {
         mut req: Request<ClientBody>,
         authority: Option<&'a str>,
         cid: &CorrelationId,
+        header_bytes: usize,
     ) -> Result<Dispatch<'a>, ProxyError> {
-        let header_bytes: usize = req
-            .headers()
-            .iter()
-            .map(|(k, v)| k.as_str().len() + v.len() + 4)
-            .sum();
         if header_bytes > self.settings.max_header_bytes {
             return Err(ProxyError::HeadersTooLarge {
                 limit: self.settings.max_header_bytes,
@@ -328,15 +332,13 @@ impl Proxy {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn app_request(
         &self,
         mut req: Request<ClientBody>,
         conn: &ConnInfo,
         (cid, cid_value): (&CorrelationId, Option<&HeaderValue>),
-        table: Arc<RouteTable>,
-        host: Cow<'_, str>,
-        auth: &str,
+        (table, host, auth): (Arc<RouteTable>, Cow<'_, str>, &str),
+        present: Present,
         note: &mut Note,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         // 1. resolve
@@ -363,7 +365,7 @@ impl Proxy {
             return Box::pin(reserved::handle(&self.access, &route, tail, r)).await;
         }
         // 3. authenticate, 4. authorize
-        let upgrade = is_websocket_upgrade(&req);
+        let upgrade = present.has(Present::HOP) && is_websocket_upgrade(&req);
         let caller = if route.public {
             None
         } else {
@@ -398,9 +400,10 @@ impl Proxy {
             .limits
             .max_body_bytes
             .unwrap_or(self.settings.default_max_body_bytes);
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
+        let declared = present
+            .has(Present::CONTENT_LENGTH)
+            .then(|| req.headers().get(header::CONTENT_LENGTH))
+            .flatten()
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > max_body) {
@@ -418,6 +421,7 @@ impl Proxy {
             public_authority: auth,
             proto,
             upgrade,
+            present,
         };
         // A large body passed on unread is spliced socket to socket (its
         // length is within the limit, checked above). A small or bodiless
@@ -446,7 +450,7 @@ impl Proxy {
             up_req.headers_mut(),
             &mut added,
             caller.as_ref(),
-            &route,
+            (&route, present),
             proto,
             auth,
         );
@@ -553,17 +557,21 @@ impl Proxy {
         headers: &mut http::HeaderMap,
         added: &mut Added,
         caller: Option<&Caller>,
-        route: &CompiledRoute,
+        (route, present): (&CompiledRoute, Present),
         proto: &str,
         authority: &str,
     ) {
-        identity::strip_client_identity(headers);
-        identity::strip_proxy_cookies(headers);
+        if present.has(Present::IDENTITY) {
+            identity::strip_client_identity(headers);
+        }
+        if present.has(Present::COOKIE) {
+            identity::strip_proxy_cookies(headers);
+        }
         // The browser's Authorization never reaches the app, public routes
         // included, unless the adapter passes a bearer token through.
         let passthrough = route.adapter.auth_strategy == AuthStrategy::BearerPassthrough
             && caller.is_none_or(|c| matches!(c.via, Via::Jwt | Via::ServiceToken));
-        if !passthrough {
+        if !passthrough && present.has(Present::AUTHORIZATION) {
             crate::headers::remove_where(headers, |k| k == header::AUTHORIZATION);
         }
         let Some(caller) = caller else {

@@ -15,13 +15,18 @@ pub fn rewrite_headers(
     public_scheme: &str,
     public_authority: &str,
 ) {
-    hop::strip(headers, false);
-    // Most answers have none of the three fields: one pass over the names
-    // present costs less than three hashed lookups.
-    let (mut locations, mut cookies) = (false, false);
+    // Most answers have none of the fields acted on here (the upstream
+    // client already leaves out a plain `Connection` and the framing
+    // fields): one pass over the names present costs less than the
+    // hop-by-hop pass and three hashed lookups.
+    let (mut hops, mut locations, mut cookies) = (false, false, false);
     for name in headers.keys() {
+        hops |= hop::is_hop(name);
         locations |= name == header::LOCATION || name == header::CONTENT_LOCATION;
         cookies |= name == header::SET_COOKIE;
+    }
+    if hops {
+        hop::strip(headers, false);
     }
     if !locations && !cookies {
         return;
@@ -79,8 +84,7 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn set_cookies_lose_their_domain_and_unreadable_ones_are_dropped() {
+    fn path_route() -> RouteTable {
         let new: NewRoute = serde_json::from_value(serde_json::json!({
             "owner_type": "app_instance", "owner_id": "a1", "endpoint_name": "web",
             "route_mode": "path_prefix", "upstream": {"targets": ["127.0.0.1:1"]},
@@ -89,9 +93,46 @@ mod tests {
         let route = new
             .into_route(time::OffsetDateTime::now_utc())
             .expect("valid");
-        let id = route.id;
-        let (table, _) = RouteTable::build("apps.test", vec![route]);
-        let compiled = table.get(id).expect("served");
+        RouteTable::build("apps.test", vec![route]).0
+    }
+
+    #[test]
+    fn each_hop_by_hop_field_alone_is_dropped_from_the_answer() {
+        let table = path_route();
+        let compiled = table.routes().next().expect("served");
+        for hop in [
+            "upgrade",
+            "keep-alive",
+            "proxy-connection",
+            "proxy-authenticate",
+            "te",
+            "trailer",
+            "transfer-encoding",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            h.insert(
+                http::HeaderName::from_static(hop),
+                HeaderValue::from_static("v"),
+            );
+            rewrite_headers(&mut h, compiled, "http", "apps.test");
+            assert!(!h.contains_key(hop), "{hop} passed to the client");
+            assert!(h.contains_key(header::CONTENT_TYPE));
+        }
+        // `Connection` naming a field: both go.
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        rewrite_headers(&mut h, compiled, "http", "apps.test");
+        let names: Vec<&str> = h.keys().map(http::HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+    }
+
+    #[test]
+    fn set_cookies_lose_their_domain_and_unreadable_ones_are_dropped() {
+        let table = path_route();
+        let compiled = table.routes().next().expect("served");
         let mut h = HeaderMap::new();
         h.append(
             header::SET_COOKIE,

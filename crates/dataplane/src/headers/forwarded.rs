@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
-use super::Sink;
+use super::{Present, Sink};
 
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -26,6 +26,9 @@ pub struct ForwardedFacts<'a> {
     pub proto: &'a str,
     /// Public path prefix without trailing slash (`""` on host routes).
     pub prefix: &'a str,
+    /// The names the client's head was found to hold: without
+    /// [`Present::FORWARDED`] there is nothing of the client's to drop.
+    pub present: Present,
 }
 
 /// Every name a client could claim forwarding facts under.
@@ -39,6 +42,12 @@ const CLIENT_FORWARDED: [HeaderName; 7] = [
     X_REAL_IP,
 ];
 
+/// Whether `name` is one a client could claim forwarding facts under.
+#[must_use]
+pub fn is_client_forwarded(name: &HeaderName) -> bool {
+    CLIENT_FORWARDED.contains(name)
+}
+
 /// Replaces every forwarding header in `headers` with the proxy's own
 /// view, put into `added`. `host`, when given, is the client's `Host` value
 /// (the same text as `f.host`), reused instead of copied.
@@ -48,7 +57,9 @@ pub fn set(
     f: &ForwardedFacts<'_>,
     host: Option<HeaderValue>,
 ) {
-    super::remove_where(headers, |k| CLIENT_FORWARDED.contains(k));
+    if f.present.has(Present::FORWARDED) {
+        super::remove_where(headers, is_client_forwarded);
+    }
     added.put(X_FORWARDED_FOR, f.client_ip.clone());
     if let Some(v) = host.or_else(|| HeaderValue::from_str(f.host).ok()) {
         added.put(X_FORWARDED_HOST, v);
@@ -124,6 +135,7 @@ mod tests {
                 host: "apps.example.com:8443",
                 proto: "https",
                 prefix: "/w/a/web",
+                present: Present::of_name(&X_FORWARDED_FOR),
             },
             None,
         );
@@ -149,6 +161,7 @@ mod tests {
                 host: "demo.apps.example.com",
                 proto: "https",
                 prefix: "",
+                present: Present::ALL,
             },
             Some(HeaderValue::from_static("demo.apps.example.com")),
         );

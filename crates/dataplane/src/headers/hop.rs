@@ -17,6 +17,14 @@ const HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// Whether [`strip`] acts on `name`: `Connection`, `Upgrade` or a fixed
+/// hop-by-hop name. (A name `Connection` lists is hop-by-hop too, but only
+/// where a `Connection` field is present.)
+#[must_use]
+pub fn is_hop(name: &HeaderName) -> bool {
+    *name == header::UPGRADE || HOP.contains(name)
+}
+
 /// Removes hop-by-hop headers. With `keep_upgrade`, an `Upgrade` header is
 /// kept and `Connection: upgrade` restored, for a protocol switch.
 pub fn strip(headers: &mut HeaderMap, keep_upgrade: bool) {

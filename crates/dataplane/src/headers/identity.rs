@@ -53,13 +53,18 @@ const CLIENT_IDENTITY: &[&str] = &[
 /// Drops every client-sent identity header, and everything under the
 /// proxy's own `x-platform-proxy-` namespace.
 pub fn strip_client_identity(headers: &mut HeaderMap) {
-    super::remove_where(headers, |k| {
-        let name = k.as_str();
-        // Every listed name starts with `x-` or is `remote-user`: most
-        // headers are ruled out by their first bytes.
-        (name.starts_with("x-") || name == "remote-user")
-            && (name.starts_with("x-platform-proxy-") || CLIENT_IDENTITY.contains(&name))
-    });
+    super::remove_where(headers, is_client_identity);
+}
+
+/// Whether `name` is a client-sent identity name or under the proxy's own
+/// `x-platform-proxy-` namespace.
+#[must_use]
+pub fn is_client_identity(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    // Every listed name starts with `x-` or is `remote-user`: most
+    // headers are ruled out by their first bytes.
+    (name.starts_with("x-") || name == "remote-user")
+        && (name.starts_with("x-platform-proxy-") || CLIENT_IDENTITY.contains(&name))
 }
 
 /// Removes the proxy's session cookies from `Cookie`, keeping the app's

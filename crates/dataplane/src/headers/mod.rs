@@ -115,6 +115,98 @@ pub fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> boo
 /// Names [`remove_where`] holds without allocating.
 const INLINE: usize = 8;
 
+/// Which of the names the forwarding path acts on a client's head holds,
+/// found in one pass over its names ([`Scan`]). Each step that removes or
+/// reads such names runs only when its flag is set: most requests hold
+/// none of them, and each step's own pass (a hashed lookup, or a walk over
+/// every name) was paid on every request.
+///
+/// A flag set means "may hold": a name removed since the scan leaves its
+/// flag set, and the step then finds nothing, as it would have. Nothing may
+/// put a flagged name into the map between the scan and the step that
+/// reads the flag.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Present(u8);
+
+impl Present {
+    /// `Connection`, `Upgrade` or a fixed hop-by-hop name ([`hop::strip`]).
+    pub const HOP: Self = Self(1);
+    /// A name the client could claim forwarding facts under
+    /// ([`forwarded::set`]).
+    pub const FORWARDED: Self = Self(1 << 1);
+    /// The correlation id's name, which the proxy's id replaces.
+    pub const CORRELATION: Self = Self(1 << 2);
+    /// A client-sent identity name ([`identity::strip_client_identity`]).
+    pub const IDENTITY: Self = Self(1 << 3);
+    pub const AUTHORIZATION: Self = Self(1 << 4);
+    pub const COOKIE: Self = Self(1 << 5);
+    pub const CONTENT_LENGTH: Self = Self(1 << 6);
+    /// Every flag: for a head no scan was made of.
+    pub const ALL: Self = Self(u8::MAX);
+
+    /// The flags of one name (none for most).
+    #[must_use]
+    pub fn of_name(name: &HeaderName) -> Self {
+        // The standard names most requests carry are compared as such and
+        // are in no other list; the lists are asked of the rest.
+        if *name == http::header::COOKIE {
+            return Self::COOKIE;
+        }
+        if *name == http::header::AUTHORIZATION {
+            return Self::AUTHORIZATION;
+        }
+        if *name == http::header::CONTENT_LENGTH {
+            return Self::CONTENT_LENGTH;
+        }
+        let flag = |on: bool, flag: Self| if on { flag.0 } else { 0 };
+        Self(
+            flag(hop::is_hop(name), Self::HOP)
+                | flag(forwarded::is_client_forwarded(name), Self::FORWARDED)
+                | flag(*name == X_CORRELATION_ID, Self::CORRELATION)
+                | flag(identity::is_client_identity(name), Self::IDENTITY),
+        )
+    }
+
+    /// Whether any of `flags` is set.
+    #[must_use]
+    pub fn has(self, flags: Self) -> bool {
+        self.0 & flags.0 != 0
+    }
+}
+
+impl std::ops::BitOr for Present {
+    type Output = Self;
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+/// What one pass over a client's head finds, before any step runs: its
+/// size against the header limit, whether the client is a browser
+/// navigating (errors are answered in HTML), and the names the forwarding
+/// steps act on ([`Present`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Scan {
+    /// Bytes of the fields as the limit counts them: name, value and four
+    /// for `": "` and the line end.
+    pub bytes: usize,
+    pub html: bool,
+    pub present: Present,
+}
+
+impl Scan {
+    #[must_use]
+    pub fn of(headers: &HeaderMap) -> Self {
+        let mut scan = Self::default();
+        for (name, value) in headers {
+            scan.bytes += name.as_str().len() + value.len() + 4;
+            scan.html = scan.html || crate::error::asks_html(name, value);
+            scan.present = scan.present | Present::of_name(name);
+        }
+        scan
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,6 +223,113 @@ mod tests {
                 v.is_sensitive(),
                 "HTTP/2 writes it as a literal never indexed"
             );
+        }
+    }
+
+    /// Every name a guarded step acts on, with the flag that lets the step
+    /// run: a name missing its flag would pass to the upstream unremoved.
+    const ACTED_ON: &[(&str, Present)] = &[
+        ("connection", Present::HOP),
+        ("upgrade", Present::HOP),
+        ("keep-alive", Present::HOP),
+        ("proxy-connection", Present::HOP),
+        ("proxy-authenticate", Present::HOP),
+        ("proxy-authorization", Present::HOP),
+        ("te", Present::HOP),
+        ("trailer", Present::HOP),
+        ("transfer-encoding", Present::HOP),
+        ("x-forwarded-for", Present::FORWARDED),
+        ("x-forwarded-host", Present::FORWARDED),
+        ("x-forwarded-proto", Present::FORWARDED),
+        ("x-forwarded-prefix", Present::FORWARDED),
+        ("x-forwarded-port", Present::FORWARDED),
+        ("forwarded", Present::FORWARDED),
+        ("x-real-ip", Present::FORWARDED),
+        ("x-correlation-id", Present::CORRELATION),
+        ("x-forwarded-user", Present::IDENTITY),
+        ("x-forwarded-groups", Present::IDENTITY),
+        ("x-auth-request-email", Present::IDENTITY),
+        ("x-user-id", Present::IDENTITY),
+        ("x-remote-user", Present::IDENTITY),
+        ("remote-user", Present::IDENTITY),
+        ("x-platform-proxy-assertion", Present::IDENTITY),
+        ("x-platform-proxy-anything", Present::IDENTITY),
+        ("authorization", Present::AUTHORIZATION),
+        ("cookie", Present::COOKIE),
+        ("content-length", Present::CONTENT_LENGTH),
+    ];
+
+    #[test]
+    fn every_name_a_step_acts_on_sets_its_flag_alone_in_a_head() {
+        for (name, flag) in ACTED_ON {
+            let mut h = HeaderMap::new();
+            h.insert(HeaderName::from_static(name), HeaderValue::from_static("v"));
+            let scan = Scan::of(&h);
+            assert!(scan.present.has(*flag), "{name} does not set {flag:?}");
+            assert_eq!(
+                scan.present, *flag,
+                "{name} sets flags of steps that never act on it"
+            );
+        }
+    }
+
+    #[test]
+    fn the_predicates_the_steps_use_agree_with_the_flags() {
+        for (name, flag) in ACTED_ON {
+            let name = HeaderName::from_static(name);
+            assert_eq!(hop::is_hop(&name), *flag == Present::HOP, "{name}");
+            assert_eq!(
+                forwarded::is_client_forwarded(&name),
+                *flag == Present::FORWARDED,
+                "{name}"
+            );
+            assert_eq!(
+                identity::is_client_identity(&name),
+                *flag == Present::IDENTITY,
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_ordinary_head_holds_nothing_to_act_on() {
+        let mut h = HeaderMap::new();
+        for (name, value) in [
+            ("host", "a.apps.test"),
+            ("user-agent", "curl/8"),
+            ("accept", "*/*"),
+            ("accept-encoding", "gzip"),
+            ("x-requested-with", "XMLHttpRequest"),
+            ("x-forwarded", "not a forwarding name"),
+            ("sec-fetch-mode", "cors"),
+        ] {
+            h.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        let scan = Scan::of(&h);
+        assert_eq!(scan.present, Present::default());
+        assert!(!scan.html, "neither navigating nor asking for HTML");
+        // Name, value and four bytes a field: 19 + 20 + 13 + 23 + 34 + 36 + 22.
+        assert_eq!(scan.bytes, 167);
+    }
+
+    #[test]
+    fn a_browser_navigating_is_found_by_either_field() {
+        for (name, value, html) in [
+            ("sec-fetch-mode", "navigate", true),
+            ("sec-fetch-mode", "no-cors", false),
+            ("accept", "text/html,application/xhtml+xml;q=0.9", true),
+            ("accept", "application/json", false),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+            assert_eq!(Scan::of(&h).html, html, "{name}: {value}");
+            assert_eq!(crate::error::wants_html(&h), html, "{name}: {value}");
         }
     }
 

@@ -76,6 +76,55 @@ async fn upstream_sees_no_hop_by_hop_or_spoofed_forwarding_headers() {
     p.stop().await;
 }
 
+/// The steps that drop a client's field run only when one pass over the
+/// head found a name of theirs: each such name, sent alone, must still be
+/// dropped (a name another field brings its step in for would hide a miss).
+#[tokio::test]
+async fn each_spoofed_or_hop_field_alone_is_dropped() {
+    let p = TestProxy::start().await;
+    let up = echo().await;
+    p.path_route("a", up.addr, json!({})).await;
+    // HTTP/1.0, so the answer ends the connection without a `Connection`
+    // field that would bring the hop-by-hop step in.
+    for (name, value) in [
+        ("Forwarded", "for=6.6.6.6"),
+        ("X-Real-IP", "6.6.6.6"),
+        ("X-Forwarded-Port", "1"),
+        ("X-Forwarded-User", "admin"),
+        ("Remote-User", "admin"),
+        ("X-Platform-Proxy-Assertion", "forged"),
+        ("Authorization", "Bearer forged"),
+        ("Proxy-Authorization", "Basic eDp5"),
+        ("Proxy-Connection", "keep-alive"),
+        ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+    ] {
+        let (status, _, body) = raw(
+            p.addr,
+            &format!("GET /w/a/web/x HTTP/1.0\r\nHost: apps.test\r\n{name}: {value}\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(status, 200, "{name}: {body}");
+        let v: Value = serde_json::from_str(&body).expect("json");
+        let seen = &v["headers"][name.to_ascii_lowercase()];
+        assert_ne!(seen.as_str(), Some(value), "{name} reached the upstream");
+    }
+    let (status, _, body) = raw(
+        p.addr,
+        "GET /w/a/web/x HTTP/1.0\r\nHost: apps.test\r\nX-Correlation-Id: forged\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        v["headers"]["x-correlation-id"].as_str().map(str::len),
+        Some(32),
+        "the proxy's id, not the client's: {v}"
+    );
+    p.stop().await;
+}
+
 #[tokio::test]
 async fn target_host_header_mode_sends_the_upstream_authority() {
     let p = TestProxy::start().await;
