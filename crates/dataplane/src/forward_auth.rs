@@ -206,7 +206,9 @@ pub async fn check(
     let bearer = header_str(headers, "authorization").and_then(bearer_token);
     let credential = match &route {
         Some(r) => {
-            let cookies: Vec<&str> = cookies_named(headers, &r.session_cookie).collect();
+            let cookies: Vec<&str> = cookies_named(headers, &r.session_cookie)
+                .filter_map(|v| std::str::from_utf8(v).ok())
+                .collect();
             if cookies.is_empty() {
                 bearer.map(|b| format!("b:{b}"))
             } else {

@@ -49,7 +49,7 @@ impl Opened {
 /// cookie of a few hundred bytes on every request cost a tenth of its
 /// authentication. Only cookies that opened are ever inserted, and nobody
 /// can seal one to collide on purpose.
-type Buckets = HashMap<u64, Vec<(Box<str>, Opened)>, foldhash::quality::RandomState>;
+type Buckets = HashMap<u64, Vec<(Box<[u8]>, Opened)>, foldhash::quality::RandomState>;
 
 /// How many trailing bytes of a sealed value are hashed.
 const HASHED_TAIL: usize = 24;
@@ -92,10 +92,9 @@ impl OpenedSessions {
         self.lock().values().map(Vec::len).sum()
     }
 
-    fn key(&self, value: &str) -> u64 {
-        let b = value.as_bytes();
+    fn key(&self, value: &[u8]) -> u64 {
         self.hasher
-            .hash_one(&b[b.len().saturating_sub(HASHED_TAIL)..])
+            .hash_one(&value[value.len().saturating_sub(HASHED_TAIL)..])
     }
 
     #[must_use]
@@ -113,7 +112,7 @@ impl OpenedSessions {
         &self,
         keys: &Keyring,
         route: Uuid,
-        value: &str,
+        value: &[u8],
         now: i64,
     ) -> Result<Opened, SealError> {
         let key = self.key(value);
@@ -128,7 +127,10 @@ impl OpenedSessions {
         if let Some(opened) = hit.filter(|o| o.claims.route == route) {
             return Ok(opened);
         }
-        let opened = Opened::new(SessionClaims::open(keys, route, value)?);
+        // Text is only checked for a value not seen before: a remembered
+        // one was text when it was opened.
+        let text = std::str::from_utf8(value).map_err(|_| SealError::Invalid)?;
+        let opened = Opened::new(SessionClaims::open(keys, route, text)?);
         if opened.claims.expired(now) {
             return Ok(opened);
         }
@@ -183,8 +185,8 @@ mod tests {
         let (k, route) = (keys(), Uuid::new_v4());
         let cache = OpenedSessions::new(8);
         let v = sealed(&k, route, 1000);
-        let first = cache.open(&k, route, &v, 150).expect("opens");
-        let again = cache.open(&k, route, &v, 150).expect("opens");
+        let first = cache.open(&k, route, v.as_bytes(), 150).expect("opens");
+        let again = cache.open(&k, route, v.as_bytes(), 150).expect("opens");
         assert!(
             Arc::ptr_eq(&first.claims, &again.claims),
             "second open is the remembered one"
@@ -198,8 +200,8 @@ mod tests {
         let (k, route) = (keys(), Uuid::new_v4());
         let cache = OpenedSessions::new(8);
         let v = sealed(&k, route, 1000);
-        cache.open(&k, route, &v, 150).expect("opens");
-        assert!(cache.open(&k, Uuid::new_v4(), &v, 150).is_err());
+        cache.open(&k, route, v.as_bytes(), 150).expect("opens");
+        assert!(cache.open(&k, Uuid::new_v4(), v.as_bytes(), 150).is_err());
     }
 
     #[test]
@@ -207,12 +209,12 @@ mod tests {
         let (k, route) = (keys(), Uuid::new_v4());
         let cache = OpenedSessions::new(8);
         let v = sealed(&k, route, 1000);
-        cache.open(&k, route, &v, 150).expect("opens");
+        cache.open(&k, route, v.as_bytes(), 150).expect("opens");
         // Same hashed tail (same bucket), different head.
         let head = if v.starts_with('A') { "B" } else { "A" };
         let forged = format!("{head}{}", &v[1..]);
-        assert_eq!(cache.key(&forged), cache.key(&v));
-        assert!(cache.open(&k, route, &forged, 150).is_err());
+        assert_eq!(cache.key(forged.as_bytes()), cache.key(v.as_bytes()));
+        assert!(cache.open(&k, route, forged.as_bytes(), 150).is_err());
         assert_eq!(cache.len(), 1);
     }
 
@@ -220,9 +222,13 @@ mod tests {
     fn garbage_and_expired_cookies_are_not_remembered() {
         let (k, route) = (keys(), Uuid::new_v4());
         let cache = OpenedSessions::new(8);
-        assert!(cache.open(&k, route, "not-a-cookie", 150).is_err());
+        assert!(cache.open(&k, route, b"not-a-cookie", 150).is_err());
+        assert!(
+            cache.open(&k, route, b"\xff\xfe-not-text", 150).is_err(),
+            "a value that is not text opens nothing"
+        );
         let old = sealed(&k, route, 120);
-        let opened = cache.open(&k, route, &old, 150).expect("opens");
+        let opened = cache.open(&k, route, old.as_bytes(), 150).expect("opens");
         assert!(
             opened.claims.expired(150),
             "the caller still sees it expired"
@@ -235,21 +241,21 @@ mod tests {
         let (k, route) = (keys(), Uuid::new_v4());
         let cache = OpenedSessions::new(3);
         let short = sealed(&k, route, 200);
-        cache.open(&k, route, &short, 150).expect("opens");
+        cache.open(&k, route, short.as_bytes(), 150).expect("opens");
         for _ in 0..2 {
             cache
-                .open(&k, route, &sealed(&k, route, 1000), 150)
+                .open(&k, route, sealed(&k, route, 1000).as_bytes(), 150)
                 .expect("opens");
         }
         assert_eq!(cache.len(), 3);
         // Full at t=300: the one expired entry goes, the new one comes in.
         cache
-            .open(&k, route, &sealed(&k, route, 1000), 300)
+            .open(&k, route, sealed(&k, route, 1000).as_bytes(), 300)
             .expect("opens");
         assert_eq!(cache.len(), 3);
         // Full with live entries only: everything goes but the newcomer.
         cache
-            .open(&k, route, &sealed(&k, route, 1000), 300)
+            .open(&k, route, sealed(&k, route, 1000).as_bytes(), 300)
             .expect("opens");
         assert_eq!(cache.len(), 1);
     }

@@ -131,17 +131,15 @@ fn cookie_pairs(field: &[u8]) -> impl Iterator<Item = &[u8]> {
 
 /// The values of every `name=value` cookie called `name`, in the order the
 /// browser sent them (most specific Path first, RFC 6265 §5.4). Pairs are
-/// split on bytes, so a neighbour with non-ASCII bytes hides nothing; our
-/// own values are ASCII and are returned only when they are.
-pub fn cookies_named<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+/// split on bytes, so a neighbour with non-ASCII bytes hides nothing. The
+/// values are bytes: whoever reads one as text checks it (the opened
+/// sessions' cache only for a value it has not seen before).
+pub fn cookies_named<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a [u8]> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .flat_map(|v| cookie_pairs(v.as_bytes()))
-        .filter_map(move |pair| {
-            let v = pair.strip_prefix(name.as_bytes())?.strip_prefix(b"=")?;
-            std::str::from_utf8(v).ok()
-        })
+        .filter_map(move |pair| pair.strip_prefix(name.as_bytes())?.strip_prefix(b"="))
 }
 
 /// The identity header values of one principal on one route, built on
@@ -309,8 +307,8 @@ mod tests {
             header::COOKIE,
             HeaderValue::from_bytes(b"pp_s_aaaaaaaaaaaa=sealed; z=\xc3\xa9").expect("obs-text"),
         );
-        let found: Vec<&str> = cookies_named(&h, "pp_s_aaaaaaaaaaaa").collect();
-        assert_eq!(found, vec!["sealed"]);
+        let found: Vec<&[u8]> = cookies_named(&h, "pp_s_aaaaaaaaaaaa").collect();
+        assert_eq!(found, vec![b"sealed"]);
         strip_proxy_cookies(&mut h);
         assert_eq!(h[header::COOKIE].as_bytes(), b"z=\xc3\xa9");
     }
@@ -333,7 +331,7 @@ mod tests {
         );
         assert_eq!(
             cookies_named(&h, "app").collect::<Vec<_>>(),
-            ["pp_s_lookalike"]
+            [b"pp_s_lookalike"]
         );
         assert_eq!(cookies_named(&h, "ap").count(), 0);
     }
@@ -341,8 +339,8 @@ mod tests {
     #[test]
     fn cookies_named_finds_every_copy_in_order() {
         let h = map(&[("cookie", "x=1; pp_s_a=first"), ("cookie", "pp_s_a=second")]);
-        let got: Vec<&str> = cookies_named(&h, "pp_s_a").collect();
-        assert_eq!(got, vec!["first", "second"]);
+        let got: Vec<&[u8]> = cookies_named(&h, "pp_s_a").collect();
+        assert_eq!(got, vec![&b"first"[..], b"second"]);
     }
 
     #[test]
