@@ -66,7 +66,9 @@ pub fn split_authority(auth: &str) -> Option<(Cow<'_, str>, Option<u16>)> {
 pub fn port_of(auth: &str) -> Option<u16> {
     let tail = match auth.strip_prefix('[') {
         Some(rest) => rest.split_once(']')?.1.strip_prefix(':')?,
-        None => auth.rsplit_once(':')?.1,
+        // The port is a few bytes at the end: a search from there, not a
+        // `char` pattern's general one.
+        None => &auth[auth.bytes().rposition(|b| b == b':')? + 1..],
     };
     tail.parse().ok()
 }

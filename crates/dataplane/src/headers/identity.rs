@@ -76,7 +76,9 @@ pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
     /// Built once: `memmem::find` builds its searcher on every call.
     static OURS: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(COOKIE_PREFIX.as_bytes()));
-    let mut fields = headers.get_all(header::COOKIE).iter();
+    // Looked up once: the fields are walked twice below.
+    let all = headers.get_all(header::COOKIE);
+    let mut fields = all.iter();
     let Some(first) = fields.next() else {
         return;
     };
@@ -87,7 +89,7 @@ pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
     }
     let mut kept: Vec<u8> = Vec::new();
     let mut dropped = false;
-    for v in headers.get_all(header::COOKIE) {
+    for v in all {
         for pair in cookie_pairs(v.as_bytes()) {
             if pair.starts_with(COOKIE_PREFIX.as_bytes()) {
                 dropped = true;
