@@ -262,12 +262,16 @@ pub fn upstream_request(
     if inc.present.has(Present::HOP) {
         hop::strip(headers, inc.upgrade);
     }
-    // The client's Host value, when it is the public authority (HTTP/1.1;
-    // HTTP/2 carries it in `:authority`), is reused rather than copied.
+    // The client's Host value, when it is the public authority (HTTP/1.1),
+    // is reused rather than copied. Without it (HTTP/2 carries the
+    // authority in `:authority`) one value made from the authority serves
+    // both the forwarding field and `Host`.
     let client_host = headers
         .get(header::HOST)
         .filter(|v| v.as_bytes() == inc.public_authority.as_bytes())
         .cloned();
+    let has_client_host = client_host.is_some();
+    let public_host = client_host.or_else(|| HeaderValue::from_str(inc.public_authority).ok());
     forwarded::set(
         headers,
         added,
@@ -278,12 +282,12 @@ pub fn upstream_request(
             prefix: &route.public_prefix,
             present: inc.present,
         },
-        client_host.clone(),
+        public_host.clone(),
     );
     let host = match route.adapter.upstream_host_header {
         // The client's own Host, already in place, needs no insert.
-        UpstreamHostHeader::Preserve if client_host.is_some() => None,
-        UpstreamHostHeader::Preserve => HeaderValue::from_str(inc.public_authority).ok(),
+        UpstreamHostHeader::Preserve if has_client_host => None,
+        UpstreamHostHeader::Preserve => public_host,
         UpstreamHostHeader::Target => HeaderValue::from_str(target).ok(),
     };
     if let Some(v) = host {

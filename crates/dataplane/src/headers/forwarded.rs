@@ -49,8 +49,9 @@ pub fn is_client_forwarded(name: &HeaderName) -> bool {
 }
 
 /// Replaces every forwarding header in `headers` with the proxy's own
-/// view, put into `added`. `host`, when given, is the client's `Host` value
-/// (the same text as `f.host`), reused instead of copied.
+/// view, put into `added`. `host`, when given, is `f.host` as a value
+/// already made (the client's `Host`, or one shared with the upstream's
+/// `Host`), reused instead of copied.
 pub fn set(
     headers: &mut HeaderMap,
     added: &mut impl Sink,

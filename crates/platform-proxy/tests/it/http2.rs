@@ -32,6 +32,11 @@ async fn h2c_prior_knowledge_is_proxied_over_http2() {
     let v: Value = resp.json().await.expect("echo json");
     assert_eq!(v["target"], "/h2c?q=1");
     assert_eq!(v["headers"]["x-forwarded-proto"], "http");
+    // HTTP/2 has no Host field: the upstream's Host and X-Forwarded-Host
+    // are both made from `:authority`.
+    let authority = format!("x.apps.test:{port}");
+    assert_eq!(v["headers"]["host"], authority.as_str());
+    assert_eq!(v["headers"]["x-forwarded-host"], authority.as_str());
 }
 
 /// A body of `n` bytes no other size shares: a mixed-up or cut answer
