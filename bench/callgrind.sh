@@ -9,7 +9,9 @@
 # message every 10 ms each) and prints instructions per round trip (two
 # frames relayed).
 #
-# Usage: bench/callgrind.sh [public|auth|ws] [seconds] [rows]
+# Usage: bench/callgrind.sh [public|auth|ws] [seconds] [rows] [http|h2]
+#   (h2: h2load, h2c prior knowledge, 8 clients of 10 streams each, in
+#    place of wrk)
 #   (needs valgrind, nginx, wrk, the bench tools; the profiling build:
 #    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 #    cargo build --release --target-dir target/prof -p platform-proxy;
@@ -20,6 +22,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 which=${1:-public}
 secs=${2:-10}
 rows=${3:-40}
+proto=${4:-http}
+[[ "$proto" =~ ^(http|h2)$ ]] || die "http or h2, not '$proto'"
 prof_bin=${PP_BIN:-$BENCH_ROOT/target/prof/release/platform-proxy}
 [ -x "$prof_bin" ] || die "build the profiling binary first (see the header)"
 [[ "$which" =~ ^(public|auth|ws)$ ]] || die "public, auth or ws, not '$which'"
@@ -83,10 +87,18 @@ else
     bench_target "$which"
     bench_check "$which" "http://127.0.0.1:$px_port/1k.txt" "$host" "$([ "$which" = auth ] && echo "$cookie")"
     callgrind_control -z "$vg_pid" >/dev/null 2>&1
-    run=$(bench_load wrk -t1 -c8 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px_port/1k.txt")
-    callgrind_control -d "$vg_pid" >/dev/null 2>&1
-    grep -q "Non-2xx" <<<"$run" && die "non-2xx answers during the run: $run"
-    requests=$(awk '/requests in/{print $1}' <<<"$run")
+    if [ "$proto" = h2 ]; then
+        c=""; [ "$which" = auth ] && c=$cookie
+        H2LOAD_CLIENTS=8 bench_h2load callgrind "$secs" "http://127.0.0.1:$px_port/1k.txt" \
+            ":authority: $host" ${c:+"cookie: $c"}
+        callgrind_control -d "$vg_pid" >/dev/null 2>&1
+        requests=$h2_requests
+    else
+        run=$(bench_load wrk -t1 -c8 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px_port/1k.txt")
+        callgrind_control -d "$vg_pid" >/dev/null 2>&1
+        grep -q "Non-2xx" <<<"$run" && die "non-2xx answers during the run: $run"
+        requests=$(awk '/requests in/{print $1}' <<<"$run")
+    fi
 fi
 dump=$(ls -t "$out".* 2>/dev/null | head -1)
 [ -n "$dump" ] || die "callgrind wrote no dump"

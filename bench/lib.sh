@@ -388,15 +388,15 @@ bench_wrk() {
     fi
 }
 
-# bench_h2load NAME SECS URL [HEADER...]: h2c prior knowledge, 64 clients,
-# 10 streams each. Sets h2_rps, h2_requests (succeeded), h2_mean and h2_max
+# bench_h2load NAME SECS URL [HEADER...]: h2c prior knowledge, 64 clients
+# (H2LOAD_CLIENTS sets another count), 10 streams each. Sets h2_rps, h2_requests (succeeded), h2_mean and h2_max
 # (ms; h2load prints no percentiles). Refuses runs with failed or non-2xx requests.
 bench_h2load() {
     local name=$1 secs=$2 url=$3 out
     shift 3
     local hdrs=() h
     for h in "$@"; do hdrs+=(-H "$h"); done
-    out=$(bench_load h2load -t1 -c64 -m10 -D "$secs" "${hdrs[@]}" "$url" 2>&1) || true
+    out=$(bench_load h2load -t1 -c"${H2LOAD_CLIENTS:-64}" -m10 -D "$secs" "${hdrs[@]}" "$url" 2>&1) || true
     h2_out=$out
     local bad
     bad=$(awk '/^status codes:/{print $5+$7+$9} /^requests:/{print $10+$12+$14}' <<<"$out" | awk '{s+=$1} END{print s+0}')
