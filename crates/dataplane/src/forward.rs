@@ -259,6 +259,7 @@ pub fn upstream_request(
     *req.uri_mut() = Uri::from(pq);
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
+    debug_assert!(inc.present.covers(headers), "a name put in after the scan");
     if inc.present.has(Present::HOP) {
         hop::strip(headers, inc.upgrade);
     }

@@ -561,6 +561,7 @@ impl Proxy {
         proto: &str,
         authority: &str,
     ) {
+        debug_assert!(present.covers(headers), "a name put in after the scan");
         if present.has(Present::IDENTITY) {
             identity::strip_client_identity(headers);
         }

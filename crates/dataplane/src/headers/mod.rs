@@ -167,6 +167,17 @@ impl Present {
         )
     }
 
+    /// Whether every name in `headers` that a step acts on has its flag
+    /// here: the rule the steps rely on, asserted where they run in debug
+    /// builds (a step added between the scan and them that puts such a
+    /// name into the map would break it).
+    #[must_use]
+    pub fn covers(self, headers: &HeaderMap) -> bool {
+        headers
+            .keys()
+            .all(|name| self.0 & Self::of_name(name).0 == Self::of_name(name).0)
+    }
+
     /// Whether any of `flags` is set.
     #[must_use]
     pub fn has(self, flags: Self) -> bool {
@@ -313,6 +324,21 @@ mod tests {
         assert!(!scan.html, "neither navigating nor asking for HTML");
         // Name, value and four bytes a field: 19 + 20 + 13 + 23 + 34 + 36 + 22.
         assert_eq!(scan.bytes, 167);
+    }
+
+    #[test]
+    fn a_scan_covers_its_head_and_not_a_name_put_in_after_it() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::COOKIE, HeaderValue::from_static("a=1"));
+        h.insert(http::header::USER_AGENT, HeaderValue::from_static("t"));
+        let present = Scan::of(&h).present;
+        assert!(present.covers(&h));
+        h.insert(
+            HeaderName::from_static("x-forwarded-user"),
+            HeaderValue::from_static("admin"),
+        );
+        assert!(!present.covers(&h), "a name its step would skip");
+        assert!(Present::ALL.covers(&h));
     }
 
     #[test]

@@ -39,6 +39,39 @@ async fn h2c_prior_knowledge_is_proxied_over_http2() {
     assert_eq!(v["headers"]["x-forwarded-host"], authority.as_str());
 }
 
+/// The header steps run on what one pass over the head found, over
+/// HTTP/2 as over HTTP/1.1 (`forwarding.rs` has the HTTP/1.1 twin): each
+/// field sent alone is still dropped or replaced.
+#[tokio::test]
+async fn each_spoofed_field_alone_is_dropped_over_http2() {
+    let up = upstream::echo().await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("x", up.addr, json!({})).await;
+    let client = h2c_client("x.apps.test", proxy.addr);
+    let port = proxy.addr.port();
+    for (name, value) in [
+        ("forwarded", "for=6.6.6.6"),
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-forwarded-user", "admin"),
+        ("x-platform-proxy-assertion", "forged"),
+        ("authorization", "Bearer forged"),
+        ("x-correlation-id", "forged"),
+        ("te", "trailers"),
+    ] {
+        let resp = client
+            .get(format!("http://x.apps.test:{port}/f"))
+            .header(name, value)
+            .send()
+            .await
+            .expect("h2c request");
+        assert_eq!(resp.version(), Version::HTTP_2);
+        assert_eq!(resp.status(), 200, "{name}");
+        let v: Value = resp.json().await.expect("echo json");
+        let seen = v["headers"][name].as_str().unwrap_or_default();
+        assert!(!seen.contains(value), "{name} reached the upstream: {seen}");
+    }
+}
+
 /// A body of `n` bytes no other size shares: a mixed-up or cut answer
 /// shows as a mismatch.
 fn patterned(n: usize) -> Vec<u8> {
