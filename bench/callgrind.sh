@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Instructions per proxied request: runs the line-table build of the proxy
 # (target/prof) under valgrind's callgrind, warms it up, zeroes the
-# counters, drives a fixed wrk run through the public or the authenticated
+# counters, drives a fixed wrk (or h2load) run through the public or the authenticated
 # route, dumps, and prints the total per request and the hottest functions
 # (inclusive). Instruction counts repeat on a shared machine where wall
 # clock does not; compare builds with it. `ws` instead relays WebSocket
@@ -11,7 +11,7 @@
 #
 # Usage: bench/callgrind.sh [public|auth|ws] [seconds] [rows] [http|h2]
 #   (h2: h2load, h2c prior knowledge, 8 clients of 10 streams each, in
-#    place of wrk)
+#    place of wrk; warmed up over HTTP/2 first; not for ws)
 #   (needs valgrind, nginx, wrk, the bench tools; the profiling build:
 #    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 #    cargo build --release --target-dir target/prof -p platform-proxy;
@@ -24,6 +24,7 @@ secs=${2:-10}
 rows=${3:-40}
 proto=${4:-http}
 [[ "$proto" =~ ^(http|h2)$ ]] || die "http or h2, not '$proto'"
+[ "$which" != ws ] || [ "$proto" = http ] || die "ws relays WebSocket echoes; h2 is for public or auth"
 prof_bin=${PP_BIN:-$BENCH_ROOT/target/prof/release/platform-proxy}
 [ -x "$prof_bin" ] || die "build the profiling binary first (see the header)"
 [[ "$which" =~ ^(public|auth|ws)$ ]] || die "public, auth or ws, not '$which'"
@@ -89,6 +90,11 @@ else
     callgrind_control -z "$vg_pid" >/dev/null 2>&1
     if [ "$proto" = h2 ]; then
         c=""; [ "$which" = auth ] && c=$cookie
+        # A second over HTTP/2 before counting: its one-time costs (the
+        # connection's tables, first streams) are not the per-request ones.
+        H2LOAD_CLIENTS=8 bench_h2load warm-up 1 "http://127.0.0.1:$px_port/1k.txt" \
+            ":authority: $host" ${c:+"cookie: $c"}
+        callgrind_control -z "$vg_pid" >/dev/null 2>&1
         H2LOAD_CLIENTS=8 bench_h2load callgrind "$secs" "http://127.0.0.1:$px_port/1k.txt" \
             ":authority: $host" ${c:+"cookie: $c"}
         callgrind_control -d "$vg_pid" >/dev/null 2>&1
@@ -104,7 +110,8 @@ dump=$(ls -t "$out".* 2>/dev/null | head -1)
 [ -n "$dump" ] || die "callgrind wrote no dump"
 total=$(callgrind_annotate --auto=no "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/{gsub(",","",$1); print $1}')
 unit=request; [ "$which" = ws ] && unit="echo round trip"
-echo "$which route: $requests ${unit}s, $total instructions, $((total / requests)) per $unit"
+over=""; [ "$which" = ws ] || over=" over $([ "$proto" = h2 ] && echo HTTP/2 || echo HTTP/1.1)"
+echo "$which route$over: $requests ${unit}s, $total instructions, $((total / requests)) per $unit"
 callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$dump" 2>/dev/null \
     | grep -E '^ *[0-9,]+ \(' | grep -v 'PROGRAM TOTALS' \
     | grep -vE 'clone\.S|pthread_create|thread_start|tokio-[0-9.]+/src/runtime' \
