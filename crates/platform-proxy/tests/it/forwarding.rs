@@ -125,6 +125,26 @@ async fn each_spoofed_or_hop_field_alone_is_dropped() {
     p.stop().await;
 }
 
+/// An absolute-form target names the authority and wins over `Host`
+/// (RFC 9112 §3.2.2): the upstream sees that authority once, as `Host` and
+/// as `X-Forwarded-Host`, and never the client's other `Host`.
+#[tokio::test]
+async fn an_absolute_form_target_wins_over_a_different_host_field() {
+    let p = TestProxy::start().await;
+    let up = echo().await;
+    p.path_route("a", up.addr, json!({})).await;
+    let (status, _, body) = raw(
+        p.addr,
+        "GET http://apps.test/w/a/web/x HTTP/1.0\r\nHost: evil.example\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v["headers"]["host"], "apps.test");
+    assert_eq!(v["headers"]["x-forwarded-host"], "apps.test");
+    p.stop().await;
+}
+
 #[tokio::test]
 async fn target_host_header_mode_sends_the_upstream_authority() {
     let p = TestProxy::start().await;
