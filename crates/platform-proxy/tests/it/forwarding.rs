@@ -79,6 +79,13 @@ async fn upstream_sees_no_hop_by_hop_or_spoofed_forwarding_headers() {
 /// The steps that drop a client's field run only when one pass over the
 /// head found a name of theirs: each such name, sent alone, must still be
 /// dropped (a name another field brings its step in for would hide a miss).
+/// What the echo upstream saw of one raw request, which must pass (200).
+async fn echoed(p: &TestProxy, request: &str) -> Value {
+    let (status, _, body) = raw(p.addr, request).await;
+    assert_eq!(status, 200, "{request:?}: {body}");
+    serde_json::from_str(&body).expect("json")
+}
+
 #[tokio::test]
 async fn each_spoofed_or_hop_field_alone_is_dropped() {
     let p = TestProxy::start().await;
@@ -100,23 +107,19 @@ async fn each_spoofed_or_hop_field_alone_is_dropped() {
         ("TE", "trailers"),
         ("Upgrade", "h2c"),
     ] {
-        let (status, _, body) = raw(
-            p.addr,
+        let v = echoed(
+            &p,
             &format!("GET /w/a/web/x HTTP/1.0\r\nHost: apps.test\r\n{name}: {value}\r\n\r\n"),
         )
         .await;
-        assert_eq!(status, 200, "{name}: {body}");
-        let v: Value = serde_json::from_str(&body).expect("json");
         let seen = &v["headers"][name.to_ascii_lowercase()];
         assert_ne!(seen.as_str(), Some(value), "{name} reached the upstream");
     }
-    let (status, _, body) = raw(
-        p.addr,
+    let v = echoed(
+        &p,
         "GET /w/a/web/x HTTP/1.0\r\nHost: apps.test\r\nX-Correlation-Id: forged\r\n\r\n",
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(
         v["headers"]["x-correlation-id"].as_str().map(str::len),
         Some(32),
@@ -133,13 +136,11 @@ async fn an_absolute_form_target_wins_over_a_different_host_field() {
     let p = TestProxy::start().await;
     let up = echo().await;
     p.path_route("a", up.addr, json!({})).await;
-    let (status, _, body) = raw(
-        p.addr,
+    let v = echoed(
+        &p,
         "GET http://apps.test/w/a/web/x HTTP/1.0\r\nHost: evil.example\r\n\r\n",
     )
     .await;
-    assert_eq!(status, 200, "{body}");
-    let v: Value = serde_json::from_str(&body).expect("json");
     assert_eq!(v["headers"]["host"], "apps.test");
     assert_eq!(v["headers"]["x-forwarded-host"], "apps.test");
     p.stop().await;
