@@ -81,13 +81,10 @@ type Step<'a> = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, ProxyErr
 
 /// Where host dispatch sends a request.
 enum Dispatch<'a> {
-    /// An app host: the pipeline, with the route table it resolves in.
+    /// An app host: the pipeline.
     App {
         req: Request<ClientBody>,
-        table: Arc<RouteTable>,
-        host: Cow<'a, str>,
-        /// The request's authority as it came (host and port).
-        auth: &'a str,
+        at: AppHost<'a>,
     },
     /// The API host's forward-auth check.
     ForwardAuth {
@@ -97,6 +94,19 @@ enum Dispatch<'a> {
     /// The API host: its handler's answer, boxed by the handler.
     Api(Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>),
 }
+
+/// The app host a request is for, as dispatch found it.
+struct AppHost<'a> {
+    /// The route table it resolves in.
+    table: Arc<RouteTable>,
+    /// The host name, lower-case.
+    host: Cow<'a, str>,
+    /// The request's authority as it came (host and port).
+    auth: &'a str,
+}
+
+/// The request's correlation id and its header value.
+type Ids<'a> = (&'a CorrelationId, Option<&'a HeaderValue>);
 
 /// The data plane's shared state, one per process.
 pub struct Proxy {
@@ -204,47 +214,14 @@ impl Proxy {
             let mut note = Note::default();
             let addressed = host.as_ref().map(Addressed::as_str);
             let ids = (&cid, cid_value.as_ref());
-            // Each step's future is made in the box it runs in (and the
-            // rare steps within it, no route, the proxy's own paths,
-            // protocol switches, are boxed where they run): a future is as
-            // large as its largest branch, and each move of one copies all
-            // of it (a future awaited inside another is made, then moved
-            // into it). The connection's task and HTTP/2's stream hold a
-            // pointer.
-            let this = &*self;
             // Only the boxed step is held while it runs: a `match` awaiting
             // in its arms would keep the dispatch result's room (a whole
-            // request) in this future too.
+            // request) in this future too. The block ends the step's
+            // borrows (the note, for the access log) with it.
             let answered = {
-                let step: Result<Step<'_>, ProxyError> =
-                    match this.dispatch(req, addressed, &cid, scan.bytes) {
-                        Ok(Dispatch::App {
-                            req,
-                            table,
-                            host,
-                            auth,
-                        }) => Ok(Box::pin(this.app_request(
-                            req,
-                            &conn,
-                            ids,
-                            (table, host, auth),
-                            scan.present,
-                            &mut note,
-                        ))),
-                        Ok(Dispatch::ForwardAuth { req, table }) => Ok(Box::pin(async move {
-                            forward_auth::check(
-                                &this.access,
-                                &this.forward_auth,
-                                &table,
-                                req.headers(),
-                                req.uri().query(),
-                                ids.0,
-                            )
-                            .await
-                        })),
-                        Ok(Dispatch::Api(call)) => Ok(Box::pin(call.map(Ok))),
-                        Err(e) => Err(e),
-                    };
+                let step = self
+                    .dispatch(req, addressed, &cid, scan.bytes)
+                    .map(|d| self.start(d, &conn, ids, scan.present, &mut note));
                 match step {
                     Ok(step) => step.await,
                     Err(e) => Err(e),
@@ -294,6 +271,39 @@ impl Proxy {
         .instrument(span)
     }
 
+    /// The step a dispatched request runs, its future made in the box it
+    /// runs in (and the rare steps within it, no route, the proxy's own
+    /// paths, protocol switches, are boxed where they run): a future is as
+    /// large as its largest branch, and each move of one copies all of it
+    /// (a future awaited inside another is made, then moved into it). The
+    /// connection's task and HTTP/2's stream hold a pointer.
+    fn start<'a>(
+        &'a self,
+        dispatched: Dispatch<'a>,
+        conn: &'a ConnInfo,
+        ids: Ids<'a>,
+        present: Present,
+        note: &'a mut Note,
+    ) -> Step<'a> {
+        match dispatched {
+            Dispatch::App { req, at } => {
+                Box::pin(self.app_request(req, conn, ids, at, present, note))
+            }
+            Dispatch::ForwardAuth { req, table } => Box::pin(async move {
+                forward_auth::check(
+                    &self.access,
+                    &self.forward_auth,
+                    &table,
+                    req.headers(),
+                    req.uri().query(),
+                    ids.0,
+                )
+                .await
+            }),
+            Dispatch::Api(call) => Box::pin(call.map(Ok)),
+        }
+    }
+
     /// Host dispatch, before any step's future is made: the API host, the
     /// forward-auth check, or an app host's pipeline.
     fn dispatch<'a>(
@@ -326,9 +336,7 @@ impl Proxy {
         }
         Ok(Dispatch::App {
             req,
-            table,
-            host,
-            auth,
+            at: AppHost { table, host, auth },
         })
     }
 
@@ -336,8 +344,8 @@ impl Proxy {
         &self,
         mut req: Request<ClientBody>,
         conn: &ConnInfo,
-        (cid, cid_value): (&CorrelationId, Option<&HeaderValue>),
-        (table, host, auth): (Arc<RouteTable>, Cow<'_, str>, &str),
+        (cid, cid_value): Ids<'_>,
+        AppHost { table, host, auth }: AppHost<'_>,
         present: Present,
         note: &mut Note,
     ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -450,9 +458,8 @@ impl Proxy {
             up_req.headers_mut(),
             &mut added,
             caller.as_ref(),
-            (&route, present),
-            proto,
-            auth,
+            &route,
+            &facts,
         );
         if let Some(source) = splice {
             up_req.extensions_mut().insert(SpliceFrom(Arc::new(source)));
@@ -557,10 +564,10 @@ impl Proxy {
         headers: &mut http::HeaderMap,
         added: &mut Added,
         caller: Option<&Caller>,
-        (route, present): (&CompiledRoute, Present),
-        proto: &str,
-        authority: &str,
+        route: &CompiledRoute,
+        facts: &ClientFacts<'_>,
     ) {
+        let present = facts.present;
         debug_assert!(present.covers(headers), "a name put in after the scan");
         if present.has(Present::IDENTITY) {
             identity::strip_client_identity(headers);
@@ -583,7 +590,10 @@ impl Proxy {
             // The route's own address: its origin, plus the prefix on path
             // routes, which share one origin (an assertion for one path app
             // is no good at another).
-            let audience = format!("{proto}://{authority}{}", route.public_prefix);
+            let audience = format!(
+                "{}://{}{}",
+                facts.proto, facts.public_authority, route.public_prefix
+            );
             signer
                 .sign(
                     &caller.principal,

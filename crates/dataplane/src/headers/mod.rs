@@ -173,9 +173,10 @@ impl Present {
     /// name into the map would break it).
     #[must_use]
     pub fn covers(self, headers: &HeaderMap) -> bool {
-        headers
-            .keys()
-            .all(|name| self.0 & Self::of_name(name).0 == Self::of_name(name).0)
+        headers.keys().all(|name| {
+            let needed = Self::of_name(name).0;
+            self.0 & needed == needed
+        })
     }
 
     /// Whether any of `flags` is set.
