@@ -50,7 +50,9 @@ impl Upstreams {
     /// the response head within the response timeout, which starts once
     /// the request body has been sent. The body then streams with no
     /// deadline of its own. A WebSocket handshake (`upgrade`) goes on a
-    /// connection of its own.
+    /// connection of its own. With `verbatim`, an answer that needs none of
+    /// the answer steps carries its fields as they came, for an HTTP/1.1
+    /// client ([`Verbatim`](crate::headers::verbatim::Verbatim)); without, every answer's fields are in its map.
     ///
     /// # Errors
     /// The upstream failure as a [`ProxyError`].
@@ -60,6 +62,7 @@ impl Upstreams {
         added: Added,
         authority: &str,
         upgrade: bool,
+        verbatim: bool,
     ) -> Result<Response<UpstreamBody>, ProxyError> {
         if upgrade {
             added.merge_into(req.headers_mut());
@@ -72,6 +75,7 @@ impl Upstreams {
             None => self.dialer.dial(authority).await.map_err(dial_error)?,
         };
         conn.start(&parts, &added, body).map_err(|e| classify(&e))?;
+        conn.verbatim = verbatim;
         // Written into the head: the map and the list are kept for the
         // next request.
         spare::recycle(std::mem::take(&mut parts.headers));
@@ -88,6 +92,7 @@ impl Upstreams {
                     let head = conn.take_head().unwrap_or_default();
                     conn = self.dialer.dial(authority).await.map_err(dial_error)?;
                     conn.start_with(head);
+                    conn.verbatim = verbatim;
                 }
                 Err(e) => return Err(classify(&e)),
             }
@@ -108,6 +113,9 @@ impl Upstreams {
         let mut resp = Response::new(body);
         if let Some(splice) = splice {
             resp.extensions_mut().insert(splice);
+        }
+        if let Some(verbatim) = head.verbatim {
+            resp.extensions_mut().insert(verbatim);
         }
         *resp.status_mut() = head.status;
         *resp.version_mut() = head.version;

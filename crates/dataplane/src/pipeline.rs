@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
-use http::{Method, Request, Response, StatusCode};
+use http::{Method, Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use pp_identity::Via;
 use pp_model::adapter::AuthStrategy;
@@ -423,6 +423,8 @@ impl Proxy {
         note.upstream = Some((Arc::clone(&route), picked));
         // 7. forward
         let client_upgrade = upgrade.then(|| ClientUpgrade::on(&mut req));
+        // HTTP/2's writer (hyper's) takes the answer's fields in a map.
+        let verbatim = req.version() <= Version::HTTP_11;
         let facts = ClientFacts {
             correlation_id: cid_value,
             client_ip: &conn.forwarded_for,
@@ -464,7 +466,10 @@ impl Proxy {
         if let Some(source) = splice {
             up_req.extensions_mut().insert(SpliceFrom(Arc::new(source)));
         }
-        let mut resp = self.upstreams.send(up_req, added, target, upgrade).await?;
+        let mut resp = self
+            .upstreams
+            .send(up_req, added, target, upgrade, verbatim)
+            .await?;
         // 8. rewrite
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())

@@ -36,6 +36,7 @@ use crate::codec::{
     self, parse_length, push_decimal, push_field, push_hex, Field, ReadSize, MAX_HEADERS,
 };
 pub(super) use crate::codec::{Chunk, Framing};
+use crate::headers::verbatim::Verbatim;
 use crate::headers::{spare, Added};
 use crate::splice::{self, MoveError, Moved, Pipe, SpliceFrom};
 
@@ -102,7 +103,10 @@ struct Splicing {
 pub(super) struct Head {
     pub(super) status: StatusCode,
     pub(super) version: Version,
+    /// The fields, or only room for the proxy's own when they pass on
+    /// `verbatim`.
     pub(super) headers: HeaderMap,
+    pub(super) verbatim: Option<Verbatim>,
     pub(super) framing: Framing,
     /// Whether the connection may carry another exchange after this one.
     pub(super) keep_alive: bool,
@@ -135,8 +139,12 @@ pub(super) struct Conn {
     pub(super) reused: bool,
     /// The upstream it is connected to: the pool key it goes back under.
     pub(super) authority: Box<str>,
-    /// Reused per response head: the fields before the head is frozen.
-    fields: Vec<(HeaderName, Range<usize>)>,
+    /// Whether this exchange's answer may pass its fields on as they came
+    /// ([`Verbatim`]) rather than in a map; set for each exchange.
+    pub(super) verbatim: bool,
+    /// Reused per response head: the fields kept, before the head is
+    /// frozen.
+    fields: Vec<Kept>,
     /// The last response's field names as sent, in order, and their
     /// parsed form. An upstream sends the same names in the same order
     /// answer after answer, so a name that matches its place here is
@@ -172,6 +180,7 @@ impl Conn {
             bodiless: true,
             reused: false,
             authority: authority.into(),
+            verbatim: false,
             fields: Vec::new(),
             names: Vec::new(),
             timer: None,
@@ -566,23 +575,50 @@ impl Conn {
             let base = self.rbuf.as_ptr() as usize;
             let mut facts = Facts::default();
             self.fields.clear();
+            // A 204 may not carry the `Content-Length` it sometimes does,
+            // which only the map's writer leaves out.
+            let mut passing = self.verbatim && status != StatusCode::NO_CONTENT;
+            let mut dated = false;
             for (i, h) in res.headers.iter().enumerate() {
                 let name = known_name(&mut self.names, i, h.name.as_bytes())?;
                 if facts.note(&name, h.value)? {
                     continue;
                 }
                 let start = h.value.as_ptr() as usize - base;
-                self.fields.push((name, start..start + h.value.len()));
-            }
-            let frozen = self.rbuf.split_to(len).freeze();
-            let mut headers = spare::map_for(self.fields.len());
-            for (name, range) in self.fields.drain(..) {
-                // A slice of the head, not a copy of it.
-                let value = HeaderValue::from_maybe_shared(frozen.slice(range))
-                    .map_err(|_| UpstreamError::Protocol("invalid header value"))?;
-                headers.append(name, value);
+                let value = start..start + h.value.len();
+                let line = if passing {
+                    passing = !Verbatim::is_acted_on(&name);
+                    dated |= name == header::DATE;
+                    let line = line_of(&self.rbuf, h.name.as_ptr() as usize - base, value.end);
+                    passing &= line.is_some();
+                    line.unwrap_or_default()
+                } else {
+                    0..0
+                };
+                self.fields.push(Kept { name, value, line });
             }
             let (framing, framed_keep_alive) = facts.framing(method, status)?;
+            let (headers, verbatim) = if passing {
+                // The kept lines moved together over those left out, and
+                // passed on as one slice of the head.
+                let lines = self.close_ranks();
+                let frozen = self.rbuf.split_to(len).freeze();
+                let lines = frozen.slice(lines);
+                (
+                    spare::map_for(1),
+                    Some(Verbatim::new(lines, facts.0.length, dated)),
+                )
+            } else {
+                let frozen = self.rbuf.split_to(len).freeze();
+                let mut headers = spare::map_for(self.fields.len());
+                for kept in self.fields.drain(..) {
+                    // A slice of the head, not a copy of it.
+                    let value = HeaderValue::from_maybe_shared(frozen.slice(kept.value))
+                        .map_err(|_| UpstreamError::Protocol("invalid header value"))?;
+                    headers.append(kept.name, value);
+                }
+                (headers, None)
+            };
             let keep_alive = framed_keep_alive
                 && if version == Version::HTTP_10 {
                     facts.0.keep_alive
@@ -593,6 +629,7 @@ impl Conn {
                 status,
                 version,
                 headers,
+                verbatim,
                 framing,
                 keep_alive,
             }));
@@ -649,10 +686,52 @@ impl Conn {
         }))
     }
 
+    /// Moves the kept fields' lines together, in order, over the lines
+    /// left out between them (framing and connection fields); the range
+    /// of `rbuf` they then fill. Empties `fields`.
+    fn close_ranks(&mut self) -> Range<usize> {
+        let Some(first) = self.fields.first() else {
+            return 0..0;
+        };
+        let start = first.line.start;
+        let mut end = start;
+        for kept in self.fields.drain(..) {
+            let len = kept.line.len();
+            if kept.line.start != end {
+                self.rbuf.copy_within(kept.line, end);
+            }
+            end += len;
+        }
+        start..end
+    }
+
     /// Decodes what `rbuf` holds (see [`codec::decode`]).
     fn decode(&mut self, framing: &mut Framing) -> Result<Option<Frame<Bytes>>, UpstreamError> {
         codec::decode(&mut self.rbuf, framing).map_err(|m| UpstreamError::Protocol(m.0))
     }
+}
+
+/// A field the answer keeps: its name, and where its value and (for an
+/// answer passed on verbatim) its whole line are in the read buffer.
+#[derive(Debug)]
+struct Kept {
+    name: HeaderName,
+    value: Range<usize>,
+    line: Range<usize>,
+}
+
+/// The line of a field starting at `start` whose value ends at
+/// `value_end` (httparse leaves trailing blanks out of it), through its
+/// CRLF; `None` for a line ended by a bare LF, which is not passed on as
+/// it came.
+fn line_of(buf: &[u8], start: usize, value_end: usize) -> Option<Range<usize>> {
+    let rest = buf.get(value_end..)?;
+    let blanks = rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    let end = value_end + blanks + 2;
+    (buf.get(value_end + blanks..end)? == b"\r\n").then_some(start..end)
 }
 
 /// The field name `raw` at place `i` of a response head, from `names`

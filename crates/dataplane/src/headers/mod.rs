@@ -4,6 +4,7 @@ pub mod forwarded;
 pub mod hop;
 pub mod identity;
 pub(crate) mod spare;
+pub(crate) mod verbatim;
 
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};

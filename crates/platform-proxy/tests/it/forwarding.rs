@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::support::upstream::{dead_addr, echo, full, serve};
+use crate::support::upstream::{dead_addr, echo, full, raw_answers, serve};
 use crate::support::*;
 
 async fn error_code(resp: reqwest::Response) -> (u16, String, String) {
@@ -405,4 +405,80 @@ async fn the_access_line_names_caller_route_and_upstream_but_not_the_query() {
         assert!(line.contains(&want), "{want} missing from: {line}");
     }
     assert!(!log.contains("s3cret"), "the query string reached the log");
+}
+
+/// An app server's answer as nginx orders it: its connection fields among
+/// the others, names in its own case, a field repeated; `/cid` adds a
+/// correlation id of the upstream's own.
+pub fn app_answer(target: &str) -> String {
+    let own_id = if target.ends_with("/cid") {
+        "X-Correlation-Id: upstream-id\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "HTTP/1.1 200 OK\r\nServer: app\r\nDate: Mon, 07 Dec 2026 07:00:00 GMT\r\n\
+         X-Mixed-Case: One\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\
+         Keep-Alive: timeout=5\r\n{own_id}X-Repeat: a\r\nx-repeat: b\r\n\r\nok"
+    )
+}
+
+/// The values of the fields named `name` (any case) in a raw answer head.
+fn values<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
+    head.lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim())
+        .collect()
+}
+
+/// An answer no answer step acts on passes its fields on as the upstream
+/// wrote them (`headers/verbatim.rs`): names in their case, order and
+/// repeats kept, the upstream's connection fields gone, and the upstream's
+/// `Date` and the proxy's correlation id once each. An answer with a name a
+/// step acts on (here the upstream's own correlation id) still gets it.
+#[tokio::test]
+async fn an_answer_passes_its_fields_as_the_upstream_wrote_them_with_the_proxys_own_once() {
+    let p = TestProxy::start().await;
+    let up = raw_answers(app_answer).await;
+    p.path_route("a", up, json!({})).await;
+    for target in ["/w/a/web/x", "/w/a/web/cid"] {
+        let (status, head, body) = raw(
+            p.addr,
+            &format!("GET {target} HTTP/1.1\r\nHost: apps.test\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!((status, body.as_str()), (200, "ok"), "{head}");
+        assert_eq!(
+            values(&head, "date"),
+            ["Mon, 07 Dec 2026 07:00:00 GMT"],
+            "{head}"
+        );
+        assert_eq!(values(&head, "content-length"), ["2"], "{head}");
+        assert_eq!(values(&head, "x-repeat"), ["a", "b"], "{head}");
+        assert_eq!(values(&head, "x-mixed-case"), ["One"], "{head}");
+        assert_eq!(values(&head, "server"), ["app"], "{head}");
+        assert!(values(&head, "keep-alive").is_empty(), "{head}");
+        assert_eq!(values(&head, "connection"), ["close"], "{head}");
+        let ids = values(&head, "x-correlation-id");
+        assert_eq!(ids.len(), 1, "{head}");
+        assert_eq!(
+            ids[0].len(),
+            32,
+            "the proxy's id, not the upstream's: {head}"
+        );
+    }
+    // Passed on as written: the name's case and the repeat's order.
+    let (_, head, _) = raw(
+        p.addr,
+        "GET /w/a/web/x HTTP/1.1\r\nHost: apps.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(head.contains("\r\nX-Mixed-Case: One\r\n"), "{head}");
+    assert!(
+        head.contains("\r\nX-Repeat: a\r\nx-repeat: b\r\n"),
+        "{head}"
+    );
+    p.stop().await;
 }

@@ -309,3 +309,41 @@ async fn an_http2_request_its_client_gives_up_on_lets_its_upstream_exchange_go()
         upstream::Seen::Closed
     );
 }
+
+/// An HTTP/2 client gets an upstream answer's fields from a map, never as
+/// the lines an HTTP/1.1 client is passed (`forwarding.rs` has the
+/// HTTP/1.1 twin): every field arrives, the connection's fields do not,
+/// and the upstream's `Date` and the proxy's correlation id come once.
+#[tokio::test]
+async fn an_answer_over_http2_carries_the_upstreams_fields() {
+    let up = upstream::raw_answers(crate::forwarding::app_answer).await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("raw", up, json!({})).await;
+    let client = h2c_client("raw.apps.test", proxy.addr);
+    let port = proxy.addr.port();
+    for path in ["/x", "/cid"] {
+        let resp = client
+            .get(format!("http://raw.apps.test:{port}{path}"))
+            .send()
+            .await
+            .expect("h2c request");
+        assert_eq!(resp.version(), Version::HTTP_2);
+        assert_eq!(resp.status(), 200);
+        let h = resp.headers();
+        let all = |name: &str| -> Vec<&str> {
+            h.get_all(name)
+                .iter()
+                .map(|v| v.to_str().expect("text"))
+                .collect()
+        };
+        assert_eq!(all("date"), ["Mon, 07 Dec 2026 07:00:00 GMT"], "{h:?}");
+        assert_eq!(all("x-mixed-case"), ["One"], "{h:?}");
+        assert_eq!(all("x-repeat"), ["a", "b"], "{h:?}");
+        assert_eq!(all("server"), ["app"], "{h:?}");
+        assert!(all("keep-alive").is_empty(), "{h:?}");
+        let ids = all("x-correlation-id");
+        assert_eq!(ids.len(), 1, "{h:?}");
+        assert_eq!(ids[0].len(), 32, "{h:?}");
+        assert_eq!(resp.bytes().await.expect("body").as_ref(), b"ok");
+    }
+}

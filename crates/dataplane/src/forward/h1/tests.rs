@@ -647,7 +647,8 @@ async fn random_framings_read_in_random_pieces_give_back_the_body() {
 async fn mangled_responses_end_in_an_answer_or_an_error_never_a_panic() {
     let mut rng = Rng(0x5eed_0002);
     let mut errors = 0;
-    for _ in 0..300 {
+    let mut passed = 0;
+    for i in 0..300 {
         let len = rng.below(600);
         let sent: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         let (mut raw, _) = framed(&mut rng, &sent);
@@ -662,11 +663,31 @@ async fn mangled_responses_end_in_an_answer_or_an_error_never_a_panic() {
             }
         }
         let (mut conn, upstream) = pair().await;
+        // Every other one may pass its fields on as they came: what passes
+        // is whole field lines, whatever the mangling left.
+        conn.verbatim = i % 2 == 0;
         let writer = dribble(upstream, raw, rng.next());
         // The upstream closes after its bytes: every case ends, whatever
         // the mangling did to the framing.
         let outcome = match head(&mut conn, &Method::GET).await {
-            Ok(h) => body(&mut conn, h.framing).await.map(|_| ()),
+            Ok(h) => {
+                if let Some(v) = &h.verbatim {
+                    let section = [v.lines(), b"\r\n"].concat();
+                    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let parsed = httparse::parse_headers(&section, &mut slots);
+                    assert_eq!(
+                        parsed.map(|s| s.is_complete()),
+                        Ok(true),
+                        "{:?}",
+                        String::from_utf8_lossy(v.lines())
+                    );
+                    let lf = v.lines().iter().filter(|b| **b == b'\n').count();
+                    let crlf = v.lines().windows(2).filter(|w| w == b"\r\n").count();
+                    assert_eq!(lf, crlf, "every line passed on ends in CRLF");
+                    passed += 1;
+                }
+                body(&mut conn, h.framing).await.map(|_| ())
+            }
             Err(e) => Err(e),
         };
         errors += usize::from(outcome.is_err());
@@ -678,6 +699,7 @@ async fn mangled_responses_end_in_an_answer_or_an_error_never_a_panic() {
         errors > 100,
         "only {errors} of 300 mangled responses were refused"
     );
+    assert!(passed > 10, "only {passed} heads passed on verbatim");
 }
 
 #[tokio::test]
@@ -825,4 +847,95 @@ async fn a_resting_connection_wakes_no_task_when_its_timer_fires() {
         before,
         "the resting connection's timer woke the last exchange's task"
     );
+}
+
+/// The head `raw` answers, read by a connection that may pass its fields on
+/// verbatim, and the body after it.
+async fn verbatim_head(raw: &str) -> (Head, Vec<u8>) {
+    let (mut conn, mut upstream) = pair().await;
+    conn.verbatim = true;
+    upstream.write_all(raw.as_bytes()).await.expect("write");
+    let h = head(&mut conn, &Method::GET).await.expect("head");
+    let (data, _) = body(&mut conn, h.framing).await.expect("body");
+    (h, data)
+}
+
+#[tokio::test]
+async fn an_answer_no_step_acts_on_passes_its_lines_as_they_came_without_the_framing_ones() {
+    // nginx's order: its `Connection` and `Keep-Alive` between the others.
+    let raw = "HTTP/1.1 200 OK\r\nServer: nginx\r\nDate: Mon, 07 Dec 2026 07:00:00 GMT\r\n\
+               Content-Type: text/plain\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\
+               Keep-Alive: timeout=5\r\nX-App:  spaced   \r\nETag: \"a\"\r\nx-app: again\r\n\r\nhello";
+    let (h, data) = verbatim_head(raw).await;
+    let v = h.verbatim.expect("passed on verbatim");
+    assert_eq!(
+        std::str::from_utf8(v.lines()).expect("text"),
+        "Server: nginx\r\nDate: Mon, 07 Dec 2026 07:00:00 GMT\r\nContent-Type: text/plain\r\n\
+         Content-Length: 5\r\nX-App:  spaced   \r\nETag: \"a\"\r\nx-app: again\r\n",
+        "case, order, repeats and blanks kept; the connection's fields left out"
+    );
+    assert_eq!(v.length(), Some(5));
+    assert!(v.dated());
+    assert!(h.headers.is_empty(), "the map is left for the proxy's own");
+    assert!(h.keep_alive);
+    // Moving the lines together leaves the body after the head alone.
+    assert_eq!(data, b"hello");
+}
+
+#[tokio::test]
+async fn an_answer_without_date_or_length_says_so_and_one_with_no_field_left_passes_none() {
+    let (h, data) = verbatim_head(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nX-A: 1\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+    )
+    .await;
+    let v = h.verbatim.expect("verbatim");
+    assert_eq!(v.lines(), b"X-A: 1\r\n");
+    assert_eq!((v.length(), v.dated()), (None, false));
+    assert_eq!(data, b"ok");
+    let (h, _) = verbatim_head("HTTP/1.1 304 Not Modified\r\nConnection: close\r\n\r\n").await;
+    assert_eq!(h.verbatim.expect("verbatim").lines(), b"");
+}
+
+#[tokio::test]
+async fn each_name_an_answer_step_acts_on_makes_the_answer_a_map() {
+    for field in [
+        "Location: /next",
+        "Content-Location: /here",
+        "Set-Cookie: a=1",
+        "X-Correlation-Id: upstream-id",
+        "Connection: X-Secret",
+        "Upgrade: h2c",
+        "Proxy-Authenticate: Basic",
+        "Trailer: X-Sum",
+        "TE: trailers",
+    ] {
+        let raw = format!("HTTP/1.1 200 OK\r\nX-Before: 1\r\n{field}\r\nContent-Length: 0\r\n\r\n");
+        let (h, _) = verbatim_head(&raw).await;
+        assert!(h.verbatim.is_none(), "{field} passed verbatim");
+        let (name, value) = field.split_once(": ").expect("field");
+        assert_eq!(h.headers[name], value, "{field} in the map");
+        assert_eq!(h.headers["x-before"], "1");
+    }
+}
+
+#[tokio::test]
+async fn bare_line_feeds_a_204_and_a_request_that_asks_for_a_map_get_one() {
+    // A line ended by a bare LF is read, not passed on as it came.
+    let (h, _) = verbatim_head("HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 0\r\n\r\n").await;
+    assert!(h.verbatim.is_none());
+    assert_eq!(h.headers["x-a"], "1");
+    let (h, _) = verbatim_head("HTTP/1.1 200 OK\nX-A: 1\nContent-Length: 0\n\n").await;
+    assert!(h.verbatim.is_none());
+    // A 204's stray length is left out by the map's writer only.
+    let (h, _) = verbatim_head("HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n").await;
+    assert!(h.verbatim.is_none());
+    // Without the request's leave (an HTTP/2 client), never.
+    let (mut conn, mut upstream) = pair().await;
+    upstream
+        .write_all(b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 0\r\n\r\n")
+        .await
+        .expect("write");
+    let h = head(&mut conn, &Method::GET).await.expect("head");
+    assert!(h.verbatim.is_none());
+    assert_eq!(h.headers["x-a"], "1");
 }

@@ -17,6 +17,7 @@ use super::Writer;
 use crate::body::ProxyBody;
 use crate::codec::{parse_length, push_decimal, push_field, push_hex};
 use crate::headers::spare;
+use crate::headers::verbatim::Verbatim;
 use crate::splice::{Moved, Pipe, SpliceFrom};
 
 /// Body bytes copied into the head's buffer to go out in one write; a
@@ -25,7 +26,8 @@ const COALESCE: usize = 16 * 1024;
 
 /// Writes the answer's status line and fields into `out`, with the
 /// framing field `framing` calls for and `Connection: close` when the
-/// connection ends after it.
+/// connection ends after it. Fields passed on [`Verbatim`] go first, as
+/// they came, then the map's (the proxy's own, for such an answer).
 pub(super) fn encode_head(
     out: &mut Vec<u8>,
     resp: &Response<ProxyBody>,
@@ -38,14 +40,21 @@ pub(super) fn encode_head(
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("Unknown").as_bytes());
     out.extend_from_slice(b"\r\n");
+    // The proxy's own framing replaces a length; a HEAD or 304 answer
+    // keeps the one the full answer would have (RFC 9110 §8.6), and 1xx
+    // and 204 answers carry none.
+    let no_length = matches!(framing, Some(Out::Length(_) | Out::Chunked | Out::Close))
+        || status.is_informational()
+        || status == StatusCode::NO_CONTENT;
     let mut dated = false;
+    if let Some(verbatim) = resp.extensions().get::<Verbatim>() {
+        // A length among them is the one `respond` frames by (`Declared`),
+        // and the upstream client passes no 204 on this way.
+        debug_assert!(verbatim.length().is_none() || !no_length);
+        out.extend_from_slice(verbatim.lines());
+        dated = verbatim.dated();
+    }
     for (name, value) in resp.headers() {
-        // The proxy's own framing replaces a length; a HEAD or 304 answer
-        // keeps the one the full answer would have (RFC 9110 §8.6), and
-        // 1xx and 204 answers carry none.
-        let no_length = matches!(framing, Some(Out::Length(_) | Out::Chunked | Out::Close))
-            || status.is_informational()
-            || status == StatusCode::NO_CONTENT;
         if *name == header::CONTENT_LENGTH && no_length {
             continue;
         }
@@ -94,10 +103,13 @@ pub(super) async fn respond(
     keep: bool,
 ) -> io::Result<bool> {
     let status = resp.status();
-    let declared = resp
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| parse_length(v.as_bytes()));
+    let declared = match resp.extensions().get::<Verbatim>() {
+        Some(verbatim) => verbatim.length(),
+        None => resp
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| parse_length(v.as_bytes())),
+    };
     let bodiless = head_request
         || status.is_informational()
         || status == StatusCode::NO_CONTENT

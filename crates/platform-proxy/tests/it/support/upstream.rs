@@ -228,3 +228,40 @@ pub async fn dead_addr() -> SocketAddr {
     drop(l);
     a
 }
+
+/// A raw HTTP/1.1 upstream whose answers are written byte for byte as
+/// `answer` gives them for each request's target: field names in the case
+/// and order an app server picks, which hyper's server would normalise.
+/// Keeps each connection for the next request (bodiless requests only).
+pub async fn raw_answers(answer: fn(&str) -> String) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        // Bounded: a test opens a handful of connections.
+        for _ in 0..32 {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                loop {
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&seen[..end]).into_owned();
+                        seen.drain(..end + 4);
+                        let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
+                        if s.write_all(answer(&target).as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
