@@ -111,6 +111,9 @@ impl Upstreams {
             UpstreamBody::pooled(conn, head.framing, head.keep_alive, Arc::clone(&self.pool))
         };
         let mut resp = Response::new(body);
+        if splice.is_some() || head.verbatim.is_some() {
+            *resp.extensions_mut() = spare::extensions();
+        }
         if let Some(splice) = splice {
             resp.extensions_mut().insert(splice);
         }

@@ -138,8 +138,10 @@ pub(super) async fn respond(
     encode_head(out, &resp, Some(framing), !keep);
     let (parts, mut body) = resp.into_parts();
     let splice = parts.extensions.get::<SpliceFrom>().cloned();
-    // Written into the head: the map is kept for the next one parsed.
+    // Written into the head: the map and the extensions are kept for the
+    // next answer.
     spare::recycle(parts.headers);
+    spare::recycle_extensions(parts.extensions);
     let mut left = match framing {
         Out::Declared => declared,
         Out::Length(n) => Some(n),
