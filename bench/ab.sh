@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # A/B of two platform-proxy binaries on the same upstream: both run side by
-# side (pinned to core 1 with the upstream), wrk alternates between them;
-# prints the median req/s of each, their ratio, each one's core time per
+# side (pinned to core 1 with the upstream), wrk alternates between them
+# (each run's first side alternating too); prints the median req/s of each,
+# their ratio, the median of each run's own B/A (a pair measured moments
+# apart, steadier when the machine's load drifts), each one's core time per
 # request (user and system, from /proc; steadier than req/s on a shared
 # machine, where neighbours steal the core) and each one's RSS after load.
 # Usage: bench/ab.sh BIN_A BIN_B [runs] [secs] [public|auth] [h1|h2]
@@ -26,7 +28,10 @@ done
 host=b.apps.bench; [ "$which" = auth ] && host=s.apps.bench
 declare -a ra rb ua ub sa sb
 for i in $(seq "$runs"); do
-  for side in a b; do
+  # Alternating who goes first: the machine's load drifts within a run
+  # pair too, and a fixed order would hand the drift to one side.
+  sides="a b"; ((i % 2)) || sides="b a"
+  for side in $sides; do
     port=$pa; [ $side = b ] && port=$pb
     c=""; [ "$which" = auth ] && c=${cookies[$side]}
     read -r u0 s0 < <(cpu_ticks "${pids[$side]}")
@@ -47,6 +52,9 @@ done
 ma=$(median "${ra[@]}"); mb=$(median "${rb[@]}")
 echo "median A $ma req/s, B $mb req/s"
 awk -v a="$ma" -v b="$mb" 'BEGIN{printf "B/A: %.3f\n", b/a}'
+pairs=()
+for i in "${!ra[@]}"; do pairs+=("$(awk -v a="${ra[$i]}" -v b="${rb[$i]}" 'BEGIN{printf "%.4f", b/a}')"); done
+echo "median of the runs' own B/A: $(median "${pairs[@]}")"
 mua=$(median "${ua[@]}"); mub=$(median "${ub[@]}"); msa=$(median "${sa[@]}"); msb=$(median "${sb[@]}")
 echo "core time a request, medians: A user $mua µs + system $msa µs | B user $mub µs + system $msb µs"
 awk -v a="$mua" -v b="$mub" 'BEGIN{printf "user time B/A: %.3f\n", b/a}'
