@@ -7,11 +7,11 @@
 //! replace. Parsing such an answer into a map costs a check of every
 //! value's bytes again (httparse has checked them) and a hashed append for
 //! each field, writing it costs a copy field by field, and clearing the map
-//! for reuse a reference count per value: about 2,400 of the 28,800
-//! instructions an authenticated request took (callgrind, twelfth
-//! performance session). Passed on as they came, the field lines are one
-//! slice of the upstream's read buffer and one copy into the client's
-//! head.
+//! for reuse a reference count per value. Passed on as they came, the
+//! field lines are one slice of the upstream's read buffer and one copy
+//! into the client's head: an authenticated request went from 28,749 to
+//! 26,684 instructions (callgrind, docs/performance.md, thirteenth
+//! session, with the extensions kept per thread).
 //!
 //! The upstream client decides as it parses, from the names it looks at
 //! anyway: a head with a name any answer step acts on
