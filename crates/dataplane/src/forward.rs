@@ -52,7 +52,8 @@ impl Upstreams {
     /// deadline of its own. A WebSocket handshake (`upgrade`) goes on a
     /// connection of its own. With `verbatim`, an answer that needs none of
     /// the answer steps carries its fields as they came, for an HTTP/1.1
-    /// client ([`Verbatim`](crate::headers::verbatim::Verbatim)); without, every answer's fields are in its map.
+    /// client (`headers::verbatim`); without, every answer's fields are in
+    /// its map.
     ///
     /// # Errors
     /// The upstream failure as a [`ProxyError`].
@@ -75,13 +76,12 @@ impl Upstreams {
             None => self.dialer.dial(authority).await.map_err(dial_error)?,
         };
         conn.start(&parts, &added, body).map_err(|e| classify(&e))?;
-        conn.verbatim = verbatim;
         // Written into the head: the map and the list are kept for the
         // next request.
         spare::recycle(std::mem::take(&mut parts.headers));
         added.recycle();
         loop {
-            match pool::exchange(&mut conn, &parts.method, self.response_timeout).await {
+            match pool::exchange(&mut conn, &parts.method, verbatim, self.response_timeout).await {
                 Ok(head) => return Ok(self.response(conn, head)),
                 // The upstream closed a pooled connection as the request
                 // went out and answered nothing: an idempotent request
@@ -92,7 +92,6 @@ impl Upstreams {
                     let head = conn.take_head().unwrap_or_default();
                     conn = self.dialer.dial(authority).await.map_err(dial_error)?;
                     conn.start_with(head);
-                    conn.verbatim = verbatim;
                 }
                 Err(e) => return Err(classify(&e)),
             }

@@ -2,11 +2,37 @@
 //! headers dropped, `Location` / `Content-Location` / `Set-Cookie` mapped
 //! onto the public origin and prefix by the rules in `pp_model::rewrite`.
 
-use http::header::{self, HeaderMap, HeaderValue};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use pp_model::rewrite::{rewrite_location, rewrite_set_cookie, RewriteContext};
 use pp_model::table::CompiledRoute;
 
 use crate::headers::hop;
+
+/// What [`rewrite_headers`] does to a field, by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rewrite {
+    /// Dropped, with what a `Connection` field names ([`hop::strip`]).
+    Hop,
+    /// `Location` or `Content-Location`, mapped onto the public address.
+    Location,
+    /// `Set-Cookie`, its `Domain` and `Path` mapped.
+    Cookie,
+}
+
+/// The rewrite a field named `name` gets, if any. The upstream client asks
+/// it too: an answer holding such a name is not passed on as it came
+/// (`headers::verbatim`).
+pub(crate) fn rewrite_of(name: &HeaderName) -> Option<Rewrite> {
+    if hop::is_hop(name) {
+        Some(Rewrite::Hop)
+    } else if name == header::LOCATION || name == header::CONTENT_LOCATION {
+        Some(Rewrite::Location)
+    } else if name == header::SET_COOKIE {
+        Some(Rewrite::Cookie)
+    } else {
+        None
+    }
+}
 
 /// Rewrites the upstream's response headers in place.
 pub fn rewrite_headers(
@@ -21,9 +47,12 @@ pub fn rewrite_headers(
     // hop-by-hop pass and three hashed lookups.
     let (mut hops, mut locations, mut cookies) = (false, false, false);
     for name in headers.keys() {
-        hops |= hop::is_hop(name);
-        locations |= name == header::LOCATION || name == header::CONTENT_LOCATION;
-        cookies |= name == header::SET_COOKIE;
+        match rewrite_of(name) {
+            Some(Rewrite::Hop) => hops = true,
+            Some(Rewrite::Location) => locations = true,
+            Some(Rewrite::Cookie) => cookies = true,
+            None => {}
+        }
     }
     if hops {
         hop::strip(headers, false);

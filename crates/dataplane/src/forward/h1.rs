@@ -12,7 +12,7 @@
 //!
 //! Limits: each response head (status line and headers) of at most
 //! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] fields, a chunk-size line of at
-//! most [`MAX_CHUNK_LINE`] bytes; past any of them the answer is a protocol
+//! most [`MAX_CHUNK_LINE`](crate::codec::MAX_CHUNK_LINE) bytes; past any of them the answer is a protocol
 //! error (502 `upstream_bad_response`), never a larger buffer. Interim 1xx
 //! heads are read past one by one, within the response timeout.
 
@@ -106,6 +106,8 @@ pub(super) struct Head {
     /// The fields, or only room for the proxy's own when they pass on
     /// `verbatim`.
     pub(super) headers: HeaderMap,
+    /// The field lines as the upstream wrote them, when the exchange
+    /// allowed it and no answer step acts on any of them.
     pub(super) verbatim: Option<Verbatim>,
     pub(super) framing: Framing,
     /// Whether the connection may carry another exchange after this one.
@@ -140,7 +142,8 @@ pub(super) struct Conn {
     /// The upstream it is connected to: the pool key it goes back under.
     pub(super) authority: Box<str>,
     /// Whether this exchange's answer may pass its fields on as they came
-    /// ([`Verbatim`]) rather than in a map; set for each exchange.
+    /// ([`Verbatim`]) rather than in a map; set for each exchange by
+    /// `pool::exchange`.
     pub(super) verbatim: bool,
     /// Reused per response head: the fields kept, before the head is
     /// frozen.

@@ -242,12 +242,15 @@ async fn reap(pool: Weak<Pool>) {
 /// Sends the request started on `conn` and reads the response head. The
 /// upstream has `timeout` to answer once the request has been sent in
 /// full: an upload of gigabytes over a slow link may take far longer than
-/// the upstream needs to answer it.
+/// the upstream needs to answer it. With `verbatim` the answer's fields
+/// may come as the upstream wrote them (see [`Head::verbatim`]).
 pub(super) async fn exchange(
     conn: &mut Conn,
     method: &Method,
+    verbatim: bool,
     timeout: Duration,
 ) -> Result<Head, UpstreamError> {
+    conn.verbatim = verbatim;
     // When the upstream's answer is due: set once the request is out.
     let mut due = None;
     std::future::poll_fn(|cx| {

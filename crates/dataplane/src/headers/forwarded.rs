@@ -19,7 +19,7 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// The public facts of one request.
 #[derive(Debug, Clone, Copy)]
 pub struct ForwardedFacts<'a> {
-    /// The client's address, as [`ip_value`] writes it.
+    /// The client's address, as `ip_value` writes it.
     pub client_ip: &'a HeaderValue,
     /// `host[:port]` as the browser sent it.
     pub host: &'a str,

@@ -26,9 +26,10 @@
 //! requests ask for a map ([`crate::forward::Upstreams::send`]).
 
 use bytes::Bytes;
-use http::header::{self, HeaderName};
+use http::header::HeaderName;
 
-use super::{hop, X_CORRELATION_ID};
+use super::X_CORRELATION_ID;
+use crate::respond::rewrite_of;
 
 /// The field lines of an upstream answer, each `name: value\r\n` as the
 /// upstream sent it (names keep their case, fields their order), without
@@ -69,16 +70,12 @@ impl Verbatim {
     }
 
     /// Whether an answer holding a field named `name` must become a map:
-    /// a hop-by-hop name the answer's steps drop (the framing fields and a
-    /// plain `Connection`, which the upstream client takes out itself,
-    /// never reach this), a location or cookie the route's rewrite maps,
-    /// or the correlation id the proxy's replaces.
+    /// a name the answer's rewrite acts on ([`rewrite_of`]: hop-by-hop,
+    /// locations, cookies; the framing fields and a plain `Connection`,
+    /// which the upstream client takes out itself, never reach this), or
+    /// the correlation id, which `Proxy::handle` replaces with the proxy's.
     pub(crate) fn is_acted_on(name: &HeaderName) -> bool {
-        hop::is_hop(name)
-            || name == header::LOCATION
-            || name == header::CONTENT_LOCATION
-            || name == header::SET_COOKIE
-            || *name == X_CORRELATION_ID
+        rewrite_of(name).is_some() || *name == X_CORRELATION_ID
     }
 }
 

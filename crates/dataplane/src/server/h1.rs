@@ -513,7 +513,8 @@ pub(crate) async fn serve(
         };
         if let (Some(tx), StatusCode::SWITCHING_PROTOCOLS) = (switch, resp.status()) {
             out.clear();
-            encode_head(&mut out, &resp, None, false);
+            // A protocol switch's answer comes from hyper's client: a map.
+            encode_head(&mut out, &resp, None, None, false);
             if write_out(&mut write, &out).await.is_err() {
                 return;
             }

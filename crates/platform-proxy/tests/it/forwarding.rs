@@ -10,6 +10,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::support::upstream::{dead_addr, echo, full, raw_answers, serve};
+use crate::support::ws::header_values;
 use crate::support::*;
 
 async fn error_code(resp: reqwest::Response) -> (u16, String, String) {
@@ -423,16 +424,6 @@ pub fn app_answer(target: &str) -> String {
     )
 }
 
-/// The values of the fields named `name` (any case) in a raw answer head.
-fn values<'a>(head: &'a str, name: &str) -> Vec<&'a str> {
-    head.lines()
-        .skip(1)
-        .filter_map(|l| l.split_once(':'))
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
-        .collect()
-}
-
 /// An answer no answer step acts on passes its fields on as the upstream
 /// wrote them (`headers/verbatim.rs`): names in their case, order and
 /// repeats kept, the upstream's connection fields gone, and the upstream's
@@ -451,17 +442,17 @@ async fn an_answer_passes_its_fields_as_the_upstream_wrote_them_with_the_proxys_
         .await;
         assert_eq!((status, body.as_str()), (200, "ok"), "{head}");
         assert_eq!(
-            values(&head, "date"),
+            header_values(&head, "date"),
             ["Mon, 07 Dec 2026 07:00:00 GMT"],
             "{head}"
         );
-        assert_eq!(values(&head, "content-length"), ["2"], "{head}");
-        assert_eq!(values(&head, "x-repeat"), ["a", "b"], "{head}");
-        assert_eq!(values(&head, "x-mixed-case"), ["One"], "{head}");
-        assert_eq!(values(&head, "server"), ["app"], "{head}");
-        assert!(values(&head, "keep-alive").is_empty(), "{head}");
-        assert_eq!(values(&head, "connection"), ["close"], "{head}");
-        let ids = values(&head, "x-correlation-id");
+        assert_eq!(header_values(&head, "content-length"), ["2"], "{head}");
+        assert_eq!(header_values(&head, "x-repeat"), ["a", "b"], "{head}");
+        assert_eq!(header_values(&head, "x-mixed-case"), ["One"], "{head}");
+        assert_eq!(header_values(&head, "server"), ["app"], "{head}");
+        assert!(header_values(&head, "keep-alive").is_empty(), "{head}");
+        assert_eq!(header_values(&head, "connection"), ["close"], "{head}");
+        let ids = header_values(&head, "x-correlation-id");
         assert_eq!(ids.len(), 1, "{head}");
         assert_eq!(
             ids[0].len(),

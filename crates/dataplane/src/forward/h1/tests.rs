@@ -752,7 +752,7 @@ async fn each_exchange_on_a_kept_connection_times_out_at_its_own_due_time() {
         upstream
     };
     let (head, back) = tokio::join!(
-        crate::forward::pool::exchange(&mut conn, &Method::GET, timeout),
+        crate::forward::pool::exchange(&mut conn, &Method::GET, false, timeout),
         answer
     );
     upstream = back;
@@ -768,7 +768,7 @@ async fn each_exchange_on_a_kept_connection_times_out_at_its_own_due_time() {
     )
     .expect("head");
     let started = std::time::Instant::now();
-    let late = crate::forward::pool::exchange(&mut conn, &Method::GET, timeout);
+    let late = crate::forward::pool::exchange(&mut conn, &Method::GET, false, timeout);
     let err = tokio::time::timeout(Duration::from_secs(5), late)
         .await
         .expect("timed out in the end")
@@ -810,7 +810,7 @@ async fn a_resting_connection_wakes_no_task_when_its_timer_fires() {
     let waker = std::task::Waker::from(std::sync::Arc::clone(&wakes));
     let mut cx = Context::from_waker(&waker);
     let head = {
-        let exchange = crate::forward::pool::exchange(&mut conn, &Method::GET, timeout);
+        let exchange = crate::forward::pool::exchange(&mut conn, &Method::GET, false, timeout);
         tokio::pin!(exchange);
         // The first poll sends and waits: the timer is armed with this task.
         assert!(exchange.as_mut().poll(&mut cx).is_pending());

@@ -26,11 +26,13 @@ const COALESCE: usize = 16 * 1024;
 
 /// Writes the answer's status line and fields into `out`, with the
 /// framing field `framing` calls for and `Connection: close` when the
-/// connection ends after it. Fields passed on [`Verbatim`] go first, as
-/// they came, then the map's (the proxy's own, for such an answer).
+/// connection ends after it. Fields passed on `verbatim` (the answer's
+/// [`Verbatim`], looked up once by the caller) go first, as they came,
+/// then the map's (the proxy's own, for such an answer).
 pub(super) fn encode_head(
     out: &mut Vec<u8>,
     resp: &Response<ProxyBody>,
+    verbatim: Option<&Verbatim>,
     framing: Option<Out>,
     close: bool,
 ) {
@@ -47,7 +49,7 @@ pub(super) fn encode_head(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT;
     let mut dated = false;
-    if let Some(verbatim) = resp.extensions().get::<Verbatim>() {
+    if let Some(verbatim) = verbatim {
         // A length among them is the one `respond` frames by (`Declared`),
         // and the upstream client passes no 204 on this way.
         debug_assert!(verbatim.length().is_none() || !no_length);
@@ -103,7 +105,8 @@ pub(super) async fn respond(
     keep: bool,
 ) -> io::Result<bool> {
     let status = resp.status();
-    let declared = match resp.extensions().get::<Verbatim>() {
+    let verbatim = resp.extensions().get::<Verbatim>();
+    let declared = match verbatim {
         Some(verbatim) => verbatim.length(),
         None => resp
             .headers()
@@ -135,7 +138,7 @@ pub(super) async fn respond(
         .iter()
         .any(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
     out.clear();
-    encode_head(out, &resp, Some(framing), !keep);
+    encode_head(out, &resp, verbatim, Some(framing), !keep);
     let (parts, mut body) = resp.into_parts();
     let splice = parts.extensions.get::<SpliceFrom>().cloned();
     // Written into the head: the map and the extensions are kept for the

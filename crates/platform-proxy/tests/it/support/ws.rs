@@ -78,12 +78,17 @@ impl RawAnswer {
 
 /// The first value of header `name` in a raw message head.
 pub fn header_of(head: &str, name: &str) -> Option<String> {
-    head.split("\r\n").skip(1).find_map(|line| {
-        let (k, v) = line.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| v.trim().to_owned())
-    })
+    header_values(head, name).into_iter().next()
+}
+
+/// Every value of header `name` in a raw message head, in order.
+pub fn header_values(head: &str, name: &str) -> Vec<String> {
+    head.split("\r\n")
+        .skip(1)
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(k, _)| k.trim().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.trim().to_owned())
+        .collect()
 }
 
 /// Reads from `s` until a blank line ends the head; returns (head, rest).
