@@ -76,9 +76,12 @@ pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
     /// Built once: `memmem::find` builds its searcher on every call.
     static OURS: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(COOKIE_PREFIX.as_bytes()));
-    // Looked up once: the fields are walked twice below.
-    let all = headers.get_all(header::COOKIE);
-    let mut fields = all.iter();
+    // Looked up once, as an entry: the fields are walked twice below, and
+    // removing or replacing them through it needs no second lookup.
+    let header::Entry::Occupied(mut entry) = headers.entry(header::COOKIE) else {
+        return;
+    };
+    let mut fields = entry.iter();
     let Some(first) = fields.next() else {
         return;
     };
@@ -89,7 +92,7 @@ pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
     }
     let mut kept: Vec<u8> = Vec::new();
     let mut dropped = false;
-    for v in all {
+    for v in entry.iter() {
         for pair in cookie_pairs(v.as_bytes()) {
             if pair.starts_with(COOKIE_PREFIX.as_bytes()) {
                 dropped = true;
@@ -104,10 +107,14 @@ pub fn strip_proxy_cookies(headers: &mut HeaderMap) {
     if !dropped && !split {
         return;
     }
-    headers.remove(header::COOKIE);
-    if !kept.is_empty() {
-        if let Ok(v) = HeaderValue::from_bytes(&kept) {
-            headers.insert(header::COOKIE, v);
+    // The app's own cookies replace the field's values in place; with none
+    // left (or none that makes a value) the field goes.
+    match HeaderValue::from_bytes(&kept) {
+        Ok(v) if !kept.is_empty() => {
+            entry.insert(v);
+        }
+        _ => {
+            entry.remove_entry_mult();
         }
     }
 }
@@ -280,13 +287,19 @@ mod tests {
         ];
         for (input, want) in cases {
             let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
             for v in *input {
                 h.append(header::COOKIE, HeaderValue::from_str(v).expect("v"));
             }
+            h.insert(header::USER_AGENT, HeaderValue::from_static("t"));
             strip_proxy_cookies(&mut h);
             let got = h.get(header::COOKIE).map(|v| v.to_str().expect("ascii"));
             assert_eq!(got, *want, "{input:?}");
             assert!(h.get_all(header::COOKIE).iter().count() <= 1);
+            // The fields beside it are untouched.
+            assert_eq!(h[header::ACCEPT], "*/*");
+            assert_eq!(h[header::USER_AGENT], "t");
+            assert_eq!(h.len(), 2 + usize::from(want.is_some()));
         }
     }
 
