@@ -20,6 +20,49 @@ pub(crate) const MAX_CHUNK_LINE: usize = 4 * 1024;
 /// The most bytes a trailer section may take.
 pub(crate) const MAX_TRAILERS: usize = 64 * 1024;
 
+/// The field names of a connection's last head, in order, as sent and
+/// parsed. A peer sends the same names in the same order head after head,
+/// so a name where the last head had it is compared and its parsed form
+/// cloned, where `HeaderName::from_bytes` would lower-case it and match it
+/// against the standard names again, and allocate for one outside them
+/// (about 90 instructions a standard name). A name elsewhere is parsed
+/// and takes the place.
+#[derive(Debug, Default)]
+pub(crate) struct Names(Vec<(Box<[u8]>, HeaderName)>);
+
+impl Names {
+    /// Names kept at most; a head's fields past it are parsed every time.
+    const MAX: usize = 32;
+
+    /// The field name `raw` at place `i` of a head. The comparison is
+    /// inlined into each head's loop and the parse kept out of it: called
+    /// as one function, its entry and exit cost more than the parse saved.
+    #[inline]
+    pub(crate) fn get(
+        &mut self,
+        i: usize,
+        raw: &[u8],
+    ) -> Result<HeaderName, header::InvalidHeaderName> {
+        match self.0.get(i) {
+            Some((seen, name)) if **seen == *raw => Ok(name.clone()),
+            _ => self.learn(i, raw),
+        }
+    }
+
+    /// Parses a name not met at its place before, and keeps it there.
+    #[inline(never)]
+    fn learn(&mut self, i: usize, raw: &[u8]) -> Result<HeaderName, header::InvalidHeaderName> {
+        let name = HeaderName::from_bytes(raw)?;
+        let entry = (Box::from(raw), name.clone());
+        if let Some(slot) = self.0.get_mut(i) {
+            *slot = entry;
+        } else if i == self.0.len() && i < Self::MAX {
+            self.0.push(entry);
+        }
+        Ok(name)
+    }
+}
+
 /// What a head's framing and connection fields say (RFC 9112 §6, §9.6),
 /// gathered field by field as the head is read.
 #[derive(Debug, Default, Clone, Copy)]

@@ -42,8 +42,6 @@ use crate::splice::{self, MoveError, Moved, Pipe, SpliceFrom};
 
 /// The most bytes one response head may take.
 pub(super) const MAX_HEAD: usize = 64 * 1024;
-/// Field names remembered per connection (see `Conn::names`).
-const MAX_KNOWN_NAMES: usize = 32;
 /// The largest read: an upstream's large answer goes in few calls.
 const MAX_READ: usize = 512 * 1024;
 
@@ -148,12 +146,8 @@ pub(super) struct Conn {
     /// Reused per response head: the fields kept, before the head is
     /// frozen.
     fields: Vec<Kept>,
-    /// The last response's field names as sent, in order, and their
-    /// parsed form. An upstream sends the same names in the same order
-    /// answer after answer, so a name that matches its place here is
-    /// cloned rather than parsed again (lower-casing, the standard-name
-    /// lookup, and an allocation for a name outside the standard set).
-    names: Vec<(Box<[u8]>, HeaderName)>,
+    /// The last response's field names, to compare the next one's with.
+    names: codec::Names,
     /// The response timer, made at the first exchange that waits and kept
     /// for the connection's life (see [`Conn::poll_timeout`]).
     timer: Option<Pin<Box<Sleep>>>,
@@ -185,7 +179,7 @@ impl Conn {
             authority: authority.into(),
             verbatim: false,
             fields: Vec::new(),
-            names: Vec::new(),
+            names: codec::Names::default(),
             timer: None,
         })
     }
@@ -583,7 +577,10 @@ impl Conn {
             let mut passing = self.verbatim && status != StatusCode::NO_CONTENT;
             let mut dated = false;
             for (i, h) in res.headers.iter().enumerate() {
-                let name = known_name(&mut self.names, i, h.name.as_bytes())?;
+                let name = self
+                    .names
+                    .get(i, h.name.as_bytes())
+                    .map_err(|_| UpstreamError::Protocol("invalid header name"))?;
                 if facts.note(&name, h.value)? {
                     continue;
                 }
@@ -735,31 +732,6 @@ fn line_of(buf: &[u8], start: usize, value_end: usize) -> Option<Range<usize>> {
         .count();
     let end = value_end + blanks + 2;
     (buf.get(value_end + blanks..end)? == b"\r\n").then_some(start..end)
-}
-
-/// The field name `raw` at place `i` of a response head, from `names`
-/// when the last head had the same name there.
-fn known_name(
-    names: &mut Vec<(Box<[u8]>, HeaderName)>,
-    i: usize,
-    raw: &[u8],
-) -> Result<HeaderName, UpstreamError> {
-    if let Some((seen, name)) = names.get(i) {
-        if **seen == *raw {
-            return Ok(name.clone());
-        }
-    }
-    let name =
-        HeaderName::from_bytes(raw).map_err(|_| UpstreamError::Protocol("invalid header name"))?;
-    let entry = (Box::from(raw), name.clone());
-    if let Some(slot) = names.get_mut(i) {
-        *slot = entry;
-    } else if i == names.len() && i < MAX_KNOWN_NAMES {
-        // A head with more fields than any before it: its names are kept
-        // up to a bound, past which they are parsed every time.
-        names.push(entry);
-    }
-    Ok(name)
 }
 
 /// What a response head's fields say about its framing and connection.

@@ -409,6 +409,7 @@ pub(crate) async fn serve(
     let mut write = Writer::new(write, limits.send_timeout);
     let mut out = Vec::with_capacity(ANSWER_HEAD);
     let mut fields = Vec::new();
+    let mut names = codec::Names::default();
     // One shutdown waiter and one timer for the connection's life, the
     // timer moved later per request (an atomic swap while it is armed)
     // rather than made anew. It first fires a moment into a wait for the
@@ -436,10 +437,10 @@ pub(crate) async fn serve(
         let head = loop {
             tokio::select! {
                 biased;
-                h = read_head(&side, limits.max_head, &mut fields) => break h,
+                h = read_head(&side, limits.max_head, &mut fields, &mut names) => break h,
                 () = &mut deadline => {
                     if std::mem::take(&mut idle_ahead) {
-                        release_idle(&side, &mut out);
+                        release_idle(&side, &mut out, &mut names);
                         deadline.as_mut().reset(head_due);
                         continue;
                     }
@@ -574,15 +575,17 @@ const IDLE_RELEASE: Duration = Duration::from_secs(1);
 /// The answer buffer's first room: a head and a small body.
 const ANSWER_HEAD: usize = 1024;
 
-/// Lets an idle connection's buffers go (see [`IDLE_RELEASE`]). A read
-/// buffer with bytes in it (part of the next head) is kept.
-fn release_idle(side: &Shared, out: &mut Vec<u8>) {
+/// Lets an idle connection's buffers go (see [`IDLE_RELEASE`]), and the
+/// names its last head had. A read buffer with bytes in it (part of the
+/// next head) is kept.
+fn release_idle(side: &Shared, out: &mut Vec<u8>, names: &mut codec::Names) {
     let mut s = lock(side);
     if s.buf.is_empty() {
         s.buf = BytesMut::new();
         s.reads.reset();
     }
     *out = Vec::new();
+    *names = codec::Names::default();
 }
 
 /// Resolves when the client closes its connection while its request is
@@ -614,6 +617,7 @@ async fn read_head(
     side: &Shared,
     max_head: usize,
     fields: &mut Vec<(HeaderName, Range<usize>)>,
+    names: &mut codec::Names,
 ) -> Result<Head, HeadError> {
     std::future::poll_fn(|cx| {
         let mut s = lock(side);
@@ -623,7 +627,7 @@ async fn read_head(
                 s.buf.advance(2);
             }
             if !s.buf.is_empty() {
-                if let Some(head) = parse_head(&mut s.buf, max_head, fields)? {
+                if let Some(head) = parse_head(&mut s.buf, max_head, fields, names)? {
                     s.body = head.body;
                     s.failed = false;
                     s.gone = false;
@@ -646,6 +650,7 @@ fn parse_head(
     buf: &mut BytesMut,
     max_head: usize,
     fields: &mut Vec<(HeaderName, Range<usize>)>,
+    names: &mut codec::Names,
 ) -> Result<Option<Head>, HeadError> {
     let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
@@ -672,8 +677,9 @@ fn parse_head(
     let target = path.as_ptr() as usize - base..path.as_ptr() as usize - base + path.len();
     let mut facts = Facts::default();
     fields.clear();
-    for h in req.headers.iter() {
-        let name = HeaderName::from_bytes(h.name.as_bytes())
+    for (i, h) in req.headers.iter().enumerate() {
+        let name = names
+            .get(i, h.name.as_bytes())
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
         facts.note(&name, h.value)?;
         let start = h.value.as_ptr() as usize - base;

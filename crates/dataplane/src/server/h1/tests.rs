@@ -5,7 +5,55 @@ use super::*;
 
 fn parsed(raw: &str, max_head: usize) -> Result<Option<Head>, HeadError> {
     let mut buf = BytesMut::from(raw.as_bytes());
-    parse_head(&mut buf, max_head, &mut Vec::new())
+    parse_head(
+        &mut buf,
+        max_head,
+        &mut Vec::new(),
+        &mut codec::Names::default(),
+    )
+}
+
+#[test]
+fn a_connections_heads_read_their_own_names_whatever_the_last_one_had() {
+    let mut names = codec::Names::default();
+    let mut read = |raw: &str| {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        parse_head(&mut buf, 64 * 1024, &mut Vec::new(), &mut names)
+    };
+    let heads = [
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Trace: 1\r\nCookie: c=1\r\n\r\n",
+        // The same names in the same places, one spelled otherwise.
+        "GET / HTTP/1.1\r\nHost: b\r\nx-trace: 2\r\nCookie: c=2\r\n\r\n",
+        // Other names in those places, and one more.
+        "GET / HTTP/1.1\r\nX-Trace: 3\r\nHost: c\r\nAccept: */*\r\nX-New: n\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: d\r\n\r\n",
+    ];
+    let want: [&[(&str, &str)]; 4] = [
+        &[("host", "a"), ("x-trace", "1"), ("cookie", "c=1")],
+        &[("host", "b"), ("x-trace", "2"), ("cookie", "c=2")],
+        &[
+            ("x-trace", "3"),
+            ("host", "c"),
+            ("accept", "*/*"),
+            ("x-new", "n"),
+        ],
+        &[("host", "d")],
+    ];
+    for (raw, want) in heads.iter().zip(want) {
+        let head = read(raw).expect("parses").expect("complete");
+        let got: Vec<(&str, &str)> = head
+            .parts
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().expect("text")))
+            .collect();
+        assert_eq!(got, want, "{raw:?}");
+    }
+    // A name that is no token is refused even where a valid one stood.
+    assert!(matches!(
+        read("GET / HTTP/1.1\r\nHo(st: e\r\n\r\n"),
+        Err(HeadError::Malformed(_))
+    ));
 }
 
 fn head(raw: &str) -> Head {
