@@ -16,8 +16,7 @@
 #    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 #    cargo build --release --target-dir target/prof -p platform-proxy;
 #    PP_BIN=path counts another build, without line tables;
-#    BENCH_BROWSER=1 sends the fields a browser's request carries, as
-#    Chromium sends them for a script's fetch, where wrk sends Host alone)
+#    BENCH_BROWSER=1 sends a browser's fields too, see bench/lib.sh)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -102,14 +101,8 @@ else
         callgrind_control -d "$vg_pid" >/dev/null 2>&1
         requests=$h2_requests
     else
-        if [ -n "${BENCH_BROWSER:-}" ]; then
-            hdr+=(-H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36'
-                -H 'Accept: */*' -H 'Accept-Encoding: gzip, deflate, br, zstd' -H 'Accept-Language: en-US,en;q=0.9'
-                -H 'Referer: http://'"$host"'/lab' -H 'Sec-Fetch-Dest: empty' -H 'Sec-Fetch-Mode: cors'
-                -H 'Sec-Fetch-Site: same-origin' -H 'sec-ch-ua: "Chromium";v="156", "Not-A.Brand";v="24"'
-                -H 'sec-ch-ua-mobile: ?0' -H 'sec-ch-ua-platform: "Linux"' -H 'Priority: u=1, i')
-        fi
-        run=$(bench_load wrk -t1 -c8 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px_port/1k.txt")
+        run=$(bench_load wrk -t1 -c8 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "${BENCH_FIELDS[@]}" \
+            "http://127.0.0.1:$px_port/1k.txt")
         callgrind_control -d "$vg_pid" >/dev/null 2>&1
         grep -q "Non-2xx" <<<"$run" && die "non-2xx answers during the run: $run"
         requests=$(awk '/requests in/{print $1}' <<<"$run")

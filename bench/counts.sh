@@ -37,7 +37,7 @@ count() {
     local stat=$!
     read -r u0 s0 < <(cpu_ticks "$pid")
     g0=$(tcp_out_segs)
-    out=$(bench_load wrk -t1 -c64 -d"${secs}s" -H "Host: $host" ${ck:+-H "Cookie: $ck"} \
+    out=$(bench_load wrk -t1 -c64 -d"${secs}s" -H "Host: $host" ${ck:+-H "Cookie: $ck"} "${BENCH_FIELDS[@]}" \
         "http://127.0.0.1:$port/1k.txt" 2>&1) || true
     read -r u1 s1 < <(cpu_ticks "$pid")
     g1=$(tcp_out_segs)

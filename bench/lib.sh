@@ -369,11 +369,27 @@ to_ms() {
         printf "%.3f", v }'
 }
 
+# BENCH_BROWSER=1: every wrk request also carries the fields Chromium
+# sends with a script's fetch (eleven besides Host and the cookie), where
+# wrk sends Host alone. Every proxy then parses them and passes them on:
+# the per-field costs a real client's requests have and a bare one hides.
+BENCH_FIELDS=()
+if [ -n "${BENCH_BROWSER:-}" ]; then
+    BENCH_FIELDS=(
+        -H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36'
+        -H 'Accept: */*' -H 'Accept-Encoding: gzip, deflate, br, zstd' -H 'Accept-Language: en-US,en;q=0.9'
+        -H 'Referer: http://apps.bench/lab' -H 'Sec-Fetch-Dest: empty' -H 'Sec-Fetch-Mode: cors'
+        -H 'Sec-Fetch-Site: same-origin' -H 'sec-ch-ua: "Chromium";v="156", "Not-A.Brand";v="24"'
+        -H 'sec-ch-ua-mobile: ?0' -H 'sec-ch-ua-platform: "Linux"' -H 'Priority: u=1, i'
+    )
+fi
+
 # bench_wrk NAME SECS URL HOST [COOKIE]: sets wrk_rps and wrk_p99 (ms).
 # Refuses to report a run with non-2xx answers: an error page is no result.
 bench_wrk() {
     local name=$1 secs=$2 url=$3 host=$4 cookie=${5:-} out
-    out=$(bench_load wrk -t1 -c64 -d"${secs}s" --latency -H "Host: $host" ${cookie:+-H "Cookie: $cookie"} "$url" 2>&1) || true
+    out=$(bench_load wrk -t1 -c64 -d"${secs}s" --latency -H "Host: $host" ${cookie:+-H "Cookie: $cookie"} \
+        "${BENCH_FIELDS[@]}" "$url" 2>&1) || true
     if grep -q "Non-2xx" <<<"$out"; then
         echo "$out" >&2
         die "$name: wrk saw non-2xx answers; refusing to report them"
