@@ -26,7 +26,9 @@ pub(crate) const MAX_TRAILERS: usize = 64 * 1024;
 /// cloned, where `HeaderName::from_bytes` would lower-case it and match it
 /// against the standard names again, and allocate for one outside them
 /// (about 90 instructions a standard name). A name elsewhere is parsed
-/// and takes the place.
+/// and takes the place. What is kept is at most the head's own name bytes,
+/// so the head limit bounds it; the server lets it go with an idle
+/// connection's buffers.
 #[derive(Debug, Default)]
 pub(crate) struct Names(Vec<(Box<[u8]>, HeaderName)>);
 
