@@ -2,9 +2,12 @@
 //! where it came from and whether retrying is safe, and becomes a response in
 //! exactly one place ([`ProxyError::into_response`]).
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::BodyExt;
+use memchr::memmem;
 use pp_model::{CorrelationId, ErrorEnvelope};
 
 use crate::body::{full, ProxyBody};
@@ -181,12 +184,19 @@ pub fn wants_html(headers: &http::HeaderMap) -> bool {
 /// Whether one field says the client is a browser navigating:
 /// `Sec-Fetch-Mode: navigate`, or an `Accept` that lists `text/html`.
 #[must_use]
+///
+/// Asked of every field of every request: the searcher for `text/html` is
+/// built once (`memmem::find` builds one on every call, which was most of
+/// this), and a value is compared with `navigate` before its name is
+/// compared with `sec-fetch-mode`, since few values are eight bytes long.
 pub fn asks_html(name: &header::HeaderName, value: &HeaderValue) -> bool {
     const SEC_FETCH_MODE: header::HeaderName = header::HeaderName::from_static("sec-fetch-mode");
+    static HTML: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"text/html"));
     if *name == header::ACCEPT {
-        memchr::memmem::find(value.as_bytes(), b"text/html").is_some()
+        HTML.find(value.as_bytes()).is_some()
     } else {
-        *name == SEC_FETCH_MODE && value.as_bytes() == b"navigate"
+        value.as_bytes() == b"navigate" && *name == SEC_FETCH_MODE
     }
 }
 

@@ -350,6 +350,15 @@ mod tests {
             ("sec-fetch-mode", "no-cors", false),
             ("accept", "text/html,application/xhtml+xml;q=0.9", true),
             ("accept", "application/json", false),
+            (
+                "accept",
+                "application/xhtml+xml, text/html;q=0.9, */*",
+                true,
+            ),
+            ("accept", "*/*", false),
+            // The value alone is not enough: it must be Sec-Fetch-Mode's.
+            ("x-fetch-mode", "navigate", false),
+            ("sec-fetch-dest", "document", false),
         ] {
             let mut h = HeaderMap::new();
             h.insert(
