@@ -32,7 +32,7 @@ pub struct ForwardedFacts<'a> {
 }
 
 /// Every name a client could claim forwarding facts under.
-const CLIENT_FORWARDED: [HeaderName; 7] = [
+pub(super) const CLIENT_FORWARDED: [HeaderName; 7] = [
     X_FORWARDED_FOR,
     X_FORWARDED_HOST,
     X_FORWARDED_PROTO,

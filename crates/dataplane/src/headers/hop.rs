@@ -6,7 +6,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 /// Fixed hop-by-hop names, plus `Proxy-Connection` which old clients send.
-const HOP: [HeaderName; 8] = [
+pub(super) const HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),

@@ -27,7 +27,7 @@ pub const X_ASSERTION: HeaderName = HeaderName::from_static("x-platform-proxy-as
 
 /// Identity headers that other gateways and apps commonly trust. A client
 /// sending any of them is ignored, whatever the proxy sets afterwards.
-const CLIENT_IDENTITY: &[&str] = &[
+pub(super) const CLIENT_IDENTITY: &[&str] = &[
     "x-forwarded-user",
     "x-forwarded-email",
     "x-forwarded-name",

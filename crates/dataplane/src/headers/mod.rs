@@ -6,6 +6,8 @@ pub mod identity;
 pub(crate) mod spare;
 pub(crate) mod verbatim;
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use pp_model::CorrelationId;
@@ -159,6 +161,12 @@ impl Present {
         if *name == http::header::CONTENT_LENGTH {
             return Self::CONTENT_LENGTH;
         }
+        // Most of a browser's fields (`accept*`, `sec-fetch-*`, `sec-ch-*`,
+        // `host`) start with a byte no listed name does.
+        let first = name.as_str().as_bytes().first();
+        if !first.is_some_and(|b| ACTED_ON_FIRST[usize::from(*b)]) {
+            return Self::default();
+        }
         let flag = |on: bool, flag: Self| if on { flag.0 } else { 0 };
         Self(
             flag(hop::is_hop(name), Self::HOP)
@@ -193,6 +201,28 @@ impl std::ops::BitOr for Present {
         Self(self.0 | other.0)
     }
 }
+
+/// The first bytes of the names [`Present::of_name`] looks up in the
+/// steps' lists, made from the lists themselves (and the `x-` of
+/// `x-platform-proxy-`), so a name added to a list is never filtered out.
+static ACTED_ON_FIRST: LazyLock<[bool; 256]> = LazyLock::new(|| {
+    let mut first = [false; 256];
+    let (hop, forwarded) = (hop::HOP, forwarded::CLIENT_FORWARDED);
+    let others = [http::header::UPGRADE, X_CORRELATION_ID];
+    let names = hop
+        .iter()
+        .chain(&forwarded)
+        .chain(&others)
+        .map(HeaderName::as_str)
+        .chain(identity::CLIENT_IDENTITY.iter().copied())
+        .chain(["x-platform-proxy-"]);
+    for name in names {
+        if let Some(&b) = name.as_bytes().first() {
+            first[usize::from(b)] = true;
+        }
+    }
+    first
+});
 
 /// What one pass over a client's head finds, before any step runs: its
 /// size against the header limit, whether the client is a browser
