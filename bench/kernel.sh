@@ -10,8 +10,9 @@
 #
 # Usage: bench/kernel.sh [public|auth] [secs] [rows]
 #   (needs perf with kernel symbols readable: /proc/kallsyms non-zero,
-#    nginx, haproxy, wrk). Sampling costs each proxy a similar share, so
-#    the columns compare; their sum is above counts.sh's times.
+#    nginx, haproxy, wrk; BENCH_BROWSER=1 as in bench/lib.sh). Sampling
+#    costs each proxy a similar share, so the columns compare; their sum
+#    is above counts.sh's times.
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -33,30 +34,29 @@ pp_route_pair "127.0.0.1:$up"
 bench_target "$which"
 # A first run warms the proxy's pools and heap: growing them is start-up,
 # not a request's cost.
-bench_load wrk -t1 -c64 -d3s -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px/1k.txt" >/dev/null
+bench_load wrk -t1 -c64 -d3s -H "Host: $host" "${hdr[@]}" "${BENCH_FIELDS[@]}" "http://127.0.0.1:$px/1k.txt" >/dev/null
 
-# sample NAME PID PORT HOST [wrk args...]: writes $work/NAME.us, one
-# "symbol microseconds-a-request" line per kernel symbol.
+# sample NAME PID PORT HOST [COOKIE]: one wrk run (bench_wrk) while perf
+# samples PID; writes $work/NAME.us, one "symbol microseconds-a-request"
+# line per kernel symbol.
 sample() {
-    local name=$1 pid=$2 port=$3 hostv=$4 out n total
-    shift 4
+    local name=$1 pid=$2 port=$3 hostv=$4 cookie=${5:-} total
     perf record -g -e cpu-clock -F "$hz" -p "$pid" -o "$work/$name.data" -- sleep "$secs" >/dev/null 2>&1 &
     local rec=$!
-    out=$(bench_load wrk -t1 -c64 -d"${secs}s" -H "Host: $hostv" "$@" "http://127.0.0.1:$port/1k.txt" 2>&1) || true
+    bench_wrk "$name" "$secs" "http://127.0.0.1:$port/1k.txt" "$hostv" "$cookie"
     wait "$rec" || true
-    grep -q "Non-2xx" <<<"$out" && { echo "$out" >&2; die "$name: non-2xx answers"; }
-    n=$(awk '/requests in/{print $1}' <<<"$out")
-    [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "$out" >&2; die "$name: no requests done"; }
     total=$(perf script -i "$work/$name.data" -F period 2>/dev/null | wc -l)
-    echo "$name: $n requests, $total samples" >&2
+    echo "$name: $wrk_requests requests, $total samples" >&2
     # --children columns: inclusive %, self %, [k], symbol.
     perf report -i "$work/$name.data" --children --sort symbol --stdio -g none 2>/dev/null \
-        | awk -v t="$total" -v n="$n" -v hz="$hz" '$3 == "[k]" {
+        | awk -v t="$total" -v n="$wrk_requests" -v hz="$hz" '$3 == "[k]" {
               p = $1; sub("%", "", p); printf "%s %.3f\n", $4, p * t / 100 / hz / n * 1e6 }' \
         | sort -k1,1 >"$work/$name.us"
 }
 sample haproxy "$hap_pid" "$hap" 127.0.0.1
-sample pp "$px_pid" "$px" "$host" "${hdr[@]}"
+ck=""
+[ "$which" = auth ] && ck=$cookie
+sample pp "$px_pid" "$px" "$host" "$ck"
 
 echo "## Kernel time a request (µs, inclusive), wrk -t1 -c64 -d${secs}s, pp-$which"
 echo "| function | haproxy | pp-$which | difference |"

@@ -35,7 +35,8 @@ if [ "$proto" = h2 ]; then
     taskset -c 0 h2load -t1 -c64 -m10 -D "$secs" "${h2hdr[@]}" "http://127.0.0.1:$px_port/1k.txt" \
         | grep -E "^finished in|^status codes" || true
 else
-    taskset -c 0 wrk -t1 -c64 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "http://127.0.0.1:$px_port/1k.txt" | grep -E "Requests/sec|Non-2xx" || true
+    taskset -c 0 wrk -t1 -c64 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "${BENCH_FIELDS[@]}" \
+        "http://127.0.0.1:$px_port/1k.txt" | grep -E "Requests/sec|Non-2xx" || true
 fi
 wait "$rec" || true
 perf report -i "$work/perf.data" --no-children --sort symbol --stdio 2>/dev/null \

@@ -425,3 +425,29 @@ pub(crate) fn parse_length(s: &[u8]) -> Option<u64> {
 pub(crate) fn clamp(left: u64, have: usize) -> usize {
     usize::try_from(left).map_or(have, |l| l.min(have))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past [`Names::MAX`] places names are parsed every time and not kept;
+    /// every place, kept or not, reads its own name head after head.
+    #[test]
+    fn names_past_the_kept_bound_still_read_right_and_are_not_kept() {
+        let mut names = Names::default();
+        let head = |tag: &str| -> Vec<String> {
+            (0..Names::MAX + 8)
+                .map(|i| format!("X-{tag}-{i}"))
+                .collect()
+        };
+        for tag in ["a", "a", "b"] {
+            for (i, raw) in head(tag).iter().enumerate() {
+                let name = names.get(i, raw.as_bytes()).expect("a token");
+                assert_eq!(name.as_str(), raw.to_ascii_lowercase(), "place {i}");
+            }
+            assert_eq!(names.0.len(), Names::MAX);
+        }
+        assert!(names.get(3, b"no token").is_err());
+        assert_eq!(names.get(3, b"X-b-3").expect("kept").as_str(), "x-b-3");
+    }
+}

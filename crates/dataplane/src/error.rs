@@ -183,12 +183,12 @@ pub fn wants_html(headers: &http::HeaderMap) -> bool {
 
 /// Whether one field says the client is a browser navigating:
 /// `Sec-Fetch-Mode: navigate`, or an `Accept` that lists `text/html`.
-#[must_use]
 ///
 /// Asked of every field of every request: the searcher for `text/html` is
 /// built once (`memmem::find` builds one on every call, which was most of
 /// this), and a value is compared with `navigate` before its name is
 /// compared with `sec-fetch-mode`, since few values are eight bytes long.
+#[must_use]
 pub fn asks_html(name: &header::HeaderName, value: &HeaderValue) -> bool {
     const SEC_FETCH_MODE: header::HeaderName = header::HeaderName::from_static("sec-fetch-mode");
     static HTML: LazyLock<memmem::Finder<'static>> =

@@ -12,9 +12,10 @@
 //!
 //! Limits: each response head (status line and headers) of at most
 //! [`MAX_HEAD`] bytes and [`MAX_HEADERS`] fields, a chunk-size line of at
-//! most [`MAX_CHUNK_LINE`](crate::codec::MAX_CHUNK_LINE) bytes; past any of them the answer is a protocol
-//! error (502 `upstream_bad_response`), never a larger buffer. Interim 1xx
-//! heads are read past one by one, within the response timeout.
+//! most [`MAX_CHUNK_LINE`](crate::codec::MAX_CHUNK_LINE) bytes; past any of
+//! them the answer is a protocol error (502 `upstream_bad_response`), never
+//! a larger buffer. Interim 1xx heads are read past one by one, within the
+//! response timeout.
 
 use std::future::Future;
 use std::io::{self, IoSlice};
