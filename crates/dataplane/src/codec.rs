@@ -5,6 +5,7 @@
 //! (`server/h1.rs`) each own their buffers and call into this.
 
 use std::io;
+use std::ops::Range;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -23,46 +24,97 @@ pub(crate) const MAX_TRAILERS: usize = 64 * 1024;
 /// The field names of a connection's last head, in order, as sent and
 /// parsed. A peer sends the same names in the same order head after head,
 /// so a name where the last head had it is compared and its parsed form
-/// cloned, where `HeaderName::from_bytes` would lower-case it and match it
-/// against the standard names again, and allocate for one outside them
+/// lent out, where `HeaderName::from_bytes` would lower-case it and match
+/// it against the standard names again, and allocate for one outside them
 /// (about 90 instructions a standard name). A name elsewhere is parsed
 /// and takes the place. What is kept is at most the head's own name bytes,
 /// so the head limit bounds it; the server lets it go with an idle
 /// connection's buffers.
+///
+/// Each name is kept with a mark, the answer of the caller's `mark` for
+/// it (which the caller keeps the same for the connection's life): the
+/// server marks the names no step reads (`headers::passed`), the upstream
+/// client those an answer step acts on (`headers::verbatim`), so that
+/// question too is asked once a place rather than once a field.
 #[derive(Debug, Default)]
-pub(crate) struct Names(Vec<(Box<[u8]>, HeaderName)>);
+pub(crate) struct Names {
+    kept: Vec<Known>,
+    /// The last name read past [`Names::MAX`], lent out as the kept ones
+    /// are.
+    past: Option<Known>,
+}
+
+#[derive(Debug)]
+struct Known {
+    raw: Box<[u8]>,
+    name: HeaderName,
+    marked: bool,
+}
+
+/// A field name for the caller: as parsed, and its mark.
+pub(crate) type Name<'a> = (&'a HeaderName, bool);
 
 impl Names {
     /// Names kept at most; a head's fields past it are parsed every time.
     const MAX: usize = 32;
 
-    /// The field name `raw` at place `i` of a head. The comparison is
-    /// inlined into each head's loop and the parse kept out of it: called
-    /// as one function, its entry and exit cost more than the parse saved.
+    /// The field name `raw` at place `i` of a head, and whether `mark`
+    /// picks it. The comparison is inlined into each head's loop and the
+    /// parse kept out of it: called as one function, its entry and exit
+    /// cost more than the parse saved.
     #[inline]
     pub(crate) fn get(
         &mut self,
         i: usize,
         raw: &[u8],
-    ) -> Result<HeaderName, header::InvalidHeaderName> {
-        match self.0.get(i) {
-            Some((seen, name)) if **seen == *raw => Ok(name.clone()),
-            _ => self.learn(i, raw),
+        mark: fn(&HeaderName) -> bool,
+    ) -> Result<Name<'_>, header::InvalidHeaderName> {
+        if self.kept.get(i).is_some_and(|k| *k.raw == *raw) {
+            let k = &self.kept[i];
+            return Ok((&k.name, k.marked));
         }
+        self.learn(i, raw, mark)
     }
 
     /// Parses a name not met at its place before, and keeps it there.
     #[inline(never)]
-    fn learn(&mut self, i: usize, raw: &[u8]) -> Result<HeaderName, header::InvalidHeaderName> {
+    fn learn(
+        &mut self,
+        i: usize,
+        raw: &[u8],
+        mark: fn(&HeaderName) -> bool,
+    ) -> Result<Name<'_>, header::InvalidHeaderName> {
         let name = HeaderName::from_bytes(raw)?;
-        let entry = (Box::from(raw), name.clone());
-        if let Some(slot) = self.0.get_mut(i) {
-            *slot = entry;
-        } else if i == self.0.len() && i < Self::MAX {
-            self.0.push(entry);
-        }
-        Ok(name)
+        let known = Known {
+            raw: Box::from(raw),
+            marked: mark(&name),
+            name,
+        };
+        let slot = if i < self.kept.len() {
+            self.kept[i] = known;
+            &self.kept[i]
+        } else if i == self.kept.len() && i < Self::MAX {
+            self.kept.push(known);
+            &self.kept[i]
+        } else {
+            self.past.insert(known)
+        };
+        Ok((&slot.name, slot.marked))
     }
+}
+
+/// The whole line of a field whose name starts at `start` and whose value
+/// ends at `value_end` (httparse leaves trailing blanks out of it),
+/// through its CRLF; `None` for a line ended by a bare LF, which is not
+/// passed on as it came.
+pub(crate) fn line_of(buf: &[u8], start: usize, value_end: usize) -> Option<Range<usize>> {
+    let rest = buf.get(value_end..)?;
+    let blanks = rest
+        .iter()
+        .take_while(|b| matches!(b, b' ' | b'\t'))
+        .count();
+    let end = value_end + blanks + 2;
+    (buf.get(value_end + blanks..end)? == b"\r\n").then_some(start..end)
 }
 
 /// What a head's framing and connection fields say (RFC 9112 §6, §9.6),
@@ -430,8 +482,17 @@ pub(crate) fn clamp(left: u64, have: usize) -> usize {
 mod tests {
     use super::*;
 
+    /// Marks names ending in an even digit.
+    fn even(name: &HeaderName) -> bool {
+        name.as_str()
+            .bytes()
+            .last()
+            .is_some_and(|b| b.is_ascii_digit() && (b - b'0') % 2 == 0)
+    }
+
     /// Past [`Names::MAX`] places names are parsed every time and not kept;
-    /// every place, kept or not, reads its own name head after head.
+    /// every place, kept or not, reads its own name and mark head after
+    /// head.
     #[test]
     fn names_past_the_kept_bound_still_read_right_and_are_not_kept() {
         let mut names = Names::default();
@@ -442,12 +503,34 @@ mod tests {
         };
         for tag in ["a", "a", "b"] {
             for (i, raw) in head(tag).iter().enumerate() {
-                let name = names.get(i, raw.as_bytes()).expect("a token");
+                let (name, marked) = names.get(i, raw.as_bytes(), even).expect("a token");
                 assert_eq!(name.as_str(), raw.to_ascii_lowercase(), "place {i}");
+                assert_eq!(marked, i % 2 == 0, "place {i}");
             }
-            assert_eq!(names.0.len(), Names::MAX);
+            assert_eq!(names.kept.len(), Names::MAX);
         }
-        assert!(names.get(3, b"no token").is_err());
-        assert_eq!(names.get(3, b"X-b-3").expect("kept").as_str(), "x-b-3");
+        assert!(names.get(3, b"no token", even).is_err());
+        let (name, marked) = names.get(3, b"X-b-3", even).expect("kept");
+        assert_eq!((name.as_str(), marked), ("x-b-3", false));
+    }
+
+    /// A name met again at its place keeps the mark it was given; one
+    /// that takes another's place gets its own.
+    #[test]
+    fn a_places_mark_follows_its_name() {
+        let mut names = Names::default();
+        assert!(names.get(0, b"X-2", even).expect("a token").1);
+        assert!(names.get(0, b"x-2", even).expect("a token").1);
+        assert!(!names.get(0, b"X-3", even).expect("a token").1);
+        assert!(!names.get(0, b"X-3", even).expect("a token").1);
+    }
+
+    #[test]
+    fn a_line_runs_through_its_blanks_and_crlf_and_a_bare_lf_is_no_line() {
+        let buf = b"A: 1  \r\nB: 2\nC: 3\r\n";
+        assert_eq!(line_of(buf, 0, 4), Some(0..8));
+        assert_eq!(line_of(buf, 8, 12), None, "ended by a bare LF");
+        assert_eq!(line_of(buf, 13, 17), Some(13..19));
+        assert_eq!(line_of(buf, 13, 19), None, "past the buffer");
     }
 }

@@ -208,8 +208,10 @@ impl Proxy {
             let logged = account::enabled()
                 .then(|| Box::new((Instant::now(), req.method().clone(), req.uri().clone())));
             // One pass over the client's fields for what the steps ask of
-            // them: the size limit, HTML errors, the names to act on.
-            let scan = Scan::of(req.headers());
+            // them: the size limit, HTML errors, the names to act on. The
+            // passed fields hold none of those names; only their size.
+            let mut scan = Scan::of(req.headers());
+            scan.bytes += req.body().passed_bytes();
             let host = authority(&req);
             let mut note = Note::default();
             let addressed = host.as_ref().map(Addressed::as_str);
@@ -323,6 +325,10 @@ impl Proxy {
         let (host, _) = split_authority(auth)
             .ok_or_else(|| ProxyError::BadRequest("the Host header is malformed".into()))?;
         if host == self.settings.api_host {
+            // The API and the forward-auth check read any field: the
+            // passed ones go back into the map.
+            let passed = req.body_mut().take_passed();
+            passed.merge_into(req.headers_mut());
             if req.uri().path() == forward_auth::PATH {
                 let table = self.routes.load();
                 return Ok(Dispatch::ForwardAuth { req, table });
@@ -440,6 +446,8 @@ impl Proxy {
             (ClientBody::H1(body), Some(len)) if len >= MIN_SPLICE => body.splice_source(),
             _ => None,
         };
+        let mut added = Added::new();
+        added.pass(req.body_mut().take_passed());
         // A body already at its end goes on as the empty body, which boxes
         // nothing.
         let req = if hyper::body::Body::is_end_stream(req.body()) {
@@ -447,7 +455,6 @@ impl Proxy {
         } else {
             req.map(|b| boxed(Limited::new(b, max_body)))
         };
-        let mut added = Added::new();
         let mut up_req = upstream_request(
             req,
             &mut added,

@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::stall::Stall;
 use crate::body::{BodyTimeout, BoxError};
+use crate::headers::passed::Passed;
 
 /// A request's body, from either server.
 #[derive(Debug)]
@@ -79,6 +80,28 @@ impl Body for H2Body {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+impl ClientBody {
+    /// The bytes of the head's passed fields (`headers::passed`), which
+    /// the header limit counts with the map's.
+    #[must_use]
+    pub fn passed_bytes(&self) -> usize {
+        match self {
+            Self::H2(_) => 0,
+            Self::H1(b) => b.passed().bytes(),
+        }
+    }
+
+    /// Takes the head's passed fields (none over HTTP/2, whose fields are
+    /// all in the map): written after the map's into an upstream head, or
+    /// merged into the map for a request that travels as one.
+    pub fn take_passed(&mut self) -> Passed {
+        match self {
+            Self::H2(_) => Passed::default(),
+            Self::H1(b) => b.take_passed(),
+        }
     }
 }
 

@@ -578,25 +578,30 @@ impl Conn {
             let mut passing = self.verbatim && status != StatusCode::NO_CONTENT;
             let mut dated = false;
             for (i, h) in res.headers.iter().enumerate() {
-                let name = self
+                let (name, acted_on) = self
                     .names
-                    .get(i, h.name.as_bytes())
+                    .get(i, h.name.as_bytes(), Verbatim::is_acted_on)
                     .map_err(|_| UpstreamError::Protocol("invalid header name"))?;
-                if facts.note(&name, h.value)? {
+                if facts.note(name, h.value)? {
                     continue;
                 }
                 let start = h.value.as_ptr() as usize - base;
                 let value = start..start + h.value.len();
                 let line = if passing {
-                    passing = !Verbatim::is_acted_on(&name);
+                    passing = !acted_on;
                     dated |= name == header::DATE;
-                    let line = line_of(&self.rbuf, h.name.as_ptr() as usize - base, value.end);
+                    let line =
+                        codec::line_of(&self.rbuf, h.name.as_ptr() as usize - base, value.end);
                     passing &= line.is_some();
                     line.unwrap_or_default()
                 } else {
                     0..0
                 };
-                self.fields.push(Kept { name, value, line });
+                self.fields.push(Kept {
+                    name: name.clone(),
+                    value,
+                    line,
+                });
             }
             let (framing, framed_keep_alive) = facts.framing(method, status)?;
             let (headers, verbatim) = if passing {
@@ -721,20 +726,6 @@ struct Kept {
     line: Range<usize>,
 }
 
-/// The line of a field starting at `start` whose value ends at
-/// `value_end` (httparse leaves trailing blanks out of it), through its
-/// CRLF; `None` for a line ended by a bare LF, which is not passed on as
-/// it came.
-fn line_of(buf: &[u8], start: usize, value_end: usize) -> Option<Range<usize>> {
-    let rest = buf.get(value_end..)?;
-    let blanks = rest
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t'))
-        .count();
-    let end = value_end + blanks + 2;
-    (buf.get(value_end + blanks..end)? == b"\r\n").then_some(start..end)
-}
-
 /// What a response head's fields say about its framing and connection.
 #[derive(Debug, Default)]
 struct Facts(codec::Fields);
@@ -792,8 +783,8 @@ impl Facts {
 }
 
 /// Writes the request head: origin-form target, the fields as they are,
-/// the proxy's added fields, and the body's framing when the fields do not
-/// declare it.
+/// the client's passed lines, the proxy's added fields, and the body's
+/// framing when the fields do not declare it.
 fn encode_head(
     parts: &request::Parts,
     added: &Added,
@@ -820,6 +811,9 @@ fn encode_head(
             }
         }
         push_field(out, name, value);
+    }
+    for run in added.passed_runs() {
+        out.extend_from_slice(run);
     }
     for (name, value) in added.iter() {
         push_field(out, name, value);

@@ -3,6 +3,7 @@
 pub mod forwarded;
 pub mod hop;
 pub mod identity;
+pub mod passed;
 pub(crate) mod spare;
 pub(crate) mod verbatim;
 
@@ -53,31 +54,49 @@ impl Sink for HeaderMap {
 /// The headers the proxy adds to an upstream request, kept beside the
 /// client's map and written after its fields on the wire. A dozen inserts
 /// into the map cost a hash and a probe each, about 6% of an
-/// authenticated request; a push costs next to nothing.
+/// authenticated request; a push costs next to nothing. The client's
+/// passed fields ([`passed`]) travel here too, to be written with them.
 #[derive(Debug, Default)]
-pub struct Added(spare::Fields);
+pub struct Added {
+    fields: spare::Fields,
+    passed: passed::Passed,
+}
 
 impl Added {
     /// Room for what an authenticated request gets (a list kept from an
     /// earlier request when there is one, see [`spare::fields`]).
     #[must_use]
     pub fn new() -> Self {
-        Self(spare::fields())
+        Self {
+            fields: spare::fields(),
+            passed: passed::Passed::default(),
+        }
+    }
+
+    /// Carries the client's passed fields to the upstream head.
+    pub fn pass(&mut self, passed: passed::Passed) {
+        self.passed = passed;
     }
 
     /// Gives the list back once its fields are written into a head.
     pub(crate) fn recycle(self) {
-        spare::recycle_fields(self.0);
+        spare::recycle_fields(self.fields);
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
-        self.0.iter().map(|(n, v)| (n, v))
+        self.fields.iter().map(|(n, v)| (n, v))
+    }
+
+    /// The client's passed field lines, in runs, to be written as they are.
+    pub(crate) fn passed_runs(&self) -> impl Iterator<Item = &[u8]> {
+        self.passed.runs()
     }
 
     /// Moves the headers into `headers`, for a request that travels as a
     /// map (a protocol switch, on hyper's client).
     pub fn merge_into(self, headers: &mut HeaderMap) {
-        for (name, value) in self.0 {
+        self.passed.merge_into(headers);
+        for (name, value) in self.fields {
             headers.insert(name, value);
         }
     }
@@ -85,7 +104,7 @@ impl Added {
 
 impl Sink for Added {
     fn put(&mut self, name: HeaderName, value: HeaderValue) {
-        self.0.push((name, value));
+        self.fields.push((name, value));
     }
 }
 

@@ -40,6 +40,7 @@ use self::answer::{encode_head, respond, write_out};
 use super::ClientBody;
 use crate::body::{BodyTimeout, BoxError};
 use crate::codec::{self, Framing, ReadSize, MAX_HEADERS};
+use crate::headers::passed::{self, Passed};
 use crate::headers::spare;
 use crate::pipeline::{ConnInfo, Proxy};
 use crate::splice::{self, MoveError, Moved, Pipe, MIN_SPLICE};
@@ -135,6 +136,10 @@ fn lock(side: &Shared) -> MutexGuard<'_, ReadSide> {
 pub struct RequestBody {
     side: Shared,
     generation: u64,
+    /// The head's fields no step reads, until the pipeline takes them
+    /// (`headers::passed`): they ride here, where the request already
+    /// carries the server's own state, rather than in its extensions.
+    passed: Passed,
 }
 
 impl std::fmt::Debug for RequestBody {
@@ -227,6 +232,14 @@ impl Body for RequestBody {
 }
 
 impl RequestBody {
+    pub(crate) fn passed(&self) -> &Passed {
+        &self.passed
+    }
+
+    pub(crate) fn take_passed(&mut self) -> Passed {
+        std::mem::take(&mut self.passed)
+    }
+
     /// The body's unread rest as a splice source, where it is worth one:
     /// a `Content-Length` body of at least [`MIN_SPLICE`] bytes still to
     /// come on a plain TCP connection.
@@ -379,6 +392,7 @@ enum HeadError {
 /// A parsed request head and what it says about its connection.
 struct Head {
     parts: http::request::Parts,
+    passed: Passed,
     body: Framing,
     keep_alive: bool,
     expect_continue: bool,
@@ -484,6 +498,7 @@ pub(crate) async fn serve(
             ClientBody::H1(RequestBody {
                 side: Arc::clone(&side),
                 generation: lock(&side).generation,
+                passed: head.passed,
             }),
         );
         let switch = head.upgrade.then(|| {
@@ -676,14 +691,25 @@ fn parse_head(
     let path = req.path.unwrap_or_default();
     let target = path.as_ptr() as usize - base..path.as_ptr() as usize - base + path.len();
     let mut facts = Facts::default();
+    let mut passed = Passed::default();
     fields.clear();
     for (i, h) in req.headers.iter().enumerate() {
-        let name = names
-            .get(i, h.name.as_bytes())
+        let (name, pass) = names
+            .get(i, h.name.as_bytes(), passed::is_passed)
             .map_err(|_| HeadError::Malformed("invalid header name"))?;
-        facts.note(&name, h.value)?;
         let start = h.value.as_ptr() as usize - base;
-        fields.push((name, start..start + h.value.len()));
+        let value = start..start + h.value.len();
+        if pass {
+            // A passed name frames nothing and says nothing of the
+            // connection: `Facts` has no need to see it.
+            let counted = h.name.len() + h.value.len() + 4;
+            let line = codec::line_of(buf, h.name.as_ptr() as usize - base, value.end);
+            if line.is_some_and(|line| passed.take(line, counted)) {
+                continue;
+            }
+        }
+        facts.note(name, h.value)?;
+        fields.push((name.clone(), value));
     }
     let frozen = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(frozen.slice(target))
@@ -702,6 +728,13 @@ fn parse_head(
             .map_err(|_| HeadError::Malformed("invalid header value"))?;
         headers.append(name, value);
     }
+    passed.seal(&frozen);
+    if facts.nominates {
+        // `Connection` names fields to drop at this hop (RFC 9110 §7.6.1),
+        // which the hop-by-hop step removes from the map: any of them
+        // must be there.
+        std::mem::take(&mut passed).merge_into(&mut headers);
+    }
     let body = facts.framing()?;
     let keep_alive = if version == Version::HTTP_10 {
         facts.fields.keep_alive && !facts.fields.close
@@ -715,6 +748,7 @@ fn parse_head(
     parts.headers = headers;
     Ok(Some(Head {
         parts,
+        passed,
         expect_continue: facts.expect_continue
             && version == Version::HTTP_11
             && body != Framing::Done,
@@ -735,6 +769,8 @@ struct Facts {
     codings: usize,
     other_coding: bool,
     hosts: usize,
+    /// A `Connection` field names a field besides its own tokens.
+    nominates: bool,
 }
 
 impl Facts {
@@ -743,6 +779,9 @@ impl Facts {
             .fields
             .note(name, value)
             .map_err(|m| HeadError::Malformed(m.0))?;
+        if let codec::Field::Connection { names_others } = field {
+            self.nominates |= names_others;
+        }
         if field == codec::Field::Coding {
             self.codings += 1;
             self.other_coding |= !value.trim_ascii().eq_ignore_ascii_case(b"chunked");

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
-use crate::support::upstream::{dead_addr, echo, full, raw_answers, serve};
+use crate::support::upstream::{dead_addr, echo, full, raw_answers, raw_mirror, serve};
 use crate::support::ws::header_values;
 use crate::support::*;
 
@@ -471,5 +471,99 @@ async fn an_answer_passes_its_fields_as_the_upstream_wrote_them_with_the_proxys_
         head.contains("\r\nX-Repeat: a\r\nx-repeat: b\r\n"),
         "{head}"
     );
+    p.stop().await;
+}
+
+/// A browser's fields no step reads pass to the upstream as the client
+/// wrote them (`headers/passed.rs`): names in their case, blanks, the order
+/// of a repeated name, each field once, beside the fields the steps read
+/// and the proxy's own. A `Connection` field naming one of them still
+/// drops it at this hop.
+#[tokio::test]
+async fn a_browsers_fields_reach_the_upstream_as_written_and_once_each() {
+    let p = TestProxy::start().await;
+    let up = raw_mirror().await;
+    p.path_route("a", up, json!({})).await;
+    let browser = "GET /w/a/web/x HTTP/1.1\r\nHost: apps.test\r\n\
+        sec-ch-ua-platform: \"Linux\"\r\nUSER-AGENT: Mozilla/5.0 (X11)  \r\n\
+        Accept: */*\r\nSec-Fetch-Site: same-origin\r\nSec-Fetch-Mode: cors\r\n\
+        Accept-Language: en\r\nX-App: 1\r\naccept-language: de;q=0.5\r\n\
+        Referer: http://apps.test/w/a/web/\r\nPriority: u=1, i\r\n";
+    let (status, _, upstream_head) =
+        raw(p.addr, &format!("{browser}Connection: close\r\n\r\n")).await;
+    assert_eq!(status, 200, "{upstream_head}");
+    for line in [
+        "\r\nsec-ch-ua-platform: \"Linux\"\r\nUSER-AGENT: Mozilla/5.0 (X11)  \r\n",
+        "\r\nSec-Fetch-Site: same-origin\r\n",
+        "\r\nAccept-Language: en\r\n",
+        "\r\naccept-language: de;q=0.5\r\nReferer: http://apps.test/w/a/web/\r\nPriority: u=1, i\r\n",
+    ] {
+        assert!(upstream_head.contains(line), "{line:?} in {upstream_head}");
+    }
+    for (name, values) in [
+        ("user-agent", &["Mozilla/5.0 (X11)"][..]),
+        ("sec-ch-ua-platform", &["\"Linux\""]),
+        ("accept", &["*/*"]),
+        ("sec-fetch-site", &["same-origin"]),
+        ("sec-fetch-mode", &["cors"]),
+        ("accept-language", &["en", "de;q=0.5"]),
+        ("x-app", &["1"]),
+        ("referer", &["http://apps.test/w/a/web/"]),
+        ("priority", &["u=1, i"]),
+        ("host", &["apps.test"]),
+        ("x-forwarded-host", &["apps.test"]),
+    ] {
+        assert_eq!(
+            header_values(&upstream_head, name),
+            values,
+            "{name}: {upstream_head}"
+        );
+    }
+    // Named by the client's `Connection`, a field goes no further.
+    let (status, _, upstream_head) = raw(
+        p.addr,
+        &format!("{browser}Connection: close, Referer, User-Agent\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{upstream_head}");
+    assert!(
+        header_values(&upstream_head, "referer").is_empty(),
+        "{upstream_head}"
+    );
+    assert!(
+        header_values(&upstream_head, "user-agent").is_empty(),
+        "{upstream_head}"
+    );
+    assert_eq!(
+        header_values(&upstream_head, "accept-language"),
+        ["en", "de;q=0.5"]
+    );
+    p.stop().await;
+}
+
+/// The header limit counts the passed fields as it counts the others: a
+/// head over it by a `User-Agent` alone is refused with the envelope.
+#[tokio::test]
+async fn passed_fields_count_toward_the_header_limit() {
+    let p =
+        TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\nmax_header_bytes = 2048\n")
+            .await;
+    let up = raw_mirror().await;
+    p.path_route("a", up, json!({})).await;
+    for (agent_len, want) in [(1800, 200), (2100, 431)] {
+        let agent = "a".repeat(agent_len);
+        let (status, head, body) = raw(
+            p.addr,
+            &format!(
+                "GET /w/a/web/x HTTP/1.1\r\nHost: apps.test\r\nUser-Agent: {agent}\r\n\
+                 Connection: close\r\n\r\n"
+            ),
+        )
+        .await;
+        assert_eq!(status, want, "{head}\n{body}");
+        if want == 431 {
+            assert!(body.contains("headers_too_large"), "{body}");
+        }
+    }
     p.stop().await;
 }

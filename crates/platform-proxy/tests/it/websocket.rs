@@ -363,3 +363,42 @@ async fn a_frame_sent_with_the_101_answer_reaches_the_client_first() {
     drop(c);
     proxy.stop().await;
 }
+
+/// A handshake goes upstream on hyper's client, from a map: the fields the
+/// server passes on unparsed for other requests (`headers/passed.rs`) are
+/// put back into it, once each.
+#[tokio::test]
+async fn a_handshakes_unread_fields_reach_the_upstream_once_each() {
+    let proxy = TestProxy::start().await;
+    let up = raw_ws_upstream("").await;
+    proxy.host_route("wsfields", up.addr, json!({})).await;
+    let a = raw_upgrade(
+        proxy.addr,
+        "wsfields.apps.test",
+        "/",
+        &[
+            ("User-Agent", "Mozilla/5.0 (X11)"),
+            ("Accept-Language", "en"),
+            ("Cache-Control", "no-cache"),
+            ("accept-language", "de"),
+        ],
+    )
+    .await;
+    assert_eq!(a.status, 101, "{}", a.head);
+    let heads = up.heads();
+    assert_eq!(heads.len(), 1);
+    for (name, values) in [
+        ("user-agent", &["Mozilla/5.0 (X11)"][..]),
+        ("accept-language", &["en", "de"]),
+        ("cache-control", &["no-cache"]),
+        ("sec-websocket-key", &["dGhlIHNhbXBsZSBub25jZQ=="]),
+    ] {
+        assert_eq!(
+            ws::header_values(&heads[0], name),
+            values,
+            "{name}: {}",
+            heads[0]
+        );
+    }
+    proxy.stop().await;
+}

@@ -130,6 +130,34 @@ async fn request_heads_and_bodies_are_framed_for_the_upstream() {
     }
 }
 
+/// The client's passed lines go out as they came, after the map's fields
+/// and before the proxy's own, in one head.
+#[tokio::test]
+async fn passed_lines_are_written_between_the_maps_fields_and_the_proxys() {
+    use crate::headers::passed::Passed;
+    use crate::headers::Sink;
+    let client = Bytes::from_static(
+        b"GET / HTTP/1.1\r\nUser-Agent: t \r\nHost: app\r\nAccept-Language: en\r\n\r\n",
+    );
+    let mut passed = Passed::default();
+    assert!(passed.take(16..32, 15));
+    assert!(passed.take(43..64, 21));
+    passed.seal(&client);
+    let mut added = Added::new();
+    added.pass(passed);
+    added.put(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    let (mut conn, mut upstream) = pair().await;
+    conn.start(&parts("GET", "/", &[("host", "app")]), &added, empty())
+        .expect("head");
+    send(&mut conn).await.expect("sent");
+    let wire = "GET / HTTP/1.1\r\nhost: app\r\nUser-Agent: t \r\nAccept-Language: en\r\n\
+                x-forwarded-proto: http\r\n\r\n";
+    assert_eq!(received(&mut upstream, wire.len()).await, wire);
+}
+
 #[tokio::test]
 async fn a_body_that_breaks_its_declared_length_fails_the_upload() {
     for (declared, sent, why) in [("3", "hello", "longer"), ("9", "hello", "ended before")] {

@@ -266,6 +266,7 @@ async fn a_body_outliving_its_request_never_reads_the_next_ones_bytes() {
     let first = RequestBody {
         side: Arc::clone(&side),
         generation: 1,
+        passed: Passed::default(),
     };
     // The next request has begun on the connection: its body is 5 bytes.
     {
@@ -285,6 +286,7 @@ async fn a_body_outliving_its_request_never_reads_the_next_ones_bytes() {
     let second = RequestBody {
         side: Arc::clone(&side),
         generation: 2,
+        passed: Passed::default(),
     };
     let got = second.collect().await.expect("body").to_bytes();
     assert_eq!(got, "next!");
@@ -307,6 +309,7 @@ fn timed_body(len: u64, timeout: Duration) -> (RequestBody, tokio::io::DuplexStr
     let body = RequestBody {
         side,
         generation: 1,
+        passed: Passed::default(),
     };
     (body, peer)
 }
@@ -351,4 +354,127 @@ async fn a_slow_body_that_keeps_coming_is_not_timed_out() {
     }
     assert_eq!(got, b"slowbody");
     writer.await.expect("writer");
+}
+
+/// The mapped fields of a head, as (name, value) pairs.
+fn mapped(head: &Head) -> Vec<(&str, &str)> {
+    head.parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.to_str().expect("text")))
+        .collect()
+}
+
+/// The passed lines of a head, as one text.
+fn passed_text(head: &Head) -> String {
+    head.passed
+        .runs()
+        .map(|run| std::str::from_utf8(run).expect("text"))
+        .collect()
+}
+
+#[test]
+fn a_browsers_fields_no_step_reads_pass_as_they_came_and_the_rest_are_mapped() {
+    let raw = "GET /lab/api HTTP/1.1\r\n\
+        Host: lab.apps.test\r\n\
+        Connection: keep-alive\r\n\
+        sec-ch-ua-platform: \"Linux\"\r\n\
+        User-Agent: Mozilla/5.0 (X11; Linux x86_64)  \r\n\
+        sec-ch-ua: \"Chromium\";v=\"156\"\r\n\
+        Accept: */*\r\n\
+        Sec-Fetch-Site: same-origin\r\n\
+        Sec-Fetch-Mode: cors\r\n\
+        Referer: http://lab.apps.test/lab\r\n\
+        Accept-Language: en-US,en;q=0.9\r\n\
+        Cookie: _pp_session=abc\r\n\
+        Priority: u=1, i\r\n\r\n";
+    let mut names = codec::Names::default();
+    // Twice on one connection: the second head reads its names from the
+    // connection's cache, marks included.
+    for _ in 0..2 {
+        let mut buf = BytesMut::from(raw.as_bytes());
+        let head = parse_head(&mut buf, 64 * 1024, &mut Vec::new(), &mut names)
+            .expect("parses")
+            .expect("complete");
+        assert_eq!(
+            mapped(&head),
+            [
+                ("host", "lab.apps.test"),
+                ("connection", "keep-alive"),
+                ("accept", "*/*"),
+                ("sec-fetch-mode", "cors"),
+                ("cookie", "_pp_session=abc"),
+            ]
+        );
+        assert_eq!(
+            passed_text(&head),
+            "sec-ch-ua-platform: \"Linux\"\r\n\
+             User-Agent: Mozilla/5.0 (X11; Linux x86_64)  \r\n\
+             sec-ch-ua: \"Chromium\";v=\"156\"\r\n\
+             Sec-Fetch-Site: same-origin\r\n\
+             Referer: http://lab.apps.test/lab\r\n\
+             Accept-Language: en-US,en;q=0.9\r\n\
+             Priority: u=1, i\r\n",
+            "the lines as sent, blanks and case kept"
+        );
+        assert_eq!(
+            head.passed.runs().count(),
+            4,
+            "four runs between mapped fields"
+        );
+        // As the header limit counts: name, value and four bytes a field.
+        let counted: usize = [
+            ("sec-ch-ua-platform", "\"Linux\""),
+            ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"),
+            ("sec-ch-ua", "\"Chromium\";v=\"156\""),
+            ("sec-fetch-site", "same-origin"),
+            ("referer", "http://lab.apps.test/lab"),
+            ("accept-language", "en-US,en;q=0.9"),
+            ("priority", "u=1, i"),
+        ]
+        .iter()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum();
+        assert_eq!(head.passed.bytes(), counted);
+    }
+}
+
+#[test]
+fn a_connection_field_naming_a_passed_name_keeps_every_field_in_the_map() {
+    let head = head(
+        "GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: t\r\nReferer: r\r\n\
+         Connection: keep-alive, User-Agent\r\n\r\n",
+    );
+    assert!(head.passed.is_empty(), "the hop-by-hop step must find it");
+    assert_eq!(
+        mapped(&head),
+        [
+            ("host", "a"),
+            ("connection", "keep-alive, User-Agent"),
+            ("user-agent", "t"),
+            ("referer", "r"),
+        ]
+    );
+}
+
+#[test]
+fn a_passed_name_on_a_line_ended_by_a_bare_lf_is_mapped() {
+    let head = head("GET / HTTP/1.1\r\nHost: a\r\nUser-Agent: t\nReferer: r\r\n\r\n");
+    assert_eq!(mapped(&head), [("host", "a"), ("user-agent", "t")]);
+    assert_eq!(passed_text(&head), "Referer: r\r\n");
+}
+
+#[test]
+fn past_the_runs_bound_passed_names_go_to_the_map() {
+    // Passed and mapped names in turn: every passed field starts a run.
+    let mut raw = String::from("GET / HTTP/1.1\r\n");
+    for i in 0..12 {
+        raw.push_str(&format!("Referer: r{i}\r\nX-Other: o{i}\r\n"));
+    }
+    raw.push_str("\r\n");
+    let head = head(&raw);
+    assert_eq!(head.passed.runs().count(), 8);
+    let refs: Vec<_> = head.parts.headers.get_all("referer").iter().collect();
+    assert_eq!(refs, ["r8", "r9", "r10", "r11"]);
+    assert_eq!(head.parts.headers.get_all("x-other").iter().count(), 12);
 }

@@ -234,6 +234,28 @@ pub async fn dead_addr() -> SocketAddr {
 /// and order an app server picks, which hyper's server would normalise.
 /// Keeps each connection for the next request (bodiless requests only).
 pub async fn raw_answers(answer: fn(&str) -> String) -> SocketAddr {
+    raw_upstream(move |head: &str| answer(head.split(' ').nth(1).unwrap_or("/"))).await
+}
+
+/// A raw HTTP/1.1 upstream that answers each request with its own head,
+/// byte for byte as it arrived (without the blank line that ends it), as
+/// the body: what the proxy wrote, names' case and order included, which
+/// hyper's server would normalise.
+pub async fn raw_mirror() -> SocketAddr {
+    raw_upstream(|head: &str| {
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
+            head.len()
+        )
+    })
+    .await
+}
+
+/// The raw upstream both above are: `answer` gets each request's head.
+async fn raw_upstream<F>(answer: F) -> SocketAddr
+where
+    F: Fn(&str) -> String + Copy + Send + 'static,
+{
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -250,8 +272,7 @@ pub async fn raw_answers(answer: fn(&str) -> String) -> SocketAddr {
                     while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                         let head = String::from_utf8_lossy(&seen[..end]).into_owned();
                         seen.drain(..end + 4);
-                        let target = head.split(' ').nth(1).unwrap_or("/").to_owned();
-                        if s.write_all(answer(&target).as_bytes()).await.is_err() {
+                        if s.write_all(answer(&head).as_bytes()).await.is_err() {
                             return;
                         }
                     }
