@@ -175,12 +175,6 @@ impl ProxyError {
     }
 }
 
-/// Whether the client is a browser navigating (it gets HTML errors).
-#[must_use]
-pub fn wants_html(headers: &http::HeaderMap) -> bool {
-    headers.iter().any(|(name, value)| asks_html(name, value))
-}
-
 /// Whether one field says the client is a browser navigating:
 /// `Sec-Fetch-Mode: navigate`, or an `Accept` that lists `text/html`.
 ///
@@ -189,14 +183,14 @@ pub fn wants_html(headers: &http::HeaderMap) -> bool {
 /// this), and a value is compared with `navigate` before its name is
 /// compared with `sec-fetch-mode`, since few values are eight bytes long.
 #[must_use]
-pub fn asks_html(name: &header::HeaderName, value: &HeaderValue) -> bool {
+pub fn asks_html(name: &header::HeaderName, value: &[u8]) -> bool {
     const SEC_FETCH_MODE: header::HeaderName = header::HeaderName::from_static("sec-fetch-mode");
     static HTML: LazyLock<memmem::Finder<'static>> =
         LazyLock::new(|| memmem::Finder::new(b"text/html"));
     if *name == header::ACCEPT {
-        HTML.find(value.as_bytes()).is_some()
+        HTML.find(value).is_some()
     } else {
-        value.as_bytes() == b"navigate" && *name == SEC_FETCH_MODE
+        value == b"navigate" && *name == SEC_FETCH_MODE
     }
 }
 

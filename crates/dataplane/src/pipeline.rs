@@ -31,7 +31,7 @@ use crate::account::{self, AccessRecord};
 use crate::authenticate::{authenticate, session_cookies, Caller};
 use crate::authorize::{authorize, check_origin};
 use crate::body::{boxed, empty, Limited, OnDone, ProxyBody};
-use crate::error::{wants_html, ProxyError};
+use crate::error::ProxyError;
 use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
 use crate::forward_auth::{self, ForwardAuthCache};
 use crate::headers::identity;
@@ -209,9 +209,12 @@ impl Proxy {
                 .then(|| Box::new((Instant::now(), req.method().clone(), req.uri().clone())));
             // One pass over the client's fields for what the steps ask of
             // them: the size limit, HTML errors, the names to act on. The
-            // passed fields hold none of those names; only their size.
+            // passed fields hold none of those names: their size and
+            // whether they ask for HTML were noted as the head was read.
             let mut scan = Scan::of(req.headers());
-            scan.bytes += req.body().passed_bytes();
+            if let Some(passed) = req.body().passed() {
+                scan.add_passed(passed);
+            }
             let host = authority(&req);
             let mut note = Note::default();
             let addressed = host.as_ref().map(Addressed::as_str);
@@ -223,7 +226,7 @@ impl Proxy {
             let answered = {
                 let step = self
                     .dispatch(req, addressed, &cid, scan.bytes)
-                    .map(|d| self.start(d, &conn, ids, scan.present, &mut note));
+                    .map(|d| self.start(d, &conn, ids, scan, &mut note));
                 match step {
                     Ok(step) => step.await,
                     Err(e) => Err(e),
@@ -284,13 +287,11 @@ impl Proxy {
         dispatched: Dispatch<'a>,
         conn: &'a ConnInfo,
         ids: Ids<'a>,
-        present: Present,
+        scan: Scan,
         note: &'a mut Note,
     ) -> Step<'a> {
         match dispatched {
-            Dispatch::App { req, at } => {
-                Box::pin(self.app_request(req, conn, ids, at, present, note))
-            }
+            Dispatch::App { req, at } => Box::pin(self.app_request(req, conn, ids, at, scan, note)),
             Dispatch::ForwardAuth { req, table } => Box::pin(async move {
                 forward_auth::check(
                     &self.access,
@@ -352,9 +353,10 @@ impl Proxy {
         conn: &ConnInfo,
         (cid, cid_value): Ids<'_>,
         AppHost { table, host, auth }: AppHost<'_>,
-        present: Present,
+        scan: Scan,
         note: &mut Note,
     ) -> Result<Response<ProxyBody>, ProxyError> {
+        let present = scan.present;
         // 1. resolve
         if req.method() == Method::CONNECT {
             return Err(ProxyError::BadRequest("CONNECT is not supported".into()));
@@ -363,7 +365,7 @@ impl Proxy {
             normalize(req.uri().path()).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
         let proto = if conn.tls { "https" } else { "http" };
         let Some(resolved) = table.resolve(&host, &path) else {
-            return Box::pin(self.no_route(&req, &path, proto, auth, cid)).await;
+            return Box::pin(self.no_route(&req, &path, proto, auth, cid, scan.html)).await;
         };
         let route = Arc::clone(&resolved.route);
         note.route_id = Some(route.route.id);
@@ -385,7 +387,7 @@ impl Proxy {
         } else {
             let caller = match authenticate(&self.access, req.headers(), &route).await {
                 Ok(c) => c,
-                Err(e) => return self.unauthenticated(&req, proto, auth, e),
+                Err(e) => return self.unauthenticated(&req, proto, auth, scan.html, e),
             };
             note.user = Some(Arc::clone(&caller.principal));
             authorize(&self.access, &caller, &route, cid)?;
@@ -521,6 +523,7 @@ impl Proxy {
         proto: &str,
         auth: &str,
         cid: &CorrelationId,
+        html: bool,
     ) -> Result<Response<ProxyBody>, ProxyError> {
         if let Some(tail) = path.strip_prefix(reserved::RESERVED) {
             if tail.is_empty() || tail.starts_with('/') {
@@ -535,30 +538,37 @@ impl Proxy {
         match bearer {
             Some(token) => match self.access.authn.bearer(token).await {
                 Ok(_) => Err(ProxyError::RouteNotFound),
-                Err(e) => {
-                    self.unauthenticated(req, proto, auth, ProxyError::Unauthenticated(e.code()))
-                }
+                Err(e) => self.unauthenticated(
+                    req,
+                    proto,
+                    auth,
+                    html,
+                    ProxyError::Unauthenticated(e.code()),
+                ),
             },
             None => self.unauthenticated(
                 req,
                 proto,
                 auth,
+                html,
                 ProxyError::Unauthenticated(pp_identity::AuthError::Missing.code()),
             ),
         }
     }
 
     /// The answer to a caller without valid credentials: a browser
-    /// navigating goes to the platform's login page, anything else gets
-    /// the 401.
+    /// navigating (a `GET` or `HEAD` whose fields ask for HTML, `html` as
+    /// the scan found) goes to the platform's login page, anything else
+    /// gets the 401.
     fn unauthenticated<B>(
         &self,
         req: &Request<B>,
         proto: &str,
         auth: &str,
+        html: bool,
         e: ProxyError,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        if is_navigation(req) {
+        if html && matches!(*req.method(), Method::GET | Method::HEAD) {
             let origin = format!("{proto}://{auth}");
             let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
             if let Some(r) = reserved::login_redirect(&self.access, &origin, pq) {
@@ -788,10 +798,6 @@ async fn watch_revocation(
 
 /// A browser navigating (not a script's fetch): it is sent to the login
 /// page rather than given a 401.
-fn is_navigation<B>(req: &Request<B>) -> bool {
-    matches!(*req.method(), Method::GET | Method::HEAD) && wants_html(req.headers())
-}
-
 /// What the access log learns along the way. Shared, not copied: the
 /// principal and the route are already behind `Arc`s.
 #[derive(Debug, Default)]

@@ -84,13 +84,13 @@ impl Body for H2Body {
 }
 
 impl ClientBody {
-    /// The bytes of the head's passed fields (`headers::passed`), which
-    /// the header limit counts with the map's.
+    /// The head's passed fields (`headers::passed`), which the header
+    /// scan takes in with the map's; none over HTTP/2.
     #[must_use]
-    pub fn passed_bytes(&self) -> usize {
+    pub fn passed(&self) -> Option<&Passed> {
         match self {
-            Self::H2(_) => 0,
-            Self::H1(b) => b.passed().bytes(),
+            Self::H2(_) => None,
+            Self::H1(b) => Some(b.passed()),
         }
     }
 

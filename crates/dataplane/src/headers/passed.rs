@@ -2,10 +2,13 @@
 //! they came rather than through the request's map.
 //!
 //! A browser's request carries fifteen or so fields (`User-Agent`, the
-//! `Accept-*` and `Sec-Fetch-*` families, the `Sec-CH-UA` hints, `Referer`,
+//! `Accept*` and `Sec-Fetch-*` families, the `Sec-CH-UA` hints, `Referer`,
 //! `Priority`), and the proxy's steps read a handful of others (`Host`,
 //! `Cookie`, `Authorization`, `Origin`, the hop-by-hop, forwarding and
-//! identity names). Put into the map, each field cost a check of its
+//! identity names). Of the first, `Accept` and `Sec-Fetch-Mode` are only
+//! asked whether the client wants HTML errors, which the server notes as
+//! it passes them ([`Passed::asks_html`], taken into the header scan).
+//! Put into the map, each field cost a check of its
 //! value's bytes again (httparse has checked them), a hashed append, a
 //! place in the header scan, a reference count to drop when the map is
 //! cleared for reuse, and a copy into the upstream head field by field:
@@ -46,13 +49,16 @@ pub struct Passed {
     /// The fields' size as the header limit counts it
     /// ([`crate::headers::Scan::bytes`]).
     bytes: u32,
+    /// One of them asks for HTML ([`crate::error::asks_html`]).
+    html: bool,
 }
 
 impl Passed {
     /// Takes the line `line` of the head being read (its field `counted`
-    /// bytes as the header limit counts them) when it continues the last
-    /// run or a new run has room; `false` leaves the field to the map.
-    pub(crate) fn take(&mut self, line: Range<usize>, counted: usize) -> bool {
+    /// bytes as the header limit counts them, and `html` whether it asks
+    /// for HTML) when it continues the last run or a new run has room;
+    /// `false` leaves the field to the map.
+    pub(crate) fn take(&mut self, line: Range<usize>, counted: usize, html: bool) -> bool {
         let (Ok(start), Ok(end), Ok(counted)) = (
             u32::try_from(line.start),
             u32::try_from(line.end),
@@ -70,6 +76,7 @@ impl Passed {
             _ => return false,
         }
         self.bytes += counted;
+        self.html |= html;
         true
     }
 
@@ -91,6 +98,13 @@ impl Passed {
     #[must_use]
     pub fn bytes(&self) -> usize {
         self.bytes as usize
+    }
+
+    /// Whether a passed field asks for HTML: `Accept` or `Sec-Fetch-Mode`
+    /// as [`crate::error::asks_html`] reads them.
+    #[must_use]
+    pub fn asks_html(&self) -> bool {
+        self.html
     }
 
     /// The runs of lines, to be written as they are.
@@ -123,14 +137,16 @@ impl Passed {
 }
 
 /// Whether a request field named `name` is passed on as it came: a name no
-/// step reads, on the request of a browser or of a common client. The list
-/// is closed: a name outside it goes into the map, so a new step that
-/// reads an unlisted name finds it there.
+/// step reads (but for `Accept` and `Sec-Fetch-Mode`, read as they pass),
+/// on the request of a browser or of a common client. The list is closed:
+/// a name outside it goes into the map, so a new step that reads an
+/// unlisted name finds it there.
 #[must_use]
 pub fn is_passed(name: &HeaderName) -> bool {
     matches!(
         name.as_str(),
         "user-agent"
+            | "accept"
             | "accept-encoding"
             | "accept-language"
             | "referer"
@@ -146,6 +162,7 @@ pub fn is_passed(name: &HeaderName) -> bool {
             | "dnt"
             | "upgrade-insecure-requests"
             | "sec-fetch-site"
+            | "sec-fetch-mode"
             | "sec-fetch-dest"
             | "sec-fetch-user"
             | "sec-ch-ua"

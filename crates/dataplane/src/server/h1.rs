@@ -703,8 +703,9 @@ fn parse_head(
             // A passed name frames nothing and says nothing of the
             // connection: `Facts` has no need to see it.
             let counted = h.name.len() + h.value.len() + 4;
+            let html = crate::error::asks_html(name, h.value);
             let line = codec::line_of(buf, h.name.as_ptr() as usize - base, value.end);
-            if line.is_some_and(|line| passed.take(line, counted)) {
+            if line.is_some_and(|line| passed.take(line, counted, html)) {
                 continue;
             }
         }

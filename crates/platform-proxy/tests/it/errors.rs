@@ -58,6 +58,49 @@ async fn browser_navigations_get_an_html_page_with_the_same_facts() {
     p.stop().await;
 }
 
+/// Either sign of a navigation alone makes the error a page, over HTTP/1.1
+/// where both fields pass to the upstream unmapped (`headers/passed.rs`)
+/// and over HTTP/2 where they are in the map; neither makes it JSON.
+#[tokio::test]
+async fn either_sign_of_a_navigation_alone_gets_the_html_page() {
+    let p = TestProxy::start().await;
+    let h2 = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("client");
+    for (name, value, html) in [
+        ("accept", "text/html,application/xhtml+xml;q=0.9", true),
+        ("sec-fetch-mode", "navigate", true),
+        ("accept", "application/json", false),
+        ("sec-fetch-mode", "cors", false),
+    ] {
+        for client in [None, Some(&h2)] {
+            let rb = match client {
+                None => p.get("apps.test", "/w/none/web/"),
+                Some(c) => c
+                    .get(format!("http://{}/w/none/web/", p.addr))
+                    .header("host", "apps.test"),
+            };
+            let r = rb
+                .bearer_auth(TOKEN)
+                .header(name, value)
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(r.status(), 404);
+            assert_eq!(r.version() == reqwest::Version::HTTP_2, client.is_some());
+            let ctype = &r.headers()["content-type"];
+            let want = if html {
+                "text/html; charset=utf-8"
+            } else {
+                "application/json"
+            };
+            assert_eq!(ctype, want, "{name}: {value} over {:?}", r.version());
+        }
+    }
+    p.stop().await;
+}
+
 #[tokio::test]
 async fn every_response_carries_a_distinct_correlation_id() {
     let p = TestProxy::start().await;

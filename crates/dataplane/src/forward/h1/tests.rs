@@ -140,8 +140,8 @@ async fn passed_lines_are_written_between_the_maps_fields_and_the_proxys() {
         b"GET / HTTP/1.1\r\nUser-Agent: t \r\nHost: app\r\nAccept-Language: en\r\n\r\n",
     );
     let mut passed = Passed::default();
-    assert!(passed.take(16..32, 15));
-    assert!(passed.take(43..64, 21));
+    assert!(passed.take(16..32, 15, false));
+    assert!(passed.take(43..64, 21, false));
     passed.seal(&client);
     let mut added = Added::new();
     added.pass(passed);

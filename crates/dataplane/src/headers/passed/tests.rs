@@ -24,9 +24,9 @@ fn adjacent_lines_make_one_run_and_a_gap_starts_another() {
     ]);
     let mut p = Passed::default();
     assert!(p.is_empty());
-    assert!(p.take(at[0].clone(), 10 + 1 + 4));
-    assert!(p.take(at[1].clone(), 15 + 2 + 4));
-    assert!(p.take(at[3].clone(), 7 + 9 + 4));
+    assert!(p.take(at[0].clone(), 10 + 1 + 4, false));
+    assert!(p.take(at[1].clone(), 15 + 2 + 4, true));
+    assert!(p.take(at[3].clone(), 7 + 9 + 4, false));
     p.seal(&bytes);
     let runs: Vec<&[u8]> = p.runs().collect();
     assert_eq!(
@@ -38,6 +38,7 @@ fn adjacent_lines_make_one_run_and_a_gap_starts_another() {
     );
     assert_eq!(p.bytes(), 15 + 21 + 20);
     assert!(!p.is_empty());
+    assert!(p.asks_html(), "one line said so");
 }
 
 #[test]
@@ -51,7 +52,7 @@ fn past_the_runs_bound_a_field_is_left_to_the_map() {
     // Every other line: each is a run of its own.
     let mut taken = 0;
     for range in at.iter().step_by(2) {
-        if p.take(range.clone(), 1) {
+        if p.take(range.clone(), 1, false) {
             taken += 1;
         } else {
             // Refused, and nothing of it counted.
@@ -62,7 +63,8 @@ fn past_the_runs_bound_a_field_is_left_to_the_map() {
     // A line that continues the last run is still taken.
     let last_taken = at.iter().step_by(2).nth(RUNS - 1).expect("a line").end;
     let next = at.iter().find(|r| r.start == last_taken).expect("a line");
-    assert!(p.take(next.clone(), 1));
+    assert!(p.take(next.clone(), 1, false));
+    assert!(!p.asks_html());
     p.seal(&bytes);
     assert_eq!(p.runs().count(), RUNS);
     assert_eq!(p.bytes(), RUNS + 1);
@@ -79,7 +81,7 @@ fn merged_into_a_map_the_fields_read_back_as_sent() {
     ]);
     let mut p = Passed::default();
     for i in [0, 1, 3, 4] {
-        assert!(p.take(at[i].clone(), 1));
+        assert!(p.take(at[i].clone(), 1, false));
     }
     p.seal(&bytes);
     let mut map = HeaderMap::new();
@@ -110,8 +112,6 @@ const READ: &[&str] = &[
     "cookie",
     "authorization",
     "origin",
-    "accept",
-    "sec-fetch-mode",
     "content-length",
     "transfer-encoding",
     "expect",
@@ -153,6 +153,7 @@ fn no_name_a_step_reads_is_passed() {
 fn every_passed_name_is_one_no_step_acts_on() {
     for name in [
         "user-agent",
+        "accept",
         "accept-encoding",
         "accept-language",
         "referer",
@@ -168,6 +169,7 @@ fn every_passed_name_is_one_no_step_acts_on() {
         "dnt",
         "upgrade-insecure-requests",
         "sec-fetch-site",
+        "sec-fetch-mode",
         "sec-fetch-dest",
         "sec-fetch-user",
         "sec-ch-ua",
@@ -179,9 +181,14 @@ fn every_passed_name_is_one_no_step_acts_on() {
         let name = HeaderName::from_static(name);
         assert!(is_passed(&name), "{name}");
         assert_eq!(Present::of_name(&name), Present::default(), "{name}");
-        // Neither a navigation's sign nor anything the scan looks for.
+        // Only the two the server reads as they pass can ask for HTML.
         let mut h = HeaderMap::new();
-        h.insert(name.clone(), HeaderValue::from_static("navigate"));
-        assert!(!Scan::of(&h).html, "{name}");
+        h.insert(
+            name.clone(),
+            HeaderValue::from_static("navigate, text/html"),
+        );
+        h.append(name.clone(), HeaderValue::from_static("navigate"));
+        let html = matches!(name.as_str(), "accept" | "sec-fetch-mode");
+        assert_eq!(Scan::of(&h).html, html, "{name}");
     }
 }

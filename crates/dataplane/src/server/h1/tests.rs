@@ -25,7 +25,7 @@ fn a_connections_heads_read_their_own_names_whatever_the_last_one_had() {
         // The same names in the same places, one spelled otherwise.
         "GET / HTTP/1.1\r\nHost: b\r\nx-trace: 2\r\nCookie: c=2\r\n\r\n",
         // Other names in those places, and one more.
-        "GET / HTTP/1.1\r\nX-Trace: 3\r\nHost: c\r\nAccept: */*\r\nX-New: n\r\n\r\n",
+        "GET / HTTP/1.1\r\nX-Trace: 3\r\nHost: c\r\nOrigin: http://c\r\nX-New: n\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: d\r\n\r\n",
     ];
     let want: [&[(&str, &str)]; 4] = [
@@ -34,7 +34,7 @@ fn a_connections_heads_read_their_own_names_whatever_the_last_one_had() {
         &[
             ("x-trace", "3"),
             ("host", "c"),
-            ("accept", "*/*"),
+            ("origin", "http://c"),
             ("x-new", "n"),
         ],
         &[("host", "d")],
@@ -401,8 +401,6 @@ fn a_browsers_fields_no_step_reads_pass_as_they_came_and_the_rest_are_mapped() {
             [
                 ("host", "lab.apps.test"),
                 ("connection", "keep-alive"),
-                ("accept", "*/*"),
-                ("sec-fetch-mode", "cors"),
                 ("cookie", "_pp_session=abc"),
             ]
         );
@@ -411,23 +409,24 @@ fn a_browsers_fields_no_step_reads_pass_as_they_came_and_the_rest_are_mapped() {
             "sec-ch-ua-platform: \"Linux\"\r\n\
              User-Agent: Mozilla/5.0 (X11; Linux x86_64)  \r\n\
              sec-ch-ua: \"Chromium\";v=\"156\"\r\n\
+             Accept: */*\r\n\
              Sec-Fetch-Site: same-origin\r\n\
+             Sec-Fetch-Mode: cors\r\n\
              Referer: http://lab.apps.test/lab\r\n\
              Accept-Language: en-US,en;q=0.9\r\n\
              Priority: u=1, i\r\n",
             "the lines as sent, blanks and case kept"
         );
-        assert_eq!(
-            head.passed.runs().count(),
-            4,
-            "four runs between mapped fields"
-        );
+        assert_eq!(head.passed.runs().count(), 2, "either side of the cookie");
+        assert!(!head.passed.asks_html(), "a fetch, not a navigation");
         // As the header limit counts: name, value and four bytes a field.
         let counted: usize = [
             ("sec-ch-ua-platform", "\"Linux\""),
             ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"),
             ("sec-ch-ua", "\"Chromium\";v=\"156\""),
+            ("accept", "*/*"),
             ("sec-fetch-site", "same-origin"),
+            ("sec-fetch-mode", "cors"),
             ("referer", "http://lab.apps.test/lab"),
             ("accept-language", "en-US,en;q=0.9"),
             ("priority", "u=1, i"),
@@ -477,4 +476,19 @@ fn past_the_runs_bound_passed_names_go_to_the_map() {
     let refs: Vec<_> = head.parts.headers.get_all("referer").iter().collect();
     assert_eq!(refs, ["r8", "r9", "r10", "r11"]);
     assert_eq!(head.parts.headers.get_all("x-other").iter().count(), 12);
+}
+
+#[test]
+fn a_passed_accept_or_fetch_mode_that_asks_for_html_is_noted() {
+    for (field, html) in [
+        ("Accept: text/html,application/xhtml+xml", true),
+        ("Sec-Fetch-Mode: navigate", true),
+        ("Accept: application/json", false),
+        ("Sec-Fetch-Mode: cors", false),
+        ("Sec-Fetch-Dest: navigate", false),
+    ] {
+        let head = head(&format!("GET / HTTP/1.1\r\nHost: a\r\n{field}\r\n\r\n"));
+        assert_eq!(passed_text(&head), format!("{field}\r\n"));
+        assert_eq!(head.passed.asks_html(), html, "{field}");
+    }
 }
