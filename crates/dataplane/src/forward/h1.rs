@@ -783,8 +783,8 @@ impl Facts {
 }
 
 /// Writes the request head: origin-form target, the fields as they are,
-/// the client's passed lines, the proxy's added fields, and the body's
-/// framing when the fields do not declare it.
+/// the client's passed lines, the proxy's added fields and rendered lines,
+/// and the body's framing when the fields do not declare it.
 fn encode_head(
     parts: &request::Parts,
     added: &Added,
@@ -818,6 +818,7 @@ fn encode_head(
     for (name, value) in added.iter() {
         push_field(out, name, value);
     }
+    out.extend_from_slice(added.lines());
     let framing = if body.is_end_stream() {
         None
     } else if let Some(n) = declared {

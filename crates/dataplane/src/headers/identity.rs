@@ -15,7 +15,7 @@ use pp_identity::session::COOKIE_PREFIX;
 use pp_model::table::CompiledRoute;
 use pp_model::Principal;
 
-use super::Sink;
+use super::{Lines, Sink};
 
 pub const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
 pub const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
@@ -165,23 +165,19 @@ struct Values {
     /// org or project since has its values built afresh on each request.
     org: Option<Box<str>>,
     project: Option<Box<str>>,
-    fields: Vec<(HeaderName, HeaderValue)>,
+    fields: Lines,
 }
 
 impl IdentityValues {
-    fn fields(
-        &self,
-        principal: &Principal,
-        route: &CompiledRoute,
-    ) -> Option<&[(HeaderName, HeaderValue)]> {
+    fn fields(&self, principal: &Principal, route: &CompiledRoute) -> Option<&Lines> {
         let v = self.0.get_or_init(|| Values {
             org: route.route.org_id.as_deref().map(Box::from),
             project: route.route.project_id.as_deref().map(Box::from),
-            fields: identity_fields(principal, route),
+            fields: Lines::new(identity_fields(principal, route)),
         });
         (v.org.as_deref() == route.route.org_id.as_deref()
             && v.project.as_deref() == route.route.project_id.as_deref())
-        .then_some(v.fields.as_slice())
+        .then_some(&v.fields)
     }
 }
 
@@ -224,16 +220,13 @@ pub fn set_identity(
     kept: Option<&IdentityValues>,
     assertion: Option<&str>,
 ) {
-    let built;
-    let fields = match kept.and_then(|k| k.fields(principal, route)) {
-        Some(f) => f,
+    match kept.and_then(|k| k.fields(principal, route)) {
+        Some(lines) => headers.put_lines(lines),
         None => {
-            built = identity_fields(principal, route);
-            &built
+            for (name, value) in identity_fields(principal, route) {
+                headers.put(name, value);
+            }
         }
-    };
-    for (name, value) in fields {
-        headers.put(name.clone(), value.clone());
     }
     if let Some(a) = assertion {
         match HeaderValue::from_str(a) {
@@ -452,6 +445,46 @@ mod tests {
         let mut h = HeaderMap::new();
         set_identity(&mut h, &p, &moved, Some(&kept), None);
         assert!(identity_of(&h).contains(&("x-forwarded-project".into(), "p2".into())));
+    }
+
+    /// Into an upstream head's added fields, kept values go as the lines
+    /// they were rendered to once; put back into a map (a protocol
+    /// switch) they read as the fields built fresh.
+    #[test]
+    fn kept_identity_goes_into_a_head_as_its_rendered_lines() {
+        let (p, kept) = (alice(), IdentityValues::default());
+        let acme = org_route("acme", "p1");
+        let mut added = crate::headers::Added::new();
+        set_identity(&mut added, &p, &acme, Some(&kept), Some("jwt"));
+        assert_eq!(
+            added.lines(),
+            b"x-forwarded-user: alice\r\nx-forwarded-email: alice@example.com\r\n\
+              x-forwarded-org: acme\r\nx-forwarded-project: p1\r\n\
+              x-forwarded-roles: acme:member\r\n"
+        );
+        let single: Vec<_> = added.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            single,
+            ["x-platform-proxy-assertion"],
+            "the assertion is per request"
+        );
+        // A second set of kept lines goes field by field.
+        let other = IdentityValues::default();
+        set_identity(
+            &mut added,
+            &p,
+            &org_route("globex", "p2"),
+            Some(&other),
+            None,
+        );
+        assert_eq!(added.iter().count(), 6);
+        let mut fresh = HeaderMap::new();
+        set_identity(&mut fresh, &p, &acme, None, Some("jwt"));
+        let mut merged = HeaderMap::new();
+        let mut added = crate::headers::Added::new();
+        set_identity(&mut added, &p, &acme, Some(&kept), Some("jwt"));
+        added.merge_into(&mut merged);
+        assert_eq!(identity_of(&merged), identity_of(&fresh));
     }
 
     #[test]

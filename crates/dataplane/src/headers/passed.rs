@@ -115,24 +115,31 @@ impl Passed {
     }
 
     /// Puts the fields into `headers`, for a request that travels as a
-    /// map. The lines were checked as the head was read; a line that no
-    /// longer parses (none can) is left out rather than passed unchecked.
+    /// map ([`merge_lines`]).
     pub fn merge_into(self, headers: &mut HeaderMap) {
         for run in self.runs() {
-            for line in run.split_inclusive(|b| *b == b'\n') {
-                let Some(colon) = line.iter().position(|b| *b == b':') else {
-                    continue;
-                };
-                let value = line[colon + 1..].trim_ascii();
-                let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(&line[..colon]),
-                    HeaderValue::from_bytes(value),
-                ) else {
-                    continue;
-                };
-                headers.append(name, value);
-            }
+            merge_lines(run, headers);
         }
+    }
+}
+
+/// Appends the fields of whole `name: value` lines (each ended by CRLF)
+/// to `headers`. The lines are the proxy's own or were checked as the head
+/// was read; a line that does not parse (none can) is left out rather
+/// than passed unchecked.
+pub(crate) fn merge_lines(text: &[u8], headers: &mut HeaderMap) {
+    for line in text.split_inclusive(|b| *b == b'\n') {
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            continue;
+        };
+        let value = line[colon + 1..].trim_ascii();
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(&line[..colon]),
+            HeaderValue::from_bytes(value),
+        ) else {
+            continue;
+        };
+        headers.append(name, value);
     }
 }
 

@@ -70,7 +70,22 @@ async fn launch_code_sets_a_host_only_cookie_and_redirects_to_the_clean_entry() 
     assert_eq!(page.status(), 200);
     let seen: Value = page.json().await.expect("echo");
     assert_eq!(seen["headers"]["cookie"], "app=1");
-    assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
+    // Each once (the echo joins a repeated field): the session's identity
+    // lines, rendered when its cookie was first opened.
+    let seen_again: Value = s
+        .proxy
+        .get(&host, "/lab")
+        .header("cookie", cookie_pair(c))
+        .send()
+        .await
+        .expect("page")
+        .json()
+        .await
+        .expect("echo");
+    for seen in [&seen, &seen_again] {
+        assert_eq!(seen["headers"]["x-forwarded-user"], "alice");
+        assert_eq!(seen["headers"]["x-forwarded-email"], "alice@example.com");
+    }
     s.stop().await;
 }
 

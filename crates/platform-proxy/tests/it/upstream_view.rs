@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use crate::support::identity::{split_url, Secured};
 use crate::support::upstream::{echo, full, serve, ws_echo, Upstream};
-use crate::support::ws::connect;
+use crate::support::ws::{connect, header_values, raw_upgrade, raw_ws_upstream};
 use crate::support::*;
 
 const ALICE: &[&str] = &["acme/dev:member"];
@@ -362,5 +362,49 @@ async fn audit_records_the_session_lifecycle_and_denials() {
         .await
         .expect("json");
     assert_eq!(v["items"].as_array().expect("items").len(), 1);
+    s.stop().await;
+}
+
+/// A session's identity fields are kept rendered as head lines; a
+/// WebSocket handshake goes upstream from a map, where they are put back:
+/// the upstream sees each once (a plain request's are checked in
+/// `sessions.rs`).
+#[tokio::test]
+async fn a_sessions_identity_reaches_the_upstream_once_each_over_a_switch() {
+    let s = Secured::start().await;
+    let up = raw_ws_upstream("").await;
+    let route = s.route("idws", up.addr, "acme", "dev", json!({})).await;
+    let cookie = s.cookie(&route, &s.token("alice", ALICE)).await;
+    let host = format!("idws.apps.test:{}", s.proxy.addr.port());
+    let origin = format!("http://{host}");
+    let a = raw_upgrade(
+        s.proxy.addr,
+        &host,
+        "/ws",
+        &[("Cookie", cookie.as_str()), ("Origin", origin.as_str())],
+    )
+    .await;
+    assert_eq!(a.status, 101, "{}", a.head);
+    let heads = up.heads();
+    assert_eq!(heads.len(), 1);
+    for (name, value) in [
+        ("x-forwarded-user", "alice"),
+        ("x-forwarded-email", "alice@example.com"),
+        ("x-forwarded-org", "acme"),
+        ("x-forwarded-project", "dev"),
+        ("x-forwarded-roles", "acme/dev:member"),
+    ] {
+        assert_eq!(
+            header_values(&heads[0], name),
+            [value],
+            "{name}: {}",
+            heads[0]
+        );
+    }
+    assert!(
+        header_values(&heads[0], "cookie").is_empty(),
+        "{}",
+        heads[0]
+    );
     s.stop().await;
 }
