@@ -370,13 +370,15 @@ to_ms() {
 }
 
 # BENCH_BROWSER=1: every wrk request also carries the fields Chromium
-# sends with a script's fetch (eleven besides Host and the cookie), where
-# wrk sends Host alone. Every proxy then parses them and passes them on:
+# sends with a script's fetch over HTTP/1.1 (twelve besides Host and the
+# cookie; `Connection: keep-alive` among them since the fifteenth
+# session), where wrk sends Host alone. Every proxy then parses them and passes them on:
 # the per-field costs a real client's requests have and a bare one hides.
 BENCH_FIELDS=()
 if [ -n "${BENCH_BROWSER:-}" ]; then
     BENCH_FIELDS=(
         -H 'User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0.0.0 Safari/537.36'
+        -H 'Connection: keep-alive'
         -H 'Accept: */*' -H 'Accept-Encoding: gzip, deflate, br, zstd' -H 'Accept-Language: en-US,en;q=0.9'
         -H 'Referer: http://apps.bench/lab' -H 'Sec-Fetch-Dest: empty' -H 'Sec-Fetch-Mode: cors'
         -H 'Sec-Fetch-Site: same-origin' -H 'sec-ch-ua: "Chromium";v="156", "Not-A.Brand";v="24"'

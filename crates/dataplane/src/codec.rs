@@ -139,9 +139,11 @@ pub(crate) enum Field {
     Length,
     Coding,
     /// `Connection`; `names_others` when it names a field besides the
-    /// `close`, `keep-alive` and `upgrade` tokens.
+    /// `close`, `keep-alive` and `upgrade` tokens, `upgrade` when it holds
+    /// that token.
     Connection {
         names_others: bool,
+        upgrade: bool,
     },
     Other,
 }
@@ -169,7 +171,7 @@ impl Fields {
             return Ok(Field::Coding);
         }
         if *name == header::CONNECTION {
-            let mut names_others = false;
+            let (mut names_others, mut upgrades) = (false, false);
             for token in value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 let close = token.eq_ignore_ascii_case(b"close");
                 let keep_alive = token.eq_ignore_ascii_case(b"keep-alive");
@@ -177,9 +179,13 @@ impl Fields {
                 self.close |= close;
                 self.keep_alive |= keep_alive;
                 self.upgrade |= upgrade;
+                upgrades |= upgrade;
                 names_others |= !(close || keep_alive || upgrade || token.is_empty());
             }
-            return Ok(Field::Connection { names_others });
+            return Ok(Field::Connection {
+                names_others,
+                upgrade: upgrades,
+            });
         }
         Ok(Field::Other)
     }

@@ -745,8 +745,12 @@ impl Facts {
             Field::Coding
             | Field::Connection {
                 names_others: false,
+                ..
             } => true,
-            Field::Length | Field::Connection { names_others: true } => false,
+            Field::Length
+            | Field::Connection {
+                names_others: true, ..
+            } => false,
             Field::Other => name.as_str() == "keep-alive",
         })
     }

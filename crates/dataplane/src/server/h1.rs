@@ -709,8 +709,9 @@ fn parse_head(
                 continue;
             }
         }
-        facts.note(name, h.value)?;
-        fields.push((name.clone(), value));
+        if !facts.note(name, h.value)? {
+            fields.push((name.clone(), value));
+        }
     }
     let frozen = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(frozen.slice(target))
@@ -775,13 +776,24 @@ struct Facts {
 }
 
 impl Facts {
-    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<(), HeadError> {
+    /// Takes in one field; `true` when it is taken in whole, so the map
+    /// need not hold it: a `Connection` field of `close` and `keep-alive`
+    /// alone says only how this connection goes on, which is noted here,
+    /// and the hop-by-hop step would drop it (a browser sends one with
+    /// every request). One that asks for an upgrade, or names fields to
+    /// drop, stays for the steps that read it.
+    fn note(&mut self, name: &HeaderName, value: &[u8]) -> Result<bool, HeadError> {
         let field = self
             .fields
             .note(name, value)
             .map_err(|m| HeadError::Malformed(m.0))?;
-        if let codec::Field::Connection { names_others } = field {
+        if let codec::Field::Connection {
+            names_others,
+            upgrade,
+        } = field
+        {
             self.nominates |= names_others;
+            return Ok(!(names_others || upgrade));
         }
         if field == codec::Field::Coding {
             self.codings += 1;
@@ -796,7 +808,7 @@ impl Facts {
                 self.expect_continue = value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// The body's framing (RFC 9112 §6.3); ambiguity is refused.

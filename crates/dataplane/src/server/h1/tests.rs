@@ -398,11 +398,7 @@ fn a_browsers_fields_no_step_reads_pass_as_they_came_and_the_rest_are_mapped() {
             .expect("complete");
         assert_eq!(
             mapped(&head),
-            [
-                ("host", "lab.apps.test"),
-                ("connection", "keep-alive"),
-                ("cookie", "_pp_session=abc"),
-            ]
+            [("host", "lab.apps.test"), ("cookie", "_pp_session=abc"),]
         );
         assert_eq!(
             passed_text(&head),
@@ -490,5 +486,39 @@ fn a_passed_accept_or_fetch_mode_that_asks_for_html_is_noted() {
         let head = head(&format!("GET / HTTP/1.1\r\nHost: a\r\n{field}\r\n\r\n"));
         assert_eq!(passed_text(&head), format!("{field}\r\n"));
         assert_eq!(head.passed.asks_html(), html, "{field}");
+    }
+}
+
+#[test]
+fn a_connection_field_of_its_own_tokens_alone_is_taken_in_and_not_mapped() {
+    for (field, mapped_as, keep_alive, upgrade) in [
+        ("Connection: keep-alive", None, true, false),
+        ("Connection: close", None, false, false),
+        ("Connection: Keep-Alive, close", None, false, false),
+        ("Connection: Upgrade", Some("Upgrade"), true, true),
+        (
+            "Connection: keep-alive, Upgrade",
+            Some("keep-alive, Upgrade"),
+            true,
+            true,
+        ),
+        (
+            "Connection: close, X-Secret",
+            Some("close, X-Secret"),
+            false,
+            false,
+        ),
+    ] {
+        let head = head(&format!(
+            "GET / HTTP/1.1\r\nHost: a\r\n{field}\r\nUpgrade: websocket\r\n\r\n"
+        ));
+        let got = head
+            .parts
+            .headers
+            .get("connection")
+            .map(|v| v.to_str().expect("text"));
+        assert_eq!(got, mapped_as, "{field}");
+        assert_eq!(head.keep_alive, keep_alive, "{field}");
+        assert_eq!(head.upgrade, upgrade, "{field}");
     }
 }
