@@ -58,4 +58,4 @@ echo "median of the runs' own B/A: $(median "${pairs[@]}")"
 mua=$(median "${ua[@]}"); mub=$(median "${ub[@]}"); msa=$(median "${sa[@]}"); msb=$(median "${sb[@]}")
 echo "core time a request, medians: A user $mua µs + system $msa µs | B user $mub µs + system $msb µs"
 awk -v a="$mua" -v b="$mub" 'BEGIN{printf "user time B/A: %.3f\n", b/a}'
-echo "RSS after load: A $(rss_kib "${pids[a]}") KiB, B $(rss_kib "${pids[b]}") KiB"
+echo "RSS after load: A $(rss_kib "${pids[a]}") KiB ($(rss_split "${pids[a]}")), B $(rss_kib "${pids[b]}") KiB ($(rss_split "${pids[b]}"))"

@@ -464,5 +464,12 @@ rss_kib() {
     echo "$total"
 }
 
+# rss_split PID: one process's resident memory as anonymous and file
+# pages ("anon A KiB, file F KiB"): the binary's text touched is file
+# pages, what it allocates anonymous ones.
+rss_split() {
+    awk '/^RssAnon/{a=$2} /^RssFile/{f=$2} END{printf "anon %s KiB, file %s KiB", a, f}' "/proc/$1/status" 2>/dev/null || true
+}
+
 # json_num KEY < line: a number (or null) from a flat JSON line.
 json_num() { sed -n "s/.*\"$1\":\([^,}]*\).*/\1/p"; }
