@@ -493,7 +493,7 @@ mod tests {
         name.as_str()
             .bytes()
             .last()
-            .is_some_and(|b| b.is_ascii_digit() && (b - b'0') % 2 == 0)
+            .is_some_and(|b| b.is_ascii_digit() && (b - b'0').is_multiple_of(2))
     }
 
     /// Past [`Names::MAX`] places names are parsed every time and not kept;
