@@ -30,6 +30,10 @@ events=raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,sched:sched_wakeup,s
 # the proxy's together; only the proxy changes between peers.
 tcp_out_segs() { awk '/^Tcp:/ { if (++seen == 2) print $12 }' /proc/net/snmp; }
 
+# The times PID's threads were preempted so far: switched out while they
+# could have run on (nonvoluntary), as against asleep with nothing to do.
+preempted() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/^nonvoluntary_ctxt_switches/{n+=$2} END{print n+0}'; }
+
 # count NAME PID PORT HOST [COOKIE]
 count() {
     local name=$1 pid=$2 port=$3 host=$4 ck=${5:-} out n u0 s0 u1 s1
@@ -37,27 +41,29 @@ count() {
     local stat=$!
     read -r u0 s0 < <(cpu_ticks "$pid")
     g0=$(tcp_out_segs)
+    p0=$(preempted "$pid")
     out=$(bench_load wrk -t1 -c64 -d"${secs}s" -H "Host: $host" ${ck:+-H "Cookie: $ck"} "${BENCH_FIELDS[@]}" \
         "http://127.0.0.1:$port/1k.txt" 2>&1) || true
     read -r u1 s1 < <(cpu_ticks "$pid")
     g1=$(tcp_out_segs)
+    p1=$(preempted "$pid")
     wait "$stat" || true
     grep -q "Non-2xx" <<<"$out" && { echo "$out" >&2; die "$name: non-2xx answers"; }
     n=$(awk '/requests in/{print $1}' <<<"$out")
     [ -n "$n" ] && [ "$n" -gt 0 ] || { echo "$out" >&2; die "$name: no requests done"; }
     awk -v name="$name" -v n="$n" -v rps="$(awk '/Requests\/sec/{print $2}' <<<"$out")" \
-        -v us="$(per_request_us "$u0" "$u1" "$n")" -v ss="$(per_request_us "$s0" "$s1" "$n")" -v segs="$(( g1 - g0 ))" '
+        -v us="$(per_request_us "$u0" "$u1" "$n")" -v ss="$(per_request_us "$s0" "$s1" "$n")" -v segs="$(( g1 - g0 ))" -v pre="$(( p1 - p0 ))" '
         /^ +[0-9,.]+ +[a-z]/ { v=$1; gsub(",", "", v); c[$2]=v/n }
         END {
-            printf "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.3f | %.3f | %.2f |\n", name, rps,
+            printf "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f | %.2f |\n", name, rps,
                 c["raw_syscalls:sys_enter"], c["syscalls:sys_enter_epoll_wait"], us, ss,
-                c["sched:sched_switch"], c["sched:sched_wakeup"], segs/n
+                c["sched:sched_switch"], pre/n, c["sched:sched_wakeup"], segs/n
         }' "$work/counts-$name.txt"
 }
 
 echo "## Per request, wrk -t1 -c64 -d${secs}s, HTTP/1.1 1 KiB GET"
-echo "| peer | req/s | system calls | epoll_wait | user µs | system µs | switched out | wakeups made | TCP segments |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| peer | req/s | system calls | epoll_wait | user µs | system µs | switched out | of them preempted | wakeups made | TCP segments |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 # nginx's worker is the process that proxies; its master only waits.
 count nginx "$(pgrep -P "$ngx_pid" | head -n1)" "$ngx" 127.0.0.1
 count haproxy "$hap_pid" "$hap" 127.0.0.1
@@ -66,4 +72,4 @@ count pp-public "$px_pid" "$px" "$host"
 bench_target auth
 count pp-auth "$px_pid" "$px" "$host" "$cookie"
 echo
-echo "Switched out: preempted or asleep. Wakeups made: the tasks this process woke (the upstream on its core, the load tool on the other). TCP segments: all sent on the machine during the run, client and upstream included (4 a request if every one carries data; more are bare ACKs or split writes)."
+echo "Switched out: preempted or asleep; of them preempted: switched out while the process could have run on (nonvoluntary, /proc). Wakeups made: the tasks this process woke (the upstream on its core, the load tool on the other). TCP segments: all sent on the machine during the run, client and upstream included (4 a request if every one carries data; more are bare ACKs or split writes)."
