@@ -21,6 +21,25 @@ CHP_BIN=$BENCH_ROOT/bench/node/node_modules/.bin/configurable-http-proxy
 # worker_connections, so an oversized value inflates its RSS; the WebSocket
 # case raises it to fit its connection count.
 NGINX_CONNS=4096
+# BENCH_EQUAL_WORK=1: nginx and HAProxy also do what platform-proxy does to
+# every proxied request, authenticated or not (docs/routing.md, "What the
+# upstream receives"): the five X-Forwarded-* fields set, and one random
+# correlation id sent to the upstream and returned to the client. The
+# peers stay plain otherwise: no authentication, no identity fields, so
+# pp-public is their like-for-like column. Issue 3's targets are against
+# the plain peers; this says how much of a gap is that work.
+NGINX_EQUAL_WORK='proxy_set_header X-Forwarded-For $remote_addr;
+      proxy_set_header X-Forwarded-Host $http_host; proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Port $server_port; proxy_set_header X-Forwarded-Prefix /;
+      proxy_set_header X-Correlation-Id $request_id; add_header X-Correlation-Id $request_id always;'
+HAPROXY_EQUAL_WORK='  option forwardfor
+  http-request set-header X-Forwarded-Host %[req.hdr(host)]
+  http-request set-header X-Forwarded-Proto %[ssl_fc,iif(https,http)]
+  http-request set-header X-Forwarded-Port %[dst_port]
+  http-request set-header X-Forwarded-Prefix /
+  http-request set-var(txn.cid) uuid
+  http-request set-header X-Correlation-Id %[var(txn.cid)]
+  http-after-response set-header X-Correlation-Id %[var(txn.cid)]'
 
 bench_init() {
     cd "$BENCH_ROOT" || exit 1
@@ -188,6 +207,7 @@ NGX
 bench_start_nginx_proxy() {
     local port=$1 up=$2 h2=${3:-} ws=${4:-}
     local loc='proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";'
+    [ -n "${BENCH_EQUAL_WORK:-}" ] && loc+=" $NGINX_EQUAL_WORK"
     local wsup="" wsloc="" h2srv=""
     if [ -n "$ws" ]; then
         wsup="upstream ws { server 127.0.0.1:$ws; }"
@@ -240,6 +260,7 @@ frontend fe
   bind 127.0.0.1:$port
   ${h2:+bind 127.0.0.1:$h2 proto h2}
   ${BENCH_TLS_PORT:+bind 127.0.0.1:$BENCH_TLS_PORT ssl crt $BENCH_TLS_PEM alpn h2,http/1.1}
+${BENCH_EQUAL_WORK:+$HAPROXY_EQUAL_WORK}
   default_backend be
 backend be
   server up 127.0.0.1:$up
