@@ -161,11 +161,11 @@ bench_build() {
     fi
     if [ "${1:-}" = tools ]; then
         local t
-        for t in wsload wsecho sseload sseserve propagate; do
+        for t in wsload wsecho sseload sseserve propagate sink; do
             if [ ! -x "$BENCH_TOOLS/$t" ] || [ -n "$(newer_than "$BENCH_TOOLS/$t" bench/tools)" ]; then
                 echo "bench: building bench tools (release)" >&2
                 cargo build --release -p pp-bench-tools
-                touch "$BENCH_TOOLS"/{wsload,wsecho,sseload,sseserve,propagate}
+                touch "$BENCH_TOOLS"/{wsload,wsecho,sseload,sseserve,propagate,sink}
                 break
             fi
         done
@@ -189,10 +189,7 @@ events { worker_connections $NGINX_CONNS; }
 http {
   access_log off;
   keepalive_requests 1000000;
-  # /sink takes any body and answers 200 (nginx discards it): the
-  # upload case's far end.
-  server { listen 127.0.0.1:$port; root $work; client_max_body_size 0;
-           location = /sink { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$port; root $work; }
   $h2srv
 }
 NGX
@@ -201,14 +198,26 @@ NGX
     bench_wait_tcp "$port" "$up_pid"
 }
 
+# bench_start_sink PORT: the upload case's far end (bench/tools sink.rs),
+# which answers only once it has read the whole body. Sets sink_pid.
+bench_start_sink() {
+    bench_spawn "$work/sink.log" "$BENCH_TOOLS/sink" --listen "127.0.0.1:$1"
+    sink_pid=$spawned
+    bench_wait_tcp "$1" "$sink_pid"
+}
+
 # bench_start_nginx_proxy PORT UPPORT [H2PORT] [WSPORT]: nginx as a reverse
 # proxy with upstream keep-alive; /ws goes to WSPORT with the upgrade
-# headers. Sets ngx_pid.
+# headers; with BENCH_SINK_PORT, /sink goes to that sink, the body streamed
+# as it comes (nginx would otherwise store a whole upload before sending
+# it). Sets ngx_pid.
 bench_start_nginx_proxy() {
     local port=$1 up=$2 h2=${3:-} ws=${4:-}
     local loc='proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection "";'
     [ -n "${BENCH_EQUAL_WORK:-}" ] && loc+=" $NGINX_EQUAL_WORK"
-    local wsup="" wsloc="" h2srv=""
+    local wsup="" wsloc="" h2srv="" sinkloc=""
+    [ -n "${BENCH_SINK_PORT:-}" ] && sinkloc="location = /sink { proxy_pass http://127.0.0.1:$BENCH_SINK_PORT;
+      proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_request_buffering off; }"
     if [ -n "$ws" ]; then
         wsup="upstream ws { server 127.0.0.1:$ws; }"
         wsloc="location /ws { proxy_pass http://ws; proxy_http_version 1.1;
@@ -232,7 +241,7 @@ http {
   keepalive_requests 1000000;
   upstream up { server 127.0.0.1:$up; keepalive 64; }
   $wsup
-  server { listen 127.0.0.1:$port; client_max_body_size 0; location / { $loc } $wsloc }
+  server { listen 127.0.0.1:$port; client_max_body_size 0; location / { $loc } $wsloc $sinkloc }
   $h2srv
 }
 NGX

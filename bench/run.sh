@@ -19,8 +19,9 @@
 #                event every SSE_INTERVAL_MS (100) from sseserve, read by
 #                sseload: direct, nginx, platform-proxy authenticated; time
 #                from the event's write to its read, p50/p99.
-#   stream       a STREAM_MIB (1024) MiB upload (to nginx's discarding
-#                /sink) and download with curl: direct, nginx, platform-proxy
+#   stream       a STREAM_MIB (1024) MiB upload (to the sink tool, which
+#                answers once it has read the whole body) and download
+#                (from nginx) with curl: direct, nginx, platform-proxy
 #                public and authenticated; MiB/s and RSS.
 #   conns        memory per keep-alive HTTP connection under load: RSS while
 #                wrk holds 64 and then CONNS_MANY (512) connections busy
@@ -77,6 +78,7 @@ chp_port=$((base + 7)) # configurable-http-proxy and its API
 chp_api=$((base + 8))
 ws_port=$((base + 9))  # wsecho upstream
 sse_port=$((base + 10)) # sseserve upstream
+sink_port=$((base + 14)) # the upload case's sink
 pp_tls=$((base + 11))  # TLS listeners: platform-proxy, nginx, haproxy
 ngx_tls=$((base + 12))
 hap_tls=$((base + 13))
@@ -88,7 +90,7 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 bench_init
 bench_build tools
 bench_port_free "$px_port" "$up_port" "$up_h2" "$ngx_port" "$ngx_h2" "$hap_port" "$hap_h2" "$chp_port" "$chp_api" "$ws_port" "$sse_port" \
-    "$pp_tls" "$ngx_tls" "$hap_tls"
+    "$pp_tls" "$ngx_tls" "$hap_tls" "$sink_port"
 
 # order RUN NAME...: the names, reversed on even runs.
 order() {
@@ -571,15 +573,30 @@ case_stream() {
     # Sparse: nginx reads zeros from the page cache, so the disk is no peer.
     truncate -s "${gib}M" "$work/big.bin"
     bench_start_upstream "$up_port"
-    bench_start_nginx_proxy "$ngx_port" "$up_port"
+    bench_start_sink "$sink_port"
+    BENCH_SINK_PORT=$sink_port bench_start_nginx_proxy "$ngx_port" "$up_port"
     pp_with_routes stream "127.0.0.1:$up_port"
+    # Uploads go to the sink: on the proxy, a public route and an
+    # authenticated one (signed in) of its own.
+    [ -n "$(pp_route bu "127.0.0.1:$sink_port" public)" ] || die "could not create the public sink route"
+    local su_id
+    su_id=$(pp_route su "127.0.0.1:$sink_port")
+    [ -n "$su_id" ] || die "could not create the authenticated sink route"
+    local sink_cookie
+    sink_cookie=$(pp_sign_in "$su_id" su.apps.bench)
+    [ -n "$sink_cookie" ] || die "could not sign in to the authenticated sink route"
     local peers=(direct nginx pp-public pp-auth)
-    declare -A url host ck pid
+    declare -A url host ck pid sink sinkhost sinkck
     url[direct]=http://127.0.0.1:$up_port/big.bin; host[direct]=127.0.0.1:$up_port; pid[direct]=$up_pid
     url[nginx]=http://127.0.0.1:$ngx_port/big.bin; host[nginx]=127.0.0.1:$ngx_port; pid[nginx]=$ngx_pid
     url[pp-public]=http://127.0.0.1:$px_port/big.bin; host[pp-public]=b.apps.bench; pid[pp-public]=$px_pid
     url[pp-auth]=http://127.0.0.1:$px_port/big.bin; host[pp-auth]=s.apps.bench; pid[pp-auth]=$px_pid
     ck[pp-auth]=$cookie
+    sink[direct]=http://127.0.0.1:$sink_port/sink; sinkhost[direct]=127.0.0.1:$sink_port
+    sink[nginx]=http://127.0.0.1:$ngx_port/sink; sinkhost[nginx]=127.0.0.1:$ngx_port
+    sink[pp-public]=http://127.0.0.1:$px_port/sink; sinkhost[pp-public]=bu.apps.bench
+    sink[pp-auth]=http://127.0.0.1:$px_port/sink; sinkhost[pp-auth]=su.apps.bench
+    sinkck[pp-auth]=$sink_cookie
     local p i out
     declare -A mbs up rss
     local rss_before
@@ -588,9 +605,8 @@ case_stream() {
         local line="run $i:"
         for p in $(order "$i" "${peers[@]}"); do
             out=$(bench_load curl -s --max-time 120 -o /dev/null -w '%{http_code} %{speed_upload}' \
-                -H "Host: ${host[$p]}" ${ck[$p]:+-H "Cookie: ${ck[$p]}"} \
-                -H 'Content-Type: application/octet-stream' -T "$work/big.bin" \
-                "${url[$p]%/big.bin}/sink")
+                -H "Host: ${sinkhost[$p]}" ${sinkck[$p]:+-H "Cookie: ${sinkck[$p]}"} \
+                -H 'Content-Type: application/octet-stream' -T "$work/big.bin" "${sink[$p]}")
             [ "${out%% *}" = 200 ] || die "$p: upload answered ${out%% *}"
             local u
             u=$(awk -v b="${out#* }" 'BEGIN{printf "%.1f", b/1048576}')
