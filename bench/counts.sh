@@ -42,7 +42,7 @@ count() {
     read -r u0 s0 < <(cpu_ticks "$pid")
     g0=$(tcp_out_segs)
     p0=$(preempted "$pid")
-    out=$(bench_load wrk -t1 -c64 -d"${secs}s" -H "Host: $host" ${ck:+-H "Cookie: $ck"} "${BENCH_FIELDS[@]}" \
+    out=$(bench_load wrk -t1 -c"$BENCH_CONNS" -d"${secs}s" -H "Host: $host" ${ck:+-H "Cookie: $ck"} "${BENCH_FIELDS[@]}" \
         "http://127.0.0.1:$port/1k.txt" 2>&1) || true
     read -r u1 s1 < <(cpu_ticks "$pid")
     g1=$(tcp_out_segs)
@@ -61,7 +61,7 @@ count() {
         }' "$work/counts-$name.txt"
 }
 
-echo "## Per request, wrk -t1 -c64 -d${secs}s, HTTP/1.1 1 KiB GET"
+echo "## Per request, wrk -t1 -c$BENCH_CONNS -d${secs}s, HTTP/1.1 1 KiB GET"
 echo "| peer | req/s | system calls | epoll_wait | user µs | system µs | switched out | of them preempted | wakeups made | TCP segments |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 # nginx's worker is the process that proxies; its master only waits.

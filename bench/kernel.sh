@@ -34,7 +34,7 @@ pp_route_pair "127.0.0.1:$up"
 bench_target "$which"
 # A first run warms the proxy's pools and heap: growing them is start-up,
 # not a request's cost.
-bench_load wrk -t1 -c64 -d3s -H "Host: $host" "${hdr[@]}" "${BENCH_FIELDS[@]}" "http://127.0.0.1:$px/1k.txt" >/dev/null
+bench_load wrk -t1 -c"$BENCH_CONNS" -d3s -H "Host: $host" "${hdr[@]}" "${BENCH_FIELDS[@]}" "http://127.0.0.1:$px/1k.txt" >/dev/null
 
 # sample NAME PID PORT HOST [COOKIE]: one wrk run (bench_wrk) while perf
 # samples PID; writes $work/NAME.us, one "symbol microseconds-a-request"
@@ -58,7 +58,7 @@ ck=""
 [ "$which" = auth ] && ck=$cookie
 sample pp "$px_pid" "$px" "$host" "$ck"
 
-echo "## Kernel time a request (µs, inclusive), wrk -t1 -c64 -d${secs}s, pp-$which"
+echo "## Kernel time a request (µs, inclusive), wrk -t1 -c$BENCH_CONNS -d${secs}s, pp-$which"
 echo "| function | haproxy | pp-$which | difference |"
 echo "| --- | ---: | ---: | ---: |"
 join -a1 -a2 -e0 -o 0,1.2,2.2 "$work/haproxy.us" "$work/pp.us" \

@@ -416,11 +416,19 @@ if [ -n "${BENCH_BROWSER:-}" ]; then
     )
 fi
 
+# BENCH_CONNS: wrk's connections in the HTTP/1.1 cases (bench_wrk, and
+# counts.sh and kernel.sh); 64 is issue 3's setting. The proxies' ratios
+# move with it (docs/performance.md, sixteenth session), so a sweep
+# (8, 64, 256) says whether a gap holds at every load.
+BENCH_CONNS=${BENCH_CONNS:-64}
+[[ "$BENCH_CONNS" =~ ^[0-9]+$ && "$BENCH_CONNS" -ge 1 && "$BENCH_CONNS" -le 4096 ]] ||
+    die "BENCH_CONNS: 1..4096, not '$BENCH_CONNS'"
+
 # bench_wrk NAME SECS URL HOST [COOKIE]: sets wrk_rps and wrk_p99 (ms).
 # Refuses to report a run with non-2xx answers: an error page is no result.
 bench_wrk() {
     local name=$1 secs=$2 url=$3 host=$4 cookie=${5:-} out
-    out=$(bench_load wrk -t1 -c64 -d"${secs}s" --latency -H "Host: $host" ${cookie:+-H "Cookie: $cookie"} \
+    out=$(bench_load wrk -t1 -c"$BENCH_CONNS" -d"${secs}s" --latency -H "Host: $host" ${cookie:+-H "Cookie: $cookie"} \
         "${BENCH_FIELDS[@]}" "$url" 2>&1) || true
     if grep -q "Non-2xx" <<<"$out"; then
         echo "$out" >&2

@@ -110,7 +110,7 @@ pp_with_routes() {
 }
 
 case_http() {
-    echo "## HTTP/1.1: 1 KiB GET, wrk -t1 -c64 -d${secs}s, $runs run(s)"
+    echo "## HTTP/1.1: 1 KiB GET, wrk -t1 -c$BENCH_CONNS -d${secs}s, $runs run(s)"
     bench_start_upstream "$up_port"
     bench_start_nginx_proxy "$ngx_port" "$up_port"
     bench_start_haproxy "$hap_port" "$up_port"
