@@ -28,6 +28,8 @@ NGINX_CONNS=4096
 # peers stay plain otherwise: no authentication, no identity fields, so
 # pp-public is their like-for-like column. Issue 3's targets are against
 # the plain peers; this says how much of a gap is that work.
+# The $ names are nginx's variables, not the shell's.
+# shellcheck disable=SC2016
 NGINX_EQUAL_WORK='proxy_set_header X-Forwarded-For $remote_addr;
       proxy_set_header X-Forwarded-Host $http_host; proxy_set_header X-Forwarded-Proto $scheme;
       proxy_set_header X-Forwarded-Port $server_port; proxy_set_header X-Forwarded-Prefix /;
