@@ -101,6 +101,14 @@ order() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (b > 0) printf "%.2f", a/b; else print "-" }'; }
 
+# Says, under a case's table, whether the peers did the proxy's
+# per-request work too (BENCH_EQUAL_WORK, bench/lib.sh).
+peers_work() {
+    if [ -n "${BENCH_EQUAL_WORK:-}" ]; then
+        echo "BENCH_EQUAL_WORK: nginx and haproxy set the five X-Forwarded-* fields and a correlation id both ways, as platform-proxy does; they still do no authentication."
+    fi
+}
+
 # Starts platform-proxy with a public route b.apps.bench and an
 # authenticated one s.apps.bench to UPSTREAM; sets cookie.
 pp_with_routes() {
@@ -163,6 +171,7 @@ case_http() {
     done
     echo
     echo "direct and nginx RSS: master + worker; pp-public and pp-auth are one process (measured after each's runs)."
+    peers_work
     echo "Core time a request: the process's user + system time over the run (/proc; for direct, the upstream's), steadier than req/s when neighbours steal the core."
     bench_stop_all
 }
@@ -224,6 +233,7 @@ case_h2() {
     done
     echo
     echo "h2load prints no latency percentiles; mean and max of 'time for request' instead. Proxies speak HTTP/1.1 with keep-alive to the upstream."
+    peers_work
     echo "Core time a request: the process's user + system time over the run (/proc; for direct, the upstream's), steadier than req/s when neighbours steal the core."
     bench_stop_all
 }
@@ -296,6 +306,7 @@ case_tls() {
     done
     echo
     echo "nginx and haproxy do no authentication; platform-proxy's route checks the session cookie on every request. Upstream: HTTP/1.1 with keep-alive."
+    peers_work
     bench_stop_all
 }
 
