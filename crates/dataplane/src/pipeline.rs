@@ -15,13 +15,11 @@ use std::time::Instant;
 use futures_util::FutureExt;
 use http::header::{self, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Version};
-use hyper_util::rt::TokioIo;
 use pp_identity::Via;
 use pp_model::adapter::AuthStrategy;
 use pp_model::path::normalize;
-use pp_model::records::AuditOutcome;
 use pp_model::table::CompiledRoute;
-use pp_model::{CorrelationId, ResolvedRoute, RouteTable};
+use pp_model::{CorrelationId, RouteTable};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
@@ -37,14 +35,19 @@ use crate::forward_auth::{self, ForwardAuthCache};
 use crate::headers::identity;
 use crate::headers::{correlation_value, forwarded, hop, Added, Present, Scan};
 use crate::host::{authority, split_authority, Addressed};
-use crate::limit::{Permit, RouteCounters};
+use crate::limit::RouteCounters;
 use crate::reserved::{self, ReservedRequest};
 use crate::respond::rewrite_headers;
 use crate::routes::RouteTableHandle;
 use crate::server::{ClientBody, ClientUpgrade};
 use crate::settings::Settings;
 use crate::splice::{SpliceFrom, MIN_SPLICE};
-use crate::tunnel::{self, TunnelLimits};
+
+mod answers;
+mod switch;
+
+use self::answers::trailing_slash_redirect;
+use self::switch::is_websocket_upgrade;
 
 /// The control plane, as the data plane sees it: something that answers
 /// requests for the API host. Keeps this crate free of the API framework.
@@ -510,74 +513,6 @@ impl Proxy {
         ))
     }
 
-    /// No route matches. An outsider must not learn which routes exist
-    /// (DESIGN.md "Deny by default, answer alike"): without a valid bearer
-    /// token the answer is the one an existing route gives an anonymous
-    /// caller (the login page or 401, and the proxy's own pages under
-    /// `/.platform-proxy/`); an authenticated caller gets 404, as for a
-    /// route it may not see.
-    async fn no_route(
-        &self,
-        req: &Request<ClientBody>,
-        path: &str,
-        proto: &str,
-        auth: &str,
-        cid: &CorrelationId,
-        html: bool,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
-        if let Some(tail) = path.strip_prefix(reserved::RESERVED) {
-            if tail.is_empty() || tail.starts_with('/') {
-                return reserved::without_route(&self.access, req.method(), tail, cid);
-            }
-        }
-        let bearer = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(pp_identity::authn::bearer_token);
-        match bearer {
-            Some(token) => match self.access.authn.bearer(token).await {
-                Ok(_) => Err(ProxyError::RouteNotFound),
-                Err(e) => self.unauthenticated(
-                    req,
-                    proto,
-                    auth,
-                    html,
-                    ProxyError::Unauthenticated(e.code()),
-                ),
-            },
-            None => self.unauthenticated(
-                req,
-                proto,
-                auth,
-                html,
-                ProxyError::Unauthenticated(pp_identity::AuthError::Missing.code()),
-            ),
-        }
-    }
-
-    /// The answer to a caller without valid credentials: a browser
-    /// navigating (a `GET` or `HEAD` whose fields ask for HTML, `html` as
-    /// the scan found) goes to the platform's login page, anything else
-    /// gets the 401.
-    fn unauthenticated<B>(
-        &self,
-        req: &Request<B>,
-        proto: &str,
-        auth: &str,
-        html: bool,
-        e: ProxyError,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
-        if html && matches!(*req.method(), Method::GET | Method::HEAD) {
-            let origin = format!("{proto}://{auth}");
-            let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            if let Some(r) = reserved::login_redirect(&self.access, &origin, pq) {
-                return Ok(r);
-            }
-        }
-        Err(e)
-    }
-
     /// Step 7's identity part: the upstream sees the proxy's identity
     /// headers and the route's auth bridge, never the browser's
     /// credentials or a client-sent identity header.
@@ -656,148 +591,8 @@ impl Proxy {
             }
         }
     }
-
-    #[allow(clippy::too_many_arguments)]
-    fn spawn_tunnel(
-        &self,
-        resolved: &ResolvedRoute,
-        client: ClientUpgrade,
-        upstream: hyper::upgrade::OnUpgrade,
-        permit: Permit,
-        caller: Option<&Caller>,
-        cid: CorrelationId,
-    ) {
-        let limits = &resolved.route.route.limits;
-        let configured = limits.websocket_max_lifetime_secs.map_or(
-            self.settings.websocket_max_lifetime,
-            std::time::Duration::from_secs,
-        );
-        // A tunnel ends with the credential that opened it: the session's
-        // hard end, the token's expiry.
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
-        let credential_left = caller
-            .and_then(|c| c.expires_at)
-            .map(|end| std::time::Duration::from_secs(u64::try_from(end - now).unwrap_or(0)));
-        let limits = TunnelLimits {
-            idle: limits.websocket_idle_timeout_secs.map_or(
-                self.settings.websocket_idle_timeout,
-                std::time::Duration::from_secs,
-            ),
-            max_lifetime: credential_left.map_or(configured, |left| left.min(configured)),
-        };
-        let drain = self.drain.clone();
-        let route_id = resolved.route.route.id;
-        let revoked = watch_revocation(
-            Arc::clone(self.access.authn.directory()),
-            Arc::clone(&self.routes),
-            caller.cloned(),
-            Arc::clone(&resolved.route),
-        );
-        let audit = Arc::clone(&self.access.audit);
-        let mut connected =
-            pp_identity::audit::entry("websocket.connected", AuditOutcome::Allowed, cid.as_str());
-        connected.route_id = Some(route_id);
-        connected.org_id.clone_from(&resolved.route.route.org_id);
-        connected
-            .project_id
-            .clone_from(&resolved.route.route.project_id);
-        if let Some(c) = caller {
-            connected.actor = Some(c.principal.id.clone());
-            connected.user_id = Some(c.principal.id.clone());
-            connected.details = serde_json::json!({
-                "via": c.via.as_str(),
-                "session_id": c.session.as_ref().map(|s| s.sid),
-            });
-        }
-        let span = tracing::info_span!("tunnel", correlation_id = %cid, %route_id);
-        self.tunnels.spawn(
-            async move {
-                let _permit = permit;
-                let upstream = async { upstream.await.map_err(crate::body::BoxError::from) };
-                let (c, u) = match tokio::try_join!(client.connected(), upstream) {
-                    Ok(pair) => pair,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "websocket upgrade failed");
-                        return;
-                    }
-                };
-                tracing::info!("websocket opened");
-                audit.record(connected.clone());
-                let stats = tunnel::relay(c, TokioIo::new(u), limits, drain, revoked).await;
-                let mut closed = connected;
-                closed.id = uuid::Uuid::new_v4();
-                closed.at = time::OffsetDateTime::now_utc();
-                closed.action = "websocket.disconnected".into();
-                closed.reason = stats.closed_by_proxy.map(|r| r.text().to_owned());
-                if let serde_json::Value::Object(m) = &mut closed.details {
-                    m.insert("bytes_to_upstream".into(), stats.bytes_to_upstream.into());
-                    m.insert("bytes_to_client".into(), stats.bytes_to_client.into());
-                }
-                audit.record(closed);
-                tracing::info!(
-                    frames_to_upstream = stats.frames_to_upstream,
-                    frames_to_client = stats.frames_to_client,
-                    bytes_to_upstream = stats.bytes_to_upstream,
-                    bytes_to_client = stats.bytes_to_client,
-                    closed_by_proxy = stats.closed_by_proxy.map(|r| r.text()),
-                    "websocket closed"
-                );
-            }
-            .instrument(span),
-        );
-    }
 }
 
-/// Resolves when the tunnel's caller loses its access: the session, user,
-/// route or platform session is revoked, the service token is revoked, the
-/// grants in force no longer allow the route, or the route is gone. Checks once at once (a
-/// change may have landed since authentication), then on every new
-/// directory snapshot; never resolves for public routes.
-async fn watch_revocation(
-    directory: Arc<pp_identity::DirectoryHandle>,
-    routes: Arc<RouteTableHandle>,
-    caller: Option<Caller>,
-    route: Arc<CompiledRoute>,
-) -> &'static str {
-    let Some(caller) = caller else {
-        return std::future::pending().await;
-    };
-    let opened = time::OffsetDateTime::now_utc().unix_timestamp();
-    // Every snapshot rebuild (route changes included) publishes a new
-    // directory, so this wakes for route removals too.
-    let mut changes = directory.subscribe();
-    loop {
-        if routes.load().get(route.route.id).is_none() {
-            return "route removed";
-        }
-        let d = directory.load();
-        if caller.session.is_none() && d.revocations().route_revoked_since(route.route.id, opened) {
-            return "route access revoked";
-        }
-        let r = match &caller.session {
-            Some(s) => d.revocations().check(s),
-            None => d
-                .revocations()
-                .check_bearer(&caller.principal, caller.issued_at),
-        };
-        if let Some(r) = r {
-            return r.as_str();
-        }
-        if caller.via == Via::ServiceToken && !d.service_token_live(&caller.principal.id) {
-            return "service token revoked";
-        }
-        let now = d.with_grants(pp_model::Principal::clone(&caller.credential));
-        if pp_model::access::may_use_route(&now, crate::authorize::route_scope(&route)).is_err() {
-            return "access revoked";
-        }
-        if changes.changed().await.is_err() {
-            return std::future::pending().await;
-        }
-    }
-}
-
-/// A browser navigating (not a script's fetch): it is sent to the login
-/// page rather than given a 401.
 /// What the access log learns along the way. Shared, not copied: the
 /// principal and the route are already behind `Arc`s.
 #[derive(Debug, Default)]
@@ -813,35 +608,4 @@ impl Note {
         let (route, i) = self.upstream.as_ref()?;
         route.target(*i)
     }
-}
-
-/// WebSocket opening handshake (RFC 6455 §4.1): GET with `Upgrade:
-/// websocket` and `Connection: upgrade`. Other upgrade protocols are not
-/// tunnelled; their `Upgrade` header is dropped as hop-by-hop.
-fn is_websocket_upgrade<B>(req: &Request<B>) -> bool {
-    req.method() == Method::GET
-        && hop::is_upgrade(req.headers())
-        && req
-            .headers()
-            .get(header::UPGRADE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(',')
-                    .any(|p| p.trim().eq_ignore_ascii_case("websocket"))
-            })
-}
-
-/// `root_requires_trailing_slash`: `/p/grafana` → `/p/grafana/` (308 keeps
-/// the method and body).
-fn trailing_slash_redirect(prefix: &str, query: Option<&str>) -> Response<ProxyBody> {
-    let location = match query {
-        Some(q) => format!("{prefix}/?{q}"),
-        None => format!("{prefix}/"),
-    };
-    let mut resp = Response::new(empty());
-    *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
-    if let Ok(v) = HeaderValue::from_str(&location) {
-        resp.headers_mut().insert(header::LOCATION, v);
-    }
-    resp
 }
