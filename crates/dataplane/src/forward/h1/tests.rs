@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::stream;
+use http::header::{HeaderName, HeaderValue};
 use http::Request;
 use http_body_util::StreamBody;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,7 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use crate::body::{boxed, empty, full};
-use crate::codec::MAX_CHUNK_LINE;
+use crate::codec::{parse_length, MAX_CHUNK_LINE, MAX_HEADERS};
 
 /// A connection and the raw upstream end of it.
 async fn pair() -> (Box<Conn>, TcpStream) {

@@ -1,7 +1,10 @@
 //! Request heads as the server reads them: framing, connection facts, the
 //! forms of request target it takes, and each limit crossed.
 
+use http::Version;
+
 use super::*;
+use crate::codec::MAX_HEADERS;
 
 fn parsed(raw: &str, max_head: usize) -> Result<Option<Head>, HeadError> {
     let mut buf = BytesMut::from(raw.as_bytes());
