@@ -158,8 +158,8 @@ mod tests {
         ));
     }
 
-    #[tokio::test]
-    async fn it_answers_after_the_whole_body_and_keeps_the_connection() {
+    /// Serves one connection on loopback; the client's end.
+    async fn connected() -> TcpStream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -168,7 +168,37 @@ mod tests {
             let (tcp, _) = listener.accept().await.expect("accept");
             let _ = serve(tcp).await;
         });
-        let mut c = TcpStream::connect(addr).await.expect("connect");
+        TcpStream::connect(addr).await.expect("connect")
+    }
+
+    /// A head past its bound gets 431 and a head without a length 411,
+    /// each with the connection closed.
+    #[tokio::test]
+    async fn a_head_too_large_or_without_a_length_is_refused() {
+        // Exactly the bound, unended: the sink has read all of it when it
+        // refuses, so its close is not a reset.
+        let start = "PUT /sink HTTP/1.1\r\nX-Pad: ";
+        let long = format!("{start}{}\r\n", "a".repeat(MAX_HEAD - start.len() - 2));
+        assert_eq!(long.len(), MAX_HEAD);
+        let cases = [
+            (long.as_str(), "HTTP/1.1 431 "),
+            ("PUT /sink HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 411 "),
+        ];
+        for (head, want) in cases {
+            let mut c = connected().await;
+            c.write_all(head.as_bytes()).await.expect("head");
+            let mut answer = Vec::new();
+            c.read_to_end(&mut answer)
+                .await
+                .expect("answer, then the end");
+            let text = String::from_utf8_lossy(&answer);
+            assert!(text.starts_with(want), "{want}: {text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn it_answers_after_the_whole_body_and_keeps_the_connection() {
+        let mut c = connected().await;
         let body = vec![7u8; 3 * READ + 5];
         for expect in [false, true] {
             let ask = if expect {

@@ -47,9 +47,7 @@ pub trait Sink {
     /// Puts a set of fields kept for reuse; a sink that writes heads takes
     /// them as the lines they were rendered to once.
     fn put_lines(&mut self, lines: &Lines) {
-        for (name, value) in lines.fields() {
-            self.put(name.clone(), value.clone());
-        }
+        lines.put_each(self);
     }
 }
 
@@ -77,15 +75,17 @@ impl Lines {
         }
     }
 
-    #[must_use]
-    pub fn fields(&self) -> &[(HeaderName, HeaderValue)] {
-        &self.fields
-    }
-
     /// The fields as written in a head.
     #[must_use]
     pub fn text(&self) -> &Bytes {
         &self.text
+    }
+
+    /// Puts the fields into `sink` one by one.
+    fn put_each<S: Sink + ?Sized>(&self, sink: &mut S) {
+        for (name, value) in &self.fields {
+            sink.put(name.clone(), value.clone());
+        }
     }
 }
 
@@ -165,9 +165,7 @@ impl Sink for Added {
 
     fn put_lines(&mut self, lines: &Lines) {
         if self.lines.is_some() {
-            for (name, value) in lines.fields() {
-                self.put(name.clone(), value.clone());
-            }
+            lines.put_each(self);
         } else {
             self.lines = Some(lines.text().clone());
         }
