@@ -33,15 +33,24 @@ pub struct Upstreams {
     pool: Arc<Pool>,
     dialer: Dialer,
     response_timeout: Duration,
+    /// Whether a large answer body may be spliced to the client
+    /// (`Settings::splice`); without, every body is read as frames.
+    splice_answers: bool,
 }
 
 impl Upstreams {
     #[must_use]
-    pub fn new(connect_timeout: Duration, response_timeout: Duration, idle: Duration) -> Self {
+    pub fn new(
+        connect_timeout: Duration,
+        response_timeout: Duration,
+        idle: Duration,
+        splice_answers: bool,
+    ) -> Self {
         Self {
             pool: Pool::new(idle, MAX_IDLE_PER_AUTHORITY),
             dialer: Dialer { connect_timeout },
             response_timeout,
+            splice_answers,
         }
     }
 
@@ -107,7 +116,13 @@ impl Upstreams {
             }
             (UpstreamBody::empty(), None)
         } else {
-            UpstreamBody::pooled(conn, head.framing, head.keep_alive, Arc::clone(&self.pool))
+            UpstreamBody::pooled(
+                conn,
+                head.framing,
+                head.keep_alive,
+                Arc::clone(&self.pool),
+                self.splice_answers,
+            )
         };
         let mut resp = Response::new(body);
         if splice.is_some() || head.verbatim.is_some() {

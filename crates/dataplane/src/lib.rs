@@ -38,4 +38,4 @@ pub use error::ProxyError;
 pub use listener::{serve, Listener};
 pub use pipeline::{ApiHandler, ConnInfo, Proxy};
 pub use routes::RouteTableHandle;
-pub use settings::Settings;
+pub use settings::{Settings, Splice};

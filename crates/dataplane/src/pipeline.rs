@@ -147,6 +147,7 @@ impl Proxy {
             settings.upstream_connect_timeout,
             settings.upstream_response_timeout,
             settings.upstream_pool_idle_timeout,
+            settings.splice.responses,
         );
         Self {
             settings,
@@ -445,10 +446,15 @@ impl Proxy {
             present,
         };
         // A large body passed on unread is spliced socket to socket (its
-        // length is within the limit, checked above). A small or bodiless
-        // request never looks.
+        // length is within the limit, checked above), unless the settings
+        // say request bodies are copied. A small or bodiless request never
+        // looks.
         let splice = match (req.body(), declared) {
-            (ClientBody::H1(body), Some(len)) if len >= MIN_SPLICE => body.splice_source(),
+            (ClientBody::H1(body), Some(len))
+                if len >= MIN_SPLICE && self.settings.splice.requests =>
+            {
+                body.splice_source()
+            }
             _ => None,
         };
         let mut added = Added::new();

@@ -29,6 +29,30 @@ pub struct Settings {
     pub websocket_max_lifetime: Duration,
     /// How long a shutdown waits for in-flight requests and tunnels.
     pub shutdown_grace: Duration,
+    /// Which large bodies go socket to socket by `splice(2)`.
+    pub splice: Splice,
+}
+
+/// Which large bodies (a `Content-Length` of 256 KiB or more between a
+/// plain HTTP/1.1 client and the upstream) the proxy splices from one
+/// socket to the other rather than copying through its own buffers.
+/// Either way every byte arrives; which is faster depends on the machine
+/// and its kernel (`docs/performance.md`, streaming).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Splice {
+    /// Request bodies (uploads), client to upstream.
+    pub requests: bool,
+    /// Response bodies (downloads), upstream to client.
+    pub responses: bool,
+}
+
+impl Default for Splice {
+    fn default() -> Self {
+        Self {
+            requests: true,
+            responses: true,
+        }
+    }
 }
 
 impl Default for Settings {
@@ -47,6 +71,7 @@ impl Default for Settings {
             websocket_idle_timeout: Duration::from_secs(900),
             websocket_max_lifetime: Duration::from_secs(12 * 3600),
             shutdown_grace: Duration::from_secs(30),
+            splice: Splice::default(),
         }
     }
 }

@@ -400,13 +400,15 @@ impl UpstreamBody {
     }
 
     /// The body of a pooled connection's response; with the splice source
-    /// the client's side may take it from, where the body is worth one (a
-    /// `Content-Length` of at least [`MIN_SPLICE`]).
+    /// the client's side may take it from, where splicing is allowed
+    /// (`splice`) and the body is worth one (a `Content-Length` of at
+    /// least [`MIN_SPLICE`]).
     pub(super) fn pooled(
         conn: Box<Conn>,
         framing: Framing,
         keep_alive: bool,
         home: Arc<Pool>,
+        splice: bool,
     ) -> (Self, Option<SpliceFrom>) {
         let streaming = Streaming {
             conn: Some(conn),
@@ -414,7 +416,7 @@ impl UpstreamBody {
             keep_alive,
             home,
         };
-        if matches!(framing, Framing::Length(n) if n >= MIN_SPLICE) {
+        if splice && matches!(framing, Framing::Length(n) if n >= MIN_SPLICE) {
             let shared = Arc::new(Mutex::new(streaming));
             let source = SpliceFrom(Arc::new(SharedBody(Arc::clone(&shared))));
             (Self(Inner::Shared(shared)), Some(source))

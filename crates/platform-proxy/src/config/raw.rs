@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use pp_dataplane::tls::{self, CertSpec};
-use pp_dataplane::Settings;
+use pp_dataplane::{Settings, Splice};
 use pp_model::PublicBase;
 use pp_store::StoreOptions;
 use serde::Deserialize;
@@ -63,6 +63,26 @@ struct RawServer {
     shutdown_grace_secs: u64,
     route_resync_secs: u64,
     workers: usize,
+    splice: RawSplice,
+}
+
+/// `server.splice`: which large bodies are spliced socket to socket.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum RawSplice {
+    Both,
+    Requests,
+    Responses,
+    Off,
+}
+
+impl From<RawSplice> for Splice {
+    fn from(raw: RawSplice) -> Self {
+        Self {
+            requests: matches!(raw, RawSplice::Both | RawSplice::Requests),
+            responses: matches!(raw, RawSplice::Both | RawSplice::Responses),
+        }
+    }
 }
 
 impl Default for RawServer {
@@ -79,6 +99,7 @@ impl Default for RawServer {
             shutdown_grace_secs: 30,
             route_resync_secs: 30,
             workers: 0,
+            splice: RawSplice::Both,
         }
     }
 }
@@ -343,6 +364,7 @@ impl Raw {
                 "server.shutdown_grace_secs",
                 self.server.shutdown_grace_secs,
             )?,
+            splice: self.server.splice.into(),
         };
         Ok(Config {
             listen,

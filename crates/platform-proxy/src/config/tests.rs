@@ -42,6 +42,36 @@ fn the_store_pool_defaults_to_two_and_takes_one_to_sixteen() {
 }
 
 #[test]
+fn splice_names_the_bodies_spliced_and_defaults_to_both() {
+    let splice = |text: &str, e: &[(&str, &str)]| {
+        let s = Config::from_sources(text, "t", &env(e))
+            .expect("valid")
+            .dataplane
+            .splice;
+        (s.requests, s.responses)
+    };
+    assert_eq!(splice("", &[]), (true, true));
+    assert_eq!(splice("[server]\nsplice = \"both\"", &[]), (true, true));
+    assert_eq!(
+        splice("[server]\nsplice = \"requests\"", &[]),
+        (true, false)
+    );
+    assert_eq!(
+        splice("[server]\nsplice = \"responses\"", &[]),
+        (false, true)
+    );
+    assert_eq!(splice("[server]\nsplice = \"off\"", &[]), (false, false));
+    assert_eq!(
+        splice(
+            "[server]\nsplice = \"off\"",
+            &[("PLATFORM_PROXY_SERVER__SPLICE", "responses")]
+        ),
+        (false, true),
+        "the environment overrides the file"
+    );
+}
+
+#[test]
 fn file_values_are_read() {
     let c = Config::from_sources(
         "api_host = \"API.example.com\"\napps_domain = \"apps.example.com\"\n[server]\nlisten = [\"0.0.0.0:9000\"]\n[api]\nbootstrap_token = \"0123456789abcdef\"\n",
@@ -122,6 +152,8 @@ fn bad_keys_are_named() {
             "upstream.connect_timeout_secs",
         ),
         ("", &[("PLATFORM_PROXY_LOG__FORMAT", "xml")], "log.format"),
+        ("[server]\nsplice = \"sometimes\"", &[], "server.splice"),
+        ("[server]\nsplice = true", &[], "server.splice"),
         ("[server]\nworkers = 1025", &[], "server.workers"),
         ("[server]\nworkers = -1", &[], "server.workers"),
         (

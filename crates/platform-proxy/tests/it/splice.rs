@@ -18,6 +18,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::*;
 
+mod setting;
+
 /// FNV-1a over a body: any byte lost, doubled or out of place shows.
 fn digest(bytes: &[u8], mut h: u64) -> u64 {
     for b in bytes {
