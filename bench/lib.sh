@@ -295,7 +295,8 @@ bench_start_chp() {
 
 # bench_start_pp PORT TAG: platform-proxy with a fresh SQLite store. Sets
 # px_port and px_pid. With PP_TLS_PORT (and BENCH_TLS_CERT, BENCH_TLS_KEY)
-# it also serves TLS there, that certificate its default.
+# it also serves TLS there, that certificate its default. PP_SERVER_EXTRA
+# is added to its [server] table (one key per line).
 bench_start_pp() {
     px_port=$1
     local tag=$2 tls_listen="" tls_cert=""
@@ -312,6 +313,7 @@ apps_domain = "apps.bench"
 listen = ["127.0.0.1:$px_port"]
 $tls_listen
 shutdown_grace_secs = 2
+${PP_SERVER_EXTRA:-}
 [store]
 url = "sqlite://$work/pp-$tag.db"
 [api]

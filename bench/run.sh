@@ -22,7 +22,9 @@
 #   stream       a STREAM_MIB (1024) MiB upload (to the sink tool, which
 #                answers once it has read the whole body) and download
 #                (from nginx) with curl: direct, nginx, platform-proxy
-#                public and authenticated; MiB/s and RSS.
+#                public and authenticated (bodies spliced, the default),
+#                and a second platform-proxy that copies them
+#                (server.splice = "off"), public; MiB/s and RSS.
 #   conns        memory per keep-alive HTTP connection under load: RSS while
 #                wrk holds 64 and then CONNS_MANY (512) connections busy
 #                (1 KiB GETs), for nginx, haproxy and platform-proxy's
@@ -79,6 +81,7 @@ chp_api=$((base + 8))
 ws_port=$((base + 9))  # wsecho upstream
 sse_port=$((base + 10)) # sseserve upstream
 sink_port=$((base + 14)) # the upload case's sink
+copy_port=$((base + 15)) # the stream case's copying platform-proxy
 pp_tls=$((base + 11))  # TLS listeners: platform-proxy, nginx, haproxy
 ngx_tls=$((base + 12))
 hap_tls=$((base + 13))
@@ -90,7 +93,7 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 bench_init
 bench_build tools
 bench_port_free "$px_port" "$up_port" "$up_h2" "$ngx_port" "$ngx_h2" "$hap_port" "$hap_h2" "$chp_port" "$chp_api" "$ws_port" "$sse_port" \
-    "$pp_tls" "$ngx_tls" "$hap_tls" "$sink_port"
+    "$pp_tls" "$ngx_tls" "$hap_tls" "$sink_port" "$copy_port"
 
 # order RUN NAME...: the names, reversed on even runs.
 order() {
@@ -582,7 +585,11 @@ case_stream() {
     local gib=${STREAM_MIB:-1024}
     echo "## Streaming: a ${gib} MiB upload (PUT) and download, curl, $runs run(s)"
     # Sparse: nginx reads zeros from the page cache, so the disk is no peer.
+    # Read once first: the first read of a sparse file fills the page
+    # cache, at a fraction of the speed of the reads after it, and would
+    # slow whichever upload came first.
     truncate -s "${gib}M" "$work/big.bin"
+    cat "$work/big.bin" >/dev/null
     bench_start_upstream "$up_port"
     bench_start_sink "$sink_port"
     BENCH_SINK_PORT=$sink_port bench_start_nginx_proxy "$ngx_port" "$up_port"
@@ -596,13 +603,24 @@ case_stream() {
     local sink_cookie
     sink_cookie=$(pp_sign_in "$su_id" su.apps.bench)
     [ -n "$sink_cookie" ] || die "could not sign in to the authenticated sink route"
-    local peers=(direct nginx pp-public pp-auth)
+    # The same build copying every body, public routes of its own: which
+    # of the two is faster depends on the machine (docs/configuration.md,
+    # server.splice).
+    local pp_port=$px_port pp_pid=$px_pid
+    PP_SERVER_EXTRA='splice = "off"' bench_start_pp "$copy_port" stream-copied
+    local copied_pid=$px_pid
+    [ -n "$(pp_route b "127.0.0.1:$up_port" public)" ] || die "could not create the copying proxy's route"
+    [ -n "$(pp_route bu "127.0.0.1:$sink_port" public)" ] || die "could not create the copying proxy's sink route"
+    px_port=$pp_port; px_pid=$pp_pid
+    local peers=(direct nginx pp-public pp-auth pp-copied)
     declare -A url host ck pid sink sinkhost sinkck
     url[direct]=http://127.0.0.1:$up_port/big.bin; host[direct]=127.0.0.1:$up_port; pid[direct]=$up_pid
     url[nginx]=http://127.0.0.1:$ngx_port/big.bin; host[nginx]=127.0.0.1:$ngx_port; pid[nginx]=$ngx_pid
     url[pp-public]=http://127.0.0.1:$px_port/big.bin; host[pp-public]=b.apps.bench; pid[pp-public]=$px_pid
     url[pp-auth]=http://127.0.0.1:$px_port/big.bin; host[pp-auth]=s.apps.bench; pid[pp-auth]=$px_pid
     ck[pp-auth]=$cookie
+    url[pp-copied]=http://127.0.0.1:$copy_port/big.bin; host[pp-copied]=b.apps.bench; pid[pp-copied]=$copied_pid
+    sink[pp-copied]=http://127.0.0.1:$copy_port/sink; sinkhost[pp-copied]=bu.apps.bench
     sink[direct]=http://127.0.0.1:$sink_port/sink; sinkhost[direct]=127.0.0.1:$sink_port
     sink[nginx]=http://127.0.0.1:$ngx_port/sink; sinkhost[nginx]=127.0.0.1:$ngx_port
     sink[pp-public]=http://127.0.0.1:$px_port/sink; sinkhost[pp-public]=bu.apps.bench
@@ -647,6 +665,7 @@ case_stream() {
     done
     echo
     echo "platform-proxy RSS before the downloads: $rss_before KiB (flat memory: the body streams)."
+    echo "pp-public and pp-auth splice large bodies (server.splice = \"both\", the default); pp-copied is the same build copying them (\"off\")."
     bench_stop_all
 }
 
