@@ -18,7 +18,10 @@
 #   sse          Server-Sent Events latency: SSE_STREAMS (200) streams of one
 #                event every SSE_INTERVAL_MS (100) from sseserve, read by
 #                sseload: direct, nginx, platform-proxy authenticated; time
-#                from the event's write to its read, p50/p99.
+#                from the event's write to its read, p50/p99. The streams'
+#                ticks are spread over the interval, as independent apps'
+#                are; SSE_ALIGNED=1 keeps them in step (every stream's
+#                event in the same millisecond: a burst).
 #   stream       a STREAM_MIB (1024) MiB upload (to the sink tool, which
 #                answers once it has read the whole body) and download
 #                (from nginx) with curl: direct, nginx, platform-proxy
@@ -50,7 +53,7 @@
 #
 # Environment: WS_IDLE (5000), WS_ACTIVE (1000), WS_HOLD (seconds the idle
 # connections stay open, 5), WS_INTERVAL_MS (100), SSE_STREAMS (200),
-# SSE_INTERVAL_MS (100), CONNS_MANY (512), PROP_ROUTES (50), BENCH_PORT_BASE (18080; the
+# SSE_INTERVAL_MS (100), SSE_ALIGNED (unset), CONNS_MANY (512), PROP_ROUTES (50), BENCH_PORT_BASE (18080; the
 # fourteen ports from it), BENCH_KEEP=1 (keep the
 # configs and logs). The script raises its own `ulimit -n` to 20000 (5000
 # tunnels take ~15000 descriptors in nginx); where the hard limit is lower,
@@ -429,8 +432,10 @@ case_sse() {
     for v in "$streams" "$interval"; do
         [[ "$v" =~ ^[0-9]+$ ]] && ((v >= 1)) || die "SSE_STREAMS, SSE_INTERVAL_MS: whole numbers from 1"
     done
-    echo "## SSE: $streams streams, one event every ${interval} ms each, 1s warm-up + ${secs}s, $runs run(s)"
-    bench_spawn "$work/sseserve.log" "$BENCH_TOOLS/sseserve" --listen "127.0.0.1:$sse_port" --interval-ms "$interval"
+    local aligned=() ticks="spread over the interval"
+    [ -n "${SSE_ALIGNED:-}" ] && { aligned=(--aligned); ticks="in step (SSE_ALIGNED)"; }
+    echo "## SSE: $streams streams, one event every ${interval} ms each, ticks $ticks, 1s warm-up + ${secs}s, $runs run(s)"
+    bench_spawn "$work/sseserve.log" "$BENCH_TOOLS/sseserve" --listen "127.0.0.1:$sse_port" --interval-ms "$interval" "${aligned[@]}"
     local sse_pid=$spawned
     bench_wait_tcp "$sse_port" "$sse_pid"
     # nginx's upstream is the event server itself; it honours the
