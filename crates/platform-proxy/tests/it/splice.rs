@@ -30,6 +30,11 @@ fn digest(bytes: &[u8], mut h: u64) -> u64 {
 }
 const FNV_START: u64 = 0xcbf2_9ce4_8422_2325;
 
+/// What the digest upstream answers to an upload of `body`: `LEN DIGEST`.
+fn digest_answer(body: &[u8]) -> String {
+    format!("{} {:016x}", body.len(), digest(body, FNV_START))
+}
+
 /// The `i`th byte of a test body: no run repeats within 251 bytes.
 fn pattern(from: usize, len: usize) -> Vec<u8> {
     (from..from + len).map(|i| (i % 251) as u8).collect()
@@ -243,7 +248,7 @@ async fn a_large_upload_arrives_byte_exact_and_its_connection_serves_on() {
         }
         let (head, answer) = read_answer(&mut s).await;
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        let want = format!("{len} {:016x}", digest(&body, FNV_START));
+        let want = digest_answer(&body);
         assert_eq!(String::from_utf8_lossy(&answer), want, "round {round}");
     }
     // The same connection carries an ordinary request after them.
@@ -291,7 +296,7 @@ async fn a_client_leaving_half_way_through_a_large_upload_cuts_only_that_upload(
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
-    let want = format!("{} {:016x}", body.len(), digest(&body, FNV_START));
+    let want = digest_answer(&body);
     assert_eq!(r.text().await.expect("body"), want);
     p.stop().await;
 }
@@ -625,7 +630,7 @@ async fn spliced_and_copied_bodies_mixed_on_one_connection_all_arrive_whole() {
                 }
                 let (head, answer) = read_answer(&mut s).await;
                 assert!(head.starts_with("HTTP/1.1 200"), "round {round}: {head}");
-                let want = format!("{len} {:016x}", digest(&body, FNV_START));
+                let want = digest_answer(&body);
                 assert_eq!(
                     String::from_utf8_lossy(&answer),
                     want,
