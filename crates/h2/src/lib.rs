@@ -1,7 +1,9 @@
-//! The HTTP/2 wire format (RFC 9113) and its header compression, HPACK
-//! (RFC 7541), without I/O: what a connection reads is parsed here, what
-//! it writes is built here, and the connection's own state (streams, flow
-//! control, timers) lives with the server that drives it.
+//! The HTTP/2 wire format (RFC 9113), its header compression, HPACK
+//! (RFC 7541), and a server connection's protocol state, all without I/O:
+//! what a connection reads is parsed here, what it writes is built here,
+//! and the streams, windows and limits between the two are kept here
+//! (`server`). Reading, writing, timers and running each request's work
+//! are the driver's.
 //!
 //! Why our own: `h2`'s encoder Huffman-codes every literal and hashes
 //! every field into its dynamic table, and its decoder hands each request
@@ -13,6 +15,7 @@
 
 pub mod frame;
 pub mod hpack;
+pub mod server;
 
 #[cfg(test)]
 pub(crate) fn hex(s: &str) -> Vec<u8> {

@@ -1,12 +1,18 @@
-//! Micro-benchmarks of HPACK as a proxy's HTTP/2 server meets it: a
-//! browser's request decoded (first on a connection, its literals
-//! Huffman-coded and indexed; then a repeat, which is mostly indexes) and
-//! an answer's head encoded.
+//! Micro-benchmarks of HTTP/2 as a proxy's server meets it: a browser's
+//! request decoded (first on a connection, its literals Huffman-coded and
+//! indexed; then a repeat, which is mostly indexes), an answer's head
+//! encoded, and a whole request's protocol work in the server connection
+//! (its HEADERS frame read into an `http::Request`, then a 1 KiB answer's
+//! HEADERS and DATA written).
 //!
 //! `cargo bench -p pp-h2`. Compared between runs on one machine
 //! (docs/performance.md), never asserted in tests.
 
+use bytes::BytesMut;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use pp_h2::frame::{write_headers, write_settings, PREFACE};
 use pp_h2::hpack::{encode_field, encode_status, huffman, static_name, Decoder};
+use pp_h2::server::{Config, Connection, Event};
 
 fn main() {
     divan::main();
@@ -116,5 +122,53 @@ fn encode_answer(bencher: divan::Bencher) {
             encode_field(&mut out, n.as_bytes(), v.as_bytes(), *never);
         }
         out.len()
+    });
+}
+
+/// One request on an open connection, as the bench's `h2load` run makes
+/// it: its HEADERS read (the fields indexed, as a browser's repeat
+/// request is), the answer's head and 1 KiB body written.
+#[divan::bench]
+fn server_request_round(bencher: divan::Bencher) {
+    let mut c = Connection::new(Config::default());
+    let mut wire = PREFACE.to_vec();
+    write_settings(&mut wire, &[]);
+    let mut first = Vec::new();
+    write_headers(&mut first, 1, &request_block(true), true, 16_384);
+    wire.extend_from_slice(&first);
+    let mut events = Vec::new();
+    c.receive(&mut BytesMut::from(&wire[..]), &mut events)
+        .expect("handshake");
+    let mut answer = HeaderMap::new();
+    for (n, v, never) in ANSWER {
+        let mut v = HeaderValue::from_static(v);
+        v.set_sensitive(*never);
+        answer.append(HeaderName::from_static(n), v);
+    }
+    let body = vec![b'x'; 1024];
+    let repeat = request_block(false);
+    let mut stream = 1u32;
+    let mut buf = BytesMut::with_capacity(4096);
+    bencher.bench_local(|| {
+        stream += 2;
+        let mut frame = Vec::with_capacity(64);
+        write_headers(&mut frame, stream, &repeat, true, 16_384);
+        buf.extend_from_slice(&frame);
+        events.clear();
+        c.receive(&mut buf, &mut events).expect("a request");
+        let Some(Event::Request {
+            stream: id,
+            request,
+            ..
+        }) = events.pop()
+        else {
+            panic!("a request event");
+        };
+        divan::black_box(&request);
+        c.send_headers(id, 200, &answer, false);
+        c.send_data(id, &body, true);
+        let n = c.output().len();
+        c.written(n);
+        n
     });
 }
