@@ -1,28 +1,27 @@
 //! The client-facing side of a connection as the pipeline sees it: the
 //! request body and the protocol switch, whichever server parsed the
-//! request. HTTP/2 (prior knowledge or ALPN) is hyper's server; HTTP/1.1
-//! is the proxy's own (`h1.rs`), which reads the head with `httparse`,
-//! writes the answer's head straight into the connection's buffer and
-//! shares its framing code with the upstream client.
+//! request. Both servers are the proxy's own: HTTP/1.1 (`h1.rs`) reads
+//! the head with `httparse`, writes the answer's head straight into the
+//! connection's buffer and shares its framing code with the upstream
+//! client; HTTP/2 (`h2.rs`, prior knowledge or ALPN) drives `pp-h2`'s
+//! protocol state machine.
 
-pub(crate) mod coalesce;
 pub(crate) mod h1;
+pub(crate) mod h2;
 mod stall;
-pub(crate) mod streams;
+
+pub use self::h2::{H2Body, StreamReset};
 
 use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
-use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use self::stall::Stall;
-use crate::body::{BodyTimeout, BoxError};
+use crate::body::BoxError;
 use crate::headers::passed::Passed;
 
 /// A request's body, from either server.
@@ -30,57 +29,6 @@ use crate::headers::passed::Passed;
 pub enum ClientBody {
     H2(H2Body),
     H1(h1::RequestBody),
-}
-
-/// An HTTP/2 request body under the body-read timeout.
-pub struct H2Body {
-    body: Incoming,
-    stall: Stall,
-}
-
-impl H2Body {
-    pub(crate) fn new(body: Incoming, body_read_timeout: Duration) -> Self {
-        Self {
-            body,
-            stall: Stall::new(body_read_timeout),
-        }
-    }
-}
-
-impl std::fmt::Debug for H2Body {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("H2Body").finish_non_exhaustive()
-    }
-}
-
-impl Body for H2Body {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        match Pin::new(&mut this.body).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                this.stall.moved();
-                Poll::Ready(frame.map(|f| f.map_err(Into::into)))
-            }
-            Poll::Pending => {
-                ready!(this.stall.poll_expired(cx));
-                Poll::Ready(Some(Err(BodyTimeout(this.stall.limit()).into())))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }
 
 impl ClientBody {

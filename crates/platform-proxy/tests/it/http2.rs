@@ -1,8 +1,9 @@
 //! HTTP/2 on the plain listener (h2c, prior knowledge): many streams on
 //! one connection, large uploads and downloads, a stream its client gives
-//! up on, and the drain at shutdown. A connection's streams run in its own
-//! task (`server/streams.rs`) and its writes are gathered
-//! (`server/coalesce.rs`); these tests hold both to what a client sees.
+//! up on, and the drain at shutdown. The server is the proxy's own
+//! (`server/h2.rs` driving `pp-h2`): a connection's streams run in its
+//! own task and each turn's output leaves in one write; these tests hold
+//! it to what a client (reqwest, on hyper and `h2`) sees.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -122,10 +123,10 @@ fn assert_patterned(n: usize, body: &[u8]) {
     assert!(body == patterned(n), "{n} bytes asked, {} came", body.len());
 }
 
-/// The answers of many streams on one connection go out gathered
-/// (`server/coalesce.rs`): small ones copied into one batch, large ones
-/// past the batch bound and straight through. Each stream must still get
-/// exactly its own bytes and its own correlation id.
+/// The answers of many streams on one connection go out gathered, a
+/// turn's frames in one write, large ones split by the client's windows
+/// and frame size. Each stream must still get exactly its own bytes and
+/// its own correlation id.
 #[tokio::test]
 async fn concurrent_http2_streams_on_one_connection_each_get_their_own_answer() {
     let up = sized_upstream(Duration::ZERO).await;
@@ -162,7 +163,7 @@ async fn concurrent_http2_streams_on_one_connection_each_get_their_own_answer() 
     );
 }
 
-/// A connection's streams share its task (`server/streams.rs`): a large
+/// A connection's streams share its task (`server/h2.rs`): a large
 /// download its client has stopped reading, held by flow control with
 /// its upstream still sending, must not hold back the connection's other
 /// streams, and must come through whole once it is read again.
@@ -257,7 +258,7 @@ async fn stopping_the_proxy_lets_in_flight_http2_answers_out() {
 }
 
 /// The streams of an HTTP/2 connection run in the connection's task
-/// (`server/streams.rs`). A request its client gives up on, by resetting
+/// (`server/h2.rs`). A request its client gives up on, by resetting
 /// the stream or by closing the whole connection, must still end there:
 /// the upstream exchange it waits on is dropped (the upstream's connection
 /// closes) long before the 60 s response timeout.
