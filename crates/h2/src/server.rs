@@ -47,6 +47,9 @@ pub struct Config {
     /// before the connection is closed with `ENHANCE_YOUR_CALM`; each
     /// stream answered in full earns one back.
     pub max_resets: u32,
+    /// Where a request's header map comes from: a server that keeps
+    /// written maps for reuse hands one over here instead of a new one.
+    pub new_map: fn() -> HeaderMap,
 }
 
 impl Default for Config {
@@ -57,6 +60,7 @@ impl Default for Config {
             connection_window: 1 << 20,
             max_header_list: 64 << 10,
             max_resets: 256,
+            new_map: HeaderMap::new,
         }
     }
 }

@@ -21,9 +21,13 @@ use std::thread::LocalKey;
 use http::header::{HeaderName, HeaderValue};
 use http::{Extensions, HeaderMap};
 
-/// Maps kept per thread. A worker parses a head and writes it out within
-/// one poll more often than not, so a handful covers its churn.
-const KEPT: usize = 8;
+/// Maps kept per thread. An HTTP/1.1 worker parses a head and writes it
+/// out within one poll more often than not, so a handful would cover its
+/// churn; an HTTP/2 connection's turn takes a map for each request it
+/// reads and each upstream answer it parses (ten streams of each, say)
+/// before it writes any, so a thread keeps enough for two such turns.
+/// A kept map of [`ROOM`] is about 2 KiB.
+const KEPT: usize = 32;
 
 /// Fields a kept map may have room for: a map grown past this (a head with
 /// many fields) is freed rather than kept.

@@ -42,6 +42,7 @@ use tokio_util::sync::CancellationToken;
 pub use self::body::{H2Body, StreamReset};
 use self::body::{Inbound, Shared};
 use crate::body::{BoxError, ProxyBody};
+use crate::headers::spare;
 use crate::pipeline::{ConnInfo, Proxy};
 use crate::server::stall::Stall;
 use crate::server::ClientBody;
@@ -116,6 +117,11 @@ struct Blocked {
     end: bool,
 }
 
+/// A request's map: a kept one when the thread has one (`headers::spare`).
+fn new_map() -> HeaderMap {
+    spare::map_for(16)
+}
+
 /// Serves one HTTP/2 connection until it ends, or until `shutdown` fires
 /// and the streams open then have been answered.
 pub(crate) async fn serve<S>(io: S, proxy: Arc<Proxy>, info: ConnInfo, shutdown: &CancellationToken)
@@ -131,6 +137,7 @@ where
         // pipeline and get its envelope (as over HTTP/1.1).
         max_header_list: u32::try_from(s.max_header_bytes * 2).unwrap_or(u32::MAX),
         max_resets: 256,
+        new_map,
     };
     let body_read_timeout = s.body_read_timeout;
     let send_timeout = s.send_timeout;
@@ -392,19 +399,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             slot.work = None;
         }
         let status = parts.status.as_u16();
-        if body.is_end_stream() {
-            self.conn.send_headers(stream, status, &parts.headers, true);
+        let end = body.is_end_stream();
+        let sent = self.conn.send_headers(stream, status, &parts.headers, end);
+        // Written: the map and extensions are kept for the next head.
+        spare::recycle(parts.headers);
+        spare::recycle_extensions(parts.extensions);
+        if end {
             self.done(stream);
-            return;
-        }
-        if !self
-            .conn
-            .send_headers(stream, status, &parts.headers, false)
-        {
+        } else if sent {
+            self.pump(stream, body, cx);
+        } else {
             self.forget(stream, None);
-            return;
         }
-        self.pump(stream, body, cx);
     }
 
     /// Sends an answer body's frames while they are ready and the windows
@@ -452,6 +458,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 Err(frame) => {
                     if let Ok(trailers) = frame.into_trailers() {
                         self.conn.send_trailers(stream, &trailers);
+                        spare::recycle(trailers);
                         self.done(stream);
                     } else {
                         self.pump(stream, body, cx);

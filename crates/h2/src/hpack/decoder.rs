@@ -1,5 +1,7 @@
 //! Reading a header block (RFC 7541 §6).
 
+use bytes::Bytes;
+
 use super::huffman::{self, HuffmanError};
 use super::table::{Dynamic, ENTRY_OVERHEAD};
 
@@ -12,6 +14,10 @@ pub struct Field<'a> {
     /// Sent as a literal never indexed (§6.2.3): an intermediary passing
     /// it on must send it the same way.
     pub never_indexed: bool,
+    /// For a field read from the dynamic table: the entry's buffer, which
+    /// `value` is a slice of, so a caller can keep the value by reference
+    /// count (`Bytes::slice_ref`) rather than copy it.
+    pub shared: Option<&'a Bytes>,
 }
 
 /// A header block that cannot be decoded. Every one is a connection
@@ -99,13 +105,15 @@ impl Decoder {
             if first & 0x80 != 0 {
                 // Indexed field (§6.1).
                 let index = integer(block, &mut pos, 7)?;
-                let (name, value) = table.get(index).ok_or(DecodeError::Index(index))?;
+                let (name, value, shared) =
+                    table.get_shared(index).ok_or(DecodeError::Index(index))?;
                 list = list.saturating_add(name.len() + value.len() + ENTRY_OVERHEAD);
                 if list <= max_list {
                     each(Field {
                         name,
                         value,
                         never_indexed: false,
+                        shared,
                     });
                 }
                 fields_seen = true;
@@ -143,6 +151,7 @@ impl Decoder {
                     name,
                     value,
                     never_indexed,
+                    shared: None,
                 });
             }
             fields_seen = true;

@@ -3,6 +3,8 @@
 
 use std::collections::VecDeque;
 
+use bytes::Bytes;
+
 /// The dynamic table's size until a peer's `SETTINGS_HEADER_TABLE_SIZE`
 /// says otherwise (RFC 9113 §6.5.2).
 pub const DEFAULT_TABLE_SIZE: usize = 4096;
@@ -138,10 +140,11 @@ pub fn static_name(name: &[u8]) -> Option<u8> {
     Some(i)
 }
 
-/// One entry: name and value in one allocation.
+/// One entry: name and value in one buffer, shared with the fields
+/// decoded from it.
 #[derive(Debug)]
 struct Entry {
-    bytes: Box<[u8]>,
+    bytes: Bytes,
     name_len: usize,
 }
 
@@ -188,13 +191,21 @@ impl Dynamic {
 
     /// The field at `index` of the two tables together, 1-based.
     pub(crate) fn get(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.get_shared(index).map(|(n, v, _)| (n, v))
+    }
+
+    /// The same, with the dynamic entry's buffer the slices are of.
+    pub(crate) fn get_shared(&self, index: usize) -> Option<(&[u8], &[u8], Option<&Bytes>)> {
         match index {
             0 => None,
             1..=61 => {
                 let (n, v) = STATIC[index - 1];
-                Some((n.as_bytes(), v.as_bytes()))
+                Some((n.as_bytes(), v.as_bytes(), None))
             }
-            _ => self.entries.get(index - 62).map(|e| (e.name(), e.value())),
+            _ => self
+                .entries
+                .get(index - 62)
+                .map(|e| (e.name(), e.value(), Some(&e.bytes))),
         }
     }
 
@@ -208,7 +219,7 @@ impl Dynamic {
             return;
         }
         self.entries.push_front(Entry {
-            bytes: field.into_boxed_slice(),
+            bytes: Bytes::from(field),
             name_len,
         });
         self.size += size;

@@ -2,7 +2,6 @@
 //! and the windows its body bytes use up and get back.
 
 use bytes::Bytes;
-use http::HeaderMap;
 
 use super::request::Collect;
 use super::send::encode_status_only;
@@ -90,7 +89,7 @@ impl Connection {
         let compression = |_| FrameError::Connection(Reason::COMPRESSION_ERROR);
         if let Some(s) = self.streams.get_mut(&stream) {
             // Trailers: the stream's last frame from the client.
-            let mut trailers = HeaderMap::new();
+            let mut trailers = (self.config.new_map)();
             let mut bad = false;
             let size = self
                 .decoder
@@ -124,7 +123,7 @@ impl Connection {
             self.maybe_close(stream);
             return Ok(());
         }
-        let mut collect = Collect::default();
+        let mut collect = Collect::new((self.config.new_map)());
         let size = self
             .decoder
             .decode(block, max, |f| collect.field(f))

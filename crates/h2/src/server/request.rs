@@ -35,6 +35,14 @@ fn fail(c: &mut Collect, why: &'static str) {
 }
 
 impl Collect {
+    /// Collects into `headers`, an empty map.
+    pub(crate) fn new(headers: HeaderMap) -> Self {
+        Self {
+            headers,
+            ..Self::default()
+        }
+    }
+
     /// Takes in one decoded field.
     pub(crate) fn field(&mut self, f: Field<'_>) {
         if self.malformed.is_some() {
@@ -63,7 +71,7 @@ impl Collect {
             if slot.is_some() {
                 return fail(self, "a repeated pseudo-header");
             }
-            *slot = Some(Bytes::copy_from_slice(f.value));
+            *slot = Some(shared_or_copied(&f));
             return;
         }
         self.regular_seen = true;
@@ -96,7 +104,7 @@ impl Collect {
                 _ => return fail(self, "an invalid or conflicting content-length"),
             }
         }
-        let Ok(mut value) = HeaderValue::from_bytes(f.value) else {
+        let Ok(mut value) = HeaderValue::from_maybe_shared(shared_or_copied(&f)) else {
             return fail(self, "an invalid field value");
         };
         value.set_sensitive(f.never_indexed);
@@ -150,6 +158,15 @@ impl Collect {
         *req.version_mut() = Version::HTTP_2;
         *req.headers_mut() = self.headers;
         Ok(req)
+    }
+}
+
+/// The field's value as `Bytes`: a slice of the dynamic table's entry
+/// when it came from there (a reference count, no copy), else a copy.
+fn shared_or_copied(f: &Field<'_>) -> Bytes {
+    match f.shared {
+        Some(entry) => entry.slice_ref(f.value),
+        None => Bytes::copy_from_slice(f.value),
     }
 }
 

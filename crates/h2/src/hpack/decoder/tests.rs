@@ -184,3 +184,28 @@ fn never_indexed_literals_say_so() {
     assert_eq!(seen, [(b"b".to_vec(), true), (b"c".to_vec(), false)]);
     assert_eq!(d.table_len(), 0, "neither enters the table");
 }
+
+#[test]
+fn values_read_from_the_dynamic_table_come_with_its_buffer() {
+    let mut d = Decoder::new(4096);
+    fields(&mut d, &hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff")).expect("decodes");
+    let mut seen = Vec::new();
+    d.decode(&hex("8286 84be"), usize::MAX, |f| {
+        let within = f.shared.map(|b| {
+            let range = b.as_ptr_range();
+            range.contains(&f.value.as_ptr()) && b.slice_ref(f.value) == f.value
+        });
+        seen.push((f.name.to_vec(), within));
+    })
+    .expect("decodes");
+    assert_eq!(
+        seen,
+        [
+            (b":method".to_vec(), None),
+            (b":scheme".to_vec(), None),
+            (b":path".to_vec(), None),
+            (b":authority".to_vec(), Some(true)),
+        ],
+        "static entries have no buffer; the dynamic one's value is a slice of its entry"
+    );
+}
