@@ -16,6 +16,8 @@ mod recv;
 mod request;
 mod send;
 
+pub(crate) use request::regular_field;
+
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 

@@ -1,6 +1,7 @@
 //! Reading a header block (RFC 7541 §6).
 
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 
 use super::huffman::{self, HuffmanError};
 use super::table::{Dynamic, ENTRY_OVERHEAD};
@@ -18,6 +19,10 @@ pub struct Field<'a> {
     /// `value` is a slice of, so a caller can keep the value by reference
     /// count (`Bytes::slice_ref`) rather than copy it.
     pub shared: Option<&'a Bytes>,
+    /// For a field read from the dynamic table: the field as `http` types
+    /// when it is a valid regular field (RFC 9113 §8.2), checked when the
+    /// entry was added.
+    pub parsed: Option<&'a (HeaderName, HeaderValue)>,
 }
 
 /// A header block that cannot be decoded. Every one is a connection
@@ -105,15 +110,15 @@ impl Decoder {
             if first & 0x80 != 0 {
                 // Indexed field (§6.1).
                 let index = integer(block, &mut pos, 7)?;
-                let (name, value, shared) =
-                    table.get_shared(index).ok_or(DecodeError::Index(index))?;
-                list = list.saturating_add(name.len() + value.len() + ENTRY_OVERHEAD);
+                let found = table.find(index).ok_or(DecodeError::Index(index))?;
+                list = list.saturating_add(found.name.len() + found.value.len() + ENTRY_OVERHEAD);
                 if list <= max_list {
                     each(Field {
-                        name,
-                        value,
+                        name: found.name,
+                        value: found.value,
                         never_indexed: false,
-                        shared,
+                        shared: found.shared,
+                        parsed: found.parsed,
                     });
                 }
                 fields_seen = true;
@@ -152,6 +157,7 @@ impl Decoder {
                     value,
                     never_indexed,
                     shared: None,
+                    parsed: None,
                 });
             }
             fields_seen = true;

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 
 /// The dynamic table's size until a peer's `SETTINGS_HEADER_TABLE_SIZE`
 /// says otherwise (RFC 9113 §6.5.2).
@@ -141,11 +142,25 @@ pub fn static_name(name: &[u8]) -> Option<u8> {
 }
 
 /// One entry: name and value in one buffer, shared with the fields
-/// decoded from it.
+/// decoded from it, and the field as `http` types once, when it is a
+/// valid regular field: a client repeats its fields as indexes, and each
+/// repeat is then a reference count rather than a parse.
 #[derive(Debug)]
 struct Entry {
     bytes: Bytes,
     name_len: usize,
+    parsed: Option<(HeaderName, HeaderValue)>,
+}
+
+/// A field of either table.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found<'a> {
+    pub(crate) name: &'a [u8],
+    pub(crate) value: &'a [u8],
+    /// A dynamic entry's buffer, which `value` is a slice of.
+    pub(crate) shared: Option<&'a Bytes>,
+    /// A dynamic entry's field as `http` types, when it is a valid one.
+    pub(crate) parsed: Option<&'a (HeaderName, HeaderValue)>,
 }
 
 impl Entry {
@@ -191,21 +206,28 @@ impl Dynamic {
 
     /// The field at `index` of the two tables together, 1-based.
     pub(crate) fn get(&self, index: usize) -> Option<(&[u8], &[u8])> {
-        self.get_shared(index).map(|(n, v, _)| (n, v))
+        self.find(index).map(|f| (f.name, f.value))
     }
 
-    /// The same, with the dynamic entry's buffer the slices are of.
-    pub(crate) fn get_shared(&self, index: usize) -> Option<(&[u8], &[u8], Option<&Bytes>)> {
+    /// The same, with what a dynamic entry keeps beside its bytes.
+    pub(crate) fn find(&self, index: usize) -> Option<Found<'_>> {
         match index {
             0 => None,
             1..=61 => {
                 let (n, v) = STATIC[index - 1];
-                Some((n.as_bytes(), v.as_bytes(), None))
+                Some(Found {
+                    name: n.as_bytes(),
+                    value: v.as_bytes(),
+                    shared: None,
+                    parsed: None,
+                })
             }
-            _ => self
-                .entries
-                .get(index - 62)
-                .map(|e| (e.name(), e.value(), Some(&e.bytes))),
+            _ => self.entries.get(index - 62).map(|e| Found {
+                name: e.name(),
+                value: e.value(),
+                shared: Some(&e.bytes),
+                parsed: e.parsed.as_ref(),
+            }),
         }
     }
 
@@ -218,9 +240,12 @@ impl Dynamic {
         if size > self.max {
             return;
         }
+        let bytes = Bytes::from(field);
+        let parsed = crate::server::regular_field(&bytes[..name_len], bytes.slice(name_len..));
         self.entries.push_front(Entry {
-            bytes: Bytes::from(field),
+            bytes,
             name_len,
+            parsed,
         });
         self.size += size;
     }

@@ -75,17 +75,15 @@ impl Collect {
             return;
         }
         self.regular_seen = true;
-        if f.name.iter().any(u8::is_ascii_uppercase) {
-            return fail(self, "an uppercase field name");
-        }
-        let Ok(name) = HeaderName::from_bytes(f.name) else {
-            return fail(self, "an invalid field name");
+        let (name, mut value) = match f.parsed {
+            Some((n, v)) => (n.clone(), v.clone()),
+            None => match regular_field(f.name, shared_or_copied(&f)) {
+                Some(field) => field,
+                None => return fail(self, "an invalid field name or value"),
+            },
         };
         if is_connection_specific(&name, f.value) {
             return fail(self, "a connection-specific field");
-        }
-        if !value_is_valid(f.value) {
-            return fail(self, "an invalid field value");
         }
         if name == COOKIE {
             if !self.cookie.is_empty() {
@@ -104,9 +102,6 @@ impl Collect {
                 _ => return fail(self, "an invalid or conflicting content-length"),
             }
         }
-        let Ok(mut value) = HeaderValue::from_maybe_shared(shared_or_copied(&f)) else {
-            return fail(self, "an invalid field value");
-        };
         value.set_sensitive(f.never_indexed);
         self.headers.append(name, value);
     }
@@ -159,6 +154,19 @@ impl Collect {
         *req.headers_mut() = self.headers;
         Ok(req)
     }
+}
+
+/// A regular field (not a pseudo-header) as `http` types, `None` when it
+/// is not a valid one: an uppercase or invalid name (RFC 9113 §8.2.1), or
+/// a value with NUL, CR or LF or whitespace at either end.
+pub(crate) fn regular_field(name: &[u8], value: Bytes) -> Option<(HeaderName, HeaderValue)> {
+    if name.starts_with(b":") || name.iter().any(u8::is_ascii_uppercase) || !value_is_valid(&value)
+    {
+        return None;
+    }
+    let name = HeaderName::from_bytes(name).ok()?;
+    let value = HeaderValue::from_maybe_shared(value).ok()?;
+    Some((name, value))
 }
 
 /// The field's value as `Bytes`: a slice of the dynamic table's entry

@@ -209,3 +209,29 @@ fn values_read_from_the_dynamic_table_come_with_its_buffer() {
         "static entries have no buffer; the dynamic one's value is a slice of its entry"
     );
 }
+
+#[test]
+fn regular_fields_in_the_dynamic_table_come_parsed_and_pseudo_headers_do_not() {
+    let mut d = Decoder::new(4096);
+    fields(&mut d, &hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff")).expect("decodes");
+    fields(&mut d, &hex("8286 84be 5886 a8eb 1064 9cbf")).expect("decodes");
+    // A value no request may carry, entered in the table all the same.
+    fields(&mut d, &hex("4003 782d61 0220 31")).expect("decodes");
+    let mut seen = Vec::new();
+    d.decode(&hex("be bf c0"), usize::MAX, |f| {
+        seen.push(
+            f.parsed
+                .map(|(n, v)| (n.as_str().to_owned(), v.to_str().expect("text").to_owned())),
+        );
+    })
+    .expect("decodes");
+    assert_eq!(
+        seen,
+        [
+            None,
+            Some(("cache-control".to_owned(), "no-cache".to_owned())),
+            None
+        ],
+        "x-a's value starts with a space; :authority is a pseudo-header"
+    );
+}
