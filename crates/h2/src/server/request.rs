@@ -13,13 +13,15 @@ use crate::hpack::Field;
 #[derive(Debug, Default)]
 pub(crate) struct Collect {
     method: Option<Method>,
-    scheme: Option<Bytes>,
+    scheme: Option<Scheme>,
     authority: Option<Bytes>,
     path: Option<Bytes>,
     headers: HeaderMap,
     /// `Cookie` fields, which HTTP/2 lets a client split (§8.2.3), are
-    /// joined back into one for the HTTP/1.1 upstream.
-    cookie: Vec<u8>,
+    /// joined back into one for the HTTP/1.1 upstream: the first as it
+    /// came (shared, not copied), the join only once a second comes.
+    cookie: Option<HeaderValue>,
+    cookies_joined: Vec<u8>,
     regular_seen: bool,
     /// Why the request is malformed, once it is: the rest of the block is
     /// still decoded (the table must stay in step) but not kept.
@@ -63,7 +65,16 @@ impl Collect {
                     }
                     return;
                 }
-                b"scheme" => &mut self.scheme,
+                b"scheme" => {
+                    if self.scheme.is_some() {
+                        return fail(self, "a repeated :scheme");
+                    }
+                    match Scheme::try_from(f.value) {
+                        Ok(s) => self.scheme = Some(s),
+                        Err(_) => fail(self, "an invalid :scheme"),
+                    }
+                    return;
+                }
                 b"authority" => &mut self.authority,
                 b"path" => &mut self.path,
                 _ => return fail(self, "an unknown pseudo-header"),
@@ -86,10 +97,16 @@ impl Collect {
             return fail(self, "a connection-specific field");
         }
         if name == COOKIE {
-            if !self.cookie.is_empty() {
-                self.cookie.extend_from_slice(b"; ");
+            match &self.cookie {
+                None => self.cookie = Some(value),
+                Some(first) => {
+                    if self.cookies_joined.is_empty() {
+                        self.cookies_joined.extend_from_slice(first.as_bytes());
+                    }
+                    self.cookies_joined.extend_from_slice(b"; ");
+                    self.cookies_joined.extend_from_slice(f.value);
+                }
             }
-            self.cookie.extend_from_slice(f.value);
             return;
         }
         if name == http::header::CONTENT_LENGTH {
@@ -115,8 +132,11 @@ impl Collect {
             return Err(why);
         }
         let method = self.method.take().ok_or("no :method")?;
-        if !self.cookie.is_empty() {
-            let v = HeaderValue::from_bytes(&self.cookie).map_err(|_| "an invalid cookie")?;
+        if !self.cookies_joined.is_empty() {
+            let v =
+                HeaderValue::from_bytes(&self.cookies_joined).map_err(|_| "an invalid cookie")?;
+            self.headers.append(COOKIE, v);
+        } else if let Some(v) = self.cookie.take() {
             self.headers.append(COOKIE, v);
         }
         let mut parts = http::uri::Parts::default();
@@ -139,7 +159,7 @@ impl Collect {
             if path.is_empty() {
                 return Err("an empty :path");
             }
-            parts.scheme = Some(Scheme::try_from(&scheme[..]).map_err(|_| "an invalid :scheme")?);
+            parts.scheme = Some(scheme);
             parts.path_and_query =
                 Some(PathAndQuery::from_maybe_shared(path).map_err(|_| "an invalid :path")?);
         }
