@@ -15,6 +15,7 @@ mod forward_auth;
 mod forwarding;
 mod http1;
 mod http2;
+mod http2_browser;
 mod http2_limits;
 mod listeners;
 mod pool;
