@@ -164,6 +164,9 @@ struct Continuing {
     error: Option<Reason>,
 }
 
+/// Output room kept once it is written out: more is given back.
+const OUT_KEEP: usize = 64 * 1024;
+
 /// Zero-length `DATA` frames without `END_STREAM` a client may send
 /// before it is told to stop: they cost work and carry nothing.
 const MAX_EMPTY_FRAMES: u32 = 1024;
@@ -263,7 +266,21 @@ impl Connection {
         if self.out_pos == self.out.len() {
             self.out.clear();
             self.out_pos = 0;
+            // A burst of large answers grew it: give the room back.
+            self.out.shrink_to(OUT_KEEP);
         }
+    }
+
+    /// Lets the connection's buffers go while it is idle (no output
+    /// pending): they are made again at its next frame.
+    pub fn shrink(&mut self) {
+        if self.out.is_empty() {
+            self.out = Vec::new();
+        }
+        if self.continuing.is_none() {
+            self.block = Vec::new();
+        }
+        self.scratch = Vec::new();
     }
 
     /// Streams open in either direction.

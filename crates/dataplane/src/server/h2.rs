@@ -59,6 +59,10 @@ const READS_A_TURN: usize = 16;
 /// nothing read for as long again after it, it is closed.
 const KEEP_ALIVE: Duration = Duration::from_secs(30);
 
+/// A connection with no stream open and nothing read for this long lets
+/// its buffers go (about 20 KiB) until its next frame.
+const IDLE_SHRINK: Duration = Duration::from_secs(1);
+
 /// The room a read asks for.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -161,9 +165,10 @@ where
         peer_gone: false,
         draining: false,
         send: Stall::new(send_timeout),
-        keep_alive: Box::pin(tokio::time::sleep(KEEP_ALIVE)),
+        keep_alive: Box::pin(tokio::time::sleep(IDLE_SHRINK)),
         last_read: Instant::now(),
         ping_sent: false,
+        shrunk: false,
     };
     let stop = shutdown.cancelled();
     tokio::pin!(stop);
@@ -205,6 +210,8 @@ struct Driver<S> {
     keep_alive: Pin<Box<Sleep>>,
     last_read: Instant,
     ping_sent: bool,
+    /// The buffers were let go for idleness ([`IDLE_SHRINK`]).
+    shrunk: bool,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
@@ -250,6 +257,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 Poll::Ready(Ok(_)) => {
                     self.last_read = Instant::now();
                     self.ping_sent = false;
+                    if self.shrunk {
+                        self.shrunk = false;
+                        self.keep_alive.as_mut().reset(self.last_read + IDLE_SHRINK);
+                    }
                     if let Err(e) = self.conn.receive(&mut self.read, &mut self.events) {
                         tracing::debug!(error = %e, remote = %self.info.remote, "HTTP/2 connection error");
                         self.failed = true;
@@ -578,12 +589,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         flushed && (self.failed || ((self.draining || self.peer_gone) && idle))
     }
 
-    /// Pings a connection with nothing read for [`KEEP_ALIVE`], closes it
-    /// when nothing comes back; `true` when it should close.
+    /// Lets an idle connection's buffers go after [`IDLE_SHRINK`]; pings a
+    /// connection with nothing read for [`KEEP_ALIVE`] and closes it when
+    /// nothing comes back; `true` when it should close.
     fn keep_alive(&mut self, cx: &mut Context<'_>) -> bool {
         loop {
             if self.keep_alive.as_mut().poll(cx).is_pending() {
                 return false;
+            }
+            if !self.shrunk {
+                let now = Instant::now();
+                let due = self.last_read + IDLE_SHRINK;
+                if due > now {
+                    self.keep_alive.as_mut().reset(due);
+                    continue;
+                }
+                if !(self.slots.is_empty() && self.read.is_empty() && self.conn.output().is_empty())
+                {
+                    self.keep_alive.as_mut().reset(now + IDLE_SHRINK);
+                    continue;
+                }
+                self.read = BytesMut::new();
+                self.conn.shrink();
+                self.shrunk = true;
             }
             let due = self.last_read + KEEP_ALIVE;
             if due > Instant::now() {

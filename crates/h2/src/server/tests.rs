@@ -619,3 +619,34 @@ fn request_trailers_end_the_stream_and_empty_frames_are_bounded() {
         Reason::ENHANCE_YOUR_CALM
     );
 }
+
+#[test]
+fn output_room_past_a_burst_is_given_back_and_an_idle_connection_lets_its_buffers_go() {
+    let mut w = Wire::new(Config::default());
+    let mut b = Vec::new();
+    write_settings(&mut b, &[(frame::SETTING_INITIAL_WINDOW_SIZE, MAX_WINDOW)]);
+    write_window_update(&mut b, 0, MAX_WINDOW - DEFAULT_WINDOW);
+    w.send(&b).expect("windows");
+    w.headers(1, GET, true).expect("a request");
+    assert!(w.server.send_headers(1, 200, &HeaderMap::new(), false));
+    assert_eq!(w.server.send_data(1, &vec![0; 512 << 10], true), 512 << 10);
+    assert!(w.server.out.capacity() >= 512 << 10);
+    assert_eq!(w.out().len(), 1 + 32, "the head and 32 frames of 16 KiB");
+    assert!(
+        w.server.out.capacity() <= OUT_KEEP,
+        "{}",
+        w.server.out.capacity()
+    );
+    w.server.shrink();
+    assert_eq!(
+        (
+            w.server.out.capacity(),
+            w.server.block.capacity(),
+            w.server.scratch.capacity()
+        ),
+        (0, 0, 0)
+    );
+    w.headers(3, GET, true).expect("served after");
+    assert!(w.server.send_headers(3, 204, &HeaderMap::new(), true));
+    assert_eq!(w.out().len(), 1);
+}

@@ -237,3 +237,38 @@ async fn a_client_that_reads_nothing_is_closed_after_the_send_timeout() {
     }
     assert!(got < 32 << 20, "{got} bytes came: the whole answer");
 }
+
+/// An idle connection lets its buffers go after a second
+/// (`server/h2.rs`, `IDLE_SHRINK`) and makes them again for its next
+/// stream: it serves as before, its HPACK table intact.
+#[tokio::test]
+async fn a_connection_idle_past_a_second_serves_its_next_stream_as_before() {
+    let up = upstream::echo().await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("x", up.addr, json!({})).await;
+    let mut c = Raw::connect(proxy.addr, &[]).await;
+    // Literal with incremental indexing: the name and value enter the
+    // server's table, and the second request names them by index (62).
+    let mut first = get("x.apps.test", "/one");
+    first.extend_from_slice(&[0x40, 4]);
+    first.extend_from_slice(b"x-id");
+    first.extend_from_slice(&[5]);
+    first.extend_from_slice(b"kept1");
+    let mut b = Vec::new();
+    frame::write_headers(&mut b, 1, &first, true, 16_384);
+    c.send(&b).await;
+    let (_, p) = c.until(Kind::Headers, 1).await;
+    assert_eq!(c.status(&p), "200");
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let mut second = get("x.apps.test", "/two");
+    second.push(0x80 | 62);
+    let mut b = Vec::new();
+    frame::write_headers(&mut b, 3, &second, true, 16_384);
+    c.send(&b).await;
+    let (_, p) = c.until(Kind::Headers, 3).await;
+    assert_eq!(c.status(&p), "200");
+    let (_, body) = c.until(Kind::Data, 3).await;
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("echo json");
+    assert_eq!(v["headers"]["x-id"], "kept1");
+    assert_eq!(v["target"], "/two");
+}
