@@ -22,32 +22,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
+import { CHROMIUM_ARGS, within } from './chromium.mjs';
+
 const PER_URL_TIMEOUT_MS = 15_000;
 const OVERALL_TIMEOUT_MS = 60_000;
 const CLOSE_TIMEOUT_MS = 5_000;
 const WANT_WS_ECHOES = 2;
 const WANT_SSE_EVENTS = 2;
 const BODY_TAIL_CHARS = 500;
-
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
-
-/** Resolves to `fallback` if `promise` has not settled within `ms`. */
-function within(promise, ms, fallback) {
-  let timer;
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(fallback), ms);
-  });
-  return Promise.race([promise.catch(() => fallback), timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Reads the page's counters and title; never throws. */
 async function readCounters(page) {

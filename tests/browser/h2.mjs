@@ -21,26 +21,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
+import { CHROMIUM_ARGS, within } from './chromium.mjs';
+
 const PAGE_TIMEOUT_MS = 30_000;
 const OVERALL_TIMEOUT_MS = 60_000;
 const CLOSE_TIMEOUT_MS = 5_000;
 
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
+const ARGS = [
+  ...CHROMIUM_ARGS,
   '--host-resolver-rules=MAP *.apps.test 127.0.0.1',
   '--ignore-certificate-errors',
 ];
-
-function within(promise, ms, fallback) {
-  return Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve(fallback), ms))]);
-}
 
 async function main(url) {
   const userDataDir = await mkdtemp(join(tmpdir(), 'pp-browser-h2-'));
@@ -54,7 +45,7 @@ async function main(url) {
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
       headless: true,
-      args: CHROMIUM_ARGS,
+      args: ARGS,
       ignoreHTTPSErrors: true,
       timeout: PAGE_TIMEOUT_MS,
     });

@@ -143,13 +143,7 @@ impl Connection {
         if size > max {
             // Too large to pass on: answered here (§10.5.1), 431.
             encode_status_only(&mut self.scratch, 431);
-            frame::write_headers(
-                &mut self.out,
-                stream,
-                &self.scratch,
-                true,
-                self.peer.max_frame_size as usize,
-            );
+            self.write_block(stream, true);
             if !c.end_stream {
                 frame::write_rst_stream(&mut self.out, stream, Reason::NO_ERROR);
             }

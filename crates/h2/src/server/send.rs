@@ -23,13 +23,7 @@ impl Connection {
         self.scratch.clear();
         encode_status(&mut self.scratch, status);
         encode_map(&mut self.scratch, headers);
-        frame::write_headers(
-            &mut self.out,
-            stream,
-            &self.scratch,
-            end_stream,
-            self.peer.max_frame_size as usize,
-        );
+        self.write_block(stream, end_stream);
         if end_stream {
             self.end_send(stream);
         }
@@ -44,15 +38,16 @@ impl Connection {
         }
         self.scratch.clear();
         encode_map(&mut self.scratch, trailers);
-        frame::write_headers(
-            &mut self.out,
-            stream,
-            &self.scratch,
-            true,
-            self.peer.max_frame_size as usize,
-        );
+        self.write_block(stream, true);
         self.end_send(stream);
         true
+    }
+
+    /// Writes the block in `scratch` as the stream's `HEADERS` (and
+    /// `CONTINUATION`s, by the client's frame size).
+    pub(super) fn write_block(&mut self, stream: u32, end_stream: bool) {
+        let max_frame = self.peer.max_frame_size as usize;
+        frame::write_headers(&mut self.out, stream, &self.scratch, end_stream, max_frame);
     }
 
     /// Body bytes the windows let a stream send now.

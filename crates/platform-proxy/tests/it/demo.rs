@@ -3,13 +3,14 @@
 //! host route and the path route, and the same in headless Chromium, which
 //! is sent through the dev platform's launch page by the proxy itself.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use platform_proxy::demo::{self, Demo, DemoArgs};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::browser;
 
 async fn start() -> Demo {
     demo::start(DemoArgs {
@@ -196,34 +197,11 @@ async fn demo_serves_page_websocket_and_sse_on_both_routes() {
 /// packages `scripts/install-test-deps.sh` installs.
 #[tokio::test]
 async fn chromium_sees_websocket_and_sse_through_both_routes() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let script = root.join("tests/browser/demo.mjs");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists()
-            && root
-                .join("tests/browser/node_modules/playwright-core")
-                .exists(),
-        "headless Chromium and playwright-core are needed: run scripts/install-test-deps.sh"
-    );
     let demo = start().await;
-    let out = tokio::process::Command::new("node")
-        .arg(&script)
-        .arg(&demo.host_route_url)
-        .arg(&demo.path_route_url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), out)
-        .await
-        .expect("browser run finishes")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
+    let run = browser::run("demo.mjs", &[&demo.host_route_url, &demo.path_route_url]).await;
+    let stdout = run.stdout;
     demo.stop().await;
-    assert!(out.status.success(), "browser check failed");
+    assert!(run.passed, "browser check failed");
     assert_eq!(
         stdout
             .lines()

@@ -5,9 +5,6 @@
 //! one users bring: Huffman-coded and indexed heads, its own windows and
 //! priorities, cookies split into one field each.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use bytes::Bytes;
 use futures_util::stream;
 use http::{Request, Response};
@@ -15,6 +12,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::json;
 
+use crate::support::browser;
 use crate::support::tls::Pki;
 use crate::support::{upstream, TestProxy};
 
@@ -110,15 +108,6 @@ async fn app() -> upstream::Upstream {
 /// Needs the packages `scripts/install-test-deps.sh` installs.
 #[tokio::test]
 async fn chromium_loads_a_page_over_http2_with_parallel_fetches_upload_sse_and_cookies() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        std::path::Path::new(&chromium).exists()
-            && root
-                .join("tests/browser/node_modules/playwright-core")
-                .exists(),
-        "headless Chromium and playwright-core are needed: run scripts/install-test-deps.sh"
-    );
     let pki = Pki::generate();
     let up = app().await;
     let proxy = TestProxy::start_with(&format!(
@@ -129,21 +118,9 @@ async fn chromium_loads_a_page_over_http2_with_parallel_fetches_upload_sse_and_c
     proxy.host_route("h2page", up.addr, json!({})).await;
     let tls = proxy.tls_addr.expect("TLS listener");
     let url = format!("https://h2page.apps.test:{}/", tls.port());
-    let out = tokio::process::Command::new("node")
-        .arg(root.join("tests/browser/h2.mjs"))
-        .arg(&url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), out)
-        .await
-        .expect("browser run finishes")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    println!("{stdout}");
-    eprintln!("{}", String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "browser check failed: {stdout}");
+    let run = browser::run("h2.mjs", &[&url]).await;
+    assert!(run.passed, "browser check failed: {}", run.stdout);
+    let stdout = run.stdout;
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
     assert_eq!(v["allH2"], true);
     assert_eq!(

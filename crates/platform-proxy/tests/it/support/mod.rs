@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod identity;
 pub mod process;
 pub mod streams;
