@@ -113,6 +113,16 @@ struct Slot {
     inbound: Option<Arc<Inbound>>,
 }
 
+/// What became of one frame of an answer's body.
+enum Delivered {
+    /// Written whole; the body has more.
+    More,
+    /// The answer is over (its end, trailers, an error, a reset).
+    Done,
+    /// Written in part: the rest, and whether it ends the stream.
+    Held(Bytes, bool),
+}
+
 /// An answer body waiting for the client's windows or for the output to
 /// drain: `rest` is what of its last frame is still unsent.
 struct Blocked {
@@ -425,90 +435,98 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     /// Sends an answer body's frames while they are ready and the windows
-    /// and the output have room.
+    /// and the output have room. A loop, not a recursion: a body may have
+    /// thousands of small frames ready (a chunked answer read in one go),
+    /// and the output bound is what ends the run.
     fn pump(&mut self, stream: u32, mut body: ProxyBody, cx: &mut Context<'_>) {
-        if self.conn.send_capacity(stream) == 0 || self.conn.output().len() >= OUT_HIGH {
-            self.blocked.insert(
-                stream,
-                Blocked {
-                    body,
-                    rest: Bytes::new(),
-                    end: false,
+        loop {
+            if self.conn.send_capacity(stream) == 0 || self.conn.output().len() >= OUT_HIGH {
+                self.block(stream, body, Bytes::new(), false);
+                return;
+            }
+            match Pin::new(&mut body).poll_frame(cx) {
+                Poll::Ready(frame) => match self.deliver(stream, &body, frame) {
+                    Delivered::More => {}
+                    Delivered::Done => return,
+                    Delivered::Held(rest, end) => {
+                        self.block(stream, body, rest, end);
+                        return;
+                    }
                 },
-            );
-            return;
-        }
-        match Pin::new(&mut body).poll_frame(cx) {
-            Poll::Ready(frame) => self.on_frame(stream, body, frame, cx),
-            Poll::Pending => {
-                let (fut, abort) = futures_util::future::abortable(NextFrame { body: Some(body) });
-                if let Some(slot) = self.slots.get_mut(&stream) {
-                    slot.body = Some(abort);
+                Poll::Pending => {
+                    let (fut, abort) =
+                        futures_util::future::abortable(NextFrame { body: Some(body) });
+                    if let Some(slot) = self.slots.get_mut(&stream) {
+                        slot.body = Some(abort);
+                    }
+                    self.bodies.push(Tagged { stream, fut });
+                    return;
                 }
-                self.bodies.push(Tagged { stream, fut });
             }
         }
     }
 
+    /// A frame a waiting body produced: delivered, and the body pumped on
+    /// when it has more.
     fn on_frame(&mut self, stream: u32, body: ProxyBody, frame: Polled, cx: &mut Context<'_>) {
+        match self.deliver(stream, &body, frame) {
+            Delivered::More => self.pump(stream, body, cx),
+            Delivered::Done => {}
+            Delivered::Held(rest, end) => self.block(stream, body, rest, end),
+        }
+    }
+
+    /// Writes one frame of an answer's body: its data as far as the
+    /// windows allow, its trailers, or its end.
+    fn deliver(&mut self, stream: u32, body: &ProxyBody, frame: Polled) -> Delivered {
+        if !self.slots.contains_key(&stream) {
+            return Delivered::Done;
+        }
         match frame {
             None => {
                 self.conn.send_data(stream, &[], true);
                 self.done(stream);
+                Delivered::Done
             }
             Some(Err(e)) => {
                 tracing::debug!(error = %e, stream, "an HTTP/2 answer's body failed; the stream was reset");
                 self.conn.reset(stream, Reason::INTERNAL_ERROR);
                 self.forget(stream, None);
+                Delivered::Done
             }
             Some(Ok(frame)) => match frame.into_data() {
-                Ok(data) => {
-                    let end = body.is_end_stream();
-                    self.send(stream, body, data, end, cx);
-                }
-                Err(frame) => {
-                    if let Ok(trailers) = frame.into_trailers() {
+                Ok(data) => self.send(stream, data, body.is_end_stream()),
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => {
                         self.conn.send_trailers(stream, &trailers);
                         spare::recycle(trailers);
                         self.done(stream);
-                    } else {
-                        self.pump(stream, body, cx);
+                        Delivered::Done
                     }
-                }
+                    // A frame of a kind HTTP/2 does not carry: skipped.
+                    Err(_) => Delivered::More,
+                },
             },
         }
     }
 
-    /// Sends `data` as far as the windows allow; the rest waits.
-    fn send(
-        &mut self,
-        stream: u32,
-        body: ProxyBody,
-        mut data: Bytes,
-        end: bool,
-        cx: &mut Context<'_>,
-    ) {
-        if !self.slots.contains_key(&stream) {
-            return;
-        }
+    /// Sends `data` as far as the windows allow.
+    fn send(&mut self, stream: u32, mut data: Bytes, end: bool) -> Delivered {
         let n = self.conn.send_data(stream, &data, end);
         if n < data.len() {
             data.advance(n);
-            self.blocked.insert(
-                stream,
-                Blocked {
-                    body,
-                    rest: data,
-                    end,
-                },
-            );
-            return;
+            return Delivered::Held(data, end);
         }
         if end {
             self.done(stream);
-        } else {
-            self.pump(stream, body, cx);
+            return Delivered::Done;
         }
+        Delivered::More
+    }
+
+    /// Parks an answer body until the windows or the output have room.
+    fn block(&mut self, stream: u32, body: ProxyBody, rest: Bytes, end: bool) {
+        self.blocked.insert(stream, Blocked { body, rest, end });
     }
 
     /// The windows grew or the output drained: blocked answers go on.
@@ -526,8 +544,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             };
             if b.rest.is_empty() && !b.end {
                 self.pump(stream, b.body, cx);
-            } else {
-                self.send(stream, b.body, b.rest, b.end, cx);
+                continue;
+            }
+            match self.send(stream, b.rest, b.end) {
+                Delivered::More => self.pump(stream, b.body, cx),
+                Delivered::Done => {}
+                Delivered::Held(rest, end) => self.block(stream, b.body, rest, end),
             }
         }
     }

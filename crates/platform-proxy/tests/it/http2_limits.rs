@@ -272,3 +272,49 @@ async fn a_connection_idle_past_a_second_serves_its_next_stream_as_before() {
     assert_eq!(v["headers"]["x-id"], "kept1");
     assert_eq!(v["target"], "/two");
 }
+
+/// An answer of 100,000 one-byte chunks: the upstream client reads many
+/// at once and the body has thousands of frames ready in a row. The
+/// server sends them in a loop bounded by its output (`pump`), one `DATA`
+/// frame each, and the client gets every byte.
+#[tokio::test]
+async fn an_answer_of_many_small_ready_frames_comes_through_whole() {
+    const CHUNKS: usize = 100_000;
+    let up = upstream::raw_answers(|_| {
+        let mut a = String::from("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+        for i in 0..CHUNKS {
+            a.push_str("1\r\n");
+            a.push(char::from(b'a' + (i % 26) as u8));
+            a.push_str("\r\n");
+        }
+        a.push_str("0\r\n\r\n");
+        a
+    })
+    .await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("x", up, json!({})).await;
+    let mut c = Raw::connect(
+        proxy.addr,
+        &[(frame::SETTING_INITIAL_WINDOW_SIZE, frame::MAX_WINDOW)],
+    )
+    .await;
+    let mut b = Vec::new();
+    frame::write_window_update(&mut b, 0, frame::MAX_WINDOW - frame::DEFAULT_WINDOW);
+    frame::write_headers(&mut b, 1, &get("x.apps.test", "/many"), true, 16_384);
+    c.send(&b).await;
+    let (_, p) = c.until(Kind::Headers, 1).await;
+    assert_eq!(c.status(&p), "200");
+    let mut body = Vec::new();
+    loop {
+        let (h, p) = c.until(Kind::Data, 1).await;
+        body.extend_from_slice(&p);
+        if h.has(flags::END_STREAM) {
+            break;
+        }
+    }
+    assert_eq!(body.len(), CHUNKS);
+    assert!(body
+        .iter()
+        .enumerate()
+        .all(|(i, &b)| b == b'a' + (i % 26) as u8));
+}
