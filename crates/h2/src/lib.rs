@@ -18,6 +18,9 @@ pub mod hpack;
 pub mod server;
 
 #[cfg(test)]
+mod robustness;
+
+#[cfg(test)]
 pub(crate) fn hex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(u8::is_ascii_hexdigit).collect();
     digits
