@@ -39,6 +39,20 @@ impl Raw {
         }
     }
 
+    /// Connects with windows as large as the protocol allows, the
+    /// stream's and the connection's: only the socket holds answers back.
+    async fn connect_wide(addr: SocketAddr) -> Self {
+        let mut c = Self::connect(
+            addr,
+            &[(frame::SETTING_INITIAL_WINDOW_SIZE, frame::MAX_WINDOW)],
+        )
+        .await;
+        let mut b = Vec::new();
+        frame::write_window_update(&mut b, 0, frame::MAX_WINDOW - frame::DEFAULT_WINDOW);
+        c.send(&b).await;
+        c
+    }
+
     async fn send(&mut self, b: &[u8]) {
         self.s.write_all(b).await.expect("write");
     }
@@ -75,6 +89,19 @@ impl Raw {
         }
     }
 
+    /// Sends `block` as stream `stream`'s `HEADERS`.
+    async fn open(&mut self, stream: u32, block: &[u8], end_stream: bool) {
+        let mut b = Vec::new();
+        frame::write_headers(&mut b, stream, block, end_stream, 16_384);
+        self.send(&b).await;
+    }
+
+    /// The `:status` of the next `HEADERS` on `stream`.
+    async fn status_of(&mut self, stream: u32) -> String {
+        let (_, p) = self.until(Kind::Headers, stream).await;
+        self.status(&p)
+    }
+
     /// A header block's `:status`.
     fn status(&mut self, block: &[u8]) -> String {
         let mut status = String::new();
@@ -98,6 +125,15 @@ fn block(fields: &[(&str, &str)]) -> Vec<u8> {
     b
 }
 
+/// A proxy with a host route `x.apps.test` to an echo upstream (kept
+/// alive by the caller).
+async fn echo_proxy() -> (TestProxy, upstream::Upstream) {
+    let up = upstream::echo().await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("x", up.addr, json!({})).await;
+    (proxy, up)
+}
+
 fn get(host: &str, path: &str) -> Vec<u8> {
     block(&[
         (":method", "GET"),
@@ -109,9 +145,7 @@ fn get(host: &str, path: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn resets_of_streams_being_answered_past_the_budget_end_the_connection() {
-    let up = upstream::echo().await;
-    let proxy = TestProxy::start().await;
-    proxy.host_route("x", up.addr, json!({})).await;
+    let (proxy, _up) = echo_proxy().await;
     let mut c = Raw::connect(proxy.addr, &[]).await;
     // Each stream opened and reset in the same write: every reset finds
     // its stream still being answered.
@@ -133,18 +167,13 @@ async fn resets_of_streams_being_answered_past_the_budget_end_the_connection() {
     );
     // The proxy goes on serving others.
     let mut c = Raw::connect(proxy.addr, &[]).await;
-    let mut b = Vec::new();
-    frame::write_headers(&mut b, 1, &request, true, 16_384);
-    c.send(&b).await;
-    let (_, p) = c.until(Kind::Headers, 1).await;
-    assert_eq!(c.status(&p), "200");
+    c.open(1, &request, true).await;
+    assert_eq!(c.status_of(1).await, "200");
 }
 
 #[tokio::test]
 async fn a_head_past_twice_the_limit_is_answered_431_and_the_connection_goes_on() {
-    let up = upstream::echo().await;
-    let proxy = TestProxy::start().await;
-    proxy.host_route("x", up.addr, json!({})).await;
+    let (proxy, _up) = echo_proxy().await;
     let mut c = Raw::connect(proxy.addr, &[]).await;
     // 130 KiB: past twice `max_header_bytes` (64 KiB), so past the
     // server's SETTINGS_MAX_HEADER_LIST_SIZE; in CONTINUATIONs.
@@ -171,9 +200,7 @@ async fn a_head_past_twice_the_limit_is_answered_431_and_the_connection_goes_on(
 
 #[tokio::test]
 async fn a_request_expecting_100_continue_gets_it_when_its_body_is_first_read() {
-    let up = upstream::echo().await;
-    let proxy = TestProxy::start().await;
-    proxy.host_route("x", up.addr, json!({})).await;
+    let (proxy, _up) = echo_proxy().await;
     let mut c = Raw::connect(proxy.addr, &[]).await;
     let head = block(&[
         (":method", "POST"),
@@ -210,17 +237,8 @@ async fn a_client_that_reads_nothing_is_closed_after_the_send_timeout() {
         TestProxy::start_with("[server]\nlisten = [\"127.0.0.1:0\"]\nsend_timeout_secs = 1\n")
             .await;
     proxy.host_route("x", up.addr, json!({})).await;
-    // Windows as large as the protocol allows: only the socket holds the
-    // answer back.
-    let mut c = Raw::connect(
-        proxy.addr,
-        &[(frame::SETTING_INITIAL_WINDOW_SIZE, frame::MAX_WINDOW)],
-    )
-    .await;
-    let mut b = Vec::new();
-    frame::write_window_update(&mut b, 0, frame::MAX_WINDOW - frame::DEFAULT_WINDOW);
-    frame::write_headers(&mut b, 1, &get("x.apps.test", "/big"), true, 16_384);
-    c.send(&b).await;
+    let mut c = Raw::connect_wide(proxy.addr).await;
+    c.open(1, &get("x.apps.test", "/big"), true).await;
     let started = Instant::now();
     // Read nothing for 3 s, then everything: the proxy closed the
     // connection after a second without progress, so what comes is what
@@ -243,9 +261,7 @@ async fn a_client_that_reads_nothing_is_closed_after_the_send_timeout() {
 /// stream: it serves as before, its HPACK table intact.
 #[tokio::test]
 async fn a_connection_idle_past_a_second_serves_its_next_stream_as_before() {
-    let up = upstream::echo().await;
-    let proxy = TestProxy::start().await;
-    proxy.host_route("x", up.addr, json!({})).await;
+    let (proxy, _up) = echo_proxy().await;
     let mut c = Raw::connect(proxy.addr, &[]).await;
     // Literal with incremental indexing: the name and value enter the
     // server's table, and the second request names them by index (62).
@@ -254,19 +270,13 @@ async fn a_connection_idle_past_a_second_serves_its_next_stream_as_before() {
     first.extend_from_slice(b"x-id");
     first.extend_from_slice(&[5]);
     first.extend_from_slice(b"kept1");
-    let mut b = Vec::new();
-    frame::write_headers(&mut b, 1, &first, true, 16_384);
-    c.send(&b).await;
-    let (_, p) = c.until(Kind::Headers, 1).await;
-    assert_eq!(c.status(&p), "200");
+    c.open(1, &first, true).await;
+    assert_eq!(c.status_of(1).await, "200");
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let mut second = get("x.apps.test", "/two");
     second.push(0x80 | 62);
-    let mut b = Vec::new();
-    frame::write_headers(&mut b, 3, &second, true, 16_384);
-    c.send(&b).await;
-    let (_, p) = c.until(Kind::Headers, 3).await;
-    assert_eq!(c.status(&p), "200");
+    c.open(3, &second, true).await;
+    assert_eq!(c.status_of(3).await, "200");
     let (_, body) = c.until(Kind::Data, 3).await;
     let v: serde_json::Value = serde_json::from_slice(&body).expect("echo json");
     assert_eq!(v["headers"]["x-id"], "kept1");
@@ -293,15 +303,8 @@ async fn an_answer_of_many_small_ready_frames_comes_through_whole() {
     .await;
     let proxy = TestProxy::start().await;
     proxy.host_route("x", up, json!({})).await;
-    let mut c = Raw::connect(
-        proxy.addr,
-        &[(frame::SETTING_INITIAL_WINDOW_SIZE, frame::MAX_WINDOW)],
-    )
-    .await;
-    let mut b = Vec::new();
-    frame::write_window_update(&mut b, 0, frame::MAX_WINDOW - frame::DEFAULT_WINDOW);
-    frame::write_headers(&mut b, 1, &get("x.apps.test", "/many"), true, 16_384);
-    c.send(&b).await;
+    let mut c = Raw::connect_wide(proxy.addr).await;
+    c.open(1, &get("x.apps.test", "/many"), true).await;
     let (_, p) = c.until(Kind::Headers, 1).await;
     assert_eq!(c.status(&p), "200");
     let mut body = Vec::new();
