@@ -32,6 +32,13 @@ mod splice;
 pub mod tls;
 pub mod tunnel;
 
+/// Locks `m`, carrying on past a panic in another holder: the data plane's
+/// shared state (queues, pools, read sides) stays usable, and what a
+/// panicking holder left half done is the worst it costs.
+pub(crate) fn lock<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 pub use access::{Access, AccessSettings, SessionBackend};
 pub use body::ProxyBody;
 pub use error::ProxyError;

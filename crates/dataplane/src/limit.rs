@@ -41,10 +41,7 @@ impl RouteCounters {
             return Ok(Permit { counter: None });
         };
         let counter = {
-            let mut map = self
-                .by_route
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut map = crate::lock(&self.by_route);
             Arc::clone(map.entry(route).or_default())
         };
         let mut cur = counter.load(Ordering::Acquire);
@@ -66,9 +63,7 @@ impl RouteCounters {
     /// Connections currently held on `route`.
     #[must_use]
     pub fn in_use(&self, route: Uuid) -> u32 {
-        self.by_route
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.by_route)
             .get(&route)
             .map_or(0, |c| c.load(Ordering::Acquire))
     }

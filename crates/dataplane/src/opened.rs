@@ -81,9 +81,7 @@ impl OpenedSessions {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Buckets> {
-        self.map
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        crate::lock(&self.map)
     }
 
     /// Cookies remembered right now.

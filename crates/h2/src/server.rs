@@ -75,6 +75,8 @@ pub enum Event {
         stream: u32,
         request: Request<()>,
         end_stream: bool,
+        /// The request's `Content-Length`, checked against its `DATA`.
+        content_length: Option<u64>,
     },
     /// Request body bytes. Each must be given back with
     /// [`Connection::release`] once passed on.
@@ -287,18 +289,6 @@ impl Connection {
     #[must_use]
     pub fn open_streams(&self) -> usize {
         self.streams.len()
-    }
-
-    /// The highest stream the client has opened.
-    #[must_use]
-    pub fn last_stream(&self) -> u32 {
-        self.last_stream
-    }
-
-    /// The client's settings as it last sent them.
-    #[must_use]
-    pub fn peer_settings(&self) -> &Settings {
-        &self.peer
     }
 
     /// Reads every whole frame in `buf`, leaving a partial one there, and

@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -34,6 +34,7 @@ use tokio::net::TcpStream;
 
 use super::h1::{Conn, Framing, Head, UpstreamError};
 use crate::body::ProxyBody;
+use crate::lock;
 use crate::splice::{Moved, Pipe, Source, SpliceFrom, MIN_SPLICE};
 
 /// Opens upstream connections.
@@ -123,9 +124,7 @@ impl Pool {
     ) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Vec<Idle>, foldhash::quality::RandomState>>
     {
         // A panic while holding the lock leaves only connections behind.
-        self.idle
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        lock(&self.idle)
     }
 
     /// Connections resting in the pool, over every authority.
@@ -363,10 +362,6 @@ impl Streaming {
             }
         }
     }
-}
-
-fn lock(shared: &Mutex<Streaming>) -> std::sync::MutexGuard<'_, Streaming> {
-    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The splice source of a shared response body.

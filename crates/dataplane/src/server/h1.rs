@@ -23,7 +23,7 @@
 use std::io;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
@@ -41,6 +41,7 @@ use super::ClientBody;
 use crate::body::{BodyTimeout, BoxError};
 use crate::codec::{self, Framing, ReadSize};
 use crate::headers::passed::Passed;
+use crate::lock;
 use crate::pipeline::{ConnInfo, Proxy};
 use crate::splice::{self, MoveError, Moved, Pipe, MIN_SPLICE};
 
@@ -126,10 +127,6 @@ impl ReadSide {
 }
 
 type Shared = Arc<Mutex<ReadSide>>;
-
-fn lock(side: &Shared) -> MutexGuard<'_, ReadSide> {
-    side.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// A request body, read from the connection as its holder polls it.
 pub struct RequestBody {
@@ -375,7 +372,7 @@ pub(crate) struct UpgradeSlot(Arc<Mutex<Option<oneshot::Receiver<Upgraded>>>>);
 
 impl UpgradeSlot {
     pub(crate) fn take(&self) -> Option<oneshot::Receiver<Upgraded>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).take()
+        lock(&self.0).take()
     }
 }
 

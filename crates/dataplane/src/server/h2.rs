@@ -261,7 +261,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 stream,
                 request,
                 end_stream,
-            } => self.start(stream, request, end_stream),
+                content_length,
+            } => self.start(stream, request, end_stream, content_length),
             Event::Data {
                 stream,
                 data,
@@ -290,7 +291,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     /// Hands a new request to the pipeline.
-    fn start(&mut self, stream: u32, request: http::Request<()>, end_stream: bool) {
+    fn start(
+        &mut self,
+        stream: u32,
+        request: http::Request<()>,
+        end_stream: bool,
+        content_length: Option<u64>,
+    ) {
         let mut slot = Slot::default();
         let body = if end_stream {
             H2Body::empty()
@@ -299,14 +306,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                 .headers()
                 .get(EXPECT)
                 .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-            let length = request
-                .headers()
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
             let inbound = Inbound::new(stream, Arc::clone(&self.shared), expect);
             slot.inbound = Some(Arc::clone(&inbound));
-            H2Body::new(inbound, length, self.body_read_timeout)
+            H2Body::new(inbound, content_length, self.body_read_timeout)
         };
         let req = request.map(|()| ClientBody::H2(body));
         let fut: Pin<Box<dyn Future<Output = Answer> + Send>> =

@@ -172,6 +172,7 @@ impl Connection {
             stream,
             request,
             end_stream: c.end_stream,
+            content_length,
         });
         Ok(())
     }

@@ -125,12 +125,6 @@ impl Connection {
         }
     }
 
-    /// Whether a graceful close was started.
-    #[must_use]
-    pub fn is_going_away(&self) -> bool {
-        self.going_away
-    }
-
     /// Sends a `PING`; the client's answer comes as [`Event::PingAck`].
     pub fn ping(&mut self, data: [u8; 8]) {
         frame::write_ping(&mut self.out, false, data);

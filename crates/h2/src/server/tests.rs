@@ -146,6 +146,7 @@ fn a_get_is_an_event_and_its_answer_frames_end_the_stream() {
         stream: 1,
         request,
         end_stream: true,
+        content_length: None,
     }] = &events[..]
     else {
         panic!("one request: {events:?}");
@@ -273,7 +274,7 @@ fn a_body_arrives_as_data_and_released_bytes_open_the_windows() {
     w.data(1, &[b'a'; 60], false).expect("data");
     let events = w.take();
     assert!(
-        matches!(&events[..], [Event::Request { end_stream: false, .. }, Event::Data { data, end_stream: false, .. }] if data.len() == 60)
+        matches!(&events[..], [Event::Request { end_stream: false, content_length: Some(120), .. }, Event::Data { data, end_stream: false, .. }] if data.len() == 60)
     );
     // 60 of the 100-byte window used: 41 more is over it.
     let out = w.data(1, &[b'b'; 41], false).expect("a stream error only");

@@ -12,6 +12,7 @@ use reqwest::Version;
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
 
+use crate::support::streams::patterned;
 use crate::support::{upstream, TestProxy};
 
 const FIVE_S: Duration = Duration::from_secs(5);
@@ -71,12 +72,6 @@ async fn each_spoofed_field_alone_is_dropped_over_http2() {
         let seen = v["headers"][name].as_str().unwrap_or_default();
         assert!(!seen.contains(value), "{name} reached the upstream: {seen}");
     }
-}
-
-/// A body of `n` bytes no other size shares: a mixed-up or cut answer
-/// shows as a mismatch.
-fn patterned(n: usize) -> Vec<u8> {
-    (0..n).map(|i| ((i * 31 + n) % 251) as u8).collect()
 }
 
 /// An upstream answering `/size/N` with [`patterned`]`(N)`, after

@@ -13,6 +13,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::json;
 
 use crate::support::browser;
+use crate::support::streams::patterned;
 use crate::support::tls::Pki;
 use crate::support::{upstream, TestProxy};
 
@@ -52,10 +53,6 @@ const PAGE: &str = r#"<!doctype html>
 </script>
 </body>
 "#;
-
-fn patterned(n: usize) -> Vec<u8> {
-    (0..n).map(|i| ((i * 31 + n) % 251) as u8).collect()
-}
 
 async fn app() -> upstream::Upstream {
     upstream::serve(|req: Request<Incoming>| async move {

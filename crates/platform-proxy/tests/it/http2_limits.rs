@@ -321,3 +321,71 @@ async fn an_answer_of_many_small_ready_frames_comes_through_whole() {
         .enumerate()
         .all(|(i, &b)| b == b'a' + (i % 26) as u8));
 }
+
+/// A connection's 257th open stream, past `SETTINGS_MAX_CONCURRENT_STREAMS`
+/// (256), is refused with `REFUSED_STREAM`; the ones open go on waiting
+/// for their (silent) upstream.
+#[tokio::test]
+async fn a_stream_past_256_open_ones_is_refused() {
+    let (up, _seen) = upstream::silent().await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("x", up, json!({})).await;
+    let mut c = Raw::connect(proxy.addr, &[]).await;
+    let request = get("x.apps.test", "/wait");
+    let mut b = Vec::new();
+    for i in 0..257u32 {
+        frame::write_headers(&mut b, 1 + 2 * i, &request, true, 16_384);
+    }
+    c.send(&b).await;
+    let (h, p) = c.until(Kind::RstStream, 0).await;
+    assert_eq!(h.stream, 1 + 2 * 256, "only the one past the limit");
+    assert_eq!(frame::rst_stream(&h, &p), Ok(Reason::REFUSED_STREAM));
+}
+
+/// A header block spread over `CONTINUATION`s past twice the header list
+/// limit (4× `max_header_bytes`, 256 KiB) ends the connection with
+/// `ENHANCE_YOUR_CALM` before it is decoded.
+#[tokio::test]
+async fn a_header_block_flooding_continuations_ends_the_connection() {
+    let (proxy, _up) = echo_proxy().await;
+    let mut c = Raw::connect(proxy.addr, &[]).await;
+    let mut b = Vec::new();
+    Head::new(Kind::Headers, 0, 1, 0).write(&mut b);
+    for _ in 0..20 {
+        Head::new(Kind::Continuation, 0, 1, 16_384).write(&mut b);
+        b.extend_from_slice(&[0x82; 16_384]);
+    }
+    c.send(&b).await;
+    let (h, p) = c.until(Kind::GoAway, 0).await;
+    assert_eq!(
+        frame::go_away(&h, &p).expect("a GOAWAY").reason,
+        Reason::ENHANCE_YOUR_CALM
+    );
+}
+
+/// Empty `DATA` frames without `END_STREAM` carry nothing and cost work:
+/// past 1,024 on a connection it is closed with `ENHANCE_YOUR_CALM`.
+#[tokio::test]
+async fn a_flood_of_empty_data_frames_ends_the_connection() {
+    let (up, _seen) = upstream::silent().await;
+    let proxy = TestProxy::start().await;
+    proxy.host_route("x", up, json!({})).await;
+    let mut c = Raw::connect(proxy.addr, &[]).await;
+    let post = block(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", "x.apps.test"),
+        (":path", "/up"),
+    ]);
+    c.open(1, &post, false).await;
+    let mut b = Vec::new();
+    for _ in 0..1_025 {
+        frame::write_data_head(&mut b, 1, 0, false);
+    }
+    c.send(&b).await;
+    let (h, p) = c.until(Kind::GoAway, 0).await;
+    assert_eq!(
+        frame::go_away(&h, &p).expect("a GOAWAY").reason,
+        Reason::ENHANCE_YOUR_CALM
+    );
+}

@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::task::{ready, Context, Poll, Waker};
 use std::time::Duration;
 
@@ -20,11 +20,8 @@ use http_body::{Body, Frame, SizeHint};
 use pp_h2::frame::Reason;
 
 use crate::body::{BodyTimeout, BoxError};
+use crate::lock;
 use crate::server::stall::Stall;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
 
 /// What the bodies of one connection tell its driver.
 #[derive(Debug, Default)]

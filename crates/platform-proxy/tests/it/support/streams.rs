@@ -13,6 +13,12 @@ use hyper::body::{Frame, Incoming};
 
 use super::upstream::{full, serve, Upstream};
 
+/// A body of `n` bytes no other size shares (byte `i` is
+/// `(i * 31 + n) % 251`): a mixed-up or cut answer shows as a mismatch.
+pub fn patterned(n: usize) -> Vec<u8> {
+    (0..n).map(|i| ((i * 31 + n) % 251) as u8).collect()
+}
+
 /// Milliseconds since the UNIX epoch.
 pub fn now_ms() -> u64 {
     let d = SystemTime::now()
