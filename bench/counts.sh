@@ -23,7 +23,7 @@ bench_start_nginx_proxy "$ngx" "$up"
 bench_start_haproxy "$hap" "$up"
 bench_start_pp "$px" counts
 pp_route_pair "127.0.0.1:$up"
-events=raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,sched:sched_wakeup,sched:sched_switch
+events=raw_syscalls:sys_enter,syscalls:sys_enter_epoll_wait,sched:sched_wakeup,sched:sched_switch,page-faults
 
 # The machine's TCP segments sent so far (/proc/net/snmp OutSegs): every
 # process's, so a run's difference counts the client's, the upstream's and
@@ -55,15 +55,15 @@ count() {
         -v us="$(per_request_us "$u0" "$u1" "$n")" -v ss="$(per_request_us "$s0" "$s1" "$n")" -v segs="$(( g1 - g0 ))" -v pre="$(( p1 - p0 ))" '
         /^ +[0-9,.]+ +[a-z]/ { v=$1; gsub(",", "", v); c[$2]=v/n }
         END {
-            printf "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f | %.2f |\n", name, rps,
+            printf "| %s | %.0f | %.2f | %.2f | %.2f | %.2f | %.3f | %.3f | %.3f | %.2f | %.4f |\n", name, rps,
                 c["raw_syscalls:sys_enter"], c["syscalls:sys_enter_epoll_wait"], us, ss,
-                c["sched:sched_switch"], pre/n, c["sched:sched_wakeup"], segs/n
+                c["sched:sched_switch"], pre/n, c["sched:sched_wakeup"], segs/n, c["page-faults"]
         }' "$work/counts-$name.txt"
 }
 
 echo "## Per request, wrk -t1 -c$BENCH_CONNS -d${secs}s, HTTP/1.1 1 KiB GET"
-echo "| peer | req/s | system calls | epoll_wait | user µs | system µs | switched out | of them preempted | wakeups made | TCP segments |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| peer | req/s | system calls | epoll_wait | user µs | system µs | switched out | of them preempted | wakeups made | TCP segments | page faults |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 # nginx's worker is the process that proxies; its master only waits.
 count nginx "$(pgrep -P "$ngx_pid" | head -n1)" "$ngx" 127.0.0.1
 count haproxy "$hap_pid" "$hap" 127.0.0.1
@@ -72,4 +72,4 @@ count pp-public "$px_pid" "$px" "$host"
 bench_target auth
 count pp-auth "$px_pid" "$px" "$host" "$cookie"
 echo
-echo "Switched out: preempted or asleep; of them preempted: switched out while the process could have run on (nonvoluntary, /proc). Wakeups made: the tasks this process woke (the upstream on its core, the load tool on the other). TCP segments: all sent on the machine during the run, client and upstream included (4 a request if every one carries data; more are bare ACKs or split writes)."
+echo "Switched out: preempted or asleep; of them preempted: switched out while the process could have run on (nonvoluntary, /proc). Wakeups made: the tasks this process woke (the upstream on its core, the load tool on the other). TCP segments: all sent on the machine during the run, client and upstream included (4 a request if every one carries data; more are bare ACKs or split writes). Page faults: the proxy's own (memory touched for the first time, or given back and touched again)."

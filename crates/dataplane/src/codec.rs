@@ -5,7 +5,6 @@
 //! (`server/h1.rs`) each own their buffers and call into this.
 
 use std::io;
-use std::ops::Range;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -13,6 +12,8 @@ use bytes::{Buf, Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body::Frame;
 use tokio::io::AsyncRead;
+
+pub(crate) mod scan;
 
 /// The most header fields a head (or a trailer section) may have.
 pub(crate) const MAX_HEADERS: usize = 100;
@@ -58,27 +59,26 @@ impl Names {
     /// Names kept at most; a head's fields past it are parsed every time.
     const MAX: usize = 32;
 
-    /// The field name `raw` at place `i` of a head, and whether `mark`
-    /// picks it. The comparison is inlined into each head's loop and the
-    /// parse kept out of it: called as one function, its entry and exit
-    /// cost more than the parse saved.
+    /// The name bytes kept at place `i` (empty when none): the scanner's
+    /// hint (`scan::Fields::next`), which spares a line with this name a
+    /// second look at its bytes.
     #[inline]
-    pub(crate) fn get(
-        &mut self,
-        i: usize,
-        raw: &[u8],
-        mark: fn(&HeaderName) -> bool,
-    ) -> Result<Name<'_>, header::InvalidHeaderName> {
-        if self.kept.get(i).is_some_and(|k| *k.raw == *raw) {
-            let k = &self.kept[i];
-            return Ok((&k.name, k.marked));
-        }
-        self.learn(i, raw, mark)
+    pub(crate) fn hint(&self, i: usize) -> &[u8] {
+        self.kept.get(i).map_or(&[], |k| &k.raw)
     }
 
-    /// Parses a name not met at its place before, and keeps it there.
+    /// The name kept at place `i`, which the scanner found there (a hinted
+    /// line), and its mark.
+    #[inline]
+    pub(crate) fn known(&self, i: usize) -> Name<'_> {
+        let k = &self.kept[i];
+        (&k.name, k.marked)
+    }
+
+    /// Parses a name not met at its place before (a line the hint did not
+    /// match), and keeps it there, with `mark`'s answer for it.
     #[inline(never)]
-    fn learn(
+    pub(crate) fn learn(
         &mut self,
         i: usize,
         raw: &[u8],
@@ -101,20 +101,6 @@ impl Names {
         };
         Ok((&slot.name, slot.marked))
     }
-}
-
-/// The whole line of a field whose name starts at `start` and whose value
-/// ends at `value_end` (httparse leaves trailing blanks out of it),
-/// through its CRLF; `None` for a line ended by a bare LF, which is not
-/// passed on as it came.
-pub(crate) fn line_of(buf: &[u8], start: usize, value_end: usize) -> Option<Range<usize>> {
-    let rest = buf.get(value_end..)?;
-    let blanks = rest
-        .iter()
-        .take_while(|b| matches!(b, b' ' | b'\t'))
-        .count();
-    let end = value_end + blanks + 2;
-    (buf.get(value_end + blanks..end)? == b"\r\n").then_some(start..end)
 }
 
 /// What a head's framing and connection fields say (RFC 9112 §6, §9.6),
@@ -406,28 +392,29 @@ fn decode_trailers(
     rbuf: &mut BytesMut,
     state: &mut Chunk,
 ) -> Result<Option<Frame<Bytes>>, Malformed> {
-    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let (len, trailers) = match httparse::parse_headers(rbuf, &mut slots) {
-        Ok(httparse::Status::Complete((len, _))) if len > MAX_TRAILERS => {
-            return Err(Malformed("trailer section too large"));
+    let too_large = Malformed("trailer section too large");
+    let mut lines = scan::Fields::new(rbuf, 0);
+    let mut trailers = HeaderMap::new();
+    let len = loop {
+        let line = match lines.next(b"") {
+            Ok(Some(line)) => line,
+            Ok(None) => break lines.end(),
+            Err(scan::Stop::Partial) if rbuf.len() >= MAX_TRAILERS => return Err(too_large),
+            Err(scan::Stop::Partial) => return Ok(None),
+            Err(scan::Stop::Malformed(_)) => return Err(Malformed("malformed trailer section")),
+        };
+        if trailers.len() == MAX_HEADERS {
+            return Err(Malformed("too many trailer fields"));
         }
-        Ok(httparse::Status::Complete((len, fields))) => {
-            let mut map = HeaderMap::with_capacity(fields.len());
-            for f in fields.iter() {
-                let name = HeaderName::from_bytes(f.name.as_bytes())
-                    .map_err(|_| Malformed("invalid trailer name"))?;
-                let value = HeaderValue::from_bytes(f.value)
-                    .map_err(|_| Malformed("invalid trailer value"))?;
-                map.append(name, value);
-            }
-            (len, map)
-        }
-        Ok(httparse::Status::Partial) if rbuf.len() >= MAX_TRAILERS => {
-            return Err(Malformed("trailer section too large"));
-        }
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(Malformed("malformed trailer section")),
+        let name = HeaderName::from_bytes(line.name(rbuf))
+            .map_err(|_| Malformed("invalid trailer name"))?;
+        let value = HeaderValue::from_bytes(line.value(rbuf))
+            .map_err(|_| Malformed("invalid trailer value"))?;
+        trailers.append(name, value);
     };
+    if len > MAX_TRAILERS {
+        return Err(too_large);
+    }
     rbuf.advance(len);
     *state = Chunk::Done;
     Ok(Some(Frame::trailers(trailers)))
@@ -499,6 +486,20 @@ mod tests {
     /// Past [`Names::MAX`] places names are parsed every time and not kept;
     /// every place, kept or not, reads its own name and mark head after
     /// head.
+    /// What a head's reader does with a name at place `i`: the kept one
+    /// when it is the hint the scanner matched, else learned.
+    fn get<'a>(
+        names: &'a mut Names,
+        i: usize,
+        raw: &[u8],
+        mark: fn(&HeaderName) -> bool,
+    ) -> Result<Name<'a>, header::InvalidHeaderName> {
+        if names.hint(i) == raw {
+            return Ok(names.known(i));
+        }
+        names.learn(i, raw, mark)
+    }
+
     #[test]
     fn names_past_the_kept_bound_still_read_right_and_are_not_kept() {
         let mut names = Names::default();
@@ -509,14 +510,14 @@ mod tests {
         };
         for tag in ["a", "a", "b"] {
             for (i, raw) in head(tag).iter().enumerate() {
-                let (name, marked) = names.get(i, raw.as_bytes(), even).expect("a token");
+                let (name, marked) = get(&mut names, i, raw.as_bytes(), even).expect("a token");
                 assert_eq!(name.as_str(), raw.to_ascii_lowercase(), "place {i}");
                 assert_eq!(marked, i % 2 == 0, "place {i}");
             }
             assert_eq!(names.kept.len(), Names::MAX);
         }
-        assert!(names.get(3, b"no token", even).is_err());
-        let (name, marked) = names.get(3, b"X-b-3", even).expect("kept");
+        assert!(get(&mut names, 3, b"no token", even).is_err());
+        let (name, marked) = get(&mut names, 3, b"X-b-3", even).expect("kept");
         assert_eq!((name.as_str(), marked), ("x-b-3", false));
     }
 
@@ -525,18 +526,9 @@ mod tests {
     #[test]
     fn a_places_mark_follows_its_name() {
         let mut names = Names::default();
-        assert!(names.get(0, b"X-2", even).expect("a token").1);
-        assert!(names.get(0, b"x-2", even).expect("a token").1);
-        assert!(!names.get(0, b"X-3", even).expect("a token").1);
-        assert!(!names.get(0, b"X-3", even).expect("a token").1);
-    }
-
-    #[test]
-    fn a_line_runs_through_its_blanks_and_crlf_and_a_bare_lf_is_no_line() {
-        let buf = b"A: 1  \r\nB: 2\nC: 3\r\n";
-        assert_eq!(line_of(buf, 0, 4), Some(0..8));
-        assert_eq!(line_of(buf, 8, 12), None, "ended by a bare LF");
-        assert_eq!(line_of(buf, 13, 17), Some(13..19));
-        assert_eq!(line_of(buf, 13, 19), None, "past the buffer");
+        assert!(get(&mut names, 0, b"X-2", even).expect("a token").1);
+        assert!(get(&mut names, 0, b"x-2", even).expect("a token").1);
+        assert!(!get(&mut names, 0, b"X-3", even).expect("a token").1);
+        assert!(!get(&mut names, 0, b"X-3", even).expect("a token").1);
     }
 }

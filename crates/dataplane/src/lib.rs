@@ -29,6 +29,8 @@ pub mod routes;
 pub mod server;
 pub mod settings;
 mod splice;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 pub mod tunnel;
 

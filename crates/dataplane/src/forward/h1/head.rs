@@ -2,7 +2,6 @@
 //! connection's buffer, and the answer's, parsed out of the bytes read,
 //! with what its fields say about its framing and the connection.
 
-use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::Buf;
@@ -13,37 +12,45 @@ use http_body::Body;
 
 use super::{Chunk, Conn, Framing, Head, Sending, UpstreamError, MAX_HEAD};
 use crate::body::ProxyBody;
+use crate::codec::scan::{self, Stop};
 use crate::codec::{self, parse_length, push_decimal, push_field, Field, MAX_HEADERS};
 use crate::headers::verbatim::Verbatim;
 use crate::headers::{spare, Added};
 
 impl Conn {
     pub(super) fn parse_head(&mut self, method: &Method) -> Result<Option<Head>, UpstreamError> {
+        let stopped = |stop: Stop, read: usize| match stop {
+            Stop::Partial if read >= MAX_HEAD => {
+                Err(UpstreamError::Protocol("response head too large"))
+            }
+            Stop::Partial => Ok(None),
+            Stop::Malformed(why) => Err(UpstreamError::Protocol(why)),
+        };
         loop {
-            let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-            let mut res = httparse::Response::new(&mut []);
-            let parsed = httparse::ParserConfig::default()
-                .parse_response_with_uninit_headers(&mut res, &self.rbuf, &mut slots);
-            let len = match parsed {
-                Ok(httparse::Status::Complete(len)) if len <= MAX_HEAD => len,
-                Ok(httparse::Status::Complete(_)) => {
-                    return Err(UpstreamError::Protocol("response head too large"));
-                }
-                Ok(httparse::Status::Partial) if self.rbuf.len() >= MAX_HEAD => {
-                    return Err(UpstreamError::Protocol("response head too large"));
-                }
-                Ok(httparse::Status::Partial) => return Ok(None),
-                Err(httparse::Error::TooManyHeaders) => {
-                    return Err(UpstreamError::Protocol("too many response header fields"));
-                }
-                Err(_) => return Err(UpstreamError::Protocol("malformed response head")),
+            let line = match scan::status_line(&self.rbuf) {
+                Ok(line) => line,
+                Err(stop) => return stopped(stop, self.rbuf.len()),
             };
-            let code = res.code.unwrap_or_default();
-            let status = StatusCode::from_u16(code)
+            let status = StatusCode::from_u16(line.code)
                 .map_err(|_| UpstreamError::Protocol("invalid status code"))?;
             if status.is_informational() {
                 if status == StatusCode::SWITCHING_PROTOCOLS {
                     return Err(UpstreamError::Protocol("switched protocols unasked"));
+                }
+                let mut lines = scan::Fields::new(&self.rbuf, line.fields);
+                let mut count = 0;
+                let len = loop {
+                    match lines.next(b"") {
+                        Ok(Some(_)) if count == MAX_HEADERS => {
+                            return Err(UpstreamError::Protocol("too many response header fields"));
+                        }
+                        Ok(Some(_)) => count += 1,
+                        Ok(None) => break lines.end(),
+                        Err(stop) => return stopped(stop, self.rbuf.len()),
+                    }
+                };
+                if len > MAX_HEAD {
+                    return Err(UpstreamError::Protocol("response head too large"));
                 }
                 self.rbuf.advance(len);
                 if self.rbuf.is_empty() {
@@ -51,43 +58,59 @@ impl Conn {
                 }
                 continue;
             }
-            let version = if res.version == Some(0) {
+            let version = if line.minor == 0 {
                 Version::HTTP_10
             } else {
                 Version::HTTP_11
             };
-            let base = self.rbuf.as_ptr() as usize;
             let mut facts = Facts::default();
             self.fields.clear();
             // A 204 may not carry the `Content-Length` it sometimes does,
             // which only the map's writer leaves out.
             let mut passing = self.verbatim && status != StatusCode::NO_CONTENT;
             let mut dated = false;
-            for (i, h) in res.headers.iter().enumerate() {
-                let (name, acted_on) = self
-                    .names
-                    .get(i, h.name.as_bytes(), Verbatim::is_acted_on)
-                    .map_err(|_| UpstreamError::Protocol("invalid header name"))?;
-                if facts.note(name, h.value)? {
+            // Fields are taken in as they are read: a head cut short is
+            // read again from its start when more comes.
+            let buf = &self.rbuf[..];
+            let mut lines = scan::Fields::new(buf, line.fields);
+            let mut i = 0;
+            let len = loop {
+                let l = match lines.next(self.names.hint(i)) {
+                    Ok(Some(l)) => l,
+                    Ok(None) => break lines.end(),
+                    Err(stop) => return stopped(stop, buf.len()),
+                };
+                if i == MAX_HEADERS {
+                    return Err(UpstreamError::Protocol("too many response header fields"));
+                }
+                let (name, acted_on) = if l.hinted {
+                    self.names.known(i)
+                } else {
+                    self.names
+                        .learn(i, l.name(buf), Verbatim::is_acted_on)
+                        .map_err(|_| UpstreamError::Protocol("invalid header name"))?
+                };
+                i += 1;
+                if facts.note(name, l.value(buf))? {
                     continue;
                 }
-                let start = h.value.as_ptr() as usize - base;
-                let value = start..start + h.value.len();
                 let line = if passing {
                     passing = !acted_on;
                     dated |= name == header::DATE;
-                    let line =
-                        codec::line_of(&self.rbuf, h.name.as_ptr() as usize - base, value.end);
-                    passing &= line.is_some();
-                    line.unwrap_or_default()
+                    let whole = l.whole();
+                    passing &= whole.is_some();
+                    whole.unwrap_or_default()
                 } else {
                     0..0
                 };
                 self.fields.push(Kept {
                     name: name.clone(),
-                    value,
+                    value: l.value_range(),
                     line,
                 });
+            };
+            if len > MAX_HEAD {
+                return Err(UpstreamError::Protocol("response head too large"));
             }
             let (framing, framed_keep_alive) = facts.framing(method, status)?;
             let (headers, verbatim) = if passing {

@@ -1,15 +1,15 @@
-//! Parsing a request head: httparse's fields, which of them pass to the
-//! upstream as written (`headers::passed`) and which go into the request's
-//! map, and what they say about the body and the connection. A head that
-//! frames its body ambiguously is refused here.
+//! Parsing a request head: its fields as `codec::scan` reads them, which
+//! of them pass to the upstream as written (`headers::passed`) and which go
+//! into the request's map, and what they say about the body and the
+//! connection. A head that frames its body ambiguously is refused here.
 
-use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
+use crate::codec::scan::{self, Stop};
 use crate::codec::{self, Framing, MAX_HEADERS};
 use crate::headers::passed::{self, Passed};
 use crate::headers::spare;
@@ -39,54 +39,67 @@ pub(super) fn parse_head(
     fields: &mut Vec<(HeaderName, Range<usize>)>,
     names: &mut codec::Names,
 ) -> Result<Option<Head>, HeadError> {
-    let mut slots = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut []);
-    let len = match httparse::ParserConfig::default()
-        .parse_request_with_uninit_headers(&mut req, buf, &mut slots)
-    {
-        Ok(httparse::Status::Complete(len)) if len <= max_head => len,
-        Ok(httparse::Status::Complete(_)) | Err(httparse::Error::TooManyHeaders) => {
-            return Err(HeadError::TooLarge)
-        }
-        Ok(httparse::Status::Partial) if buf.len() >= max_head => return Err(HeadError::TooLarge),
-        Ok(httparse::Status::Partial) => return Ok(None),
-        Err(_) => return Err(HeadError::Malformed("the head does not parse")),
+    let stopped = |stop: Stop, read: usize| match stop {
+        Stop::Partial if read >= max_head => Err(HeadError::TooLarge),
+        Stop::Partial => Ok(None),
+        Stop::Malformed(why) => Err(HeadError::Malformed(why)),
     };
-    let method = Method::from_bytes(req.method.unwrap_or_default().as_bytes())
+    let line = match scan::request_line(buf) {
+        Ok(line) => line,
+        Err(stop) => return stopped(stop, buf.len()),
+    };
+    let method = Method::from_bytes(&buf[line.method])
         .map_err(|_| HeadError::Malformed("invalid method"))?;
-    let version = if req.version == Some(0) {
+    let version = if line.minor == 0 {
         Version::HTTP_10
     } else {
         Version::HTTP_11
     };
-    let base = buf.as_ptr() as usize;
-    let path = req.path.unwrap_or_default();
-    let target = path.as_ptr() as usize - base..path.as_ptr() as usize - base + path.len();
     let mut facts = Facts::default();
     let mut passed = Passed::default();
     fields.clear();
-    for (i, h) in req.headers.iter().enumerate() {
-        let (name, pass) = names
-            .get(i, h.name.as_bytes(), passed::is_passed)
-            .map_err(|_| HeadError::Malformed("invalid header name"))?;
-        let start = h.value.as_ptr() as usize - base;
-        let value = start..start + h.value.len();
+    // Fields are taken in as they are read: a head cut short is read
+    // again from its start when more comes, as any parser would.
+    let mut lines = scan::Fields::new(buf, line.fields);
+    let mut i = 0;
+    let len = loop {
+        let l = match lines.next(names.hint(i)) {
+            Ok(Some(l)) => l,
+            Ok(None) => break lines.end(),
+            Err(stop) => return stopped(stop, buf.len()),
+        };
+        if i == MAX_HEADERS {
+            return Err(HeadError::TooLarge);
+        }
+        let (name, pass) = if l.hinted {
+            names.known(i)
+        } else {
+            names
+                .learn(i, l.name(buf), passed::is_passed)
+                .map_err(|_| HeadError::Malformed("invalid header name"))?
+        };
+        i += 1;
+        let value = l.value(buf);
         if pass {
             // A passed name frames nothing and says nothing of the
             // connection: `Facts` has no need to see it.
-            let counted = h.name.len() + h.value.len() + 4;
-            let html = crate::error::asks_html(name, h.value);
-            let line = codec::line_of(buf, h.name.as_ptr() as usize - base, value.end);
-            if line.is_some_and(|line| passed.take(line, counted, html)) {
+            let counted = l.name(buf).len() + value.len() + 4;
+            let html = crate::error::asks_html(name, value);
+            if l.whole()
+                .is_some_and(|whole| passed.take(whole, counted, html))
+            {
                 continue;
             }
         }
-        if !facts.note(name, h.value)? {
-            fields.push((name.clone(), value));
+        if !facts.note(name, value)? {
+            fields.push((name.clone(), l.value_range()));
         }
+    };
+    if len > max_head {
+        return Err(HeadError::TooLarge);
     }
     let frozen = buf.split_to(len).freeze();
-    let uri = Uri::from_maybe_shared(frozen.slice(target))
+    let uri = Uri::from_maybe_shared(frozen.slice(line.target))
         .map_err(|_| HeadError::Malformed("invalid request target"))?;
     // Origin-form, absolute-form, or `*` for OPTIONS; the proxy is no
     // tunnel for CONNECT.
