@@ -52,7 +52,7 @@ pub async fn authenticate(
     headers: &HeaderMap,
     route: &CompiledRoute,
 ) -> Result<Caller, ProxyError> {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::unix_now();
     let directory = access.authn.directory().load();
     let mut cookie_problem = None;
     for value in cookies_named(headers, &route.session_cookie) {
@@ -151,7 +151,7 @@ pub fn session_cookies(
         tracing::error!("sealing a session cookie failed");
         return Vec::new();
     };
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::unix_now();
     set_cookies(route, &value, (claims.hard - now).max(0), tls)
 }
 

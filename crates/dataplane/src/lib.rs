@@ -41,6 +41,17 @@ pub(crate) fn lock<T: ?Sized>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Seconds since the Unix epoch, what session expiries are compared with.
+/// Read straight from the system clock: `OffsetDateTime::now_utc` works
+/// out the calendar date too, which a timestamp has no use for (about 180
+/// instructions a request on the authenticated path).
+pub(crate) fn unix_now() -> i64 {
+    match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => -i64::try_from(before.duration().as_secs()).unwrap_or(i64::MAX),
+    }
+}
+
 pub use access::{Access, AccessSettings, SessionBackend};
 pub use body::ProxyBody;
 pub use error::ProxyError;

@@ -19,7 +19,6 @@ use pp_model::adapter::EntrypointStrategy;
 use pp_model::records::AuditOutcome;
 use pp_model::table::CompiledRoute;
 use pp_model::CorrelationId;
-use time::OffsetDateTime;
 
 use crate::access::Access;
 use crate::authenticate::{authenticate, clear_cookies, session_cookies};
@@ -179,7 +178,7 @@ async fn launch(
         return Err(crate::authorize::outward(d));
     }
     access.audit.record(e);
-    let now = OffsetDateTime::now_utc().unix_timestamp();
+    let now = crate::unix_now();
     let hard = record.expires_at.unix_timestamp();
     let idle = i64::try_from(access.settings.session_idle.as_secs()).unwrap_or(i64::MAX);
     let claims = SessionClaims {
@@ -359,7 +358,7 @@ mod tests {
     fn compiled(v: serde_json::Value) -> Arc<CompiledRoute> {
         let new: NewRoute = serde_json::from_value(v).expect("new route");
         let route = new
-            .into_route(OffsetDateTime::now_utc())
+            .into_route(time::OffsetDateTime::now_utc())
             .expect("valid route");
         let id = route.id;
         let (table, _) = RouteTable::build("apps.test", vec![route]);

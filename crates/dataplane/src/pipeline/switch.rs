@@ -40,7 +40,7 @@ impl Proxy {
         );
         // A tunnel ends with the credential that opened it: the session's
         // hard end, the token's expiry.
-        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let now = crate::unix_now();
         let credential_left = caller
             .and_then(|c| c.expires_at)
             .map(|end| std::time::Duration::from_secs(u64::try_from(end - now).unwrap_or(0)));
@@ -128,7 +128,7 @@ async fn watch_revocation(
     let Some(caller) = caller else {
         return std::future::pending().await;
     };
-    let opened = time::OffsetDateTime::now_utc().unix_timestamp();
+    let opened = crate::unix_now();
     // Every snapshot rebuild (route changes included) publishes a new
     // directory, so this wakes for route removals too.
     let mut changes = directory.subscribe();
