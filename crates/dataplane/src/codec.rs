@@ -13,8 +13,6 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body::Frame;
 use tokio::io::AsyncRead;
 
-pub(crate) mod scan;
-
 /// The most header fields a head (or a trailer section) may have.
 pub(crate) const MAX_HEADERS: usize = 100;
 /// The most bytes a chunk-size line (size and extensions) may take.
@@ -60,7 +58,7 @@ impl Names {
     const MAX: usize = 32;
 
     /// The name bytes kept at place `i` (empty when none): the scanner's
-    /// hint (`scan::Fields::next`), which spares a line with this name a
+    /// hint (`pp_h1::Fields::next`), which spares a line with this name a
     /// second look at its bytes.
     #[inline]
     pub(crate) fn hint(&self, i: usize) -> &[u8] {
@@ -393,15 +391,15 @@ fn decode_trailers(
     state: &mut Chunk,
 ) -> Result<Option<Frame<Bytes>>, Malformed> {
     let too_large = Malformed("trailer section too large");
-    let mut lines = scan::Fields::new(rbuf, 0);
+    let mut lines = pp_h1::Fields::new(rbuf, 0);
     let mut trailers = HeaderMap::new();
     let len = loop {
         let line = match lines.next(b"") {
             Ok(Some(line)) => line,
             Ok(None) => break lines.end(),
-            Err(scan::Stop::Partial) if rbuf.len() >= MAX_TRAILERS => return Err(too_large),
-            Err(scan::Stop::Partial) => return Ok(None),
-            Err(scan::Stop::Malformed(_)) => return Err(Malformed("malformed trailer section")),
+            Err(pp_h1::Stop::Partial) if rbuf.len() >= MAX_TRAILERS => return Err(too_large),
+            Err(pp_h1::Stop::Partial) => return Ok(None),
+            Err(pp_h1::Stop::Malformed(_)) => return Err(Malformed("malformed trailer section")),
         };
         if trailers.len() == MAX_HEADERS {
             return Err(Malformed("too many trailer fields"));

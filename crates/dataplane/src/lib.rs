@@ -29,8 +29,6 @@ pub mod routes;
 pub mod server;
 pub mod settings;
 mod splice;
-#[cfg(test)]
-mod testing;
 pub mod tls;
 pub mod tunnel;
 

@@ -1,7 +1,7 @@
 //! The client-facing side of a connection as the pipeline sees it: the
 //! request body and the protocol switch, whichever server parsed the
 //! request. Both servers are the proxy's own: HTTP/1.1 (`h1.rs`) reads
-//! the head with `httparse`, writes the answer's head straight into the
+//! the head with `pp_h1`, writes the answer's head straight into the
 //! connection's buffer and shares its framing code with the upstream
 //! client; HTTP/2 (`h2.rs`, prior knowledge or ALPN) drives `pp-h2`'s
 //! protocol state machine.

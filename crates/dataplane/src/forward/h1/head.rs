@@ -6,13 +6,14 @@ use std::ops::Range;
 
 use bytes::Buf;
 
+use pp_h1::Stop;
+
 use http::header::{self, HeaderName, HeaderValue};
 use http::{request, Method, StatusCode, Version};
 use http_body::Body;
 
 use super::{Chunk, Conn, Framing, Head, Sending, UpstreamError, MAX_HEAD};
 use crate::body::ProxyBody;
-use crate::codec::scan::{self, Stop};
 use crate::codec::{self, parse_length, push_decimal, push_field, Field, MAX_HEADERS};
 use crate::headers::verbatim::Verbatim;
 use crate::headers::{spare, Added};
@@ -27,7 +28,7 @@ impl Conn {
             Stop::Malformed(why) => Err(UpstreamError::Protocol(why)),
         };
         loop {
-            let line = match scan::status_line(&self.rbuf) {
+            let line = match pp_h1::status_line(&self.rbuf) {
                 Ok(line) => line,
                 Err(stop) => return stopped(stop, self.rbuf.len()),
             };
@@ -37,7 +38,7 @@ impl Conn {
                 if status == StatusCode::SWITCHING_PROTOCOLS {
                     return Err(UpstreamError::Protocol("switched protocols unasked"));
                 }
-                let mut lines = scan::Fields::new(&self.rbuf, line.fields);
+                let mut lines = pp_h1::Fields::new(&self.rbuf, line.fields);
                 let mut count = 0;
                 let len = loop {
                     match lines.next(b"") {
@@ -72,7 +73,7 @@ impl Conn {
             // Fields are taken in as they are read: a head cut short is
             // read again from its start when more comes.
             let buf = &self.rbuf[..];
-            let mut lines = scan::Fields::new(buf, line.fields);
+            let mut lines = pp_h1::Fields::new(buf, line.fields);
             let mut i = 0;
             let len = loop {
                 let l = match lines.next(self.names.hint(i)) {

@@ -1,4 +1,4 @@
-//! Parsing a request head: its fields as `codec::scan` reads them, which
+//! Parsing a request head: its fields as `pp_h1` reads them, which
 //! of them pass to the upstream as written (`headers::passed`) and which go
 //! into the request's map, and what they say about the body and the
 //! connection. A head that frames its body ambiguously is refused here.
@@ -6,10 +6,11 @@
 use std::ops::Range;
 
 use bytes::BytesMut;
+use pp_h1::Stop;
+
 use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Uri, Version};
 
-use crate::codec::scan::{self, Stop};
 use crate::codec::{self, Framing, MAX_HEADERS};
 use crate::headers::passed::{self, Passed};
 use crate::headers::spare;
@@ -44,7 +45,7 @@ pub(super) fn parse_head(
         Stop::Partial => Ok(None),
         Stop::Malformed(why) => Err(HeadError::Malformed(why)),
     };
-    let line = match scan::request_line(buf) {
+    let line = match pp_h1::request_line(buf) {
         Ok(line) => line,
         Err(stop) => return stopped(stop, buf.len()),
     };
@@ -60,7 +61,7 @@ pub(super) fn parse_head(
     fields.clear();
     // Fields are taken in as they are read: a head cut short is read
     // again from its start when more comes, as any parser would.
-    let mut lines = scan::Fields::new(buf, line.fields);
+    let mut lines = pp_h1::Fields::new(buf, line.fields);
     let mut i = 0;
     let len = loop {
         let l = match lines.next(names.hint(i)) {
