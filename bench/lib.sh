@@ -495,6 +495,21 @@ per_request_us() {
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 
+# own_ratios NAME_OF_RATES_ARRAY PEERS...: after a run, appends to own[p]
+# each peer's rate in that run over the faster of nginx and HAProxy in the
+# same run. Their median is steadier than a ratio of medians when the
+# machine's speed drifts between runs (each run's peers are measured
+# moments apart).
+own_ratios() {
+    local -n run_rate=$1
+    shift
+    local best p
+    best=$(awk -v a="${run_rate[nginx]}" -v b="${run_rate[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
+    for p in "$@"; do
+        own[$p]+=" $(awk -v a="${run_rate[$p]}" -v b="$best" 'BEGIN{printf "%.3f", (b > 0) ? a / b : 0}')"
+    done
+}
+
 # rss_kib PID: resident memory of PID and its children (nginx's master and
 # worker), in KiB.
 rss_kib() {

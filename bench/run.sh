@@ -149,16 +149,18 @@ case_http() {
         bench_wrk "$p" 1 "${url[$p]}" "${host[$p]}" "${ck[$p]:-}"
     done
     local i
+    declare -A own this_run
     for i in $(seq "$runs"); do
         local line="run $i:"
         for p in $(order "$i" "${peers[@]}"); do
             t0=$(cpu_sum "${pid[$p]}")
             bench_wrk "$p" "$secs" "${url[$p]}" "${host[$p]}" "${ck[$p]:-}"
             core[$p]+=" $(per_request_us "$t0" "$(cpu_sum "${pid[$p]}")" "$wrk_requests")"
-            rps[$p]+=" $wrk_rps"; p99[$p]+=" $wrk_p99"
+            rps[$p]+=" $wrk_rps"; p99[$p]+=" $wrk_p99"; this_run[$p]=$wrk_rps
             rss[$p]+=" $(rss_kib "${pid[$p]}")"
             line+=" $p $wrk_rps/s ${wrk_p99}ms |"
         done
+        own_ratios this_run "${peers[@]}"
         echo "${line% |}"
     done
 
@@ -170,10 +172,11 @@ case_http() {
     local best
     best=$(awk -v a="${m_rps[nginx]}" -v b="${m_rps[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
     echo
-    echo "| peer | req/s median | p99 ms median | core µs a request | RSS KiB after load | req/s vs faster of nginx/haproxy | req/s vs CHP | core time vs haproxy | RSS vs nginx |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| peer | req/s median | p99 ms median | core µs a request | RSS KiB after load | req/s vs faster of nginx/haproxy | the same, runs' own | req/s vs CHP | core time vs haproxy | RSS vs nginx |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for p in "${peers[@]}"; do
-        echo "| $p | ${m_rps[$p]} | ${m_p99[$p]} | ${m_core[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(ratio "${m_rps[$p]}" "${m_rps[chp]}") | $(ratio "${m_core[$p]}" "${m_core[haproxy]}") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
+        # shellcheck disable=SC2086
+        echo "| $p | ${m_rps[$p]} | ${m_p99[$p]} | ${m_core[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(median ${own[$p]}) | $(ratio "${m_rps[$p]}" "${m_rps[chp]}") | $(ratio "${m_core[$p]}" "${m_core[haproxy]}") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
     done
     echo
     echo "direct and nginx RSS: master + worker; pp-public and pp-auth are one process (measured after each's runs)."
@@ -211,6 +214,7 @@ case_h2() {
         mapfile -t hs < <(h2args "$p")
         bench_h2load "$p" 1 "${url[$p]}" "${hs[@]}"
     done
+    declare -A own this_run
     for i in $(seq "$runs"); do
         local line="run $i:"
         for p in $(order "$i" "${peers[@]}"); do
@@ -218,10 +222,11 @@ case_h2() {
             t0=$(cpu_sum "${pid[$p]}")
             bench_h2load "$p" "$secs" "${url[$p]}" "${hs[@]}"
             core[$p]+=" $(per_request_us "$t0" "$(cpu_sum "${pid[$p]}")" "$h2_requests")"
-            rps[$p]+=" $h2_rps"; mean[$p]+=" $h2_mean"; max[$p]+=" $h2_max"
+            rps[$p]+=" $h2_rps"; mean[$p]+=" $h2_mean"; max[$p]+=" $h2_max"; this_run[$p]=$h2_rps
             rss[$p]+=" $(rss_kib "${pid[$p]}")"
             line+=" $p $h2_rps/s mean ${h2_mean}ms |"
         done
+        own_ratios this_run "${peers[@]}"
         echo "${line% |}"
     done
     declare -A m_rps m_mean m_max m_rss m_core
@@ -232,10 +237,11 @@ case_h2() {
     local best
     best=$(awk -v a="${m_rps[nginx]}" -v b="${m_rps[haproxy]}" 'BEGIN{print (a > b) ? a : b}')
     echo
-    echo "| peer | req/s median | mean ms median | max ms median | core µs a request | RSS KiB after load | req/s vs faster of nginx/haproxy | core time vs haproxy | RSS vs nginx |"
-    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    echo "| peer | req/s median | mean ms median | max ms median | core µs a request | RSS KiB after load | req/s vs faster of nginx/haproxy | the same, runs' own | core time vs haproxy | RSS vs nginx |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     for p in "${peers[@]}"; do
-        echo "| $p | ${m_rps[$p]} | ${m_mean[$p]} | ${m_max[$p]} | ${m_core[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(ratio "${m_core[$p]}" "${m_core[haproxy]}") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
+        # shellcheck disable=SC2086
+        echo "| $p | ${m_rps[$p]} | ${m_mean[$p]} | ${m_max[$p]} | ${m_core[$p]} | ${m_rss[$p]} | $(ratio "${m_rps[$p]}" "$best") | $(median ${own[$p]}) | $(ratio "${m_core[$p]}" "${m_core[haproxy]}") | $(ratio "${m_rss[$p]}" "${m_rss[nginx]}") |"
     done
     echo
     echo "h2load prints no latency percentiles; mean and max of 'time for request' instead. Proxies speak HTTP/1.1 with keep-alive to the upstream."
