@@ -391,6 +391,13 @@ async fn malformed_or_oversized_responses_are_protocol_errors() {
         ("head too large", big(MAX_HEAD)),
         ("too many fields", fields(MAX_HEADERS)),
         (
+            "too many fields in an informational head",
+            format!(
+                "HTTP/1.1 103 Early Hints\r\n{}\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+                "Link: </s.css>\r\n".repeat(MAX_HEADERS + 1)
+            ),
+        ),
+        (
             "conflicting lengths",
             "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok".into(),
         ),
@@ -751,6 +758,32 @@ async fn a_trailer_section_passes_at_its_limit_and_fails_past_it() {
             let (data, trailers) = got.expect("trailers under the limit");
             assert_eq!(data, b"ok");
             assert_eq!(trailers.expect("trailers")["x-t"].len(), value_len);
+        } else {
+            let err = got.expect_err("trailers past the limit");
+            assert!(matches!(err, UpstreamError::Protocol(_)), "{err}");
+        }
+        drop(writer.await.expect("writer"));
+    }
+}
+
+#[tokio::test]
+async fn a_trailer_section_holds_at_most_the_field_limit() {
+    for (count, fits) in [(MAX_HEADERS, true), (MAX_HEADERS + 1, false)] {
+        let (mut conn, mut upstream) = pair().await;
+        let trailers: String = (0..count).map(|i| format!("X-T{i}: 1\r\n")).collect();
+        let raw = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n{trailers}\r\n"
+        );
+        let writer = tokio::spawn(async move {
+            let _ = upstream.write_all(raw.as_bytes()).await;
+            upstream
+        });
+        let h = head(&mut conn, &Method::GET).await.expect("head");
+        let got = body(&mut conn, h.framing).await;
+        if fits {
+            let (data, trailers) = got.expect("trailers at the limit");
+            assert_eq!(data, b"ok");
+            assert_eq!(trailers.expect("trailers").len(), count);
         } else {
             let err = got.expect_err("trailers past the limit");
             assert!(matches!(err, UpstreamError::Protocol(_)), "{err}");
