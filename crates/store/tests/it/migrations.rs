@@ -97,6 +97,42 @@ async fn the_pool_holds_at_most_the_connections_asked_for() {
     assert_eq!(memory.max_connections(), 1, "one database, one connection");
 }
 
+/// Each connection is a thread; the store is idle nearly all the time, so a
+/// file's pool lets its connections go once unused and opens them again
+/// when a call comes. An in-memory database would be lost: its one stays.
+#[tokio::test]
+async fn idle_connections_are_closed_and_reopened_on_the_next_call() {
+    let db = TempDb::new();
+    let store = db.open().await;
+    let memory = SqliteStore::connect("sqlite::memory:")
+        .await
+        .expect("memory");
+    memory.migrate().await.expect("migrate");
+    let filter = RouteFilter::default();
+    store.list_routes(&filter).await.expect("a read");
+    memory.list_routes(&filter).await.expect("a read");
+    assert!(store.open_connections() >= 1);
+    // Bounded: the pool checks every IDLE_CLOSE (2 s), so 2–4 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while store.open_connections() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "an idle connection stayed open"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        memory.open_connections(),
+        1,
+        "the in-memory database's connection stays"
+    );
+    store
+        .list_routes(&filter)
+        .await
+        .expect("a read after the pool emptied");
+    assert_eq!(store.open_connections(), 1);
+}
+
 /// No call holds one connection while it waits for another, so even a
 /// pool of one serves calls arriving together: they queue, none deadlocks.
 #[tokio::test]
