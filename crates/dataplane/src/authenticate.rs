@@ -52,6 +52,34 @@ pub async fn authenticate(
     headers: &HeaderMap,
     route: &CompiledRoute,
 ) -> Result<Caller, ProxyError> {
+    match by_session(access, headers, route) {
+        Presented::Session(caller) => Ok(caller),
+        Presented::Bearer(token) => by_bearer(access, token).await,
+        Presented::Neither(e) => Err(e),
+    }
+}
+
+/// What a request presents, as far as can be told without waiting: a
+/// browser's session is decided here, a bearer token is checked by
+/// [`by_bearer`] (a JWT may need its issuer's keys fetched). Returned and
+/// matched at once, so the caller is not boxed (an allocation a request).
+#[allow(clippy::large_enum_variant)]
+pub enum Presented<'h> {
+    /// A valid session cookie for the route.
+    Session(Caller),
+    /// No valid session cookie, and this bearer token.
+    Bearer(&'h str),
+    /// Neither: [`ProxyError::Unauthenticated`] naming why.
+    Neither(ProxyError),
+}
+
+/// [`authenticate`]'s session-cookie part, which never waits.
+#[must_use]
+pub fn by_session<'h>(
+    access: &Access,
+    headers: &'h HeaderMap,
+    route: &CompiledRoute,
+) -> Presented<'h> {
     let now = crate::unix_now();
     let directory = access.authn.directory().load();
     let mut cookie_problem = None;
@@ -83,7 +111,7 @@ pub async fn authenticate(
         } else {
             (Arc::clone(&opened.principal), Some(opened.identity))
         };
-        return Ok(Caller {
+        return Presented::Session(Caller {
             principal,
             credential: opened.principal,
             identity,
@@ -99,23 +127,31 @@ pub async fn authenticate(
         .and_then(|v| v.to_str().ok())
         .and_then(bearer_token);
     if let Some(token) = bearer {
-        return match access.authn.bearer(token).await {
-            Ok(a) => Ok(Caller {
-                principal: Arc::new(a.principal),
-                credential: Arc::new(a.token_principal),
-                identity: None,
-                via: a.via,
-                session: None,
-                issued_at: a.issued_at,
-                expires_at: a.expires_at.map(OffsetDateTime::unix_timestamp),
-                renewed: None,
-            }),
-            Err(e) => Err(ProxyError::Unauthenticated(e.code())),
-        };
+        return Presented::Bearer(token);
     }
-    Err(ProxyError::Unauthenticated(
+    Presented::Neither(ProxyError::Unauthenticated(
         cookie_problem.unwrap_or(AuthError::Missing.code()),
     ))
+}
+
+/// [`authenticate`]'s bearer-token part: a service token or a platform JWT.
+///
+/// # Errors
+/// As [`authenticate`].
+pub async fn by_bearer(access: &Access, token: &str) -> Result<Caller, ProxyError> {
+    match access.authn.bearer(token).await {
+        Ok(a) => Ok(Caller {
+            principal: Arc::new(a.principal),
+            credential: Arc::new(a.token_principal),
+            identity: None,
+            via: a.via,
+            session: None,
+            issued_at: a.issued_at,
+            expires_at: a.expires_at.map(OffsetDateTime::unix_timestamp),
+            renewed: None,
+        }),
+        Err(e) => Err(ProxyError::Unauthenticated(e.code())),
+    }
 }
 
 /// The cookie paths of a route: the public prefix, and the runtime prefix

@@ -5,13 +5,15 @@
 mod h1;
 mod pool;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{self, HeaderValue};
 use http::uri::PathAndQuery;
-use http::{Request, Response, Uri, Version};
+use http::{request, Method, Request, Response, Uri, Version};
 use pp_model::adapter::UpstreamHostHeader;
 use pp_model::table::CompiledRoute;
 
@@ -64,42 +66,91 @@ impl Upstreams {
     /// client (`headers::verbatim`); without, every answer's fields are in
     /// its map.
     ///
-    /// # Errors
-    /// The upstream failure as a [`ProxyError`].
-    pub async fn send(
-        &self,
+    /// The request is written into a pooled connection's buffer here, at
+    /// the call; the future returned only exchanges it, so it holds the
+    /// connection and the method, not the request (a few hundred bytes in
+    /// the caller's future rather than 1.4 KiB). A fresh connection's dial
+    /// and a protocol switch run in boxes of their own.
+    ///
+    /// The future's output is the upstream failure as a [`ProxyError`].
+    pub fn send<'a, A>(
+        &'a self,
         mut req: Request<ProxyBody>,
         added: Added,
-        authority: &str,
+        authority: A,
         upgrade: bool,
         verbatim: bool,
-    ) -> Result<Response<UpstreamBody>, ProxyError> {
-        if upgrade {
+    ) -> impl Future<Output = Result<Response<UpstreamBody>, ProxyError>> + Send + 'a
+    where
+        A: AsRef<str> + Send + Sync + 'a,
+    {
+        let started = if upgrade {
             added.merge_into(req.headers_mut());
             // Boxed: hyper's handshake future is large, and rare.
-            return Box::pin(self.send_upgrade(req, authority)).await;
-        }
-        let (mut parts, body) = req.into_parts();
-        let mut conn = match self.pool.checkout(authority) {
-            Some(c) => c,
-            None => self.dialer.dial(authority).await.map_err(dial_error)?,
+            Started::Elsewhere(Box::pin(async move {
+                self.send_upgrade(req, authority.as_ref()).await
+            }))
+        } else {
+            let (parts, body) = req.into_parts();
+            match self.pool.checkout(authority.as_ref()) {
+                Some(conn) => match start(conn, parts, added, body) {
+                    Ok((conn, method)) => Started::Pooled(conn, method, authority),
+                    Err(e) => Started::Failed(e),
+                },
+                None => Started::Elsewhere(Box::pin(async move {
+                    self.dial_and_send(parts, added, body, authority.as_ref(), verbatim)
+                        .await
+                })),
+            }
         };
-        conn.start(&parts, &added, body).map_err(|e| classify(&e))?;
-        // Written into the head: the map and the list are kept for the
-        // next request.
-        spare::recycle(std::mem::take(&mut parts.headers));
-        added.recycle();
+        async move {
+            match started {
+                Started::Pooled(conn, method, authority) => {
+                    self.answer(conn, method, authority.as_ref(), verbatim)
+                        .await
+                }
+                Started::Elsewhere(sending) => sending.await,
+                Started::Failed(e) => Err(e),
+            }
+        }
+    }
+
+    /// [`Upstreams::send`] on a connection dialled for it.
+    async fn dial_and_send(
+        &self,
+        parts: request::Parts,
+        added: Added,
+        body: ProxyBody,
+        authority: &str,
+        verbatim: bool,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
+        let conn = self.dialer.dial(authority).await.map_err(dial_error)?;
+        let (conn, method) = start(conn, parts, added, body)?;
+        self.answer(conn, method, authority, verbatim).await
+    }
+
+    /// Sends the exchange started on `conn` and waits for its answer's
+    /// head.
+    async fn answer(
+        &self,
+        mut conn: Box<Conn>,
+        method: Method,
+        authority: &str,
+        verbatim: bool,
+    ) -> Result<Response<UpstreamBody>, ProxyError> {
         loop {
-            match pool::exchange(&mut conn, &parts.method, verbatim, self.response_timeout).await {
+            match pool::exchange(&mut conn, &method, verbatim, self.response_timeout).await {
                 Ok(head) => return Ok(self.response(conn, head)),
                 // The upstream closed a pooled connection as the request
                 // went out and answered nothing: an idempotent request
                 // without a body goes again on a fresh connection (RFC
                 // 9112 §9.3.1), once.
-                Err(e) if conn.may_retry(&e) && parts.method.is_idempotent() => {
+                Err(e) if conn.may_retry(&e) && method.is_idempotent() => {
                     tracing::debug!(error = %e, "a pooled upstream connection had closed; sending again");
                     let head = conn.take_head().unwrap_or_default();
-                    conn = self.dialer.dial(authority).await.map_err(dial_error)?;
+                    conn = Box::pin(self.dialer.dial(authority))
+                        .await
+                        .map_err(dial_error)?;
                     conn.start_with(head);
                 }
                 Err(e) => return Err(classify(&e)),
@@ -162,6 +213,33 @@ impl Upstreams {
             .await
             .unwrap_or(Err(ProxyError::UpstreamTimeout))
     }
+}
+
+/// Where [`Upstreams::send`] stands when it returns.
+enum Started<'a, A> {
+    /// The request is in a pooled connection's buffer; the authority, for
+    /// a retry on a fresh connection.
+    Pooled(Box<Conn>, Method, A),
+    /// A dial or a protocol switch, boxed.
+    Elsewhere(
+        Pin<Box<dyn Future<Output = Result<Response<UpstreamBody>, ProxyError>> + Send + 'a>>,
+    ),
+    /// The request could not be written.
+    Failed(ProxyError),
+}
+
+/// Writes the request head into `conn`'s buffer and takes the body to send
+/// after it; the map and the list are kept for the next request.
+fn start(
+    mut conn: Box<Conn>,
+    mut parts: request::Parts,
+    added: Added,
+    body: ProxyBody,
+) -> Result<(Box<Conn>, Method), ProxyError> {
+    conn.start(&parts, &added, body).map_err(|e| classify(&e))?;
+    spare::recycle(std::mem::take(&mut parts.headers));
+    added.recycle();
+    Ok((conn, parts.method))
 }
 
 fn dial_error(e: DialError) -> ProxyError {

@@ -18,7 +18,7 @@ use http::{Method, Request, Response, StatusCode, Version};
 use pp_identity::Via;
 use pp_model::adapter::AuthStrategy;
 use pp_model::path::normalize;
-use pp_model::table::CompiledRoute;
+use pp_model::table::{CompiledRoute, ResolvedRoute};
 use pp_model::{CorrelationId, RouteTable};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -26,16 +26,16 @@ use tracing::Instrument;
 
 use crate::access::Access;
 use crate::account::{self, AccessRecord};
-use crate::authenticate::{authenticate, session_cookies, Caller};
+use crate::authenticate::{by_bearer, by_session, session_cookies, Caller, Presented};
 use crate::authorize::{authorize, check_origin};
 use crate::body::{boxed, empty, Limited, OnDone, ProxyBody};
 use crate::error::ProxyError;
-use crate::forward::{upstream_request, ClientFacts, Picker, Upstreams};
+use crate::forward::{upstream_request, ClientFacts, Picker, UpstreamBody, Upstreams};
 use crate::forward_auth::{self, ForwardAuthCache};
 use crate::headers::identity;
 use crate::headers::{correlation_value, forwarded, hop, Added, Present, Scan};
 use crate::host::{authority, split_authority, Addressed};
-use crate::limit::RouteCounters;
+use crate::limit::{Permit, RouteCounters};
 use crate::reserved::{self, ReservedRequest};
 use crate::respond::rewrite_headers;
 use crate::routes::RouteTableHandle;
@@ -110,6 +110,40 @@ struct AppHost<'a> {
 
 /// The request's correlation id and its header value.
 type Ids<'a> = (&'a CorrelationId, Option<&'a HeaderValue>);
+
+/// A step whose answer is known at once, in the box a step runs in.
+fn answered<'a>(result: Result<Response<ProxyBody>, ProxyError>) -> Step<'a> {
+    Box::pin(std::future::ready(result))
+}
+
+/// A resolved app request on its way to the forwarding steps.
+struct Resolved<'a> {
+    resolved: ResolvedRoute,
+    /// The request's authority as it came.
+    auth: &'a str,
+}
+
+/// What the answer's steps need once the upstream has answered.
+struct Answer<'a> {
+    resolved: ResolvedRoute,
+    caller: Option<Caller>,
+    permit: Permit,
+    client_upgrade: Option<ClientUpgrade>,
+    cid: &'a CorrelationId,
+    tls: bool,
+    proto: &'static str,
+    auth: &'a str,
+}
+
+/// The upstream target picked for a request, held by the exchange (a retry
+/// dials it again) without borrowing the route.
+struct Target(Arc<CompiledRoute>, usize);
+
+impl AsRef<str> for Target {
+    fn as_ref(&self) -> &str {
+        self.0.target(self.1).unwrap_or_default()
+    }
+}
 
 /// The data plane's shared state, one per process.
 pub struct Proxy {
@@ -295,7 +329,7 @@ impl Proxy {
         note: &'a mut Note,
     ) -> Step<'a> {
         match dispatched {
-            Dispatch::App { req, at } => Box::pin(self.app_request(req, conn, ids, at, scan, note)),
+            Dispatch::App { req, at } => self.app_request(req, conn, ids, at, scan, note),
             Dispatch::ForwardAuth { req, table } => Box::pin(async move {
                 forward_auth::check(
                     &self.access,
@@ -351,52 +385,118 @@ impl Proxy {
         })
     }
 
-    async fn app_request(
-        &self,
-        mut req: Request<ClientBody>,
-        conn: &ConnInfo,
-        (cid, cid_value): Ids<'_>,
-        AppHost { table, host, auth }: AppHost<'_>,
+    /// An app host's request: the steps that never wait (resolve, the
+    /// reserved paths, a session cookie's authentication, authorization,
+    /// limits, the pick and the upstream request written into a pooled
+    /// connection) run here, at once; the box holds only what waits. The
+    /// request itself is consumed before the box is made, so the future
+    /// holds the exchange and what the answer's steps need, under the
+    /// allocator's per-thread cache's bound (a future with the request in
+    /// it was 3.2 KiB: the request twice, as an `async fn` argument and
+    /// its moved copy, beside the upstream request and the exchange).
+    fn app_request<'a>(
+        &'a self,
+        req: Request<ClientBody>,
+        conn: &'a ConnInfo,
+        ids: Ids<'a>,
+        AppHost { table, host, auth }: AppHost<'a>,
         scan: Scan,
-        note: &mut Note,
-    ) -> Result<Response<ProxyBody>, ProxyError> {
-        let present = scan.present;
+        note: &'a mut Note,
+    ) -> Step<'a> {
         // 1. resolve
         if req.method() == Method::CONNECT {
-            return Err(ProxyError::BadRequest("CONNECT is not supported".into()));
+            return answered(Err(ProxyError::BadRequest(
+                "CONNECT is not supported".into(),
+            )));
         }
-        let path =
-            normalize(req.uri().path()).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+        let path = match normalize(req.uri().path()) {
+            Ok(path) => path,
+            Err(e) => return answered(Err(ProxyError::BadRequest(e.to_string()))),
+        };
         let proto = if conn.tls { "https" } else { "http" };
         let Some(resolved) = table.resolve(&host, &path) else {
-            return Box::pin(self.no_route(&req, &path, proto, auth, cid, scan.html)).await;
+            let path = path.into_owned();
+            return Box::pin(async move {
+                self.no_route(&req, &path, proto, auth, ids.0, scan.html)
+                    .await
+            });
         };
-        let route = Arc::clone(&resolved.route);
-        note.route_id = Some(route.route.id);
+        note.route_id = Some(resolved.route.route.id);
         // 2. reserved paths: the proxy's own, never an app's.
-        if let Some(tail) = reserved::reserved_rest(&route, &path) {
-            let r = ReservedRequest {
-                method: req.method(),
-                query: req.uri().query(),
-                headers: req.headers(),
-                tls: conn.tls,
-                cid,
-            };
-            return Box::pin(reserved::handle(&self.access, &route, tail, r)).await;
+        if reserved::reserved_rest(&resolved.route, &path).is_some() {
+            let path = path.into_owned();
+            return Box::pin(async move {
+                let tail = reserved::reserved_rest(&resolved.route, &path).unwrap_or_default();
+                let r = ReservedRequest {
+                    method: req.method(),
+                    query: req.uri().query(),
+                    headers: req.headers(),
+                    tls: conn.tls,
+                    cid: ids.0,
+                };
+                reserved::handle(&self.access, &resolved.route, tail, r).await
+            });
         }
-        // 3. authenticate, 4. authorize
-        let upgrade = present.has(Present::HOP) && is_websocket_upgrade(&req);
-        let caller = if route.public {
+        // It borrows from the request, which moves on from here.
+        drop(path);
+        // 3. authenticate: a session cookie at once, a bearer token boxed.
+        let caller = if resolved.route.public {
             None
         } else {
-            let caller = match authenticate(&self.access, req.headers(), &route).await {
-                Ok(c) => c,
-                Err(e) => return self.unauthenticated(&req, proto, auth, scan.html, e),
-            };
-            note.user = Some(Arc::clone(&caller.principal));
-            authorize(&self.access, &caller, &route, cid)?;
-            Some(caller)
+            match by_session(&self.access, req.headers(), &resolved.route) {
+                Presented::Session(caller) => Some(caller),
+                Presented::Neither(e) => {
+                    return answered(self.unauthenticated(&req, proto, auth, scan.html, e));
+                }
+                Presented::Bearer(token) => {
+                    let token = token.to_owned();
+                    return Box::pin(async move {
+                        match by_bearer(&self.access, &token).await {
+                            Ok(caller) => {
+                                let at = Resolved { resolved, auth };
+                                let step =
+                                    self.forward_step(req, conn, ids, at, scan, note, Some(caller));
+                                match step {
+                                    Ok(step) => step.await,
+                                    Err(e) => Err(e),
+                                }
+                            }
+                            Err(e) => self.unauthenticated(&req, proto, auth, scan.html, e),
+                        }
+                    });
+                }
+            }
         };
+        let at = Resolved { resolved, auth };
+        match self.forward_step(req, conn, ids, at, scan, note, caller) {
+            Ok(step) => step,
+            Err(e) => answered(Err(e)),
+        }
+    }
+
+    /// Steps 4 to 7 for an authenticated (or public) request: authorize,
+    /// limit, pick, and the upstream request started; the step returned
+    /// waits for the upstream's answer and rewrites it (step 8).
+    #[allow(clippy::too_many_arguments)]
+    fn forward_step<'a>(
+        &'a self,
+        mut req: Request<ClientBody>,
+        conn: &'a ConnInfo,
+        (cid, cid_value): Ids<'a>,
+        Resolved { resolved, auth }: Resolved<'a>,
+        scan: Scan,
+        note: &'a mut Note,
+        caller: Option<Caller>,
+    ) -> Result<Step<'a>, ProxyError> {
+        let present = scan.present;
+        let proto = if conn.tls { "https" } else { "http" };
+        let route = &resolved.route;
+        // 4. authorize
+        if let Some(caller) = &caller {
+            note.user = Some(Arc::clone(&caller.principal));
+            authorize(&self.access, caller, route, cid)?;
+        }
+        let upgrade = present.has(Present::HOP) && is_websocket_upgrade(&req);
         if upgrade {
             check_origin(
                 req.headers(),
@@ -406,10 +506,10 @@ impl Proxy {
             )?;
         }
         if resolved.bare_prefix && route.adapter.root_requires_trailing_slash {
-            return Ok(trailing_slash_redirect(
+            return Ok(answered(Ok(trailing_slash_redirect(
                 &route.public_prefix,
                 req.uri().query(),
-            ));
+            ))));
         }
         // 5. limit
         let permit = self
@@ -430,9 +530,8 @@ impl Proxy {
             return Err(ProxyError::PayloadTooLarge { limit: max_body });
         }
         // 6. pick
-        let picked = self.picker.pick(&route);
-        let target = route.target(picked).unwrap_or_default();
-        note.upstream = Some((Arc::clone(&route), picked));
+        let picked = self.picker.pick(route);
+        note.upstream = Some((Arc::clone(route), picked));
         // 7. forward
         let client_upgrade = upgrade.then(|| ClientUpgrade::on(&mut req));
         // HTTP/2's writer (hyper's) takes the answer's fields in a map.
@@ -466,11 +565,12 @@ impl Proxy {
         } else {
             req.map(|b| boxed(Limited::new(b, max_body)))
         };
+        let target = Target(Arc::clone(route), picked);
         let mut up_req = upstream_request(
             req,
             &mut added,
-            &route,
-            target,
+            route,
+            target.as_ref(),
             &resolved.upstream_path,
             &facts,
         )?;
@@ -478,17 +578,50 @@ impl Proxy {
             up_req.headers_mut(),
             &mut added,
             caller.as_ref(),
-            &route,
+            route,
             &facts,
         );
         if let Some(source) = splice {
             up_req.extensions_mut().insert(SpliceFrom(Arc::new(source)));
         }
-        let mut resp = self
+        let sending = self
             .upstreams
-            .send(up_req, added, target, upgrade, verbatim)
-            .await?;
-        // 8. rewrite
+            .send(up_req, added, target, upgrade, verbatim);
+        let answer = Answer {
+            resolved,
+            caller,
+            permit,
+            client_upgrade,
+            cid,
+            tls: conn.tls,
+            proto,
+            auth,
+        };
+        // A combinator, not an `async` block: awaiting `sending` there would
+        // move it into a second place in the same future.
+        Ok(Box::pin(
+            sending.map(move |resp| self.rewrite(resp?, answer)),
+        ))
+    }
+
+    /// Step 8: the upstream's answer on its way back, or the tunnel a
+    /// protocol switch opens.
+    fn rewrite(
+        &self,
+        mut resp: Response<UpstreamBody>,
+        answer: Answer<'_>,
+    ) -> Result<Response<ProxyBody>, ProxyError> {
+        let Answer {
+            resolved,
+            caller,
+            permit,
+            client_upgrade,
+            cid,
+            tls,
+            proto,
+            auth,
+        } = answer;
+        let route = &resolved.route;
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
             (client_upgrade, resp.status())
         {
@@ -503,15 +636,15 @@ impl Proxy {
             );
             let (mut parts, _) = resp.into_parts();
             hop::strip(&mut parts.headers, true);
-            self.renew_cookie(&mut parts.headers, caller.as_ref(), &route, conn.tls);
+            self.renew_cookie(&mut parts.headers, caller.as_ref(), route, tls);
             return Ok(Response::from_parts(parts, empty()));
         }
         // The parts keep the body's splice source (a large body the client
         // side may splice): only right while the body passes unchanged. A
         // step that replaces the body must remove `SpliceFrom` with it.
         let (mut parts, body) = resp.into_parts();
-        rewrite_headers(&mut parts.headers, &route, proto, auth);
-        self.renew_cookie(&mut parts.headers, caller.as_ref(), &route, conn.tls);
+        rewrite_headers(&mut parts.headers, route, proto, auth);
+        self.renew_cookie(&mut parts.headers, caller.as_ref(), route, tls);
         Ok(Response::from_parts(
             parts,
             // The route slot is released once the body has streamed.
