@@ -401,27 +401,29 @@ pub(crate) async fn serve(
     let mut out = Vec::with_capacity(ANSWER_HEAD);
     let mut fields = Vec::new();
     let mut names = codec::Names::default();
-    // One shutdown waiter and one timer for the connection's life, the
-    // timer moved later per request (an atomic swap while it is armed)
-    // rather than made anew. It first fires a moment into a wait for the
-    // next head, to let an idle connection's buffers go, then at the
-    // header-read timeout.
+    // One shutdown waiter and one timer for the connection's life. Each
+    // wait for a head has its due time (`due`): a moment in, to let an
+    // idle connection's buffers go, then the header-read timeout. The
+    // timer is moved lazily: only when it is set later than `due`. Set
+    // earlier (for an earlier wait), it fires early and is moved then, so
+    // a busy connection's timer moves about once a second rather than once
+    // a request (each move works the time out in the timer wheel's ticks).
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let deadline = tokio::time::sleep(limits.header_read_timeout.min(IDLE_RELEASE));
     tokio::pin!(deadline);
-    let mut first = true;
     loop {
         let waiting = tokio::time::Instant::now();
         let head_due = waiting + limits.header_read_timeout;
         // Whether the idle release is still to come in this wait.
         let mut idle_ahead = limits.header_read_timeout > IDLE_RELEASE;
-        if !std::mem::take(&mut first) {
-            deadline.as_mut().reset(if idle_ahead {
-                waiting + IDLE_RELEASE
-            } else {
-                head_due
-            });
+        let mut due = if idle_ahead {
+            waiting + IDLE_RELEASE
+        } else {
+            head_due
+        };
+        if deadline.deadline() > due {
+            deadline.as_mut().reset(due);
         }
         // The head first: the shutdown waiter and the timer are only looked
         // at while it has to wait.
@@ -430,9 +432,15 @@ pub(crate) async fn serve(
                 biased;
                 h = read_head(&side, limits.max_head, &mut fields, &mut names) => break h,
                 () = &mut deadline => {
+                    if tokio::time::Instant::now() < due {
+                        // Set for an earlier wait.
+                        deadline.as_mut().reset(due);
+                        continue;
+                    }
                     if std::mem::take(&mut idle_ahead) {
                         release_idle(&side, &mut out, &mut names);
-                        deadline.as_mut().reset(head_due);
+                        due = head_due;
+                        deadline.as_mut().reset(due);
                         continue;
                     }
                     tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
