@@ -70,6 +70,15 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     #[must_use]
+    /// The scheme the client used: `https` or `http`.
+    fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
     pub fn new(remote: SocketAddr, tls: bool) -> Self {
         Self {
             remote,
@@ -130,8 +139,7 @@ struct Answer<'a> {
     permit: Permit,
     client_upgrade: Option<ClientUpgrade>,
     cid: &'a CorrelationId,
-    tls: bool,
-    proto: &'static str,
+    conn: &'a ConnInfo,
     auth: &'a str,
 }
 
@@ -413,7 +421,7 @@ impl Proxy {
             Ok(path) => path,
             Err(e) => return answered(Err(ProxyError::BadRequest(e.to_string()))),
         };
-        let proto = if conn.tls { "https" } else { "http" };
+        let proto = conn.scheme();
         let Some(resolved) = table.resolve(&host, &path) else {
             let path = path.into_owned();
             return Box::pin(async move {
@@ -423,10 +431,9 @@ impl Proxy {
         };
         note.route_id = Some(resolved.route.route.id);
         // 2. reserved paths: the proxy's own, never an app's.
-        if reserved::reserved_rest(&resolved.route, &path).is_some() {
-            let path = path.into_owned();
+        if let Some(tail) = reserved::reserved_rest(&resolved.route, &path) {
+            let tail = tail.to_owned();
             return Box::pin(async move {
-                let tail = reserved::reserved_rest(&resolved.route, &path).unwrap_or_default();
                 let r = ReservedRequest {
                     method: req.method(),
                     query: req.uri().query(),
@@ -434,11 +441,9 @@ impl Proxy {
                     tls: conn.tls,
                     cid: ids.0,
                 };
-                reserved::handle(&self.access, &resolved.route, tail, r).await
+                reserved::handle(&self.access, &resolved.route, &tail, r).await
             });
         }
-        // It borrows from the request, which moves on from here.
-        drop(path);
         // 3. authenticate: a session cookie at once, a bearer token boxed.
         let caller = if resolved.route.public {
             None
@@ -489,7 +494,7 @@ impl Proxy {
         caller: Option<Caller>,
     ) -> Result<Step<'a>, ProxyError> {
         let present = scan.present;
-        let proto = if conn.tls { "https" } else { "http" };
+        let proto = conn.scheme();
         let route = &resolved.route;
         // 4. authorize
         if let Some(caller) = &caller {
@@ -593,8 +598,7 @@ impl Proxy {
             permit,
             client_upgrade,
             cid,
-            tls: conn.tls,
-            proto,
+            conn,
             auth,
         };
         // A combinator, not an `async` block: awaiting `sending` there would
@@ -617,8 +621,7 @@ impl Proxy {
             permit,
             client_upgrade,
             cid,
-            tls,
-            proto,
+            conn,
             auth,
         } = answer;
         let route = &resolved.route;
@@ -636,15 +639,15 @@ impl Proxy {
             );
             let (mut parts, _) = resp.into_parts();
             hop::strip(&mut parts.headers, true);
-            self.renew_cookie(&mut parts.headers, caller.as_ref(), route, tls);
+            self.renew_cookie(&mut parts.headers, caller.as_ref(), route, conn.tls);
             return Ok(Response::from_parts(parts, empty()));
         }
         // The parts keep the body's splice source (a large body the client
         // side may splice): only right while the body passes unchanged. A
         // step that replaces the body must remove `SpliceFrom` with it.
         let (mut parts, body) = resp.into_parts();
-        rewrite_headers(&mut parts.headers, route, proto, auth);
-        self.renew_cookie(&mut parts.headers, caller.as_ref(), route, tls);
+        rewrite_headers(&mut parts.headers, route, conn.scheme(), auth);
+        self.renew_cookie(&mut parts.headers, caller.as_ref(), route, conn.tls);
         Ok(Response::from_parts(
             parts,
             // The route slot is released once the body has streamed.

@@ -4,30 +4,11 @@
 //! the same; the counts keep it under a second in a debug build.
 
 use bytes::BytesMut;
+use pp_testkit::Rng;
 
 use crate::frame::{self, Head, Kind, HEAD_LEN, PREFACE};
 use crate::hpack::{encode_field, huffman, Decoder};
 use crate::server::{Config, Connection};
-
-/// xorshift64*: enough spread for inputs, and the same on every run.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn bytes(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| self.next() as u8).collect()
-    }
-}
 
 /// A valid request block; its cookie never indexed at times.
 fn valid_block(rng: &mut Rng) -> Vec<u8> {
@@ -48,8 +29,8 @@ fn valid_block(rng: &mut Rng) -> Vec<u8> {
 fn mutated_block(rng: &mut Rng) -> Vec<u8> {
     let mut b = valid_block(rng);
     for _ in 0..=rng.below(4) {
-        let i = rng.below(b.len() as u64) as usize;
-        b[i] = rng.next() as u8;
+        let i = rng.below(b.len());
+        b[i] = rng.next_u64() as u8;
     }
     b
 }
@@ -61,7 +42,7 @@ fn random_blocks_and_huffman_strings_are_refused_without_a_panic() {
     let mut out = Vec::new();
     for round in 0..20_000 {
         let block = if round % 2 == 0 {
-            let len = rng.below(64) as usize;
+            let len = rng.below(64);
             rng.bytes(len)
         } else {
             mutated_block(&mut rng)
@@ -93,17 +74,17 @@ fn random_frames_after_the_preface_end_in_events_or_a_goaway_without_a_panic() {
         frame::write_settings(&mut wire, &[]);
         for _ in 0..rng.below(12) {
             let kind = rng.below(11) as u8;
-            let flags = rng.next() as u8;
+            let flags = rng.next_u64() as u8;
             let stream = match rng.below(4) {
                 0 => 0,
                 1 => 1,
                 2 => rng.below(8) as u32 * 2 + 1,
-                _ => rng.next() as u32,
+                _ => rng.next_u64() as u32,
             };
             let payload = if kind == Kind::Headers.code() && rng.below(2) == 0 {
                 mutated_block(&mut rng)
             } else {
-                let len = rng.below(40) as usize;
+                let len = rng.below(40);
                 rng.bytes(len)
             };
             Head {
@@ -121,7 +102,7 @@ fn random_frames_after_the_preface_end_in_events_or_a_goaway_without_a_panic() {
         let mut rest = &wire[..];
         let mut failed = false;
         while !rest.is_empty() && !failed {
-            let n = (1 + rng.below(64) as usize).min(rest.len());
+            let n = (1 + rng.below(64)).min(rest.len());
             buf.extend_from_slice(&rest[..n]);
             rest = &rest[n..];
             failed = c.receive(&mut buf, &mut events).is_err();
@@ -145,7 +126,7 @@ fn random_frames_after_the_preface_end_in_events_or_a_goaway_without_a_panic() {
 /// have open, now and then with a byte changed.
 fn plausible_frame(rng: &mut Rng, wire: &mut Vec<u8>, next_stream: &mut u32) {
     let open = if *next_stream > 1 {
-        1 + 2 * rng.below(u64::from(*next_stream / 2)) as u32
+        1 + 2 * rng.below(*next_stream as usize / 2) as u32
     } else {
         1
     };
@@ -162,12 +143,12 @@ fn plausible_frame(rng: &mut Rng, wire: &mut Vec<u8>, next_stream: &mut u32) {
             } else {
                 0
             };
-            let max = 1 + rng.below(64) as usize;
+            let max = 1 + rng.below(64);
             frame::write_headers(wire, *next_stream, &block, end != 0, max);
             *next_stream += 2;
         }
         2 | 3 => {
-            let len = rng.below(300) as usize;
+            let len = rng.below(300);
             let data = rng.bytes(len);
             frame::write_data_head(wire, open, data.len(), rng.below(3) == 0);
             wire.extend_from_slice(&data);
@@ -200,8 +181,8 @@ fn plausible_frame(rng: &mut Rng, wire: &mut Vec<u8>, next_stream: &mut u32) {
         }
     }
     if rng.below(16) == 0 {
-        let i = start + rng.below((wire.len() - start) as u64) as usize;
-        wire[i] = rng.next() as u8;
+        let i = start + rng.below(wire.len() - start);
+        wire[i] = rng.next_u64() as u8;
     }
 }
 

@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use super::*;
 use crate::body::{boxed, empty, full};
 use crate::codec::{parse_length, MAX_CHUNK_LINE, MAX_HEADERS};
+use pp_testkit::Rng;
 
 /// A connection and the raw upstream end of it.
 async fn pair() -> (Box<Conn>, TcpStream) {
@@ -584,23 +585,6 @@ async fn field_names_remembered_from_the_last_answer_never_mislabel_the_next() {
     );
 }
 
-/// A small deterministic generator (xorshift64*): the cases below repeat
-/// run after run, and a failing one is found again by its index.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap_or(0)
-    }
-}
-
 /// A response carrying `body`, framed one of three ways, and whether the
 /// connection stays usable after it.
 fn framed(rng: &mut Rng, body: &[u8]) -> (Vec<u8>, bool) {
@@ -663,10 +647,10 @@ async fn random_framings_read_in_random_pieces_give_back_the_body() {
     let mut rng = Rng(0x5eed_0001);
     for case in 0..150 {
         let len = rng.below(2_000);
-        let sent: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let sent: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         let (raw, keep_alive) = framed(&mut rng, &sent);
         let (mut conn, upstream) = pair().await;
-        let writer = dribble(upstream, raw, rng.next());
+        let writer = dribble(upstream, raw, rng.next_u64());
         let h = head(&mut conn, &Method::GET).await.expect("head");
         assert_eq!(h.keep_alive, keep_alive, "case {case}");
         let (got, _) = body(&mut conn, h.framing).await.expect("body");
@@ -686,12 +670,12 @@ async fn mangled_responses_end_in_an_answer_or_an_error_never_a_panic() {
     let mut passed = 0;
     for i in 0..300 {
         let len = rng.below(600);
-        let sent: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let sent: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
         let (mut raw, _) = framed(&mut rng, &sent);
         for _ in 0..=rng.below(4) {
             let at = rng.below(raw.len());
             match rng.below(3) {
-                0 => raw[at] = rng.next() as u8,
+                0 => raw[at] = rng.next_u64() as u8,
                 1 => raw.insert(at, b"\r\n:;0 \t\x00\xff"[rng.below(9)]),
                 _ => {
                     raw.remove(at);
@@ -702,7 +686,7 @@ async fn mangled_responses_end_in_an_answer_or_an_error_never_a_panic() {
         // Every other one may pass its fields on as they came: what passes
         // is whole field lines, whatever the mangling left.
         conn.verbatim = i % 2 == 0;
-        let writer = dribble(upstream, raw, rng.next());
+        let writer = dribble(upstream, raw, rng.next_u64());
         // The upstream closes after its bytes: every case ends, whatever
         // the mangling did to the framing.
         let outcome = match head(&mut conn, &Method::GET).await {
@@ -738,22 +722,29 @@ async fn mangled_responses_end_in_an_answer_or_an_error_never_a_panic() {
     assert!(passed > 10, "only {passed} heads passed on verbatim");
 }
 
+/// A chunked answer carrying `ok` and the trailer section `trailers` (its
+/// field lines), read to its end on a fresh connection.
+async fn with_trailers(trailers: &str) -> Result<(Vec<u8>, Option<HeaderMap>), UpstreamError> {
+    let (mut conn, mut upstream) = pair().await;
+    let raw = format!(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n{trailers}\r\n"
+    );
+    let writer = tokio::spawn(async move {
+        let _ = upstream.write_all(raw.as_bytes()).await;
+        upstream
+    });
+    let h = head(&mut conn, &Method::GET).await.expect("head");
+    let got = body(&mut conn, h.framing).await;
+    drop(writer.await.expect("writer"));
+    got
+}
+
 #[tokio::test]
 async fn a_trailer_section_passes_at_its_limit_and_fails_past_it() {
     use crate::codec::MAX_TRAILERS;
     // `X-T: <value>\r\n\r\n` is the value plus 7 bytes.
     for (value_len, fits) in [(MAX_TRAILERS - 1_000, true), (MAX_TRAILERS + 1, false)] {
-        let (mut conn, mut upstream) = pair().await;
-        let raw = format!(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: {}\r\n\r\n",
-            "t".repeat(value_len)
-        );
-        let writer = tokio::spawn(async move {
-            let _ = upstream.write_all(raw.as_bytes()).await;
-            upstream
-        });
-        let h = head(&mut conn, &Method::GET).await.expect("head");
-        let got = body(&mut conn, h.framing).await;
+        let got = with_trailers(&format!("X-T: {}\r\n", "t".repeat(value_len))).await;
         if fits {
             let (data, trailers) = got.expect("trailers under the limit");
             assert_eq!(data, b"ok");
@@ -762,24 +753,14 @@ async fn a_trailer_section_passes_at_its_limit_and_fails_past_it() {
             let err = got.expect_err("trailers past the limit");
             assert!(matches!(err, UpstreamError::Protocol(_)), "{err}");
         }
-        drop(writer.await.expect("writer"));
     }
 }
 
 #[tokio::test]
 async fn a_trailer_section_holds_at_most_the_field_limit() {
     for (count, fits) in [(MAX_HEADERS, true), (MAX_HEADERS + 1, false)] {
-        let (mut conn, mut upstream) = pair().await;
         let trailers: String = (0..count).map(|i| format!("X-T{i}: 1\r\n")).collect();
-        let raw = format!(
-            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n{trailers}\r\n"
-        );
-        let writer = tokio::spawn(async move {
-            let _ = upstream.write_all(raw.as_bytes()).await;
-            upstream
-        });
-        let h = head(&mut conn, &Method::GET).await.expect("head");
-        let got = body(&mut conn, h.framing).await;
+        let got = with_trailers(&trailers).await;
         if fits {
             let (data, trailers) = got.expect("trailers at the limit");
             assert_eq!(data, b"ok");
@@ -788,7 +769,6 @@ async fn a_trailer_section_holds_at_most_the_field_limit() {
             let err = got.expect_err("trailers past the limit");
             assert!(matches!(err, UpstreamError::Protocol(_)), "{err}");
         }
-        drop(writer.await.expect("writer"));
     }
 }
 
