@@ -615,43 +615,35 @@ impl Proxy {
         mut resp: Response<UpstreamBody>,
         answer: Answer<'_>,
     ) -> Result<Response<ProxyBody>, ProxyError> {
-        let Answer {
-            resolved,
-            caller,
-            permit,
-            client_upgrade,
-            cid,
-            conn,
-            auth,
-        } = answer;
-        let route = &resolved.route;
+        let route = &answer.resolved.route;
+        let caller = answer.caller.as_ref();
         if let (Some(client_upgrade), StatusCode::SWITCHING_PROTOCOLS) =
-            (client_upgrade, resp.status())
+            (answer.client_upgrade, resp.status())
         {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
             self.spawn_tunnel(
-                &resolved,
+                &answer.resolved,
                 client_upgrade,
                 upstream_upgrade,
-                permit,
-                caller.as_ref(),
-                cid.clone(),
+                answer.permit,
+                caller,
+                answer.cid.clone(),
             );
             let (mut parts, _) = resp.into_parts();
             hop::strip(&mut parts.headers, true);
-            self.renew_cookie(&mut parts.headers, caller.as_ref(), route, conn.tls);
+            self.renew_cookie(&mut parts.headers, caller, route, answer.conn.tls);
             return Ok(Response::from_parts(parts, empty()));
         }
         // The parts keep the body's splice source (a large body the client
         // side may splice): only right while the body passes unchanged. A
         // step that replaces the body must remove `SpliceFrom` with it.
         let (mut parts, body) = resp.into_parts();
-        rewrite_headers(&mut parts.headers, route, conn.scheme(), auth);
-        self.renew_cookie(&mut parts.headers, caller.as_ref(), route, conn.tls);
+        rewrite_headers(&mut parts.headers, route, answer.conn.scheme(), answer.auth);
+        self.renew_cookie(&mut parts.headers, caller, route, answer.conn.tls);
         Ok(Response::from_parts(
             parts,
             // The route slot is released once the body has streamed.
-            boxed(OnDone::new(body, move || drop(permit))),
+            boxed(OnDone::new(body, move || drop(answer.permit))),
         ))
     }
 
