@@ -16,7 +16,11 @@
 #    CARGO_PROFILE_RELEASE_DEBUG=line-tables-only
 #    cargo build --release --target-dir target/prof -p platform-proxy;
 #    PP_BIN=path counts another build, without line tables;
-#    BENCH_BROWSER=1 sends a browser's fields too, see bench/lib.sh)
+#    BENCH_BROWSER=1 sends a browser's fields too, see bench/lib.sh;
+#    CG_CACHE=1 simulates the caches too (32 KiB L1s, 1 MiB last level,
+#    this machine's L2) with wrk on BENCH_CONNS connections rather than 8,
+#    and prints misses a request and the functions with the most L1
+#    instruction misses)
 set -euo pipefail
 # shellcheck source=bench/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -56,7 +60,14 @@ bootstrap_token = "$BENCH_TOKEN"
 level = "warn"
 TOML
 out=$work/callgrind.out
-bench_spawn "$work/pp-cg.log" valgrind --tool=callgrind --callgrind-out-file="$out" \
+cache=${CG_CACHE:-0}
+cg_args=()
+wrk_conns=8
+if [ "$cache" = 1 ]; then
+    cg_args=(--cache-sim=yes --D1=32768,8,64 --I1=32768,8,64 --LL=1048576,16,64)
+    wrk_conns=$BENCH_CONNS
+fi
+bench_spawn "$work/pp-cg.log" valgrind --tool=callgrind --callgrind-out-file="$out" "${cg_args[@]}" \
     "$prof_bin" serve --config "$work/pp-cg.toml"
 vg_pid=$spawned
 for _ in $(seq 300); do
@@ -101,7 +112,7 @@ else
         callgrind_control -d "$vg_pid" >/dev/null 2>&1
         requests=$h2_requests
     else
-        run=$(bench_load wrk -t1 -c8 -d"${secs}s" -H "Host: $host" "${hdr[@]}" "${BENCH_FIELDS[@]}" \
+        run=$(bench_load wrk -t1 -c"$wrk_conns" -d"${secs}s" -H "Host: $host" "${hdr[@]}" "${BENCH_FIELDS[@]}" \
             "http://127.0.0.1:$px_port/1k.txt")
         callgrind_control -d "$vg_pid" >/dev/null 2>&1
         grep -q "Non-2xx" <<<"$run" && die "non-2xx answers during the run: $run"
@@ -119,3 +130,14 @@ callgrind_annotate --inclusive=yes --auto=no --threshold=100 "$dump" 2>/dev/null
     | grep -vE 'clone\.S|pthread_create|thread_start|tokio-[0-9.]+/src/runtime' \
     | sed -E 's|/root/\.cargo/registry/src/[^/]+/||; s|/rustc/[0-9a-f]+/||; s| \[[^]]*\]$||' \
     | head -n "$rows" | cut -c1-180
+if [ "$cache" = 1 ]; then
+    # Misses a request, then the functions by their own L1 instruction
+    # misses: where the request's code footprint is.
+    callgrind_annotate --auto=no "$dump" 2>/dev/null | awk -v n="$requests" '
+        /Ir +I1mr/ { for (i = 1; i <= NF; i++) name[i] = $i; next }
+        /PROGRAM TOTALS/ { for (i = 1; i < NF - 1; i++) { v = $i; gsub(",", "", v); printf "%s %.1f  ", name[i], v / n } print ""; exit }'
+    callgrind_annotate --auto=no --sort=I1mr --threshold=95 "$dump" 2>/dev/null \
+        | grep -E '^ *[0-9,]+ \(' | grep -v 'PROGRAM TOTALS' \
+        | sed -E 's|/root/\.cargo/registry/src/[^/]+/||; s|/rustc/[0-9a-f]+/||; s| \[[^]]*\]$||' \
+        | head -n "$rows" | cut -c1-220
+fi

@@ -18,8 +18,6 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
-use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::body::BoxError;
 use crate::headers::passed::Passed;
@@ -82,11 +80,6 @@ impl Body for ClientBody {
     }
 }
 
-/// A byte stream both ways: what a protocol switch leaves of a connection.
-pub trait Tunnelled: AsyncRead + AsyncWrite + Send + Unpin {}
-
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> Tunnelled for T {}
-
 /// Where a protocol switch's client side comes from once the `101` has
 /// been written.
 #[derive(Debug)]
@@ -112,10 +105,10 @@ impl ClientUpgrade {
     ///
     /// # Errors
     /// The connection closed or failed before the switch was written.
-    pub async fn connected(self) -> Result<Box<dyn Tunnelled>, BoxError> {
+    pub async fn connected(self) -> Result<crate::tunnel::End, BoxError> {
         match self {
-            Self::Hyper(on) => Ok(Box::new(TokioIo::new(on.await?))),
-            Self::H1(rx) => Ok(Box::new(rx.await?)),
+            Self::Hyper(on) => Ok(crate::tunnel::End::from_hyper(on.await?)),
+            Self::H1(rx) => Ok(rx.await?.into_end()),
         }
     }
 }

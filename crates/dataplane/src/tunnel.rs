@@ -11,6 +11,11 @@
 //! each read goes through the runtime thread's one scratch buffer and is
 //! written on in the same poll, so a message costs one read and one write
 //! and an idle tunnel holds no buffer.
+//!
+//! Each end is its socket's two halves apart ([`End`]): the relay reads one
+//! and writes the other from the same task, so a plain TCP connection is
+//! read and written straight, with no lock between the halves and no
+//! layers of the HTTP library that switched it.
 
 use std::cell::RefCell;
 use std::pin::Pin;
@@ -19,10 +24,91 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use futures_util::task::AtomicWaker;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+use crate::server::h1::socket::{Reader, WriteHalf};
+
+/// One end of a tunnel: what to read (the bytes read past the switch's
+/// head first, then the connection) and what to write, held apart.
+pub struct End {
+    read: Incoming,
+    write: WriteHalf,
+}
+
+impl End {
+    pub(crate) fn new(read: Reader, prefix: Bytes, write: WriteHalf) -> Self {
+        Self {
+            read: Incoming { prefix, read },
+            write,
+        }
+    }
+
+    /// Any byte stream, split by tokio (which takes a lock on every read
+    /// and write): TLS connections, in-memory pipes.
+    pub fn stream<S>(s: S) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Send + 'static,
+    {
+        let (r, w) = tokio::io::split(s);
+        Self::new(
+            Reader::Stream(Box::new(r)),
+            Bytes::new(),
+            WriteHalf::Stream(Box::new(w)),
+        )
+    }
+
+    /// A connection hyper switched: its TCP socket where it is one, after
+    /// the bytes hyper read past the `101`'s head; any other through
+    /// hyper's own reads and writes.
+    #[must_use]
+    pub fn from_hyper(upgraded: hyper::upgrade::Upgraded) -> Self {
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                let (r, w) = parts.io.into_inner().into_split();
+                Self::new(Reader::Tcp(r), parts.read_buf, WriteHalf::Tcp(w))
+            }
+            Err(upgraded) => Self::stream(TokioIo::new(upgraded)),
+        }
+    }
+}
+
+impl std::fmt::Debug for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("End")
+            .field("prefix", &self.read.prefix.len())
+            .field("tcp", &self.write.tcp().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An end's reading side: `prefix` first, then the connection.
+struct Incoming {
+    prefix: Bytes,
+    read: Reader,
+}
+
+impl AsyncRead for Incoming {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix[..n]);
+            this.prefix.advance(n);
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.read).poll_read(cx, buf)
+    }
+}
 
 /// Why the proxy ended a tunnel. Each maps to a close code and reason the
 /// browser sees (RFC 6455 §7.4).
@@ -98,9 +184,9 @@ enum Dir {
 }
 
 struct Shared {
-    start: Instant,
-    /// Milliseconds since `start` of the last frame bytes in either direction.
-    last_activity_ms: AtomicU64,
+    /// Reads forwarded so far, both ways. The watcher looks for a change
+    /// each tick: a count kept, not the clock read on every message.
+    activity: AtomicU64,
     /// Set once the proxy decided to close; the pumps look at it each time
     /// they are polled, and the relay polls them right after setting it.
     stop: AtomicBool,
@@ -110,14 +196,16 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counts a forwarded read. Only the relay's task writes the count
+    /// (both pumps run in it), so a load and a store do, without a locked
+    /// add.
     fn touch(&self) {
-        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_activity_ms.store(ms, Ordering::Relaxed);
+        let n = self.activity.load(Ordering::Relaxed);
+        self.activity.store(n.wrapping_add(1), Ordering::Relaxed);
     }
 
-    fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_activity_ms.load(Ordering::Relaxed));
-        self.start.elapsed().saturating_sub(last)
+    fn activity(&self) -> u64 {
+        self.activity.load(Ordering::Relaxed)
     }
 
     fn stop_with(&self, r: CloseReason) {
@@ -161,21 +249,18 @@ impl Shared {
 /// ([`watch_limits`]), so a frame wakes only the relay and its two pumps,
 /// never the timers and subscriptions of the tunnel; the watcher sets the
 /// stop flag and wakes the relay.
-pub async fn relay<C, U, R>(
-    client: C,
-    upstream: U,
+pub async fn relay<R>(
+    client: End,
+    upstream: End,
     limits: TunnelLimits,
     drain: CancellationToken,
     revoked: R,
 ) -> TunnelStats
 where
-    C: AsyncRead + AsyncWrite + Send + Unpin,
-    U: AsyncRead + AsyncWrite + Send + Unpin,
     R: std::future::Future<Output = &'static str> + Send + 'static,
 {
     let shared = Arc::new(Shared {
-        start: Instant::now(),
-        last_activity_ms: AtomicU64::new(0),
+        activity: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         reason: Mutex::new(None),
         relay: AtomicWaker::new(),
@@ -186,10 +271,8 @@ where
         drain,
         revoked,
     )));
-    let (cr, cw) = tokio::io::split(client);
-    let (ur, uw) = tokio::io::split(upstream);
-    let up = pump(cr, uw, Dir::ToUpstream, &shared);
-    let down = pump(ur, cw, Dir::ToClient, &shared);
+    let up = pump(client.read, upstream.write, Dir::ToUpstream, &shared);
+    let down = pump(upstream.read, client.write, Dir::ToClient, &shared);
     tokio::pin!(up, down);
     let mut up_done: Option<(u64, u64)> = None;
     let mut down_done: Option<(u64, u64)> = None;
@@ -248,16 +331,31 @@ async fn watch_limits<R>(
     let deadline = Instant::now()
         .checked_add(limits.max_lifetime)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600));
-    let tick = (limits.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+    let lifetime = tokio::time::sleep_until(deadline);
+    // Idleness is seen a tick late at most: a tick that finds the count
+    // moved takes its own time as the last activity (never earlier than
+    // the real one, so an active tunnel is never closed early), and the
+    // close comes at the first tick a whole `idle` after that. Between
+    // `idle` and `idle` + 2 ticks (+25%) of the last frame bytes.
+    let tick = (limits.idle / 8).clamp(Duration::from_millis(50), Duration::from_secs(1));
     let mut idle_check = tokio::time::interval(tick);
-    tokio::pin!(revoked);
+    let mut seen = shared.activity();
+    let mut quiet_since = Instant::now();
+    tokio::pin!(revoked, lifetime);
     let reason = loop {
         tokio::select! {
             () = drain.cancelled() => break CloseReason::Shutdown,
             why = &mut revoked => break CloseReason::Revoked(why),
-            () = tokio::time::sleep_until(deadline) => break CloseReason::Lifetime,
+            () = &mut lifetime => break CloseReason::Lifetime,
             _ = idle_check.tick() => {
-                if shared.idle_for() >= limits.idle {
+                // The clock, not the tick's planned time: a late tick must
+                // not date activity it counts before it happened.
+                let now = Instant::now();
+                let count = shared.activity();
+                if count != seen {
+                    seen = count;
+                    quiet_since = now;
+                } else if now.duration_since(quiet_since) >= limits.idle {
                     break CloseReason::Idle;
                 }
             }

@@ -7,7 +7,6 @@ use std::sync::Arc;
 
 use http::header;
 use http::{Method, Request};
-use hyper_util::rt::TokioIo;
 use pp_identity::Via;
 use pp_model::records::AuditOutcome;
 use pp_model::table::CompiledRoute;
@@ -79,7 +78,12 @@ impl Proxy {
         self.tunnels.spawn(
             async move {
                 let _permit = permit;
-                let upstream = async { upstream.await.map_err(crate::body::BoxError::from) };
+                let upstream = async {
+                    upstream
+                        .await
+                        .map(tunnel::End::from_hyper)
+                        .map_err(crate::body::BoxError::from)
+                };
                 let (c, u) = match tokio::try_join!(client.connected(), upstream) {
                     Ok(pair) => pair,
                     Err(e) => {
@@ -89,7 +93,7 @@ impl Proxy {
                 };
                 tracing::info!("websocket opened");
                 audit.record(connected.clone());
-                let stats = tunnel::relay(c, TokioIo::new(u), limits, drain, revoked).await;
+                let stats = tunnel::relay(c, u, limits, drain, revoked).await;
                 let mut closed = connected;
                 closed.id = uuid::Uuid::new_v4();
                 closed.at = time::OffsetDateTime::now_utc();

@@ -29,7 +29,13 @@ fn tunnel_revoked(
 ) -> (DuplexStream, DuplexStream, JoinHandle<TunnelStats>) {
     let (client, browser) = duplex(pipe);
     let (upstream, app) = duplex(pipe);
-    let task = tokio::spawn(relay(client, upstream, limits, drain, revoked));
+    let task = tokio::spawn(relay(
+        End::stream(client),
+        End::stream(upstream),
+        limits,
+        drain,
+        revoked,
+    ));
     (browser, app, task)
 }
 
