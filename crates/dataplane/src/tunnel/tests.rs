@@ -373,3 +373,125 @@ async fn a_drain_after_one_side_left_still_closes_the_other_properly() {
         Some(CloseReason::Shutdown)
     );
 }
+
+#[tokio::test]
+async fn a_tunnel_in_use_outlives_its_idle_time_and_closes_once_quiet() {
+    let (mut browser, mut app, task) =
+        tunnel(1 << 16, limits(200, 60_000), CancellationToken::new());
+    let frame = client_text("x");
+    let mut got = vec![0u8; frame.len()];
+    // Four idle times' worth of traffic, a frame every 40 ms.
+    for i in 0..20 {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        browser.write_all(&frame).await.expect("write");
+        app.read_exact(&mut got)
+            .await
+            .expect("forwarded, not closed");
+        assert_eq!(got, frame);
+    }
+    // The last frame bytes have been relayed.
+    let quiet = Instant::now();
+    assert_eq!(
+        read_close(&mut browser, false).await,
+        (1001, "idle timeout".into())
+    );
+    let waited = quiet.elapsed();
+    // Never before the idle time; within two ticks (50 ms each here) of
+    // it, with room for a loaded machine.
+    assert!(
+        waited >= Duration::from_millis(200),
+        "closed early: {waited:?}"
+    );
+    assert!(
+        waited < Duration::from_millis(700),
+        "closed late: {waited:?}"
+    );
+    drop(browser);
+    drop(app);
+    let stats = task.await.expect("join");
+    assert_eq!(stats.closed_by_proxy, Some(CloseReason::Idle));
+    assert_eq!(stats.frames_to_upstream, 20);
+}
+
+/// Answers one request on `server` with a `101` and `early` in the same
+/// write, then sends `late` once it has read `ping`; returns what hyper's
+/// client made of the switch, and the peer's task.
+async fn switched_by_hyper<S, P>(io: S, mut server: P) -> (End, JoinHandle<P>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    P: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = tokio::spawn(async move {
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            server.read_exact(&mut b).await.expect("request head");
+            head.push(b[0]);
+        }
+        server
+            .write_all(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nearly")
+            .await
+            .expect("answer");
+        let mut ping = [0u8; 4];
+        server.read_exact(&mut ping).await.expect("ping");
+        assert_eq!(&ping, b"ping");
+        server.write_all(b"late").await.expect("late");
+        server
+    });
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .expect("handshake");
+    tokio::spawn(conn.with_upgrades());
+    let req = http::Request::get("/ws")
+        .header("host", "app")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("101");
+    assert_eq!(resp.status(), http::StatusCode::SWITCHING_PROTOCOLS);
+    let end = End::from_hyper(hyper::upgrade::on(resp).await.expect("upgraded"));
+    (end, peer)
+}
+
+/// Reads `end` until `want` bytes came.
+async fn read_end(end: &mut End, want: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while got.len() < want {
+        let n = end.read.read(&mut buf).await.expect("read");
+        assert!(n > 0, "closed after {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    got
+}
+
+#[tokio::test]
+async fn an_upstream_switched_over_tcp_is_its_socket_with_the_bytes_hyper_read_first() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = tokio::spawn(async move { listener.accept().await.expect("accept").0 });
+    let io = TcpStream::connect(addr).await.expect("connect");
+    let server = accepted.await.expect("join");
+    let (mut end, peer) = switched_by_hyper(io, server).await;
+    assert!(end.write.tcp().is_some(), "the socket itself: {end:?}");
+    assert_eq!(read_end(&mut end, 5).await, b"early");
+    end.write.write_all(b"ping").await.expect("write");
+    assert_eq!(read_end(&mut end, 4).await, b"late");
+    peer.await.expect("peer");
+}
+
+#[tokio::test]
+async fn an_upstream_switched_over_another_stream_is_read_through_hyper() {
+    let (io, server) = duplex(4096);
+    let (mut end, peer) = switched_by_hyper(io, server).await;
+    assert!(end.write.tcp().is_none(), "not a socket: {end:?}");
+    assert_eq!(read_end(&mut end, 5).await, b"early");
+    end.write.write_all(b"ping").await.expect("write");
+    assert_eq!(read_end(&mut end, 4).await, b"late");
+    peer.await.expect("peer");
+}
