@@ -263,6 +263,70 @@ fn a_frame_length_with_its_top_bit_set_is_refused() {
     let mut head = vec![0x82, 127];
     head.extend_from_slice(&(1u64 << 63).to_be_bytes());
     assert!(f.step(&head).is_err());
+    // The same header arriving a byte at a time.
+    let mut f = Frames::default();
+    let mut refused = false;
+    for b in &head {
+        match f.step(std::slice::from_ref(b)) {
+            Ok(n) => assert_eq!(n, 1),
+            Err(_) => refused = true,
+        }
+    }
+    assert!(refused, "the length's top bit refused however it arrives");
+}
+
+#[test]
+fn random_frames_cut_at_random_end_where_they_were_written() {
+    let mut rng = pp_testkit::Rng(0x5eed_f4a3);
+    for round in 0..200 {
+        // A stream of frames of every header shape, and where each ends.
+        let mut stream = Vec::new();
+        let mut ends = Vec::new();
+        for _ in 0..1 + rng.below(12) {
+            let len = match rng.below(4) {
+                0 => rng.below(126),
+                1 => 126 + rng.below(1000),
+                2 => 65_536 + rng.below(3000),
+                _ => 0,
+            };
+            let masked = rng.below(2) == 1;
+            stream.push(0x80 | [OP_CLOSE, 0x1, 0x2, 0x9][rng.below(4)]);
+            let mask_bit = if masked { 0x80 } else { 0 };
+            if len < 126 {
+                stream.push(mask_bit | u8::try_from(len).expect("short"));
+            } else if len < 65_536 {
+                stream.push(mask_bit | 126);
+                stream.extend_from_slice(&u16::try_from(len).expect("mid").to_be_bytes());
+            } else {
+                stream.push(mask_bit | 127);
+                stream.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+            if masked {
+                stream.extend_from_slice(&rng.bytes(4));
+            }
+            stream.extend_from_slice(&rng.bytes(len));
+            ends.push(stream.len());
+        }
+        let mut f = Frames::default();
+        let mut seen = Vec::new();
+        let mut at = 0;
+        while at < stream.len() {
+            let cut = (at + 1 + rng.below(200)).min(stream.len());
+            let chunk = &stream[at..cut];
+            let mut used = 0;
+            while used < chunk.len() {
+                let n = f.step(&chunk[used..]).expect("valid frames");
+                assert!(n > 0, "round {round}: no progress");
+                used += n;
+                if f.at_boundary() {
+                    seen.push(at + used);
+                }
+            }
+            at = cut;
+        }
+        assert_eq!(seen, ends, "round {round}");
+        assert_eq!(f.frames, ends.len() as u64, "round {round}");
+    }
 }
 
 #[tokio::test]
