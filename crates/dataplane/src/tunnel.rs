@@ -18,10 +18,11 @@
 //! layers of the HTTP library that switched it.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
@@ -191,8 +192,29 @@ struct Shared {
     /// they are polled, and the relay polls them right after setting it.
     stop: AtomicBool,
     reason: Mutex<Option<CloseReason>>,
-    /// The relay, woken when `stop` is set.
+    /// The relay, woken when `stop` is set or a direction is.
     relay: AtomicWaker,
+    /// Whether each direction (by [`Dir`]) was woken since the relay last
+    /// polled it: a frame one way polls that way's pump only, not the
+    /// other's socket as well.
+    woken: [AtomicBool; 2],
+}
+
+/// A pump's waker: marks its direction woken and wakes the relay.
+struct PumpWaker {
+    shared: Arc<Shared>,
+    dir: Dir,
+}
+
+impl std::task::Wake for PumpWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.shared.woken[self.dir as usize].store(true, Ordering::Release);
+        self.shared.relay.wake();
+    }
 }
 
 impl Shared {
@@ -216,20 +238,9 @@ impl Shared {
         self.relay.wake();
     }
 
-    /// Resolves once `stop` is set.
-    async fn stopped(&self) {
-        std::future::poll_fn(|cx| {
-            if self.stopping() {
-                return Poll::Ready(());
-            }
-            self.relay.register(cx.waker());
-            if self.stopping() {
-                Poll::Ready(())
-            } else {
-                Poll::Pending
-            }
-        })
-        .await;
+    /// Takes `dir`'s woken mark: whether its pump is to be polled.
+    fn take_woken(&self, dir: Dir) -> bool {
+        self.woken[dir as usize].swap(false, Ordering::AcqRel)
     }
 
     fn stopping(&self) -> bool {
@@ -264,6 +275,8 @@ where
         stop: AtomicBool::new(false),
         reason: Mutex::new(None),
         relay: AtomicWaker::new(),
+        // Both polled first.
+        woken: [AtomicBool::new(true), AtomicBool::new(true)],
     });
     let _watcher = AbortOnDrop(tokio::spawn(watch_limits(
         Arc::clone(&shared),
@@ -274,37 +287,57 @@ where
     let up = pump(client.read, upstream.write, Dir::ToUpstream, &shared);
     let down = pump(upstream.read, client.write, Dir::ToClient, &shared);
     tokio::pin!(up, down);
+    let waker = |dir| {
+        Waker::from(Arc::new(PumpWaker {
+            shared: Arc::clone(&shared),
+            dir,
+        }))
+    };
+    let (up_waker, down_waker) = (waker(Dir::ToUpstream), waker(Dir::ToClient));
     let mut up_done: Option<(u64, u64)> = None;
     let mut down_done: Option<(u64, u64)> = None;
-    let mut grace_end: Option<Instant> = None;
+    let mut grace: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut stop_seen = false;
     // Nothing may follow a Close (RFC 6455 §5.5.1) and the server closes
     // TCP after the handshake (§7.1.1): once one direction is finished the
     // other gets a bounded time to finish too, so a peer that keeps its
     // socket open cannot hold the tunnel (and its route slot) forever.
-    while up_done.is_none() || down_done.is_none() {
-        tokio::select! {
-            r = &mut up, if up_done.is_none() => {
+    let start_grace = |grace: &mut Option<Pin<Box<tokio::time::Sleep>>>| {
+        grace.get_or_insert_with(|| Box::pin(tokio::time::sleep(CLOSE_GRACE)));
+    };
+    std::future::poll_fn(|cx| {
+        // Before the marks are read: a wake after this finds it.
+        shared.relay.register(cx.waker());
+        if !stop_seen && shared.stopping() {
+            // The pumps see the flag when next polled: both are, now.
+            stop_seen = true;
+            shared.woken[Dir::ToUpstream as usize].store(true, Ordering::Release);
+            shared.woken[Dir::ToClient as usize].store(true, Ordering::Release);
+            start_grace(&mut grace);
+        }
+        if up_done.is_none() && shared.take_woken(Dir::ToUpstream) {
+            if let Poll::Ready(r) = up.as_mut().poll(&mut Context::from_waker(&up_waker)) {
                 up_done = Some(r);
-                grace_end.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
-            }
-            r = &mut down, if down_done.is_none() => {
-                down_done = Some(r);
-                grace_end.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
-            }
-            // The pumps see the flag when next polled, which the loop does
-            // at once (a direction still open after the other ended too).
-            () = shared.stopped(), if !stop_seen => {
-                stop_seen = true;
-                grace_end.get_or_insert_with(|| Instant::now() + CLOSE_GRACE);
-            }
-            () = sleep_until_opt(grace_end) => {
-                // A side that does not finish in time loses the connection;
-                // dropping the pumps closes both sockets.
-                break;
+                start_grace(&mut grace);
             }
         }
-    }
+        if down_done.is_none() && shared.take_woken(Dir::ToClient) {
+            if let Poll::Ready(r) = down.as_mut().poll(&mut Context::from_waker(&down_waker)) {
+                down_done = Some(r);
+                start_grace(&mut grace);
+            }
+        }
+        if up_done.is_some() && down_done.is_some() {
+            return Poll::Ready(());
+        }
+        // A side that does not finish in time loses the connection;
+        // dropping the pumps closes both sockets.
+        match grace.as_mut() {
+            Some(g) => g.as_mut().poll(cx),
+            None => Poll::Pending,
+        }
+    })
+    .await;
     let (up_frames, up_bytes) = up_done.unwrap_or_default();
     let (down_frames, down_bytes) = down_done.unwrap_or_default();
     TunnelStats {
@@ -370,13 +403,6 @@ struct AbortOnDrop(tokio::task::JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-async fn sleep_until_opt(t: Option<Instant>) {
-    match t {
-        Some(t) => tokio::time::sleep_until(t).await,
-        None => std::future::pending().await,
     }
 }
 
