@@ -45,7 +45,10 @@ pub struct End {
 impl End {
     pub(crate) fn new(read: Reader, prefix: Bytes, write: WriteHalf) -> Self {
         Self {
-            read: Incoming { prefix, read },
+            read: Incoming {
+                prefix: Incoming::held(prefix),
+                read,
+            },
             write,
         }
     }
@@ -94,6 +97,19 @@ struct Incoming {
     read: Reader,
 }
 
+impl Incoming {
+    /// `prefix`, or nothing once it is empty: a slice of a read buffer,
+    /// even an empty one, keeps the whole buffer (hyper's is 8 KiB and
+    /// more) for the tunnel's life.
+    fn held(prefix: Bytes) -> Bytes {
+        if prefix.is_empty() {
+            Bytes::new()
+        } else {
+            prefix
+        }
+    }
+}
+
 impl AsyncRead for Incoming {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -105,6 +121,7 @@ impl AsyncRead for Incoming {
             let n = this.prefix.len().min(buf.remaining());
             buf.put_slice(&this.prefix[..n]);
             this.prefix.advance(n);
+            this.prefix = Incoming::held(std::mem::take(&mut this.prefix));
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.read).poll_read(cx, buf)

@@ -559,3 +559,29 @@ async fn an_upstream_switched_over_another_stream_is_read_through_hyper() {
     assert_eq!(read_end(&mut end, 4).await, b"late");
     peer.await.expect("peer");
 }
+
+#[tokio::test]
+async fn an_end_lets_go_of_the_read_buffer_its_prefix_came_from() {
+    // Nothing read past the switch: the empty slice does not keep the
+    // buffer (8 KiB an idle tunnel, were it kept).
+    let buffer = bytes::Bytes::from(vec![7u8; 8192]);
+    let mut empty = buffer.clone();
+    empty.advance(8192);
+    let end = End::new(
+        crate::server::h1::socket::Reader::Stream(Box::new(tokio::io::empty())),
+        empty,
+        crate::server::h1::socket::WriteHalf::Stream(Box::new(tokio::io::sink())),
+    );
+    assert!(buffer.is_unique(), "the end holds the read buffer");
+    drop(end);
+    // Bytes read past it: held until read, then let go.
+    let (mut app, far) = duplex(64);
+    let mut end = End::stream(far);
+    end.read.prefix = Incoming::held(buffer.slice(8000..));
+    assert!(!buffer.is_unique());
+    app.write_all(b"after").await.expect("write");
+    let got = read_end(&mut end, 192 + 5).await;
+    assert_eq!(&got[..192], &[7u8; 192][..]);
+    assert_eq!(&got[192..], b"after");
+    assert!(buffer.is_unique(), "the prefix read, the buffer is let go");
+}
