@@ -532,6 +532,16 @@ async fn read_end(end: &mut End, want: usize) -> Vec<u8> {
     got
 }
 
+/// The peer's bytes both ways through `end`, which is the socket itself
+/// when `tcp`: `early` (read past the `101`) in, `ping` out, `late` in.
+async fn exchange_through<P>(mut end: End, peer: JoinHandle<P>, tcp: bool) {
+    assert_eq!(end.write.tcp().is_some(), tcp, "{end:?}");
+    assert_eq!(read_end(&mut end, 5).await, b"early");
+    end.write.write_all(b"ping").await.expect("write");
+    assert_eq!(read_end(&mut end, 4).await, b"late");
+    peer.await.expect("peer");
+}
+
 #[tokio::test]
 async fn an_upstream_switched_over_tcp_is_its_socket_with_the_bytes_hyper_read_first() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -541,23 +551,15 @@ async fn an_upstream_switched_over_tcp_is_its_socket_with_the_bytes_hyper_read_f
     let accepted = tokio::spawn(async move { listener.accept().await.expect("accept").0 });
     let io = TcpStream::connect(addr).await.expect("connect");
     let server = accepted.await.expect("join");
-    let (mut end, peer) = switched_by_hyper(io, server).await;
-    assert!(end.write.tcp().is_some(), "the socket itself: {end:?}");
-    assert_eq!(read_end(&mut end, 5).await, b"early");
-    end.write.write_all(b"ping").await.expect("write");
-    assert_eq!(read_end(&mut end, 4).await, b"late");
-    peer.await.expect("peer");
+    let (end, peer) = switched_by_hyper(io, server).await;
+    exchange_through(end, peer, true).await;
 }
 
 #[tokio::test]
 async fn an_upstream_switched_over_another_stream_is_read_through_hyper() {
     let (io, server) = duplex(4096);
-    let (mut end, peer) = switched_by_hyper(io, server).await;
-    assert!(end.write.tcp().is_none(), "not a socket: {end:?}");
-    assert_eq!(read_end(&mut end, 5).await, b"early");
-    end.write.write_all(b"ping").await.expect("write");
-    assert_eq!(read_end(&mut end, 4).await, b"late");
-    peer.await.expect("peer");
+    let (end, peer) = switched_by_hyper(io, server).await;
+    exchange_through(end, peer, false).await;
 }
 
 #[tokio::test]
