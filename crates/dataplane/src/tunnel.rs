@@ -274,9 +274,10 @@ impl Shared {
 /// `revoked` resolves (the session behind the tunnel was revoked).
 ///
 /// The limits and signals are watched by a task of their own
-/// ([`watch_limits`]), so a frame wakes only the relay and its two pumps,
-/// never the timers and subscriptions of the tunnel; the watcher sets the
-/// stop flag and wakes the relay.
+/// ([`watch_limits`]), so a frame wakes only the relay and the pump of its
+/// direction (each pump has a waker of its own, [`PumpWaker`]), never the
+/// other direction's socket or the tunnel's timers and subscriptions; the
+/// watcher sets the stop flag and wakes the relay, which then polls both.
 pub async fn relay<R>(
     client: End,
     upstream: End,
