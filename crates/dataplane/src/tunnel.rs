@@ -193,6 +193,11 @@ const COPY_BUF: usize = 16 * 1024;
 /// After the proxy decides to close, each side gets this long to finish.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
+/// The longest between two looks at a tunnel's idleness: the default 15
+/// minutes' timeout closes an idle tunnel within a minute of it, and 5,000
+/// idle tunnels wake their watchers 170 times a second, not 5,000.
+const MAX_IDLE_TICK: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dir {
     /// Browser → upstream: frames are masked, and so must ours be.
@@ -387,9 +392,8 @@ async fn watch_limits<R>(
     // moved takes its own time as the last activity (never earlier than
     // the real one, so an active tunnel is never closed early), and the
     // close comes at the first tick a whole `idle` after that. Between
-    // `idle` and `idle` + 2 ticks (+25%) of the last frame bytes.
-    let tick = (limits.idle / 8).clamp(Duration::from_millis(50), Duration::from_secs(1));
-    let mut idle_check = tokio::time::interval(tick);
+    // `idle` and `idle` + 2 ticks of the last frame bytes.
+    let mut idle_check = tokio::time::interval(idle_tick(limits.idle));
     let mut seen = shared.activity();
     let mut quiet_since = Instant::now();
     tokio::pin!(revoked, lifetime);
@@ -413,6 +417,14 @@ async fn watch_limits<R>(
         }
     };
     shared.stop_with(reason);
+}
+
+/// How often a tunnel's watcher looks for activity: an eighth of the idle
+/// timeout (so a close comes at most 25% late), at least 50 ms, at most
+/// [`MAX_IDLE_TICK`] (an idle tunnel, of thousands of open notebooks, wakes
+/// its watcher that seldom).
+fn idle_tick(idle: Duration) -> Duration {
+    (idle / 8).clamp(Duration::from_millis(50), MAX_IDLE_TICK)
 }
 
 /// Aborts the task when dropped: the watcher ends with its tunnel.

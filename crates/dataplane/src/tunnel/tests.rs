@@ -587,3 +587,14 @@ async fn an_end_lets_go_of_the_read_buffer_its_prefix_came_from() {
     assert_eq!(&got[192..], b"after");
     assert!(buffer.is_unique(), "the prefix read, the buffer is let go");
 }
+
+#[test]
+fn the_idle_check_is_an_eighth_of_the_timeout_within_its_bounds() {
+    let tick = |ms| idle_tick(Duration::from_millis(ms));
+    assert_eq!(tick(200), Duration::from_millis(50), "at least 50 ms");
+    assert_eq!(tick(8_000), Duration::from_secs(1));
+    assert_eq!(tick(120_000), Duration::from_secs(15));
+    // The default 15 minutes: closed within a minute past them.
+    assert_eq!(tick(900_000), MAX_IDLE_TICK);
+    assert_eq!(tick(u64::MAX / 1_000), MAX_IDLE_TICK);
+}
