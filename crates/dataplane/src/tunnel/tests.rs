@@ -598,3 +598,69 @@ fn the_idle_check_is_an_eighth_of_the_timeout_within_its_bounds() {
     assert_eq!(tick(900_000), MAX_IDLE_TICK);
     assert_eq!(tick(u64::MAX / 1_000), MAX_IDLE_TICK);
 }
+
+/// Both directions at once on a runtime of several threads, where a
+/// pump's waker can fire on one thread while the relay runs on another:
+/// no wake is lost (the test would hang) and every byte arrives in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn both_directions_at_once_lose_no_wake_across_threads() {
+    let (browser, app, task) = tunnel(512, limits(60_000, 600_000), CancellationToken::new());
+    let (browser_r, mut browser_w) = tokio::io::split(browser);
+    let (app_r, mut app_w) = tokio::io::split(app);
+    const FRAMES: usize = 2_000;
+    let up: Vec<u8> = (0..FRAMES)
+        .flat_map(|i| client_text(&format!("up {i}")))
+        .collect();
+    let down: Vec<u8> = (0..FRAMES)
+        .flat_map(|i| {
+            let p = format!("down {i}");
+            let mut f = vec![0x81, u8::try_from(p.len()).expect("short")];
+            f.extend_from_slice(p.as_bytes());
+            f
+        })
+        .collect();
+    let (expect_up, expect_down) = (up.clone(), down.clone());
+    let (up_len, down_len) = (up.len(), down.len());
+    let send_up = tokio::spawn(async move {
+        for chunk in up.chunks(97) {
+            browser_w.write_all(chunk).await.expect("browser write");
+        }
+        browser_w
+    });
+    let send_down = tokio::spawn(async move {
+        for chunk in down.chunks(89) {
+            app_w.write_all(chunk).await.expect("app write");
+        }
+        app_w
+    });
+    let read_all = |mut r: tokio::io::ReadHalf<DuplexStream>, n: usize| async move {
+        let mut got = vec![0u8; n];
+        r.read_exact(&mut got).await.expect("read");
+        (r, got)
+    };
+    let at_app = tokio::spawn(read_all(app_r, up_len));
+    let at_browser = tokio::spawn(read_all(browser_r, down_len));
+    let within = Duration::from_secs(20);
+    let (app_r2, got_up) = tokio::time::timeout(within, at_app)
+        .await
+        .expect("every frame upstream in time")
+        .expect("join");
+    let (browser_r2, got_down) = tokio::time::timeout(within, at_browser)
+        .await
+        .expect("every frame to the browser in time")
+        .expect("join");
+    assert!(
+        got_up == expect_up,
+        "the browser's frames arrive upstream in order"
+    );
+    assert!(
+        got_down == expect_down,
+        "the app's frames reach the browser in order"
+    );
+    let browser_w = send_up.await.expect("join");
+    let app_w = send_down.await.expect("join");
+    drop((browser_w, browser_r2, app_w, app_r2));
+    let stats = task.await.expect("join");
+    assert_eq!(stats.frames_to_upstream, FRAMES as u64);
+    assert_eq!(stats.frames_to_client, FRAMES as u64);
+}
