@@ -129,7 +129,7 @@ callgrind_annotate --inclusive=yes --auto=no --show=Ir --threshold=100 "$dump" 2
     | grep -E '^ *[0-9,]+ \(' | grep -v 'PROGRAM TOTALS' \
     | grep -vE 'clone\.S|pthread_create|thread_start|tokio-[0-9.]+/src/runtime' \
     | sed -E 's|/root/\.cargo/registry/src/[^/]+/||; s|/rustc/[0-9a-f]+/||; s| \[[^]]*\]$||' \
-    | head -n "$rows" | cut -c1-180
+    | head -n "$rows" | cut -c1-180 || true # head closes the pipe early
 if [ "$cache" = 1 ]; then
     # Misses a request, then the functions by their own L1 instruction
     # misses: where the request's code footprint is.
@@ -145,5 +145,5 @@ if [ "$cache" = 1 ]; then
     callgrind_annotate --auto=no --inclusive=no --show=I1mr,Ir --sort=I1mr --threshold=100 "$dump" 2>/dev/null \
         | grep -E '^ *[0-9,]+ \(' | grep -v 'PROGRAM TOTALS' | awk '$2 !~ /^\((9[5-9]\.|100)/' \
         | sed -E 's|/root/\.cargo/registry/src/[^/]+/||; s|/rustc/[0-9a-f]+/||; s| \[[^]]*\]$||' \
-        | head -n "$rows" | cut -c1-200
+        | head -n "$rows" | cut -c1-200 || true
 fi
