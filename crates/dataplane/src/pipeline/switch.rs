@@ -52,12 +52,16 @@ impl Proxy {
         };
         let drain = self.drain.clone();
         let route_id = resolved.route.route.id;
-        let revoked = watch_revocation(
+        // Boxed once here: a kilobyte that the tunnel's task, the relay and
+        // the watcher would each otherwise hold room for (an argument an
+        // `async fn` moves into a local keeps both slots), about 3 KiB an
+        // idle tunnel.
+        let revoked = Box::pin(watch_revocation(
             Arc::clone(self.access.authn.directory()),
             Arc::clone(&self.routes),
             caller.cloned(),
             Arc::clone(&resolved.route),
-        );
+        ));
         let audit = Arc::clone(&self.access.audit);
         let mut connected =
             pp_identity::audit::entry("websocket.connected", AuditOutcome::Allowed, cid.as_str());
