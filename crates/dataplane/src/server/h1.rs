@@ -386,92 +386,100 @@ pub(crate) async fn serve(
         if deadline.deadline() > due {
             deadline.as_mut().reset(due);
         }
-        // The head first: the shutdown waiter and the timer are only looked
-        // at while it has to wait.
-        let head = loop {
-            tokio::select! {
-                biased;
-                h = read_head(&side, limits.max_head, &mut fields, &mut names) => break h,
-                () = &mut deadline => {
-                    if tokio::time::Instant::now() < due {
-                        // Set for an earlier wait.
-                        deadline.as_mut().reset(due);
-                        continue;
+        // The head and the request are done with once the pipeline has
+        // answered: in a block of their own, so this task keeps no room for
+        // them while the answer is written (rustc keeps a local's room
+        // across every await in its scope, moved or not).
+        let (resp, switch, head_request, version, keep_alive) = {
+            // The head first: the shutdown waiter and the timer are only looked
+            // at while it has to wait.
+            let head = loop {
+                tokio::select! {
+                    biased;
+                    h = read_head(&side, limits.max_head, &mut fields, &mut names) => break h,
+                    () = &mut deadline => {
+                        if tokio::time::Instant::now() < due {
+                            // Set for an earlier wait.
+                            deadline.as_mut().reset(due);
+                            continue;
+                        }
+                        if std::mem::take(&mut idle_ahead) {
+                            release_idle(&side, &mut out, &mut names);
+                            due = head_due;
+                            deadline.as_mut().reset(due);
+                            continue;
+                        }
+                        tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
+                        return;
                     }
-                    if std::mem::take(&mut idle_ahead) {
-                        release_idle(&side, &mut out, &mut names);
-                        due = head_due;
-                        deadline.as_mut().reset(due);
-                        continue;
-                    }
-                    tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
+                    () = &mut cancelled => return,
+                }
+            };
+            let head = match head {
+                Ok(h) => h,
+                Err(HeadError::Closed) => return,
+                Err(e) => {
+                    let status = match e {
+                        HeadError::TooLarge => "431 Request Header Fields Too Large",
+                        _ => "400 Bad Request",
+                    };
+                    let why = match e {
+                        HeadError::Malformed(why) => why,
+                        _ => "the head is too large",
+                    };
+                    tracing::debug!(remote = %info.remote, why, "refused a request head");
+                    let bare = format!(
+                        "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    );
+                    let _ = write.write_all(bare.as_bytes()).await;
+                    let _ = write.shutdown().await;
                     return;
                 }
-                () = &mut cancelled => return,
-            }
-        };
-        let head = match head {
-            Ok(h) => h,
-            Err(HeadError::Closed) => return,
-            Err(e) => {
-                let status = match e {
-                    HeadError::TooLarge => "431 Request Header Fields Too Large",
-                    _ => "400 Bad Request",
-                };
-                let why = match e {
-                    HeadError::Malformed(why) => why,
-                    _ => "the head is too large",
-                };
-                tracing::debug!(remote = %info.remote, why, "refused a request head");
-                let bare =
-                    format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-                let _ = write.write_all(bare.as_bytes()).await;
-                let _ = write.shutdown().await;
+            };
+            if head.expect_continue
+                && write_out(&mut write, b"HTTP/1.1 100 Continue\r\n\r\n")
+                    .await
+                    .is_err()
+            {
                 return;
             }
-        };
-        if head.expect_continue
-            && write_out(&mut write, b"HTTP/1.1 100 Continue\r\n\r\n")
-                .await
-                .is_err()
-        {
-            return;
-        }
-        let head_request = head.parts.method == Method::HEAD;
-        let version = head.parts.version;
-        let mut req = Request::from_parts(
-            head.parts,
-            ClientBody::H1(RequestBody {
-                side: Arc::clone(&side),
-                generation: lock(&side).generation,
-                passed: head.passed,
-            }),
-        );
-        let switch = head.upgrade.then(|| {
-            let (tx, rx) = oneshot::channel();
-            req.extensions_mut()
-                .insert(UpgradeSlot(Arc::new(Mutex::new(Some(rx)))));
-            tx
-        });
-        // The pipeline's future (its steps' large parts boxed within) ends
-        // with this block, so its room in this task is the answer's next.
-        let resp = {
-            let handled = Arc::clone(&proxy).handle(req, info.clone(), ());
-            tokio::pin!(handled);
-            tokio::select! {
-                biased;
-                r = &mut handled => match r {
-                    Ok(resp) => resp,
-                    Err(never) => match never {},
-                },
-                () = client_gone(&side, limits.max_head) => {
-                    // Nobody is left to answer: the upstream exchange is
-                    // dropped with the request's future, and its route slot
-                    // with it.
-                    tracing::debug!(remote = %info.remote, "the client left before its answer");
-                    return;
+            let head_request = head.parts.method == Method::HEAD;
+            let version = head.parts.version;
+            let mut req = Request::from_parts(
+                head.parts,
+                ClientBody::H1(RequestBody {
+                    side: Arc::clone(&side),
+                    generation: lock(&side).generation,
+                    passed: head.passed,
+                }),
+            );
+            let switch = head.upgrade.then(|| {
+                let (tx, rx) = oneshot::channel();
+                req.extensions_mut()
+                    .insert(UpgradeSlot(Arc::new(Mutex::new(Some(rx)))));
+                tx
+            });
+            // The pipeline's future (its steps' large parts boxed within) ends
+            // with this block, so its room in this task is the answer's next.
+            let resp = {
+                let handled = Arc::clone(&proxy).handle(req, info.clone(), ());
+                tokio::pin!(handled);
+                tokio::select! {
+                    biased;
+                    r = &mut handled => match r {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    },
+                    () = client_gone(&side, limits.max_head) => {
+                        // Nobody is left to answer: the upstream exchange is
+                        // dropped with the request's future, and its route slot
+                        // with it.
+                        tracing::debug!(remote = %info.remote, "the client left before its answer");
+                        return;
+                    }
                 }
-            }
+            };
+            (resp, switch, head_request, version, head.keep_alive)
         };
         if let (Some(tx), StatusCode::SWITCHING_PROTOCOLS) = (switch, resp.status()) {
             out.clear();
@@ -497,7 +505,7 @@ pub(crate) async fn serve(
         if out.capacity() == 0 {
             out.reserve(ANSWER_HEAD);
         }
-        let keep = head.keep_alive && !shutdown.is_cancelled();
+        let keep = keep_alive && !shutdown.is_cancelled();
         let kept = match respond(&mut write, &mut out, resp, head_request, version, keep).await {
             Ok(kept) => kept,
             Err(e) => {
