@@ -14,6 +14,7 @@ pub mod authenticate;
 pub mod authorize;
 pub mod body;
 mod codec;
+mod due;
 pub mod error;
 pub mod forward;
 pub mod forward_auth;

@@ -70,20 +70,20 @@ pub struct ConnInfo {
 
 impl ConnInfo {
     #[must_use]
+    pub fn new(remote: SocketAddr, tls: bool) -> Self {
+        Self {
+            remote,
+            tls,
+            forwarded_for: forwarded::ip_value(remote.ip()),
+        }
+    }
+
     /// The scheme the client used: `https` or `http`.
     fn scheme(&self) -> &'static str {
         if self.tls {
             "https"
         } else {
             "http"
-        }
-    }
-
-    pub fn new(remote: SocketAddr, tls: bool) -> Self {
-        Self {
-            remote,
-            tls,
-            forwarded_for: forwarded::ip_value(remote.ip()),
         }
     }
 }

@@ -85,7 +85,7 @@ impl Body for ClientBody {
 #[derive(Debug)]
 pub enum ClientUpgrade {
     Hyper(hyper::upgrade::OnUpgrade),
-    H1(tokio::sync::oneshot::Receiver<h1::Upgraded>),
+    H1(tokio::sync::oneshot::Receiver<crate::tunnel::End>),
 }
 
 impl ClientUpgrade {
@@ -108,7 +108,7 @@ impl ClientUpgrade {
     pub async fn connected(self) -> Result<crate::tunnel::End, BoxError> {
         match self {
             Self::Hyper(on) => Ok(crate::tunnel::End::from_hyper(on.await?)),
-            Self::H1(rx) => Ok(rx.await?.into_end()),
+            Self::H1(rx) => Ok(rx.await?),
         }
     }
 }

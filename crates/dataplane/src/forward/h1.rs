@@ -184,27 +184,14 @@ impl Conn {
     }
 
     /// Resolves once `due` has passed. The connection keeps one timer for
-    /// all its exchanges: a new one each time cost a registration in the
-    /// timer wheel and a removal (a lock each). It is moved only when set
-    /// later than `due`: an exchange's due time is later than the one
-    /// before, so the timer, set for an earlier exchange, fires early and
-    /// is moved then, once a timeout rather than once an exchange (each
-    /// move works the time out in the wheel's ticks). A timer that has
-    /// fired (the connection rested past it) is registered again.
+    /// all its exchanges (a new one each time cost a registration in the
+    /// timer wheel and a removal, a lock each), moved lazily
+    /// ([`crate::due`]).
     pub(super) fn poll_timeout(&mut self, due: Instant, cx: &mut Context<'_>) -> Poll<()> {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
-        if timer.deadline() > due {
-            timer.as_mut().reset(due);
-        }
-        loop {
-            ready!(timer.as_mut().poll(cx));
-            if Instant::now() >= due {
-                return Poll::Ready(());
-            }
-            timer.as_mut().reset(due);
-        }
+        crate::due::poll_due(timer.as_mut(), due, cx)
     }
 
     /// Whether a resting connection is still good for a request: the

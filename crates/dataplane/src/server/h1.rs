@@ -44,6 +44,7 @@ use crate::headers::passed::Passed;
 use crate::lock;
 use crate::pipeline::{ConnInfo, Proxy};
 use crate::splice::{self, MoveError, Moved, Pipe, MIN_SPLICE};
+use crate::tunnel::End;
 
 /// The largest read of a client's connection (a large upload).
 const MAX_READ: usize = 256 * 1024;
@@ -303,36 +304,13 @@ impl splice::Source for SpliceBody {
     }
 }
 
-/// A switched connection: the bytes read past the request head first,
-/// then the socket.
-pub struct Upgraded {
-    read: Reader,
-    prefix: Bytes,
-    write: WriteHalf,
-}
-
-impl std::fmt::Debug for Upgraded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upgraded")
-            .field("prefix", &self.prefix.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Upgraded {
-    /// The tunnel's end on this connection.
-    pub(crate) fn into_end(self) -> crate::tunnel::End {
-        crate::tunnel::End::new(self.read, self.prefix, self.write)
-    }
-}
-
 /// The request extension a protocol switch's connection arrives through
 /// (extensions must be `Clone`: the receiver is shared, and taken once).
 #[derive(Clone)]
-pub(crate) struct UpgradeSlot(Arc<Mutex<Option<oneshot::Receiver<Upgraded>>>>);
+pub(crate) struct UpgradeSlot(Arc<Mutex<Option<oneshot::Receiver<End>>>>);
 
 impl UpgradeSlot {
-    pub(crate) fn take(&self) -> Option<oneshot::Receiver<Upgraded>> {
+    pub(crate) fn take(&self) -> Option<oneshot::Receiver<End>> {
         lock(&self.0).take()
     }
 }
@@ -365,10 +343,8 @@ pub(crate) async fn serve(
     // One shutdown waiter and one timer for the connection's life. Each
     // wait for a head has its due time (`due`): a moment in, to let an
     // idle connection's buffers go, then the header-read timeout. The
-    // timer is moved lazily: only when it is set later than `due`. Set
-    // earlier (for an earlier wait), it fires early and is moved then, so
-    // a busy connection's timer moves about once a second rather than once
-    // a request (each move works the time out in the timer wheel's ticks).
+    // timer is moved lazily (`crate::due`): a busy connection's moves about
+    // once a second rather than once a request.
     let cancelled = shutdown.cancelled();
     tokio::pin!(cancelled);
     let deadline = tokio::time::sleep(limits.header_read_timeout.min(IDLE_RELEASE));
@@ -383,9 +359,6 @@ pub(crate) async fn serve(
         } else {
             head_due
         };
-        if deadline.deadline() > due {
-            deadline.as_mut().reset(due);
-        }
         // The head and the request are done with once the pipeline has
         // answered: in a block of their own, so this task keeps no room for
         // them while the answer is written (rustc keeps a local's room
@@ -397,16 +370,10 @@ pub(crate) async fn serve(
                 tokio::select! {
                     biased;
                     h = read_head(&side, limits.max_head, &mut fields, &mut names) => break h,
-                    () = &mut deadline => {
-                        if tokio::time::Instant::now() < due {
-                            // Set for an earlier wait.
-                            deadline.as_mut().reset(due);
-                            continue;
-                        }
+                    () = std::future::poll_fn(|cx| crate::due::poll_due(deadline.as_mut(), due, cx)) => {
                         if std::mem::take(&mut idle_ahead) {
                             release_idle(&side, &mut out, &mut names);
                             due = head_due;
-                            deadline.as_mut().reset(due);
                             continue;
                         }
                         tracing::debug!(remote = %info.remote, "no request head within the header-read timeout");
@@ -495,11 +462,9 @@ pub(crate) async fn serve(
             let prefix = Bytes::copy_from_slice(&s.buf);
             s.buf = BytesMut::new();
             drop(s);
-            let _ = tx.send(Upgraded {
-                read,
-                prefix,
-                write: write.into_inner(),
-            });
+            // The tunnel's end: the bytes read past the request head first,
+            // then the socket.
+            let _ = tx.send(End::new(read, prefix, write.into_inner()));
             return;
         }
         if out.capacity() == 0 {
